@@ -1,0 +1,150 @@
+"""Docker Engine API routes for containers: a thin adapter over the containers service."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from dockyard.api.http import Hijack, JSONResponse, NoContent, Request, Response, StreamResponse
+from dockyard.api.router import Router, version_tuple
+from dockyard.containers.clock import parse_rfc3339
+from dockyard.containers.logs import LogOptions
+from dockyard.containers.service import ContainerService
+from dockyard.errors import InvalidParameter
+
+
+def _int_arg(request: Request, name: str, default: int | None = None) -> int | None:
+    raw = request.arg(name)
+    if raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidParameter(f"invalid value for {name}: {raw!r}") from None
+
+
+def _time_arg(request: Request, name: str) -> float:
+    """Docker's ``since``/``until``: unix seconds (with optional fraction) or RFC 3339."""
+    raw = request.arg(name)
+    if not raw:
+        return 0.0
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    try:
+        return parse_rfc3339(raw)
+    except ValueError:
+        raise InvalidParameter(f"invalid value for {name}: {raw!r}") from None
+
+
+def register(router: Router, containers: ContainerService) -> None:
+    @router.route("POST", "/containers/create")
+    async def create(request: Request) -> Response:
+        body = await request.json(required=True)
+        c, warnings = containers.create(request.arg("name") or None, body)
+        return JSONResponse({"Id": c.id, "Warnings": warnings}, status=201)
+
+    @router.route("GET", "/containers/json")
+    async def list_containers(request: Request) -> Response:
+        limit = _int_arg(request, "limit", -1) or -1
+        return JSONResponse(containers.list(all=request.flag("all"), limit=limit, filters=request.json_arg("filters")))
+
+    @router.route("GET", "/containers/{id}/json")
+    async def inspect(request: Request) -> Response:
+        return JSONResponse(containers.inspect(request.params["id"]))
+
+    @router.route("POST", "/containers/{id}/start")
+    async def start(request: Request) -> Response:
+        await containers.start(request.params["id"])
+        return NoContent()
+
+    @router.route("POST", "/containers/{id}/stop")
+    async def stop(request: Request) -> Response:
+        timeout = _int_arg(request, "t")
+        await containers.stop(request.params["id"], timeout=timeout, signal=request.arg("signal") or None)
+        return NoContent()
+
+    @router.route("POST", "/containers/{id}/kill")
+    async def kill(request: Request) -> Response:
+        await containers.kill(request.params["id"], request.arg("signal") or None)
+        return NoContent()
+
+    @router.route("DELETE", "/containers/{id}")
+    async def remove(request: Request) -> Response:
+        await containers.remove(request.params["id"], force=request.flag("force"), volumes=request.flag("v"))
+        return NoContent()
+
+    @router.route("POST", "/containers/{id}/wait")
+    async def wait(request: Request) -> Response:
+        ref = request.params["id"]
+        containers.get(ref)  # 404 before the headers go out
+        condition = request.arg("condition", "not-running")
+        if condition not in ("not-running", "next-exit", "removed"):
+            raise InvalidParameter(f"invalid condition: {condition!r}")
+        # Subscribe now, so an exit between the headers and the body is not missed.
+        result = asyncio.ensure_future(containers.wait(ref, condition))
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                outcome = await result
+            except Exception as exc:  # the container went away some other way
+                outcome = {"StatusCode": -1, "Error": {"Message": str(exc)}}
+            if version_tuple(request.api_version) < (1, 30):
+                outcome.pop("Error", None)
+            yield (json.dumps(outcome) + "\n").encode()
+
+        return StreamResponse(chunks=body())
+
+    @router.route("GET", "/containers/{id}/logs")
+    async def logs(request: Request) -> Response:
+        stdout, stderr = request.flag("stdout"), request.flag("stderr")
+        if not stdout and not stderr:
+            raise InvalidParameter("Bad parameters: you must choose at least one stream")
+        tail_raw = request.arg("tail", "all")
+        if tail_raw in ("all", ""):
+            tail = -1
+        else:
+            try:
+                tail = int(tail_raw)
+            except ValueError:
+                tail = -1  # Docker treats an unparsable tail as "all"
+        opts = LogOptions(stdout=stdout, stderr=stderr, follow=request.flag("follow"),
+                          timestamps=request.flag("timestamps"), tail=tail,
+                          since=_time_arg(request, "since"), until=_time_arg(request, "until"))
+        c, chunks = containers.logs(request.params["id"], opts)
+        if c.tty:
+            content_type = "application/vnd.docker.raw-stream"
+        elif version_tuple(request.api_version) >= (1, 42):
+            content_type = "application/vnd.docker.multiplexed-stream"
+        else:
+            content_type = "application/vnd.docker.raw-stream"
+        return StreamResponse(chunks=chunks, content_type=content_type)
+
+    @router.route("POST", "/containers/{id}/attach")
+    async def attach(request: Request) -> Response:
+        ref = request.params["id"]
+        c = containers.get(ref)
+        options: dict[str, Any] = {name: request.flag(name) for name in ("stdin", "stdout", "stderr", "logs", "stream")}
+
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, buffered: bytes) -> None:
+            await containers.attach(ref, reader, writer, buffered, **options)
+
+        if c.tty:
+            content_type = "application/vnd.docker.raw-stream"
+        elif version_tuple(request.api_version) >= (1, 42):
+            content_type = "application/vnd.docker.multiplexed-stream"
+        else:
+            content_type = "application/vnd.docker.raw-stream"
+        return Hijack(handler=run, content_type=content_type)
+
+    @router.route("POST", "/containers/{id}/resize")
+    async def resize(request: Request) -> Response:
+        height = _int_arg(request, "h", 0) or 0
+        width = _int_arg(request, "w", 0) or 0
+        if not (0 <= height < 65536 and 0 <= width < 65536):
+            raise InvalidParameter("invalid terminal size")
+        await containers.resize(request.params["id"], height, width)
+        return NoContent(200)

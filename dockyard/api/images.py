@@ -1,0 +1,67 @@
+"""Docker Engine API routes for images: a thin adapter over the image service."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from pathlib import Path
+
+from dockyard.api.http import JSONResponse, NoContent, Request, Response
+from dockyard.api.router import Router
+from dockyard.containers.service import ContainerService
+from dockyard.errors import InvalidParameter, NotFound
+from dockyard.images.service import ImageService
+
+
+def register(router: Router, root: Path, images: ImageService, containers: ContainerService) -> None:
+    spool = root / "tmp"
+    spool.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    @router.route("GET", "/images/json")
+    async def list_images(request: Request) -> Response:
+        return JSONResponse(images.list(all=request.flag("all"), filters=request.json_arg("filters")))
+
+    @router.route("GET", "/images/{name:path}/json")
+    async def inspect(request: Request) -> Response:
+        return JSONResponse(images.inspect(request.params["name"]))
+
+    @router.route("POST", "/images/{name:path}/tag")
+    async def tag(request: Request) -> Response:
+        repo = request.arg("repo")
+        if not repo:
+            raise InvalidParameter("repository name must have at least one component")
+        images.tag(request.params["name"], repo, request.arg("tag"))
+        return NoContent(201)
+
+    @router.route("DELETE", "/images/{name:path}")
+    async def remove(request: Request) -> Response:
+        report = images.remove(request.params["name"], force=request.flag("force"),
+                               prune=not request.flag("noprune"), in_use=containers.image_in_use)
+        return JSONResponse(report)
+
+    @router.route("POST", "/images/create")
+    async def create(request: Request) -> Response:
+        from_src = request.arg("fromSrc")
+        if request.arg("fromImage"):
+            name = request.arg("fromImage") + (":" + request.arg("tag") if request.arg("tag") else "")
+            raise NotFound(f"pull access denied for {request.arg('fromImage')}: dockyard cannot pull from "
+                           f"registries yet, so {name} must be imported or loaded locally")
+        if not from_src:
+            raise InvalidParameter("fromImage or fromSrc is required")
+        if from_src != "-":
+            raise InvalidParameter("importing from a URL is not supported: use fromSrc=- with the tar as the body")
+        repo, tag_ = request.arg("repo"), request.arg("tag")
+        reference = f"{repo}:{tag_}" if repo and tag_ else repo or None
+        changes = request.query.get("changes", [])
+        fd, tmp = tempfile.mkstemp(dir=spool, prefix="import-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                async for chunk in request.iter_body():
+                    await asyncio.to_thread(f.write, chunk)
+            with open(tmp, "rb") as f:
+                image_id = await asyncio.to_thread(images.import_tarball, f, reference, changes,
+                                                   request.arg("message"), request.arg("platform"))
+        finally:
+            os.unlink(tmp)
+        return JSONResponse({"status": image_id})

@@ -1,0 +1,105 @@
+"""System routes: ``_ping`` (version negotiation), ``version`` and ``info``."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+from pathlib import Path
+from typing import Any
+
+import dockyard
+from dockyard.api.http import BytesResponse, JSONResponse, Request, Response
+from dockyard.api.router import API_VERSION, MIN_API_VERSION, Router
+from dockyard.containers.clock import rfc3339_nano
+from dockyard.containers.service import ContainerService
+from dockyard.images.service import ImageService
+
+PING_HEADERS = [("Builder-Version", "1"), ("Cache-Control", "no-cache, no-store, must-revalidate"),
+                ("Pragma", "no-cache"), ("Swarm", "inactive")]
+
+GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
+
+
+def cgroup_version() -> str:
+    """"2" on a unified hierarchy, "1" when controllers live on v1 (hybrid counts as 1)."""
+    return "2" if Path("/sys/fs/cgroup/cgroup.controllers").exists() else "1"
+
+
+def _os_name() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return "Linux"
+
+
+def _mem_total() -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def version_info() -> dict[str, Any]:
+    arch = GO_ARCH.get(platform.machine(), platform.machine())
+    details = {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "GitCommit": "dockyard",
+               "GoVersion": "python" + platform.python_version(), "Os": "linux", "Arch": arch,
+               "KernelVersion": platform.release(), "BuildTime": "", "Experimental": "false"}
+    return {
+        "Platform": {"Name": "dockyard"},
+        "Components": [{"Name": "Engine", "Version": dockyard.__version__, "Details": details}],
+        "Version": dockyard.__version__,
+        **{k: v for k, v in details.items() if k != "Experimental"},
+    }
+
+
+def register(router: Router, root: Path, containers: ContainerService, images: ImageService,
+             daemon_id: str) -> None:
+    async def ping(request: Request) -> Response:
+        return BytesResponse(body=b"OK" if request.method != "HEAD" else b"", headers=list(PING_HEADERS))
+
+    router.add("GET", "/_ping", ping)
+    router.add("HEAD", "/_ping", ping)
+
+    @router.route("GET", "/version")
+    async def version(request: Request) -> Response:
+        return JSONResponse(version_info())
+
+    @router.route("GET", "/info")
+    async def info(request: Request) -> Response:
+        counts = containers.counts()
+        return JSONResponse({
+            "ID": daemon_id,
+            **counts,
+            "Images": len(images.list(all=True)),
+            "Driver": "overlay2",
+            "DriverStatus": [["Backing Filesystem", "overlayfs lowerdirs"], ["Supports d_type", "true"]],
+            "Plugins": {"Volume": [], "Network": ["host", "null"], "Authorization": None, "Log": ["json-file"]},
+            "MemoryLimit": False, "SwapLimit": False, "KernelMemory": False, "KernelMemoryTCP": False,
+            "CpuCfsPeriod": False, "CpuCfsQuota": False, "CPUShares": False, "CPUSet": False,
+            "PidsLimit": False, "OomKillDisable": False, "IPv4Forwarding": False,
+            "BridgeNfIptables": False, "BridgeNfIp6tables": False, "Debug": False,
+            "NFd": len(os.listdir("/proc/self/fd")), "NGoroutines": 0, "SystemTime": rfc3339_nano(),
+            "LoggingDriver": "json-file", "CgroupDriver": "cgroupfs", "CgroupVersion": cgroup_version(),
+            "NEventsListener": 0, "KernelVersion": platform.release(), "OperatingSystem": _os_name(),
+            "OSVersion": "", "OSType": "linux", "Architecture": platform.machine(),
+            "IndexServerAddress": "https://index.docker.io/v1/",
+            "RegistryConfig": {"AllowNondistributableArtifactsCIDRs": [], "AllowNondistributableArtifactsHostnames": [],
+                               "InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {}, "Mirrors": []},
+            "NCPU": os.cpu_count() or 1, "MemTotal": _mem_total(), "GenericResources": None,
+            "DockerRootDir": str(root), "HttpProxy": "", "HttpsProxy": "", "NoProxy": "",
+            "Name": socket.gethostname(), "Labels": [], "ExperimentalBuild": False,
+            "ServerVersion": dockyard.__version__,
+            "Runtimes": {"dockyard": {"path": "dockyard-shim"}}, "DefaultRuntime": "dockyard",
+            "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False,
+                      "Error": "", "RemoteManagers": None},
+            "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "",
+            "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""}, "InitCommit": {"ID": ""},
+            "SecurityOptions": [], "CDISpecDirs": [], "Warnings": [],
+        })

@@ -1,0 +1,153 @@
+"""Turning a create request into a container's Config and HostConfig, as Docker does.
+
+Docker's rules, kept here in one place:
+- ``Entrypoint`` given in the request replaces the image's, and then the image's ``Cmd`` is
+  dropped too; ``Entrypoint: [""]`` resets it to none.
+- ``Cmd`` given replaces the image's; both may be a string (old clients) or a list.
+- ``Env`` is the image's, with the request's entries replacing those of the same key.
+- ``Labels`` are the image's plus the request's; WorkingDir, User, StopSignal fall back to the image's.
+- HostConfig fields this engine does not act on yet are refused when set to anything but their
+  empty value, so that nothing is silently ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dockyard.errors import InvalidParameter
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# HostConfig keys we act on; the rest must be empty (0, "", [], {}, None, False).
+HOST_CONFIG_HANDLED = {
+    "NetworkMode", "AutoRemove", "LogConfig", "RestartPolicy", "ConsoleSize",
+    # Accepted with their empty/default values only (checked below): Docker's CLI always sends them.
+}
+HOST_CONFIG_DEFAULTS: dict[str, Any] = {
+    "CgroupnsMode": ("", "private", "host"),
+    "Isolation": ("", "default"),
+    "IpcMode": ("", "private", "shareable"),
+    "PidMode": ("",),
+    "UTSMode": ("",),
+    "UsernsMode": ("",),
+    "Cgroup": ("",),
+    "ShmSize": (0, 67108864),
+    "OomKillDisable": (None, False),
+    "MemorySwappiness": (None, -1),
+    "Runtime": ("", "runc", "dockyard"),
+}
+
+
+def _as_list(value: Any, field: str) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise InvalidParameter(f"invalid {field}: expected a string or a list of strings")
+
+
+def _is_empty(value: Any) -> bool:
+    return value in (None, "", 0, False, [], {}) or (isinstance(value, dict) and all(_is_empty(v) for v in value.values()))
+
+
+def merge_env(image_env: list[str], env: list[str]) -> list[str]:
+    merged: dict[str, str] = {}
+    for entry in [*image_env, *env]:
+        key = entry.split("=", 1)[0]
+        if not key:
+            raise InvalidParameter(f"invalid environment variable: {entry}")
+        merged[key] = entry
+    return list(merged.values())
+
+
+def build_config(body: dict[str, Any], image_config: dict[str, Any]) -> dict[str, Any]:
+    """The container's ``Config``: the request merged with the image's config."""
+    if not isinstance(body, dict):
+        raise InvalidParameter("invalid JSON: the create request must be an object")
+    entrypoint = _as_list(body.get("Entrypoint"), "Entrypoint")
+    cmd = _as_list(body.get("Cmd"), "Cmd")
+    if entrypoint is not None:
+        if entrypoint == [""]:
+            entrypoint = []
+        if cmd is None:
+            cmd = []
+    else:
+        entrypoint = list(image_config.get("Entrypoint") or [])
+        if cmd is None:
+            cmd = list(image_config.get("Cmd") or [])
+    if cmd == [] and entrypoint == []:
+        raise InvalidParameter("No command specified")
+    env = body.get("Env") or []
+    if not isinstance(env, list) or not all(isinstance(e, str) for e in env):
+        raise InvalidParameter("invalid Env: expected a list of KEY=VALUE strings")
+    labels = dict(image_config.get("Labels") or {})
+    labels.update(body.get("Labels") or {})
+    config: dict[str, Any] = {
+        "Hostname": body.get("Hostname") or "",
+        "Domainname": body.get("Domainname") or "",
+        "User": body.get("User") or image_config.get("User") or "",
+        "AttachStdin": bool(body.get("AttachStdin")),
+        "AttachStdout": bool(body.get("AttachStdout")),
+        "AttachStderr": bool(body.get("AttachStderr")),
+        "ExposedPorts": body.get("ExposedPorts") or image_config.get("ExposedPorts"),
+        "Tty": bool(body.get("Tty")),
+        "OpenStdin": bool(body.get("OpenStdin")),
+        "StdinOnce": bool(body.get("StdinOnce")),
+        "Env": merge_env(list(image_config.get("Env") or []), env),
+        "Cmd": cmd or None,
+        "Image": body.get("Image") or "",
+        "Volumes": body.get("Volumes") or image_config.get("Volumes"),
+        "WorkingDir": body.get("WorkingDir") or image_config.get("WorkingDir") or "",
+        "Entrypoint": entrypoint or None,
+        "OnBuild": image_config.get("OnBuild"),
+        "Labels": labels,
+    }
+    stop_signal = body.get("StopSignal") or image_config.get("StopSignal")
+    if stop_signal:
+        config["StopSignal"] = stop_signal
+    if body.get("StopTimeout") is not None:
+        config["StopTimeout"] = body["StopTimeout"]
+    if not any(e.startswith("PATH=") for e in config["Env"]):
+        config["Env"].insert(0, f"PATH={DEFAULT_PATH}")
+    return config
+
+
+def build_host_config(raw: Any) -> dict[str, Any]:
+    """The container's ``HostConfig``, refusing settings this engine would otherwise ignore."""
+    host = dict(raw or {})
+    if not isinstance(raw or {}, dict):
+        raise InvalidParameter("invalid HostConfig: expected an object")
+    for key, value in host.items():
+        if key in HOST_CONFIG_HANDLED:
+            continue
+        allowed = HOST_CONFIG_DEFAULTS.get(key)
+        if allowed is not None:
+            if value not in allowed:
+                raise InvalidParameter(f"HostConfig.{key}={value!r} is not supported by dockyard yet")
+            continue
+        if not _is_empty(value):
+            raise InvalidParameter(f"HostConfig.{key} is not supported by dockyard yet")
+    policy = host.get("RestartPolicy") or {}
+    if policy.get("Name") not in (None, "", "no"):
+        raise InvalidParameter(f"restart policy {policy.get('Name')!r} is not supported by dockyard yet")
+    log_config = host.get("LogConfig") or {}
+    if log_config.get("Type") not in (None, "", "json-file"):
+        raise InvalidParameter(f"log driver {log_config.get('Type')!r} is not supported by dockyard yet")
+    host.setdefault("NetworkMode", "default")
+    host.setdefault("AutoRemove", False)
+    host["LogConfig"] = {"Type": "json-file", "Config": dict(log_config.get("Config") or {})}
+    host.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
+    return host
+
+
+def parse_size(text: str) -> int:
+    """``10m`` → bytes, as Docker's log-opt max-size reads it (k, m, g; decimal-free)."""
+    units = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3, "gb": 1024**3}
+    text = text.strip().lower()
+    number = text.rstrip("kmgb")
+    unit = text[len(number):]
+    if not number.isdigit() or unit not in units:
+        raise InvalidParameter(f"invalid size: {text!r}")
+    return int(number) * units[unit]

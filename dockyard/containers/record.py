@@ -1,0 +1,190 @@
+"""The container record: what the daemon knows of one container, and how it is stored.
+
+Terms:
+- *record*: ``containers/<id>/config.json``, rewritten atomically on every change of state, so a
+  daemon that restarts (or was killed) finds every container as it last was.
+- *Config* / *HostConfig*: the two halves of Docker's create request, kept in Docker's field
+  names; ``Config`` is already merged with the image's config (Env, Cmd, Entrypoint…).
+- *state*: Docker's ``State`` object; ``status`` is one of created, running, paused, restarting,
+  removing, exited, dead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dockyard.containers.clock import ZERO_TIME, human_duration, parse_rfc3339
+
+
+@dataclass
+class State:
+    status: str = "created"
+    pid: int = 0
+    shim_pid: int = 0
+    exit_code: int = 0
+    error: str = ""
+    started_at: str = ZERO_TIME
+    finished_at: str = ZERO_TIME
+    oom_killed: bool = False
+
+    @property
+    def running(self) -> bool:
+        return self.status in ("running", "paused", "restarting")
+
+    def to_docker(self) -> dict[str, Any]:
+        return {
+            "Status": self.status,
+            "Running": self.status in ("running", "paused"),
+            "Paused": self.status == "paused",
+            "Restarting": self.status == "restarting",
+            "OOMKilled": self.oom_killed,
+            "Dead": self.status == "dead",
+            "Pid": self.pid if self.running else 0,
+            "ExitCode": self.exit_code,
+            "Error": self.error,
+            "StartedAt": self.started_at,
+            "FinishedAt": self.finished_at,
+        }
+
+
+@dataclass
+class Container:
+    id: str
+    name: str
+    created: str
+    image: str          # the image as the user named it ("busybox")
+    image_id: str       # "sha256:…"
+    path: str
+    args: list[str]
+    config: dict[str, Any]
+    host_config: dict[str, Any]
+    state_dir: str
+    state: State = field(default_factory=State)
+    restart_count: int = 0
+    network_warning: str = ""
+
+    # -- paths ----------------------------------------------------------------
+    @property
+    def dir(self) -> Path:
+        return Path(self.state_dir)
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / f"{self.id}-json.log"
+
+    @property
+    def attach_socket(self) -> Path:
+        return self.dir / "attach.sock"
+
+    @property
+    def tty(self) -> bool:
+        return bool(self.config.get("Tty"))
+
+    # -- persistence ------------------------------------------------------------
+    def save(self) -> None:
+        """Write the record atomically: a crash leaves the old or the new record, never half."""
+        data = asdict(self)
+        tmp = self.dir / "config.json.tmp"
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.dir / "config.json")
+
+    @classmethod
+    def load(cls, directory: Path) -> Container:
+        data = json.loads((directory / "config.json").read_text())
+        data["state"] = State(**data["state"])
+        return cls(**data)
+
+    # -- Docker's views -----------------------------------------------------------
+    def status_text(self, now: float | None = None) -> str:
+        """The ``Status`` column of ``docker ps``: "Up 3 seconds", "Exited (0) 2 minutes ago"…"""
+        now = time.time() if now is None else now
+        s = self.state
+        if s.status in ("running", "paused"):
+            text = "Up " + human_duration(now - parse_rfc3339(s.started_at))
+            return text + " (Paused)" if s.status == "paused" else text
+        if s.status == "restarting":
+            return f"Restarting ({s.exit_code}) " + human_duration(now - parse_rfc3339(s.finished_at)) + " ago"
+        if s.status == "exited":
+            if s.finished_at == ZERO_TIME:
+                return f"Exited ({s.exit_code})"
+            return f"Exited ({s.exit_code}) " + human_duration(now - parse_rfc3339(s.finished_at)) + " ago"
+        if s.status == "removing":
+            return "Removal In Progress"
+        if s.status == "dead":
+            return "Dead"
+        return "Created"
+
+    def command_text(self) -> str:
+        return " ".join([self.path, *self.args]).strip()
+
+    def network_settings(self) -> dict[str, Any]:
+        mode = self.host_config.get("NetworkMode") or "default"
+        name = "bridge" if mode == "default" else mode
+        endpoint = {
+            "IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "", "DriverOpts": None,
+            "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None,
+        }
+        return {
+            "Bridge": "", "SandboxID": "", "SandboxKey": "", "HairpinMode": False,
+            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": {},
+            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "",
+            "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
+            "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
+            "Networks": {name: endpoint},
+        }
+
+    def inspect(self, graph_driver: dict[str, Any]) -> dict[str, Any]:
+        """Docker's ``GET /containers/{id}/json`` answer."""
+        return {
+            "Id": self.id,
+            "Created": self.created,
+            "Path": self.path,
+            "Args": self.args,
+            "State": self.state.to_docker(),
+            "Image": self.image_id,
+            "ResolvConfPath": str(self.dir / "resolv.conf"),
+            "HostnamePath": str(self.dir / "hostname"),
+            "HostsPath": str(self.dir / "hosts"),
+            "LogPath": str(self.log_path),
+            "Name": "/" + self.name,
+            "RestartCount": self.restart_count,
+            "Driver": "overlay2",
+            "Platform": "linux",
+            "MountLabel": "",
+            "ProcessLabel": "",
+            "AppArmorProfile": "",
+            "ExecIDs": None,
+            "HostConfig": self.host_config,
+            "GraphDriver": graph_driver,
+            "Mounts": [],
+            "Config": self.config,
+            "NetworkSettings": self.network_settings(),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """Docker's ``GET /containers/json`` entry."""
+        mode = self.host_config.get("NetworkMode") or "default"
+        return {
+            "Id": self.id,
+            "Names": ["/" + self.name],
+            "Image": self.image,
+            "ImageID": self.image_id,
+            "Command": self.command_text(),
+            "Created": int(parse_rfc3339(self.created)),
+            "Ports": [],
+            "Labels": self.config.get("Labels") or {},
+            "State": self.state.status,
+            "Status": self.status_text(),
+            "HostConfig": {"NetworkMode": mode},
+            "NetworkSettings": {"Networks": self.network_settings()["Networks"]},
+            "Mounts": [],
+        }

@@ -1,0 +1,576 @@
+"""The containers service: create, start, attach, wait, logs, stop, kill, remove, list.
+
+It lives in the daemon's event loop. Terms:
+- *live state*: what only a running daemon holds for a container (the shim's pidfd, the
+  futures of clients waiting for it); everything durable is in the record (``record.py``).
+- *shim*: the per-container C process that is the container's parent (see ``runtime``). The
+  daemon watches it with a pidfd; when it exits, the container has exited and the shim has
+  written the exit record.
+- *start waiters*: attach requests that arrived before the container started. ``start``
+  spawns the container held at its last step, lets every waiting attach connect to the shim,
+  and only then releases it, so ``docker run`` sees all of its output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal as signals
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dockyard.containers import logs as logfiles
+from dockyard.containers.clock import rfc3339_nano
+from dockyard.containers.config import build_config, build_host_config, parse_size
+from dockyard.containers.names import generate_name, validate_name
+from dockyard.containers.record import Container, State
+from dockyard.containers.signals import parse_signal
+from dockyard.errors import Conflict, DockyardError, InvalidParameter, NotFound, NotModified
+from dockyard.images.service import ImageService
+from dockyard.networks.modes import host_hostname, plan, write_etc_files
+from dockyard.runtime import shim as shimproto
+from dockyard.runtime.spawn import reap, spawn
+from dockyard.runtime.spec import ContainerSpec, ProcessSpec
+from dockyard.runtime.syscalls import pidfd_open
+
+log = logging.getLogger("dockyard.containers")
+
+DEFAULT_STOP_TIMEOUT = 10
+DEFAULT_LOG_MAX_SIZE = "10m"
+DEFAULT_LOG_MAX_FILE = "3"
+
+
+@dataclass
+class Live:
+    """In-memory state of one container for this daemon's lifetime."""
+
+    pidfd: int = -1
+    starting: bool = False
+    start_failed: DockyardError | None = None
+    start_waiters: list[asyncio.Future[asyncio.Future[None]]] = field(default_factory=list)
+    exit_waiters: list[asyncio.Future[int]] = field(default_factory=list)
+    remove_waiters: list[asyncio.Future[int]] = field(default_factory=list)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def _normalize_filters(raw: Any) -> dict[str, list[str]]:
+    """Docker's filters: ``{"status": ["running"]}`` or the legacy ``{"status": {"running": true}}``."""
+    if not raw:
+        return {}
+    if not isinstance(raw, dict):
+        raise InvalidParameter("invalid filter: expected a JSON object")
+    out: dict[str, list[str]] = {}
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            out[key] = [k for k, on in value.items() if on]
+        elif isinstance(value, list):
+            out[key] = [str(v) for v in value]
+        else:
+            raise InvalidParameter(f"invalid filter '{key}'")
+    return out
+
+
+class ContainerService:
+    """Every container verb, over records in ``root/containers`` and the image service."""
+
+    def __init__(self, root: Path, images: ImageService, log_defaults: dict[str, str] | None = None) -> None:
+        self.root = root / "containers"
+        self.log_defaults = {"max-size": DEFAULT_LOG_MAX_SIZE, "max-file": DEFAULT_LOG_MAX_FILE, **(log_defaults or {})}
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.images = images
+        self._containers: dict[str, Container] = {}
+        self._live: dict[str, Live] = {}
+
+    # -- lookup ------------------------------------------------------------------------
+    def live(self, c: Container) -> Live:
+        return self._live.setdefault(c.id, Live())
+
+    def get(self, ref: str) -> Container:
+        """By full ID, by name (with or without ``/``), or by a unique ID prefix."""
+        if not ref:
+            raise NotFound("No such container: ")
+        c = self._containers.get(ref)
+        if c is not None:
+            return c
+        name = ref.lstrip("/")
+        for c in self._containers.values():
+            if c.name == name:
+                return c
+        if re.fullmatch(r"[0-9a-f]+", ref):
+            found = [c for c in self._containers.values() if c.id.startswith(ref)]
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
+        raise NotFound(f"No such container: {ref}")
+
+    def image_in_use(self, image_id: str) -> str | None:
+        for c in self._containers.values():
+            if c.image_id == image_id:
+                return c.id
+        return None
+
+    # -- recovery at daemon start -----------------------------------------------------------
+    def recover(self) -> None:
+        """Load every record; re-attach to running shims, collect exits that happened meanwhile."""
+        for directory in sorted(self.root.iterdir()):
+            if not (directory / "config.json").exists():
+                log.warning("removing incomplete container dir %s", directory)
+                shutil.rmtree(directory, ignore_errors=True)
+                continue
+            try:
+                c = Container.load(directory)
+            except (ValueError, TypeError, OSError) as exc:
+                log.error("cannot load container record %s: %s", directory, exc)
+                continue
+            self._containers[c.id] = c
+            if c.state.status == "removing":
+                self._finish_remove(c)
+                continue
+            if c.state.running:
+                if self._shim_alive(c):
+                    self._watch(c)
+                    log.info("container %s still running (shim %d)", c.id[:12], c.state.shim_pid)
+                else:
+                    self._record_exit(c)
+                    if c.host_config.get("AutoRemove"):
+                        self._finish_remove(c)
+
+    def _shim_alive(self, c: Container) -> bool:
+        try:
+            cmdline = Path(f"/proc/{c.state.shim_pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+        return c.id.encode() in cmdline
+
+    # -- create ------------------------------------------------------------------------------
+    def create(self, name: str | None, body: dict[str, Any]) -> tuple[Container, list[str]]:
+        if not isinstance(body, dict):
+            raise InvalidParameter("invalid JSON: the create request must be an object")
+        image_ref = body.get("Image") or ""
+        if not image_ref:
+            raise InvalidParameter("no image specified" if not body.get("Cmd") else "No command specified")
+        image = self.images.resolve(image_ref)
+        config = build_config(body, image.config)
+        host_config = build_host_config(body.get("HostConfig"))
+        network = plan(host_config["NetworkMode"])
+        log_opts = host_config["LogConfig"]["Config"] = {**self.log_defaults, **host_config["LogConfig"]["Config"]}
+        parse_size(log_opts["max-size"])
+        if not str(log_opts["max-file"]).isdigit() or int(log_opts["max-file"]) < 1:
+            raise InvalidParameter(f"invalid value for max-file: {log_opts.get('max-file')}")
+        if name:
+            name = validate_name(name)
+            for other in self._containers.values():
+                if other.name == name:
+                    raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
+                                   f'"{other.id}". You have to remove (or rename) that container to be able '
+                                   "to reuse that name.")
+        else:
+            name = generate_name({c.name for c in self._containers.values()})
+        cid = secrets.token_hex(32)
+        while cid in self._containers or cid[:12].isdigit():
+            cid = secrets.token_hex(32)
+        if not config["Hostname"]:
+            config["Hostname"] = host_hostname() if network.namespace == "host" else cid[:12]
+        argv = [*(config["Entrypoint"] or []), *(config["Cmd"] or [])]
+        directory = self.root / cid
+        directory.mkdir(mode=0o700)
+        c = Container(id=cid, name=name, created=rfc3339_nano(), image=image_ref, image_id=image.id,
+                      path=argv[0], args=argv[1:], config=config, host_config=host_config,
+                      state_dir=str(directory), network_warning=network.warning)
+        try:
+            self.images.prepare_container(cid, image)
+            c.save()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.images.remove_container_layer(cid)
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        self._containers[cid] = c
+        warnings = [network.warning] if network.warning else []
+        return c, warnings
+
+    # -- start -------------------------------------------------------------------------------
+    async def start(self, ref: str) -> None:
+        c = self.get(ref)
+        live = self.live(c)
+        async with live.lock:
+            if c.state.running:
+                raise NotModified("container already started")
+            if c.state.status in ("removing", "dead"):
+                raise Conflict(f"cannot start a container that is {c.state.status}")
+            image = self.images.resolve(c.image_id)
+            lowerdirs, upper, work, rootfs = self.images.prepare_container(c.id, image)
+            network = plan(c.host_config["NetworkMode"])
+            etc_files = write_etc_files(c.dir, network, c.config["Hostname"])
+            log_opts = c.host_config["LogConfig"]["Config"]
+            spec = ContainerSpec(
+                id=c.id, state_dir=c.dir, lowerdirs=[Path(p) for p in lowerdirs], upperdir=Path(upper),
+                workdir=Path(work), rootfs=Path(rootfs), hostname=c.config["Hostname"], network=network.namespace,
+                process=ProcessSpec(args=[c.path, *c.args], env=list(c.config["Env"]), cwd=c.config["WorkingDir"],
+                                    user=c.config["User"], tty=c.tty, open_stdin=c.config["OpenStdin"]),
+                log_path=c.log_path,
+                log_max_size=parse_size(log_opts["max-size"]),
+                log_max_file=int(log_opts["max-file"]),
+                etc_files=etc_files,
+            )
+            for stale in (c.dir / "exit", c.attach_socket):
+                stale.unlink(missing_ok=True)
+            live.starting = True
+            live.start_failed = None
+            try:
+                spawned = await asyncio.to_thread(spawn, spec)
+            except BaseException:
+                live.starting = False
+                raise
+            c.state = State(status="running", pid=spawned.pid, shim_pid=spawned.shim_pid,
+                            started_at=rfc3339_nano(), exit_code=0)
+            c.save()
+            self._watch(c)
+            # Let attach requests that came before start connect, then release the container.
+            waiters, live.start_waiters = live.start_waiters, []
+            connected: list[asyncio.Future[None]] = []
+            loop = asyncio.get_running_loop()
+            for waiter in waiters:
+                if not waiter.done():
+                    done: asyncio.Future[None] = loop.create_future()
+                    waiter.set_result(done)
+                    connected.append(done)
+            if connected:
+                await asyncio.wait(connected, timeout=5)
+            live.starting = False
+            try:
+                await asyncio.to_thread(spawned.go)
+            except DockyardError as exc:
+                live.start_failed = exc
+                c.state.error = exc.message
+                c.save()
+                raise
+
+    # -- exit handling ---------------------------------------------------------------------------
+    def _watch(self, c: Container) -> None:
+        live = self.live(c)
+        try:
+            fd = pidfd_open(c.state.shim_pid)
+        except OSError:
+            self._on_exit(c)
+            return
+        live.pidfd = fd
+        asyncio.get_running_loop().add_reader(fd, self._on_shim_exit, c, fd)
+
+    def _on_shim_exit(self, c: Container, fd: int) -> None:
+        asyncio.get_running_loop().remove_reader(fd)
+        os.close(fd)
+        self.live(c).pidfd = -1
+        reap(c.state.shim_pid)
+        self._on_exit(c)
+
+    def _record_exit(self, c: Container) -> None:
+        record = shimproto.read_exit_record(c.dir)
+        if record is None:
+            c.state.exit_code = 255 if c.state.exit_code == 0 else c.state.exit_code
+            c.state.error = c.state.error or "the container's shim exited without recording an exit code"
+            c.state.finished_at = rfc3339_nano()
+        else:
+            c.state.exit_code = record.exit_code
+            c.state.finished_at = record.finished_at
+        c.state.status = "exited"
+        c.state.pid = 0
+        live = self._live.get(c.id)
+        if live is not None and live.start_failed is not None:
+            c.state.status = "created"  # as Docker: a process that never ran leaves the container created
+            c.state.error = live.start_failed.message
+        c.save()
+
+    def _on_exit(self, c: Container) -> None:
+        self._record_exit(c)
+        live = self.live(c)
+        waiters, live.exit_waiters = live.exit_waiters, []
+        for w in waiters:
+            if not w.done():
+                w.set_result(c.state.exit_code)
+        if c.host_config.get("AutoRemove"):
+            asyncio.get_running_loop().create_task(self._auto_remove(c))
+
+    async def _auto_remove(self, c: Container) -> None:
+        try:
+            await self.remove(c.id, force=True)
+        except NotFound:
+            pass
+        except Exception:
+            log.exception("auto-remove of %s failed", c.id[:12])
+
+    # -- wait --------------------------------------------------------------------------------------
+    async def wait(self, ref: str, condition: str = "not-running") -> dict[str, Any]:
+        c = self.get(ref)
+        live = self.live(c)
+        loop = asyncio.get_running_loop()
+        if condition not in ("not-running", "next-exit", "removed", ""):
+            raise InvalidParameter(f"invalid condition: {condition!r}")
+        if condition == "removed":
+            fut: asyncio.Future[int] = loop.create_future()
+            live.remove_waiters.append(fut)
+            code = await fut
+        elif condition in ("not-running", "") and not (c.state.running or live.starting):
+            code = c.state.exit_code
+        else:
+            fut = loop.create_future()
+            live.exit_waiters.append(fut)
+            code = await fut
+        error = c.state.error or None
+        return {"StatusCode": code, "Error": {"Message": error} if error else None}
+
+    # -- signals -------------------------------------------------------------------------------------
+    async def kill(self, ref: str, signal: str | None = None) -> None:
+        c = self.get(ref)
+        sig = parse_signal(signal)
+        if not c.state.running:
+            raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
+        self._signal(c, sig)
+        if sig == signals.SIGKILL:
+            await self._wait_exit(c, 10)
+
+    def _signal(self, c: Container, sig: int) -> None:
+        try:
+            os.kill(c.state.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    async def _wait_exit(self, c: Container, timeout: float | None) -> bool:
+        if not c.state.running:
+            return True
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.live(c).exit_waiters.append(fut)
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    async def stop(self, ref: str, timeout: int | None = None, signal: str | None = None) -> None:
+        c = self.get(ref)
+        if not c.state.running:
+            raise NotModified("container already stopped")
+        sig = parse_signal(signal or c.config.get("StopSignal"), default=signals.SIGTERM)
+        if timeout is None:
+            timeout = c.config.get("StopTimeout")
+            timeout = DEFAULT_STOP_TIMEOUT if timeout is None else timeout
+        self._signal(c, sig)
+        if await self._wait_exit(c, None if timeout < 0 else timeout):
+            return
+        log.info("container %s did not stop after %ss: killing it", c.id[:12], timeout)
+        self._signal(c, signals.SIGKILL)
+        if not await self._wait_exit(c, 30):
+            raise DockyardError(f"cannot stop container: {ref}: it did not exit after SIGKILL")
+
+    # -- remove ---------------------------------------------------------------------------------------
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        c = self.get(ref)
+        if c.state.running:
+            if not force:
+                raise Conflict(f'cannot remove container "/{c.name}": container is running: stop the '
+                               "container before removing or force remove")
+            self._signal(c, signals.SIGKILL)
+            if not await self._wait_exit(c, 30):
+                raise DockyardError(f"cannot remove container \"/{c.name}\": could not kill it")
+        if c.state.status == "removing" and c.id not in self._containers:
+            return
+        c.state.status = "removing"
+        c.save()
+        self._finish_remove(c)
+
+    def _finish_remove(self, c: Container) -> None:
+        self.images.remove_container_layer(c.id)
+        shutil.rmtree(c.dir, ignore_errors=True)
+        self._containers.pop(c.id, None)
+        live = self._live.pop(c.id, None)
+        if live is not None:
+            for w in live.remove_waiters + live.exit_waiters:
+                if not w.done():
+                    w.set_result(c.state.exit_code)
+
+    # -- list / inspect ---------------------------------------------------------------------------------
+    def inspect(self, ref: str) -> dict[str, Any]:
+        c = self.get(ref)
+        return c.inspect(self.images.graph_driver(c.id))
+
+    def list(self, all: bool = False, limit: int = -1, filters: Any = None) -> list[dict[str, Any]]:
+        wanted = _normalize_filters(filters)
+        for key in wanted:
+            if key not in ("status", "name", "id", "label", "exited", "ancestor"):
+                raise InvalidParameter(f"invalid filter '{key}'")
+        for status in wanted.get("status", []):
+            if status not in ("created", "restarting", "running", "removing", "paused", "exited", "dead"):
+                raise InvalidParameter(f"invalid filter 'status={status}'")
+        chosen = []
+        for c in sorted(self._containers.values(), key=lambda c: c.created, reverse=True):
+            if not all and not c.state.running and not wanted.get("status") and not wanted.get("exited"):
+                continue
+            if not self._matches(c, wanted):
+                continue
+            chosen.append(c.summary())
+        if limit > 0:
+            chosen = chosen[:limit]
+        return chosen
+
+    def _matches(self, c: Container, wanted: dict[str, list[str]]) -> bool:
+        if "status" in wanted and c.state.status not in wanted["status"]:
+            return False
+        if "id" in wanted and not any(c.id.startswith(v) for v in wanted["id"]):
+            return False
+        if "name" in wanted and not any(re.search(v, c.name) for v in wanted["name"]):
+            return False
+        if "exited" in wanted and (c.state.status != "exited"
+                                   or str(c.state.exit_code) not in wanted["exited"]):
+            return False
+        if "ancestor" in wanted and not any(self._is_ancestor(c, v) for v in wanted["ancestor"]):
+            return False
+        labels = c.config.get("Labels") or {}
+        for item in wanted.get("label", []):
+            key, eq, value = item.partition("=")
+            if key not in labels or (eq and labels[key] != value):
+                return False
+        return True
+
+    def _is_ancestor(self, c: Container, ref: str) -> bool:
+        try:
+            return self.images.resolve(ref).id == c.image_id
+        except DockyardError:
+            return False
+
+    # -- logs -----------------------------------------------------------------------------------------------
+    def logs(self, ref: str, opts: logfiles.LogOptions) -> tuple[Container, AsyncIterator[bytes]]:
+        c = self.get(ref)
+        return c, logfiles.stream_logs(c.log_path, opts, c.tty, lambda: c.state.running or self.live(c).starting)
+
+    # -- attach -----------------------------------------------------------------------------------------------
+    async def connect_shim(self, c: Container) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """A connection to the container's shim; waits for ``start`` if the container is created.
+
+        Returns None when the container has already exited (nothing more will come)."""
+        live = self.live(c)
+        if c.state.status == "created" or live.starting:
+            waiter: asyncio.Future[asyncio.Future[None]] = asyncio.get_running_loop().create_future()
+            live.start_waiters.append(waiter)
+            connected = await waiter
+            try:
+                return await asyncio.open_unix_connection(str(c.attach_socket))
+            except OSError:
+                return None
+            finally:
+                if not connected.done():
+                    connected.set_result(None)
+        if c.state.running:
+            try:
+                return await asyncio.open_unix_connection(str(c.attach_socket))
+            except OSError:
+                return None
+        return None
+
+    async def attach(self, ref: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, buffered: bytes,
+                     *, stdin: bool, stdout: bool, stderr: bool, logs: bool, stream: bool) -> None:
+        """Serve one hijacked attach connection until the container exits or the client leaves."""
+        c = self.get(ref)
+        try:
+            if logs:
+                opts = logfiles.LogOptions(stdout=stdout, stderr=stderr)
+                for entry in logfiles.select(logfiles.read_entries(c.log_path), opts):
+                    writer.write(logfiles.render(entry, opts, c.tty))
+                await writer.drain()
+            if not stream:
+                return
+            conn = await self.connect_shim(c)
+            if conn is None:
+                return
+            shim_reader, shim_writer = conn
+            wanted = {1} if c.tty else {k for k, on in ((1, stdout), (2, stderr)) if on}
+            out = asyncio.create_task(self._pump_output(shim_reader, writer, wanted, c.tty))
+            inp = asyncio.create_task(self._pump_input(reader, shim_writer, buffered, c)) if stdin else None
+            try:
+                if inp is None:
+                    await out
+                else:
+                    done, _ = await asyncio.wait({out, inp}, return_when=asyncio.FIRST_COMPLETED)
+                    if out not in done and inp.exception() is None and inp.result() == "eof":
+                        await out  # stdin ended: keep delivering output until the container exits
+            finally:
+                for task in (out, inp):
+                    if task is not None and not task.done():
+                        task.cancel()
+                        with contextlib.suppress(BaseException):
+                            await task
+                shim_writer.close()
+        finally:
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    @staticmethod
+    async def _pump_output(shim: asyncio.StreamReader, client: asyncio.StreamWriter, wanted: set[int],
+                           tty: bool) -> None:
+        while True:
+            try:
+                header = await shim.readexactly(8)
+                kind, size = shimproto.FRAME.unpack(header)
+                payload = await shim.readexactly(size)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            if kind not in wanted:
+                continue
+            client.write(payload if tty else header + payload)
+            await client.drain()
+
+    @staticmethod
+    async def _pump_input(client: asyncio.StreamReader, shim: asyncio.StreamWriter, buffered: bytes,
+                          c: Container) -> str:
+        if buffered:
+            shim.write(shimproto.encode_frame(0, buffered))
+        while True:
+            try:
+                data = await client.read(65536)
+            except ConnectionError:
+                data = b""
+            if not data:
+                if c.config.get("StdinOnce"):
+                    shim.write(shimproto.encode_frame(1, b""))
+                    with contextlib.suppress(ConnectionError):
+                        await shim.drain()
+                return "eof"
+            shim.write(shimproto.encode_frame(0, data))
+            await shim.drain()
+
+    async def resize(self, ref: str, height: int, width: int) -> None:
+        c = self.get(ref)
+        if not c.state.running:
+            raise Conflict(f"Container {c.id} is not running")
+        if not c.tty:
+            return
+        try:
+            _, w = await asyncio.open_unix_connection(str(c.attach_socket))
+        except OSError as exc:
+            raise Conflict(f"cannot resize container {c.id[:12]}: {exc}") from exc
+        w.write(shimproto.encode_frame(2, height.to_bytes(2, "big") + width.to_bytes(2, "big")))
+        await w.drain()
+        w.close()
+
+    # -- daemon shutdown -------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop watching shims; the containers keep running without the daemon."""
+        loop = asyncio.get_event_loop()
+        for live in self._live.values():
+            if live.pidfd >= 0:
+                loop.remove_reader(live.pidfd)
+                os.close(live.pidfd)
+                live.pidfd = -1
+
+    def counts(self) -> dict[str, int]:
+        states = [c.state.status for c in self._containers.values()]
+        return {"Containers": len(states), "ContainersRunning": states.count("running"),
+                "ContainersPaused": states.count("paused"),
+                "ContainersStopped": len(states) - states.count("running") - states.count("paused")}

@@ -1,0 +1,77 @@
+"""The daemon's configuration: flags and a ``daemon.json`` in dockerd's format.
+
+Keys known so far (dockerd's names): ``data-root``, ``hosts``, ``log-level``, ``debug``,
+``pidfile``, ``log-opts``. An unknown key, or a key given both as a flag and in the file, is an
+error, worded as dockerd words it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dockyard.errors import InvalidParameter
+
+DEFAULT_ROOT = Path("/var/lib/dockyard")
+DEFAULT_HOST = "unix:///run/dockyard.sock"
+DEFAULT_CONFIG_FILE = Path("/etc/dockyard/daemon.json")
+LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
+KNOWN_KEYS = {"data-root", "hosts", "log-level", "debug", "pidfile", "log-opts"}
+
+
+@dataclass
+class DaemonConfig:
+    root: Path = DEFAULT_ROOT
+    hosts: list[str] = field(default_factory=lambda: [DEFAULT_HOST])
+    log_level: str = "info"
+    debug: bool = False
+    pidfile: Path | None = None
+    log_opts: dict[str, str] = field(default_factory=dict)
+
+
+def load_config(flags: dict[str, Any], config_file: Path | None) -> DaemonConfig:
+    """Merge flags (only those the user set) with the config file; dockerd's errors for conflicts."""
+    file_values: dict[str, Any] = {}
+    path = config_file or DEFAULT_CONFIG_FILE
+    if path.exists():
+        try:
+            file_values = json.loads(path.read_text() or "{}")
+        except ValueError as exc:
+            raise InvalidParameter(f"unable to configure the Docker daemon with file {path}: {exc}") from exc
+        if not isinstance(file_values, dict):
+            raise InvalidParameter(f"unable to configure the Docker daemon with file {path}: not a JSON object")
+    elif config_file is not None:
+        raise InvalidParameter(f"unable to configure the Docker daemon with file {path}: "
+                               "open: no such file or directory")
+    unknown = sorted(set(file_values) - KNOWN_KEYS)
+    if unknown:
+        raise InvalidParameter("the following directives don't match any configuration option: " + ", ".join(unknown))
+    both = sorted(k for k in file_values if flags.get(k) not in (None, [], False))
+    if both:
+        details = ", ".join(f"{k}: (from flag: {flags[k]}, from file: {file_values[k]})" for k in both)
+        raise InvalidParameter("the following directives are specified both as a flag and in the "
+                               f"configuration file: {details}")
+    merged = {**file_values, **{k: v for k, v in flags.items() if v not in (None, [], False)}}
+    config = DaemonConfig()
+    if "data-root" in merged:
+        config.root = Path(merged["data-root"]).absolute()
+    if merged.get("hosts"):
+        hosts = merged["hosts"]
+        config.hosts = [hosts] if isinstance(hosts, str) else list(hosts)
+    for host in config.hosts:
+        if not (host.startswith("unix://") or host.startswith("tcp://") or host.startswith("/")):
+            raise InvalidParameter(f"invalid host: {host}: only unix:// and tcp:// are supported")
+    level = merged.get("log-level", "info")
+    if level not in LOG_LEVELS:
+        raise InvalidParameter(f"unable to parse logging level: {level}")
+    config.log_level = level
+    config.debug = bool(merged.get("debug"))
+    if merged.get("pidfile"):
+        config.pidfile = Path(merged["pidfile"])
+    opts = merged.get("log-opts") or {}
+    if not isinstance(opts, dict) or not all(k in ("max-size", "max-file") for k in opts):
+        raise InvalidParameter("log-opts: only max-size and max-file are supported for json-file")
+    config.log_opts = {k: str(v) for k, v in opts.items()}
+    return config

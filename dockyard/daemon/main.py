@@ -1,0 +1,171 @@
+"""``dockyard daemon``: start the engine and serve the Docker Engine API.
+
+The daemon holds a lock on its root so two daemons never share one; it logs to stderr and to
+``<root>/daemon.log``; on SIGTERM/SIGINT it stops serving and leaves containers running (their
+shims don't need it), to find them again at the next start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import logging
+import os
+import signal
+import socket
+import sys
+import uuid
+from pathlib import Path
+
+from dockyard.daemon.config import DaemonConfig, load_config
+from dockyard.errors import DockyardError
+
+log = logging.getLogger("dockyard.daemon")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="dockyard daemon", description="Serve the Docker Engine API.")
+    p.add_argument("--root", "--data-root", dest="data_root", help="root of persisted state (default /var/lib/dockyard)")
+    p.add_argument("-H", "--host", dest="hosts", action="append", help="unix:///path or tcp://127.0.0.1:PORT to listen on")
+    p.add_argument("--config-file", help="daemon.json (default /etc/dockyard/daemon.json)")
+    p.add_argument("-l", "--log-level", dest="log_level", help="debug, info, warn, error, fatal")
+    p.add_argument("-D", "--debug", action="store_true", help="debug logging")
+    p.add_argument("-p", "--pidfile", help="write the daemon's pid here")
+    return p.parse_args(argv)
+
+
+def setup_logging(root: Path, level: str) -> None:
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    handlers.append(logging.FileHandler(root / "daemon.log"))
+    for h in handlers:
+        h.setFormatter(fmt)
+    logging.basicConfig(level={"warn": "WARNING", "fatal": "CRITICAL"}.get(level, level.upper()), handlers=handlers, force=True)
+
+
+def lock_root(root: Path) -> int:
+    fd = os.open(root / "daemon.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        other = os.pread(fd, 32, 0).decode().strip()
+        raise DockyardError(f"a dockyard daemon (pid {other or '?'}) is already running with root {root}") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def daemon_id(root: Path) -> str:
+    path = root / "engine-id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        value = str(uuid.uuid4())
+        path.write_text(value + "\n")
+        return value
+
+
+def _socket_answers(path: str) -> bool:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(0.5)
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+async def serve(cfg: DaemonConfig) -> None:
+    from dockyard.api.app import build_app
+    from dockyard.api.http import serve_connection
+    from dockyard.containers.service import ContainerService
+    from dockyard.images.service import ImageService
+
+    root = cfg.root
+    images = ImageService(root)
+    containers = ContainerService(root, images, log_defaults=cfg.log_opts)
+    containers.recover()
+    app = build_app(root, containers, images, daemon_id(root))
+
+    async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await serve_connection(app, reader, writer)
+
+    servers = []
+    sockets: list[str] = []
+    for host in cfg.hosts:
+        if host.startswith("tcp://"):
+            address = host[len("tcp://"):]
+            name, _, port = address.rpartition(":")
+            servers.append(await asyncio.start_server(on_connection, name or "127.0.0.1", int(port), limit=1 << 20))
+            log.info("API listening on %s", host)
+            continue
+        path = host[len("unix://"):] if host.startswith("unix://") else host
+        if os.path.exists(path):
+            if _socket_answers(path):
+                raise DockyardError(f"another daemon is already listening on {host}")
+            os.unlink(path)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        old_umask = os.umask(0o117)
+        try:
+            servers.append(await asyncio.start_unix_server(on_connection, path, limit=1 << 20))
+        finally:
+            os.umask(old_umask)
+        os.chmod(path, 0o660)
+        sockets.append(path)
+        log.info("API listening on %s", host)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("dockyard daemon ready (root %s)", root)
+    await stop.wait()
+    log.info("shutting down; containers keep running")
+    for server in servers:
+        server.close()
+    containers.close()
+    for path in sockets:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    flags = {"data-root": args.data_root, "hosts": args.hosts, "log-level": args.log_level,
+             "debug": args.debug, "pidfile": args.pidfile}
+    try:
+        config = load_config(flags, Path(args.config_file) if args.config_file else None)
+    except DockyardError as exc:
+        print(f"dockyard daemon: {exc.message}", file=sys.stderr)
+        return 1
+    if os.geteuid() != 0:
+        print("dockyard daemon: the daemon needs root (namespaces, mounts, overlayfs)", file=sys.stderr)
+        return 1
+    config.root.mkdir(parents=True, exist_ok=True, mode=0o711)
+    setup_logging(config.root, "debug" if config.debug else config.log_level)
+    try:
+        lock = lock_root(config.root)
+    except DockyardError as exc:
+        log.error("%s", exc.message)
+        return 1
+    if config.pidfile:
+        config.pidfile.write_text(f"{os.getpid()}\n")
+    try:
+        asyncio.run(serve(config))
+    except DockyardError as exc:
+        log.error("%s", exc.message)
+        return 1
+    finally:
+        if config.pidfile:
+            config.pidfile.unlink(missing_ok=True)
+        os.close(lock)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Install dockyard on a fresh Debian 12 machine, as root. Safe to run again.
+#
+#   ./install.sh          apt packages, a venv in .venv, the package, the C shim, `dockyard` on PATH,
+#                         and an offline busybox:latest image (built from Debian's busybox-static)
+#   ./install.sh --test   the same plus what the test suite needs (pytest, docker-py, Docker's CLI
+#                         and dockerd from Debian's docker.io), without importing the image
+set -euo pipefail
+cd "$(dirname "$0")"
+REPO=$(pwd)
+WITH_TESTS=0
+[ "${1:-}" = "--test" ] && WITH_TESTS=1
+
+packages=(busybox-static gcc libc6-dev python3-venv ca-certificates)
+[ "$WITH_TESTS" = 1 ] && packages+=(docker.io tmux)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install.sh: apt-get install ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# dockerd from docker.io is only a test peer: never leave it running as a system service.
+if [ "$WITH_TESTS" = 1 ] && command -v systemctl >/dev/null && systemctl is-active -q docker 2>/dev/null; then
+  systemctl stop docker docker.socket 2>/dev/null || true
+fi
+
+# A Python >= 3.11, by absolute path (a pyenv shim on PATH is slow to start).
+PY=""
+for candidate in "${PYTHON:-}" python3.11 python3.12 python3.13 python3; do
+  [ -n "$candidate" ] || continue
+  command -v "$candidate" >/dev/null || continue
+  real=$("$candidate" -c 'import sys; print(sys.executable if sys.version_info >= (3, 11) else "")' 2>/dev/null || true)
+  if [ -n "$real" ]; then PY=$real; break; fi
+done
+[ -n "$PY" ] || { echo "install.sh: need Python >= 3.11" >&2; exit 1; }
+
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+  rm -rf .venv
+  "$PY" -m venv .venv
+fi
+extra=""
+[ "$WITH_TESTS" = 1 ] && extra="[test]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extra"
+.venv/bin/python -m dockyard.runtime.shim --build
+ln -sf "$REPO/.venv/bin/dockyard" /usr/local/bin/dockyard
+
+if [ "$WITH_TESTS" = 0 ]; then
+  if [ -z "$(dockyard images -q busybox:latest 2>/dev/null)" ]; then
+    echo "install.sh: importing busybox:latest from /bin/busybox"
+    .venv/bin/python -m dockyard.images.busybox_rootfs | dockyard import --change 'CMD ["sh"]' - busybox:latest
+  fi
+fi
+echo "install.sh: dockyard is installed ($(command -v dockyard))"
