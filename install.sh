@@ -43,7 +43,8 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; assert sys.ve
 fi
 extra=""
 [ "$WITH_TESTS" = 1 ] && extra="[test]"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extra"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extra" --config-settings editable_mode=compat
+.venv/bin/python -m compileall -q dockyard >/dev/null
 .venv/bin/python -m dockyard.runtime.shim --build
 ln -sf "$REPO/.venv/bin/dockyard" /usr/local/bin/dockyard
 

@@ -37,7 +37,8 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
     @router.route("DELETE", "/images/{name:path}")
     async def remove(request: Request) -> Response:
         report = images.remove(request.params["name"], force=request.flag("force"),
-                               prune=not request.flag("noprune"), in_use=containers.image_in_use)
+                               prune=not request.flag("noprune"), in_use=containers.image_in_use,
+                               running=containers.image_running)
         return JSONResponse(report)
 
     @router.route("POST", "/images/create")

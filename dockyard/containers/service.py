@@ -21,6 +21,7 @@ import re
 import secrets
 import shutil
 import signal as signals
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +78,25 @@ def _normalize_filters(raw: Any) -> dict[str, list[str]]:
     return out
 
 
+async def open_shim(state_dir: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect to a shim's attach socket.
+
+    The path can exceed the 108 bytes a unix socket address holds, so connect through
+    ``/proc/self/fd/<dir fd>/attach.sock``, which is short whatever the root is."""
+    dirfd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        sock.setblocking(False)
+        try:
+            await asyncio.get_running_loop().sock_connect(sock, f"/proc/self/fd/{dirfd}/{shimproto.SOCKET_NAME}")
+        except BaseException:
+            sock.close()
+            raise
+    finally:
+        os.close(dirfd)
+    return await asyncio.open_unix_connection(sock=sock)
+
+
 class ContainerService:
     """Every container verb, over records in ``root/containers`` and the image service."""
 
@@ -114,6 +134,12 @@ class ContainerService:
     def image_in_use(self, image_id: str) -> str | None:
         for c in self._containers.values():
             if c.image_id == image_id:
+                return c.id
+        return None
+
+    def image_running(self, image_id: str) -> str | None:
+        for c in self._containers.values():
+            if c.image_id == image_id and c.state.running:
                 return c.id
         return None
 
@@ -461,7 +487,7 @@ class ContainerService:
             live.start_waiters.append(waiter)
             connected = await waiter
             try:
-                return await asyncio.open_unix_connection(str(c.attach_socket))
+                return await open_shim(c.dir)
             except OSError:
                 return None
             finally:
@@ -469,7 +495,7 @@ class ContainerService:
                     connected.set_result(None)
         if c.state.running:
             try:
-                return await asyncio.open_unix_connection(str(c.attach_socket))
+                return await open_shim(c.dir)
             except OSError:
                 return None
         return None
@@ -552,7 +578,7 @@ class ContainerService:
         if not c.tty:
             return
         try:
-            _, w = await asyncio.open_unix_connection(str(c.attach_socket))
+            _, w = await open_shim(c.dir)
         except OSError as exc:
             raise Conflict(f"cannot resize container {c.id[:12]}: {exc}") from exc
         w.write(shimproto.encode_frame(2, height.to_bytes(2, "big") + width.to_bytes(2, "big")))

@@ -1,0 +1,21 @@
+"""What one ``dockyard`` command line carries into its verb: the daemon host and a lazy API client."""
+
+from __future__ import annotations
+
+from dockyard.cli.engine_api import EngineAPI
+
+
+class Invocation:
+    """The global options; ``api`` is created (and the daemon pinged) on first use."""
+
+    def __init__(self, host: str, explicit: bool, debug: bool = False) -> None:
+        self.host = host
+        self.explicit = explicit
+        self.debug = debug
+        self._api: EngineAPI | None = None
+
+    @property
+    def api(self) -> EngineAPI:
+        if self._api is None:
+            self._api = EngineAPI(self.host, self.explicit)
+        return self._api

@@ -1,0 +1,84 @@
+"""Rendering list verbs (``ps``, ``images``): rows through a ``--format`` template, tables aligned.
+
+A *row* is a dict of display strings keyed by Docker's field names (``ID``, ``Names``, ...);
+the *header* dict maps the same keys to column titles. In ``table`` formats the header row is
+the template rendered against the header dict, and all lines go through the tab writer.
+"""
+
+from __future__ import annotations
+
+from dockyard.cli.failure import CliFailure
+from dockyard.cli.tabwriter import align
+from dockyard.cli.template import Template, TemplateError, prepare
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def go_quote(text: str) -> str:
+    """Go's ``strconv.Quote``: double quotes, backslash escapes for quotes and control characters."""
+    out = ['"']
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def ellipsis(text: str, width: int) -> str:
+    """Docker's ``Ellipsis``: at most ``width`` characters, the last one ``…`` when cut."""
+    if width <= 0:
+        return ""
+    if len(text) <= width:
+        return text
+    if width == 1:
+        return text[0]
+    return text[:width - 1] + "…"
+
+
+def template_failure(error: TemplateError) -> CliFailure:
+    """How list verbs report a bad ``--format`` (exit 1)."""
+    if error.parsing:
+        return CliFailure(f"failed to parse template: {error}", 1)
+    return CliFailure(f"failed to execute template: {error}", 1)
+
+
+def render(format_text: str, rows: list[dict[str, Any]], headers: dict[str, str]) -> str:
+    """The verb's whole output for ``format_text`` (Docker's ``table ...`` or a plain template)."""
+    is_table, body = prepare(format_text)
+    try:
+        template = Template(body)
+        rendered = [template.execute(row) for row in rows]
+        if not is_table:
+            return "".join(line + "\n" for line in rendered)
+        header = template.execute(headers)
+    except TemplateError as error:
+        raise template_failure(error) from None
+    lines: list[str] = []
+    for text in [header, *rendered]:
+        lines.extend(text.split("\n"))
+    return "".join(line + "\n" for line in align(lines))
+
+
+def filters_param(values: list[str]) -> str:
+    """``-f key=value`` flags as the API's ``filters`` JSON: ``{"key": {"value": true}}``."""
+    from dockyard.cli import jsoncodec
+
+    filters: dict[str, dict[str, bool]] = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep:
+            raise CliFailure(f"Bad format of filter (expected name=value): {value}", 125)
+        filters.setdefault(key.strip(), {})[val] = True
+    return jsoncodec.dumps(filters)

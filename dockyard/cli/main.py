@@ -1,0 +1,131 @@
+"""``dockyard``: the command-line entry point.
+
+Global flags come before the verb (``dockyard -H unix:///x.sock ps``); the verb's module is looked
+up in ``commands.VERBS`` and imported only then, so ``dockyard version`` pays for nothing else.
+Each verb module provides ``FLAGS`` (a ``FlagSet``, or a dict of them by verb for modules serving
+several verbs) and ``main(invocation, verb, parsed) -> exit status``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from dockyard.cli.commands import VERBS, Verb
+from dockyard.cli.failure import ArgCountError, CliFailure, FlagError, HelpRequested
+from dockyard.cli.flags import Flag, FlagSet
+
+VERSION = "0.1.0"
+
+GLOBAL_FLAGS = FlagSet([
+    Flag("host", "H", "string", "Daemon socket to connect to", type_name="string"),
+    Flag("debug", "D", "bool", "Enable debug mode"),
+    Flag("log-level", "l", "string", 'Set the logging level ("debug", "info", "warn", "error", "fatal")'),
+    Flag("version", "v", "bool", "Print version information and quit"),
+], interspersed=False)
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text if text.endswith("\n") else text + "\n")
+    sys.stderr.flush()
+
+
+def top_help() -> str:
+    width = max(len(name) for name in VERBS) + 2
+    lines = ["", "Usage:  dockyard [OPTIONS] COMMAND", "",
+             "A Docker-compatible container engine", "", "Commands:"]
+    lines += [f"  {name.ljust(width)}{verb.summary}" for name, verb in VERBS.items()]
+    lines += ["", "Global Options:", GLOBAL_FLAGS.options_help(), "",
+              "Run 'dockyard COMMAND --help' for more information on a command.", ""]
+    return "\n".join(lines)
+
+
+def verb_help(verb: Verb, flags: FlagSet) -> str:
+    lines = ["", f"Usage:  dockyard {verb.usage}", "", verb.summary]
+    options = flags.options_help()
+    if options:
+        lines += ["", "Options:", options]
+    return "\n".join(lines) + "\n"
+
+
+def _load(verb: Verb) -> tuple[object, FlagSet | None]:
+    module = __import__(verb.module, fromlist=["main"])
+    flags = getattr(module, "FLAGS", None)
+    if isinstance(flags, dict):
+        flags = flags[verb.name]
+    return module, flags
+
+
+def run_verb(name: str, argv: list[str], host: str | None, debug: bool = False) -> int:
+    """Parse ``argv`` for verb ``name`` and run it; return the exit status."""
+    from dockyard.cli.engine_api import choose_host
+    from dockyard.cli.invocation import Invocation
+
+    verb = VERBS[name]
+    module, flags = _load(verb)
+    if flags is None:  # the verb takes its arguments raw (``daemon``)
+        return int(module.main(None, name, argv))  # type: ignore[attr-defined]
+    try:
+        parsed = flags.parse(argv)
+        problem = verb.arity_error(len(parsed.args))
+        if problem is not None:
+            raise ArgCountError(f"dockyard: {problem[0]}", problem[1])
+    except HelpRequested:
+        sys.stdout.write(verb_help(verb, flags))
+        return 0
+    except FlagError as error:
+        _err(f"{error.message}\n\nUsage:  dockyard {verb.usage}\n\n"
+             f"Run 'dockyard {name} --help' for more information")
+        return error.status
+    except ArgCountError as error:
+        _err(f"{error.message}\n\nUsage:  dockyard {verb.usage}\n\n"
+             f"{error.hint} 'dockyard {name} --help' for more information")
+        return error.status
+    resolved, explicit = choose_host(host)
+    return int(module.main(Invocation(resolved, explicit, debug), name, parsed))  # type: ignore[attr-defined]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``dockyard`` with ``argv`` (default ``sys.argv[1:]``); exit statuses follow Docker's."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        try:
+            parsed = GLOBAL_FLAGS.parse(args)
+        except HelpRequested:
+            sys.stdout.write(top_help())
+            return 0
+        except FlagError as error:
+            _err(f"{error.message}\nSee 'dockyard --help'.")
+            return 125
+        if parsed["version"]:
+            sys.stdout.write(f"dockyard version {VERSION}\n")
+            return 0
+        if not parsed.args:
+            sys.stdout.write(top_help())
+            return 0
+        name, rest = parsed.args[0], parsed.args[1:]
+        if name == "help":
+            if rest and rest[0] in VERBS:
+                return run_verb(rest[0], ["--help"], None)
+            sys.stdout.write(top_help())
+            return 0
+        if name not in VERBS:
+            _err(f"dockyard: unknown command: dockyard {name}\n\nRun 'dockyard --help' for more information")
+            return 1
+        return run_verb(name, rest, parsed["host"], parsed["debug"])
+    except CliFailure as failure:
+        if failure.message:
+            _err(failure.message)
+        return failure.status
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        import os
+
+        # Whoever read our output went away (``dockyard ps | head -1``): leave quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+if __name__ == "__main__":
+    sys.exit(main())

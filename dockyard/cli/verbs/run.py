@@ -1,0 +1,365 @@
+"""``dockyard run``: create a container (pulling its image if missing), attach, start, relay I/O, exit.
+
+The order follows Docker's CLI so no output is lost and the exit code is the container's:
+
+1. ``POST /containers/create`` (on "No such image": announce, ``POST /images/create``, retry);
+2. unless detached: hijack ``POST /containers/{id}/attach`` and send ``POST /containers/{id}/wait``
+   (``condition=next-exit``, or ``removed`` with ``--rm``), whose headers arrive at once and whose
+   body arrives when the container exits;
+3. ``POST /containers/{id}/start``;
+4. relay: container output to our stdout/stderr (demultiplexed unless it has a TTY), our stdin to
+   the container (``-i``), window size changes (``-t``), Ctrl-P Ctrl-Q to detach;
+5. exit with the wait body's ``StatusCode``.
+
+Exit statuses when dockyard itself fails: 125, or 126/127 when the command cannot be run / is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from dockyard.cli import references, stdcopy, terminal
+from dockyard.cli.detach import EscapeProxy
+from dockyard.cli.failure import CliFailure, DaemonError
+from dockyard.cli.flags import Flag, FlagSet
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from dockyard.cli.client import Hijacked, Response
+    from dockyard.cli.engine_api import EngineAPI
+    from dockyard.cli.flags import Parsed
+    from dockyard.cli.invocation import Invocation
+
+FLAGS = FlagSet([
+    Flag("attach", "a", "list", "Attach to STDIN, STDOUT or STDERR"),
+    Flag("detach", "d", "bool", "Run container in background and print container ID"),
+    Flag("entrypoint", "", "string", "Overwrite the default ENTRYPOINT of the image"),
+    Flag("env", "e", "list", "Set environment variables"),
+    Flag("env-file", "", "list", "Read in a file of environment variables"),
+    Flag("hostname", "h", "string", "Container host name"),
+    Flag("init", "", "bool", "Run an init inside the container that forwards signals and reaps processes"),
+    Flag("interactive", "i", "bool", "Keep STDIN open even if not attached"),
+    Flag("label", "l", "list", "Set meta data on a container"),
+    Flag("name", "", "string", "Assign a name to the container"),
+    Flag("network", "", "string", "Connect a container to a network", default="default",
+         type_name="network"),
+    Flag("rm", "", "bool", "Automatically remove the container and its associated anonymous volumes "
+         "when it exits"),
+    Flag("tty", "t", "bool", "Allocate a pseudo-TTY"),
+    Flag("user", "u", "string", "Username or UID (format: <name|uid>[:<group|gid>])"),
+    Flag("workdir", "w", "string", "Working directory inside the container"),
+], interspersed=False).alias("net", "network")
+
+STATUS_DOCKYARD_FAILED = 125
+STATUS_CANNOT_INVOKE = 126
+STATUS_NOT_FOUND = 127
+
+
+def run_failure(message: str, status: int = STATUS_DOCKYARD_FAILED) -> CliFailure:
+    """A failure printed the way ``docker run`` prints its own errors."""
+    return CliFailure(f"dockyard: {message}\n\nRun 'dockyard run --help' for more information", status)
+
+
+def start_error_status(message: str) -> int:
+    """Docker's mapping of a start error to an exit status: 127 not found, 126 cannot invoke, else 125."""
+    if ("executable file not found" in message or "no such file or directory" in message
+            or "system cannot find the file specified" in message):
+        return STATUS_NOT_FOUND
+    if "permission denied" in message or "is a directory" in message:
+        return STATUS_CANNOT_INVOKE
+    return STATUS_DOCKYARD_FAILED
+
+
+# -- building the create request --------------------------------------------------------------
+
+def resolve_env(entry: str, environ: dict[str, str] | os._Environ[str] | None = None) -> str:
+    """Docker's ``ValidateEnv``: ``KEY=V`` as is; a bare ``KEY`` takes its value from our environment."""
+    env = os.environ if environ is None else environ
+    key, has_value, _ = entry.partition("=")
+    if not key:
+        raise run_failure(f"invalid environment variable: {entry}")
+    if has_value:
+        return entry
+    if key in env:
+        return f"{key}={env[key]}"
+    return entry
+
+
+def read_env_file(path: str, environ: dict[str, str] | None = None) -> list[str]:
+    """Docker's env-file format: ``KEY=VALUE`` or ``KEY`` lines; blank lines and ``#`` comments skipped."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as error:
+        raise run_failure(f"open {path}: {(error.strerror or str(error)).lower()}") from None
+    entries = []
+    for line_number, raw in enumerate(text.splitlines(), 1):
+        line = raw.lstrip(" \t")
+        if not line or line.startswith("#"):
+            continue
+        key, has_value, _ = line.partition("=")
+        if any(ch in key for ch in " \t"):
+            raise run_failure(f"variable '{key}' contains whitespaces (line {line_number})")
+        entries.append(line if has_value else resolve_env(line, environ))
+    return entries
+
+
+def parse_labels(values: list[str]) -> dict[str, str]:
+    labels = {}
+    for value in values:
+        key, _, val = value.partition("=")
+        labels[key] = val
+    return labels
+
+
+def create_body(parsed: Parsed, image: str, command: list[str], attach: set[str],
+                console_size: tuple[int, int] | None) -> dict[str, Any]:
+    """The JSON body of ``POST /containers/create`` for this command line."""
+    env = []
+    for path in parsed["env-file"]:
+        env += read_env_file(path)
+    env += [resolve_env(entry) for entry in parsed["env"]]
+    entrypoint: list[str] | None = None
+    if "entrypoint" in parsed.changed:
+        entrypoint = [parsed["entrypoint"]] if parsed["entrypoint"] else [""]
+    host_config: dict[str, Any] = {"NetworkMode": parsed["network"] or "default",
+                                   "AutoRemove": parsed["rm"]}
+    if parsed["init"]:
+        host_config["Init"] = True
+    if console_size is not None:
+        host_config["ConsoleSize"] = list(console_size)
+    return {
+        "Hostname": parsed["hostname"] or "",
+        "User": parsed["user"] or "",
+        "AttachStdin": "stdin" in attach,
+        "AttachStdout": "stdout" in attach,
+        "AttachStderr": "stderr" in attach,
+        "Tty": parsed["tty"],
+        "OpenStdin": parsed["interactive"],
+        "StdinOnce": parsed["interactive"] and "stdin" in attach,
+        "Env": env,
+        "Cmd": command or None,
+        "Image": image,
+        "WorkingDir": parsed["workdir"] or "",
+        "Entrypoint": entrypoint,
+        "Labels": parse_labels(parsed["label"]),
+        "HostConfig": host_config,
+    }
+
+
+def attached_streams(parsed: Parsed) -> set[str]:
+    """Which of stdin/stdout/stderr to attach: ``-a`` values, else stdout+stderr (+stdin with ``-i``)."""
+    if parsed["detach"]:
+        return set()
+    if parsed["attach"]:
+        chosen = set()
+        for value in parsed["attach"]:
+            stream = value.lower()
+            if stream not in ("stdin", "stdout", "stderr"):
+                raise run_failure(f"valid streams are STDIN, STDOUT and STDERR, not {value}")
+            chosen.add(stream)
+        return chosen
+    streams = {"stdout", "stderr"}
+    if parsed["interactive"]:
+        streams.add("stdin")
+    return streams
+
+
+# -- create, pulling if needed -----------------------------------------------------------------
+
+def pull(api: EngineAPI, image: str) -> None:
+    """``POST /images/create?fromImage=&tag=``; progress to stderr; the stream's error is a failure."""
+    from dockyard.cli import jsoncodec
+
+    name, tag, digest = references.split_reference(image)
+    params = [("fromImage", name), ("tag", digest or tag or references.DEFAULT_TAG)]
+    try:
+        response = api.request("POST", "/images/create", params)
+    except DaemonError as error:
+        raise run_failure(error.message) from None
+    for line in response.lines():
+        try:
+            message = jsoncodec.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(message, dict):
+            continue
+        error_text = message.get("error") or (message.get("errorDetail") or {}).get("message")
+        if error_text:
+            raise run_failure(f"Error response from daemon: {error_text}")
+        status = message.get("status")
+        if status and not message.get("progressDetail"):
+            prefix = f"{message['id']}: " if message.get("id") else ""
+            sys.stderr.write(f"{prefix}{status}\n")
+    sys.stderr.flush()
+
+
+def create(api: EngineAPI, body: dict[str, Any], name: str | None) -> str:
+    params = [("name", name)] if name else []
+    for attempt in (0, 1):
+        try:
+            created = api.json("POST", "/containers/create", params, body)
+            for warning in (created or {}).get("Warnings") or []:
+                sys.stderr.write(f"WARNING: {warning}\n")
+            return str(created["Id"])
+        except DaemonError as error:
+            if attempt == 0 and error.status_code == 404 and error.daemon_message.startswith("No such image"):
+                sys.stderr.write(f"Unable to find image '{references.with_default_tag(body['Image'])}' locally\n")
+                sys.stderr.flush()
+                pull(api, body["Image"])
+                continue
+            raise run_failure(error.message) from None
+    raise AssertionError("unreachable")
+
+
+# -- relaying I/O ------------------------------------------------------------------------------
+
+class Relay:
+    """Moves bytes between our stdio and the hijacked attach stream."""
+
+    def __init__(self, pipe: Hijacked, tty: bool, forward_stdin: bool) -> None:
+        self.pipe = pipe
+        self.tty = tty
+        self.forward_stdin = forward_stdin
+        self.detached = False
+
+    def _stdin_loop(self) -> None:
+        proxy = EscapeProxy() if self.tty else None
+        try:
+            while True:
+                data = os.read(0, 4096)
+                if not data:
+                    self.pipe.close_write()
+                    return
+                if proxy is not None:
+                    data, detach = proxy.filter(data)
+                    if data:
+                        self.pipe.sendall(data)
+                    if detach:
+                        self.detached = True
+                        self.pipe.close_write()
+                        self.pipe.shutdown_read()
+                        return
+                else:
+                    self.pipe.sendall(data)
+        except OSError:
+            return
+
+    def run(self) -> None:
+        if self.forward_stdin:
+            import threading
+
+            threading.Thread(target=self._stdin_loop, name="stdin", daemon=True).start()
+        demuxer = None if self.tty else stdcopy.Demuxer()
+        while True:
+            try:
+                data = self.pipe.recv()
+            except OSError:
+                break
+            if not data:
+                break
+            if demuxer is None:
+                terminal.write_all(1, data)
+                continue
+            for stream, payload in demuxer.feed(data):
+                terminal.write_all(2 if stream in (stdcopy.STDERR, stdcopy.SYSTEMERR) else 1, payload)
+
+
+def resize(api: EngineAPI, container_id: str) -> None:
+    size = terminal.window_size(1) or terminal.window_size(0)
+    if size is None:
+        return
+    try:
+        api.request("POST", f"/containers/{container_id}/resize", [("h", str(size[0])), ("w", str(size[1]))]
+                    ).read()
+    except (CliFailure, OSError):
+        pass
+
+
+def watch_window(api: EngineAPI, container_id: str) -> None:
+    """Resize the container's TTY now and whenever our window changes (SIGWINCH)."""
+    import signal
+    import threading
+
+    def on_winch(signum: int, frame: object) -> None:
+        threading.Thread(target=resize, args=(api, container_id), daemon=True).start()
+
+    signal.signal(signal.SIGWINCH, on_winch)
+    resize(api, container_id)
+
+
+def exit_status(api: EngineAPI, waiter: Response, container_id: str) -> int:
+    from dockyard.cli.client import ProtocolError
+
+    try:
+        result = waiter.json()
+    except (OSError, ProtocolError, ValueError):
+        result = None
+    if isinstance(result, dict) and "StatusCode" in result:
+        error = result.get("Error") or {}
+        if error.get("Message"):
+            sys.stderr.write(f"dockyard: {error['Message']}\n")
+        return int(result["StatusCode"])
+    try:  # the wait stream broke: ask the container itself
+        state = api.json("GET", f"/containers/{container_id}/json").get("State", {})
+        return int(state.get("ExitCode", STATUS_DOCKYARD_FAILED))
+    except CliFailure:
+        return STATUS_DOCKYARD_FAILED
+
+
+def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
+    image, command = parsed.args[0], parsed.args[1:]
+    if parsed["detach"] and parsed["attach"]:
+        raise run_failure("Conflicting options: -a and -d")
+    attach = attached_streams(parsed)
+    tty = parsed["tty"]
+    if tty and "stdin" in attach and not terminal.is_terminal(0):
+        raise CliFailure("the input device is not a TTY", 1)
+    console = terminal.window_size(1) if tty else None
+    api = invocation.api
+    body = create_body(parsed, image, command, attach, console)
+    container_id = create(api, body, parsed["name"])
+
+    if parsed["detach"]:
+        try:
+            api.request("POST", f"/containers/{container_id}/start").read()
+        except DaemonError as error:
+            raise run_failure(error.message, start_error_status(error.daemon_message)) from None
+        sys.stdout.write(container_id + "\n")
+        return 0
+
+    pipe = None
+    if attach:
+        params = [("stream", "1")] + [(name, "1") for name in ("stdin", "stdout", "stderr") if name in attach]
+        try:
+            pipe = api.hijack("POST", f"/containers/{container_id}/attach", params)
+        except DaemonError as error:
+            raise run_failure(error.message) from None
+    condition = "removed" if parsed["rm"] else "next-exit"
+    waiter = api.request("POST", f"/containers/{container_id}/wait", [("condition", condition)])
+    try:
+        api.request("POST", f"/containers/{container_id}/start").read()
+    except DaemonError as error:
+        if pipe is not None:
+            pipe.close()
+        waiter.close()
+        raise run_failure(error.message, start_error_status(error.daemon_message)) from None
+
+    if pipe is not None:
+        relay = Relay(pipe, tty, "stdin" in attach)
+        raw = tty and "stdin" in attach and terminal.is_terminal(0)
+        if tty and terminal.is_terminal(1):
+            watch_window(api, container_id)
+        if raw:
+            with terminal.RawMode(0):
+                relay.run()
+        else:
+            relay.run()
+        pipe.close()
+        if relay.detached:
+            waiter.close()
+            return 0
+    return exit_status(api, waiter, container_id)

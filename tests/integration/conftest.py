@@ -1,0 +1,32 @@
+"""Integration fixtures: real daemons on temporary roots, with busybox imported."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.daemon_harness import Daemon
+
+
+@pytest.fixture(scope="session")
+def daemon(tmp_path_factory: pytest.TempPathFactory, busybox_tar: Path) -> Iterator[Daemon]:
+    """One daemon shared by the session's tests, with busybox:latest imported."""
+    d = Daemon(tmp_path_factory.mktemp("dockyard"))
+    try:
+        d.import_busybox(busybox_tar)
+        yield d
+    finally:
+        d.close()
+
+
+@pytest.fixture()
+def fresh_daemon(tmp_path_factory: pytest.TempPathFactory, busybox_tar: Path) -> Iterator[Daemon]:
+    """A daemon of the test's own, for tests that kill or restart it."""
+    d = Daemon(tmp_path_factory.mktemp("dockyard-own"))
+    try:
+        d.import_busybox(busybox_tar)
+        yield d
+    finally:
+        d.close()

@@ -1,0 +1,162 @@
+"""A real dockyard daemon on a temporary root and socket, for integration tests.
+
+``Daemon`` starts ``dockyard daemon --root TMP -H unix://TMP/d.sock`` as a subprocess and knows how
+to drive it with our CLI, Docker's CLI and docker-py. ``close`` removes every container, stops the
+daemon, kills any shim still running for this root, unmounts anything left under the root and
+deletes it — also when a test failed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKER_28 = "/usr/local/bin/docker"
+DOCKER_20 = "/usr/bin/docker"
+
+
+def ping(sock: Path) -> bool:
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(1)
+    try:
+        s.connect(str(sock))
+        s.sendall(b"GET /_ping HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+        return s.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def mounts_under(path: Path) -> list[str]:
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            target = line.split()[4].replace("\\040", " ")
+            if target == str(path) or target.startswith(str(path) + "/"):
+                found.append(target)
+    return found
+
+
+def processes_mentioning(text: str) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if text.encode() in cmdline:
+            pids.append(int(entry))
+    return pids
+
+
+class Daemon:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.sock = root / "d.sock"
+        self.host = f"unix://{self.sock}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        err = open(self.root / "daemon.stderr", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dockyard.daemon.main", "--root", str(self.root / "data"), "-H", self.host],
+            stdout=err, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 20
+        while not ping(self.sock):
+            if self.proc.poll() is not None:
+                raise RuntimeError("daemon exited:\n" + (self.root / "daemon.stderr").read_text())
+            if time.monotonic() > deadline:
+                raise RuntimeError("daemon did not answer:\n" + (self.root / "daemon.stderr").read_text())
+            time.sleep(0.05)
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def close(self) -> None:
+        try:
+            if self.proc is not None and self.proc.poll() is None:
+                ids = self.cli("ps", "-aq", "--no-trunc", timeout=20).stdout.split()
+                if ids:
+                    self.cli("rm", "-f", *ids, timeout=60)
+        finally:
+            self.stop()
+            for pid in processes_mentioning(str(self.root / "data")):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            for target in reversed(mounts_under(self.root)):
+                subprocess.run(["umount", "-l", target], check=False)
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    # -- clients -------------------------------------------------------------------------------
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["DOCKYARD_HOST"] = self.host
+        env["DOCKER_HOST"] = self.host
+        env.pop("DOCKER_CONTEXT", None)
+        env["DOCKER_CONFIG"] = str(self.root / "docker-config")
+        return env
+
+    def cli(self, *args: str, input: bytes | str | None = None, timeout: float = 30,
+            check: bool = False) -> subprocess.CompletedProcess[str]:
+        """Run our CLI against this daemon."""
+        return self._run([sys.executable, "-m", "dockyard.cli.main", *args], input, timeout, check)
+
+    def docker(self, *args: str, client: str = DOCKER_28, input: bytes | str | None = None, timeout: float = 30,
+               check: bool = False) -> subprocess.CompletedProcess[str]:
+        """Run Docker's own CLI against this daemon."""
+        return self._run([client, *args], input, timeout, check)
+
+    def _run(self, argv: list[str], input: bytes | str | None, timeout: float,
+             check: bool) -> subprocess.CompletedProcess[str]:
+        data = input.decode() if isinstance(input, bytes) else input
+        result = subprocess.run(argv, input=data, capture_output=True, text=True, env=self.env(),
+                                timeout=timeout, stdin=None if data is not None else subprocess.DEVNULL)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{argv} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def client(self) -> Any:
+        import docker
+
+        return docker.DockerClient(base_url=self.host, version="auto", timeout=60)
+
+    def import_busybox(self, tar: Path, ref: str = "busybox:latest") -> str:
+        """Import the busybox rootfs through the API (docker-py), with ``CMD ["sh"]``."""
+        import docker
+
+        api = docker.APIClient(base_url=self.host, version="auto", timeout=60)
+        try:
+            repo, _, tag = ref.rpartition(":")
+            return str(api.import_image_from_data(tar.read_bytes(), repository=repo, tag=tag,
+                                                  changes=['CMD ["sh"]']))
+        finally:
+            api.close()

@@ -1,0 +1,257 @@
+"""The engine end to end through the Engine API, with docker-py as the client (needs root)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+
+import docker
+import docker.errors
+import pytest
+
+from tests.integration.daemon_harness import Daemon
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture()
+def client(daemon: Daemon):  # type: ignore[no-untyped-def]
+    c = daemon.client()
+    yield c
+    c.close()
+
+
+def raw(daemon: Daemon, request: bytes) -> tuple[int, bytes]:
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(str(daemon.sock))
+    s.sendall(request)
+    out = b""
+    while chunk := s.recv(65536):
+        out += chunk
+    s.close()
+    head, _, body = out.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def test_run_prints_and_removes(client) -> None:  # type: ignore[no-untyped-def]
+    assert client.containers.run("busybox", ["echo", "hello from a container"], remove=True) == b"hello from a container\n"
+
+
+def test_isolation_seen_from_inside(client) -> None:  # type: ignore[no-untyped-def]
+    script = ("echo pid=$$; echo host=$(hostname); echo procs=$(ls /proc | grep -c '^[0-9]'); "
+              "echo nets=$(ls /sys/class/net | tr '\\n' ' '); echo root=$(awk '$5==\"/\"{print $9}' /proc/self/mountinfo); "
+              "echo mounts=$(wc -l < /proc/self/mountinfo)")
+    c = client.containers.run("busybox", ["sh", "-c", script], network_mode="none", detach=True)
+    try:
+        assert c.wait(timeout=30)["StatusCode"] == 0
+        out = dict(line.split("=", 1) for line in c.logs().decode().split("\n") if "=" in line)
+        assert out["pid"] == "1"
+        assert out["host"] == c.id[:12]
+        # sh, its subshell, ls and grep: none of the host's many processes is visible.
+        assert int(out["procs"]) <= 5 < len([p for p in os.listdir("/proc") if p.isdigit()])
+        assert out["nets"].split() == ["lo"]
+        assert out["root"] == "overlay"
+        with open("/proc/self/mountinfo") as f:
+            assert int(out["mounts"]) < len(f.readlines()) + 20
+    finally:
+        c.remove(force=True)
+
+
+def test_exit_code_is_kept(client) -> None:  # type: ignore[no-untyped-def]
+    c = client.containers.run("busybox", ["sh", "-c", "exit 3"], detach=True)
+    try:
+        assert c.wait(timeout=30)["StatusCode"] == 3
+        c.reload()
+        assert c.attrs["State"]["ExitCode"] == 3
+        assert c.attrs["State"]["Status"] == "exited"
+        assert c.attrs["State"]["FinishedAt"] > c.attrs["State"]["StartedAt"]
+    finally:
+        c.remove()
+
+
+def test_env_workdir_user_entrypoint(client) -> None:  # type: ignore[no-untyped-def]
+    out = client.containers.run("busybox", ["-c", "echo $GREETING; pwd; id -u; id -g"], entrypoint=["sh"],
+                                environment={"GREETING": "hi"}, working_dir="/tmp/work", user="nobody", remove=True)
+    assert out.decode().split() == ["hi", "/tmp/work", "65534", "65534"]
+
+
+def test_logs_streams_tail_timestamps_follow(client) -> None:  # type: ignore[no-untyped-def]
+    c = client.containers.run("busybox", ["sh", "-c", "echo out1; echo err1 >&2; echo out2; sleep 1; echo late"],
+                              detach=True)
+    try:
+        follow = b"".join(c.logs(stream=True, follow=True))
+        # stdout and stderr are separate pipes: their relative order is not kept (nor in Docker).
+        assert sorted(follow.split()) == [b"err1", b"late", b"out1", b"out2"] and follow.endswith(b"late\n")
+        assert c.logs(stdout=True, stderr=False).split() == [b"out1", b"out2", b"late"]
+        assert c.logs(stdout=False, stderr=True) == b"err1\n"
+        assert c.logs(tail=1) == b"late\n"
+        stamped = c.logs(timestamps=True).decode().splitlines()[0]
+        assert stamped.endswith(" out1") and stamped[:4].isdigit() and "T" in stamped
+    finally:
+        c.remove(force=True)
+
+
+def test_stop_kill_and_remove_rules(client, daemon: Daemon) -> None:  # type: ignore[no-untyped-def]
+    c = client.containers.run("busybox", ["sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.1; done"], detach=True)
+    try:
+        time.sleep(0.3)
+        with pytest.raises(docker.errors.APIError) as info:
+            c.remove()
+        assert info.value.status_code == 409
+        assert "container is running: stop the container before removing or force remove" in str(info.value)
+        c.stop(timeout=5)
+        assert c.wait(timeout=10)["StatusCode"] == 7
+        with pytest.raises(docker.errors.APIError) as info:
+            c.kill()
+        assert info.value.status_code == 409 and "is not running" in str(info.value)
+    finally:
+        c.remove(force=True)
+    # PID 1 without a TERM handler ignores SIGTERM: stop falls back to SIGKILL after the timeout.
+    c = client.containers.run("busybox", ["sleep", "100"], detach=True)
+    try:
+        c.stop(timeout=1)
+        assert c.wait(timeout=10)["StatusCode"] == 137
+    finally:
+        c.remove(force=True)
+
+
+def test_list_filters(client) -> None:  # type: ignore[no-untyped-def]
+    a = client.containers.run("busybox", ["sleep", "30"], detach=True, name="filter-a", labels={"team": "x"})
+    b = client.containers.create("busybox", ["true"], name="filter-b")
+    try:
+        running = {c.name for c in client.containers.list()}
+        assert "filter-a" in running and "filter-b" not in running
+        assert {c.name for c in client.containers.list(all=True, filters={"status": "created"})} >= {"filter-b"}
+        assert [c.name for c in client.containers.list(filters={"label": "team=x"})] == ["filter-a"]
+        assert [c.name for c in client.containers.list(all=True, filters={"name": "filter-b"})] == ["filter-b"]
+        assert [c.name for c in client.containers.list(all=True, filters={"id": b.id[:10]})] == ["filter-b"]
+    finally:
+        a.remove(force=True)
+        b.remove(force=True)
+
+
+def test_name_conflict_and_lookup_by_prefix(client) -> None:  # type: ignore[no-untyped-def]
+    c = client.containers.create("busybox", ["true"], name="unique-name")
+    try:
+        with pytest.raises(docker.errors.APIError) as info:
+            client.containers.create("busybox", ["true"], name="unique-name")
+        assert info.value.status_code == 409 and 'The container name "/unique-name" is already in use' in str(info.value)
+        assert client.containers.get(c.id[:8]).id == c.id
+    finally:
+        c.remove()
+
+
+def test_attach_before_start_sees_all_output(client) -> None:  # type: ignore[no-untyped-def]
+    api = client.api
+    c = api.create_container("busybox", ["sh", "-c", "for i in 1 2 3; do echo line$i; done"])
+    try:
+        sock = api.attach_socket(c["Id"], params={"stdout": 1, "stderr": 1, "stream": 1})
+        api.start(c["Id"])
+        data = b""
+        raw_sock = sock._sock
+        raw_sock.settimeout(10)
+        while chunk := raw_sock.recv(4096):
+            data += chunk
+        assert b"line1\n" in data and b"line3\n" in data
+        assert data.startswith(b"\x01\x00\x00\x00")
+        assert api.wait(c["Id"])["StatusCode"] == 0
+    finally:
+        api.remove_container(c["Id"], force=True)
+
+
+def test_stdin_through_attach(client) -> None:  # type: ignore[no-untyped-def]
+    api = client.api
+    # docker-py has no StdinOnce argument: send the create body as Docker's CLI does for `run -i`.
+    c = api._result(api._post_json(api._url("/containers/create"), data={
+        "Image": "busybox", "Cmd": ["cat"], "OpenStdin": True, "StdinOnce": True, "AttachStdin": True}), True)
+    try:
+        sock = api.attach_socket(c["Id"], params={"stdin": 1, "stdout": 1, "stream": 1})
+        api.start(c["Id"])
+        raw_sock = sock._sock
+        raw_sock.sendall(b"ping through stdin\n")
+        raw_sock.shutdown(socket.SHUT_WR)
+        raw_sock.settimeout(10)
+        data = b""
+        while chunk := raw_sock.recv(4096):
+            data += chunk
+        assert data.endswith(b"ping through stdin\n")
+        assert api.wait(c["Id"], timeout=10)["StatusCode"] == 0
+    finally:
+        api.remove_container(c["Id"], force=True)
+
+
+def test_unknown_image_and_bad_requests(client, daemon: Daemon) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(docker.errors.ImageNotFound) as info:
+        client.containers.create("no-such-image", ["true"])
+    assert "No such image: no-such-image" in str(info.value)
+    status, body = raw(daemon, b"POST /v1.45/containers/create HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\n"
+                              b"Content-Length: 5\r\nConnection: close\r\n\r\n{oops")
+    assert status == 400 and "invalid JSON" in json.loads(body)["message"]
+    status, body = raw(daemon, b"GET /v1.45/no/such/route HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+    assert status == 404 and json.loads(body) == {"message": "page not found"}
+    status, body = raw(daemon, b"GET /v1.45/services HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+    assert status == 503 and "This node is not a swarm manager" in json.loads(body)["message"]
+    with pytest.raises(docker.errors.APIError) as err:
+        client.containers.create("busybox", ["true"], ports={"80/tcp": 8080})
+    assert err.value.status_code == 400 and "not supported by dockyard yet" in str(err.value)
+
+
+def test_missing_command_gives_127(client) -> None:  # type: ignore[no-untyped-def]
+    c = client.containers.create("busybox", ["no-such-command"])
+    try:
+        with pytest.raises(docker.errors.APIError) as info:
+            c.start()
+        assert 'exec: "no-such-command": executable file not found in $PATH' in str(info.value)
+        assert c.wait(timeout=10)["StatusCode"] == 127
+        c.reload()
+        assert c.attrs["State"]["ExitCode"] == 127
+    finally:
+        c.remove(force=True)
+
+
+def test_images_list_inspect_tag_rmi(client) -> None:  # type: ignore[no-untyped-def]
+    image = client.images.get("busybox")
+    assert "busybox:latest" in image.tags
+    assert image.attrs["Config"]["Cmd"] == ["sh"]
+    assert image.tag("busybox-copy", "v1")
+    assert "busybox-copy:v1" in client.images.get("busybox").tags
+    removed = client.api.remove_image("busybox-copy:v1")
+    assert removed == [{"Untagged": "busybox-copy:v1"}]
+    assert "busybox-copy:v1" not in client.images.get("busybox").tags
+    assert client.api.ping()
+    assert client.version()["ApiVersion"] == "1.47"
+    assert client.info()["Driver"] == "overlay2"
+
+
+def test_daemon_restart_keeps_containers(fresh_daemon: Daemon) -> None:
+    client = fresh_daemon.client()
+    c = client.containers.run("busybox", ["sh", "-c", "echo before; sleep 3; echo after; exit 5"], detach=True)
+    client.close()
+    time.sleep(0.5)
+    fresh_daemon.kill9()
+    shim_alive = fresh_daemon.root / "data" / "containers" / c.id / "attach.sock"
+    assert shim_alive.exists()
+    fresh_daemon.start()
+    client = fresh_daemon.client()
+    try:
+        again = client.containers.get(c.id)
+        assert again.status == "running"
+        assert again.wait(timeout=30)["StatusCode"] == 5
+        again.reload()
+        assert again.attrs["State"]["ExitCode"] == 5 and again.status == "exited"
+        assert again.logs() == b"before\nafter\n"
+        # An exit that happens while no daemon runs is found at the next start.
+        d = client.containers.run("busybox", ["sh", "-c", "sleep 1; exit 9"], detach=True)
+        fresh_daemon.stop()
+        time.sleep(2)
+        fresh_daemon.start()
+        client.close()
+        client = fresh_daemon.client()
+        gone = client.containers.get(d.id)
+        assert gone.status == "exited" and gone.attrs["State"]["ExitCode"] == 9
+        assert gone.wait()["StatusCode"] == 9
+    finally:
+        client.close()
