@@ -40,6 +40,13 @@ def _time_arg(request: Request, name: str) -> float:
         raise InvalidParameter(f"invalid value for {name}: {raw!r}") from None
 
 
+def stream_type(request: Request, tty: bool) -> str:
+    """Output with a TTY is raw; without, it is multiplexed (named so from API 1.42 on)."""
+    if not tty and version_tuple(request.api_version) >= (1, 42):
+        return "application/vnd.docker.multiplexed-stream"
+    return "application/vnd.docker.raw-stream"
+
+
 def register(router: Router, containers: ContainerService) -> None:
     @router.route("POST", "/containers/create")
     async def create(request: Request) -> Response:
@@ -115,13 +122,7 @@ def register(router: Router, containers: ContainerService) -> None:
                           timestamps=request.flag("timestamps"), tail=tail,
                           since=_time_arg(request, "since"), until=_time_arg(request, "until"))
         c, chunks = containers.logs(request.params["id"], opts)
-        if c.tty:
-            content_type = "application/vnd.docker.raw-stream"
-        elif version_tuple(request.api_version) >= (1, 42):
-            content_type = "application/vnd.docker.multiplexed-stream"
-        else:
-            content_type = "application/vnd.docker.raw-stream"
-        return StreamResponse(chunks=chunks, content_type=content_type)
+        return StreamResponse(chunks=chunks, content_type=stream_type(request, c.tty))
 
     @router.route("POST", "/containers/{id}/attach")
     async def attach(request: Request) -> Response:
@@ -132,13 +133,7 @@ def register(router: Router, containers: ContainerService) -> None:
         async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, buffered: bytes) -> None:
             await containers.attach(ref, reader, writer, buffered, **options)
 
-        if c.tty:
-            content_type = "application/vnd.docker.raw-stream"
-        elif version_tuple(request.api_version) >= (1, 42):
-            content_type = "application/vnd.docker.multiplexed-stream"
-        else:
-            content_type = "application/vnd.docker.raw-stream"
-        return Hijack(handler=run, content_type=content_type)
+        return Hijack(handler=run, content_type=stream_type(request, c.tty))
 
     @router.route("POST", "/containers/{id}/resize")
     async def resize(request: Request) -> Response:

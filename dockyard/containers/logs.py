@@ -121,9 +121,9 @@ async def stream_logs(path: Path, opts: LogOptions, tty: bool, running: Callable
                 partial += chunk
                 *lines, partial = partial.split(b"\n")
                 for line in lines:
-                    entry = parse_line(line + b"\n")
-                    if entry is not None and entry.stream in wanted and _in_window(entry, opts):
-                        yield render(entry, opts, tty)
+                    parsed = parse_line(line + b"\n")
+                    if parsed is not None and parsed.stream in wanted and _in_window(parsed, opts):
+                        yield render(parsed, opts, tty)
                 continue
             try:
                 if os.stat(path).st_ino != inode:

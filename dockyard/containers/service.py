@@ -61,7 +61,11 @@ class Live:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-def _normalize_filters(raw: Any) -> dict[str, list[str]]:
+Filters = dict[str, list[str]]
+"""Docker's list filters, normalised: each key to the values it accepts."""
+
+
+def _normalize_filters(raw: Any) -> Filters:
     """Docker's filters: ``{"status": ["running"]}`` or the legacy ``{"status": {"running": true}}``."""
     if not raw:
         return {}
@@ -446,7 +450,7 @@ class ContainerService:
             chosen = chosen[:limit]
         return chosen
 
-    def _matches(self, c: Container, wanted: dict[str, list[str]]) -> bool:
+    def _matches(self, c: Container, wanted: Filters) -> bool:
         if "status" in wanted and c.state.status not in wanted["status"]:
             return False
         if "id" in wanted and not any(c.id.startswith(v) for v in wanted["id"]):
