@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import sys
 
-from dockyard.cli import references, stdcopy, terminal
+from dockyard.cli import options, references, stdcopy, terminal
 from dockyard.cli.detach import EscapeProxy
 from dockyard.cli.failure import CliFailure, DaemonError
 from dockyard.cli.flags import Flag, FlagSet
@@ -51,6 +51,7 @@ FLAGS = FlagSet([
     Flag("tty", "t", "bool", "Allocate a pseudo-TTY"),
     Flag("user", "u", "string", "Username or UID (format: <name|uid>[:<group|gid>])"),
     Flag("workdir", "w", "string", "Working directory inside the container"),
+    *options.flags(),
 ], interspersed=False).alias("net", "network")
 
 STATUS_DOCKYARD_FAILED = 125
@@ -131,7 +132,7 @@ def create_body(parsed: Parsed, image: str, command: list[str], attach: set[str]
         host_config["Init"] = True
     if console_size is not None:
         host_config["ConsoleSize"] = list(console_size)
-    return {
+    body = {
         "Hostname": parsed["hostname"] or "",
         "User": parsed["user"] or "",
         "AttachStdin": "stdin" in attach,
@@ -148,6 +149,8 @@ def create_body(parsed: Parsed, image: str, command: list[str], attach: set[str]
         "Labels": parse_labels(parsed["label"]),
         "HostConfig": host_config,
     }
+    options.apply(parsed, body)
+    return body
 
 
 def attached_streams(parsed: Parsed) -> set[str]:

@@ -1,0 +1,29 @@
+"""The flags of ``run`` and ``create`` beyond the basic ones, in groups.
+
+Each group is a module with ``FLAGS`` (its flags) and ``apply(parsed, body)``, which fills the
+``POST /containers/create`` body (mostly its ``HostConfig``) from the parsed command line:
+``security`` (capabilities, seccomp, read-only, users, namespaces, devices), ``resources``
+(cgroup limits), ``mounts`` (volumes, binds, tmpfs) and ``supervision`` (restart policy,
+healthcheck, log driver).
+"""
+
+from __future__ import annotations
+
+from dockyard.cli.options import mounts, resources, security, supervision
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from dockyard.cli.flags import Flag, Parsed
+
+GROUPS = (security, resources, mounts, supervision)
+
+
+def flags() -> list[Flag]:
+    return [flag for group in GROUPS for flag in group.FLAGS]
+
+
+def apply(parsed: Parsed, body: dict[str, Any]) -> None:
+    for group in GROUPS:
+        group.apply(parsed, body)
