@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import os
+import resource
 import shutil
 import signal
 import socket
