@@ -1,0 +1,1 @@
+"""Named volumes: directories under ``<root>/volumes`` that outlive the containers using them."""
