@@ -1,0 +1,142 @@
+"""Restart decisions, log driver options and the supervision CLI flags, without a daemon."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dockyard.cli.failure import FlagError
+from dockyard.cli.flags import FlagSet
+from dockyard.cli.options import supervision
+from dockyard.containers import logdrivers
+from dockyard.containers.restart import (
+    RestartManager,
+    RestartPolicy,
+    check_host_config,
+    parse_policy,
+    restart_at_boot,
+    update_policy,
+)
+from dockyard.errors import InvalidParameter
+
+
+def test_backoff_doubles_caps_and_resets() -> None:
+    m = RestartManager(RestartPolicy("always"))
+    delays = [m.should_restart(0, False, 0.5) for _ in range(12)]
+    assert delays[:4] == [0.1, 0.2, 0.4, 0.8]
+    assert max(d for d in delays if d is not None) == 60.0
+    assert m.should_restart(0, False, 10.0) == 0.1  # ran 10 s: back to the first back-off
+    assert m.restart_count == 13
+
+
+def test_on_failure_limit_and_success() -> None:
+    m = RestartManager(RestartPolicy("on-failure", 2))
+    assert m.should_restart(0, False, 0) is None
+    assert m.should_restart(1, False, 0) is not None
+    assert m.should_restart(1, False, 0) is not None
+    assert m.should_restart(1, False, 0) is None
+    unlimited = RestartManager(RestartPolicy("on-failure", 0))
+    assert all(unlimited.should_restart(1, False, 0) is not None for _ in range(20))
+
+
+def test_manual_stop_and_cancel() -> None:
+    assert RestartManager(RestartPolicy("unless-stopped")).should_restart(0, True, 0) is None
+    assert RestartManager(RestartPolicy("always")).should_restart(0, True, 0) is not None
+    m = RestartManager(RestartPolicy("always"))
+    m.cancel()
+    assert m.should_restart(1, False, 0) is None
+    assert RestartManager(RestartPolicy("no")).should_restart(1, False, 0) is None
+
+
+def test_boot_rules() -> None:
+    always = {"RestartPolicy": {"Name": "always", "MaximumRetryCount": 0}}
+    unless = {"RestartPolicy": {"Name": "unless-stopped", "MaximumRetryCount": 0}}
+    on_failure = {"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2}}
+    assert restart_at_boot(always, 0, True, 0, True)
+    assert not restart_at_boot(always, 0, False, 0, False)  # never started: stays created
+    assert not restart_at_boot(unless, 0, True, 0, True)
+    assert restart_at_boot(unless, 0, False, 0, True)
+    assert restart_at_boot(on_failure, 1, False, 1, True)
+    assert not restart_at_boot(on_failure, 1, False, 2, True)
+    assert not restart_at_boot(on_failure, 0, False, 0, True)
+
+
+def test_policy_validation_messages() -> None:
+    assert parse_policy(None) == RestartPolicy("no", 0)
+    with pytest.raises(InvalidParameter, match="unknown policy 'x'"):
+        parse_policy({"Name": "x"})
+    with pytest.raises(InvalidParameter, match="can only be used with 'on-failure'"):
+        parse_policy({"Name": "always", "MaximumRetryCount": 1})
+    with pytest.raises(InvalidParameter, match="cannot be negative"):
+        parse_policy({"Name": "on-failure", "MaximumRetryCount": -1})
+    with pytest.raises(InvalidParameter, match="can't create 'AutoRemove' container with restart policy"):
+        check_host_config({"AutoRemove": True, "RestartPolicy": {"Name": "always"}})
+    host = {"AutoRemove": False}
+    assert update_policy(host, {"Name": "on-failure", "MaximumRetryCount": 3}) == \
+        {"Name": "on-failure", "MaximumRetryCount": 3}
+    with pytest.raises(InvalidParameter, match="AutoRemove is enabled"):
+        update_policy({"AutoRemove": True}, {"Name": "always"})
+
+
+def test_log_driver_resolution() -> None:
+    resolved = logdrivers.resolve({"Type": "", "Config": {}}, "json-file", {})
+    assert resolved == {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}
+    local = logdrivers.resolve({"Type": "local", "Config": {}}, "json-file", {"max-size": "1m"})
+    assert local == {"Type": "local", "Config": {}}  # the daemon's opts are for its own driver only
+    s = logdrivers.settings("local", {})
+    assert (s.max_size, s.max_file, s.compress) == (20 * 1024 * 1024, 5, True)
+    assert logdrivers.resolve({}, "local", {"max-file": "2"})["Config"] == {"max-file": "2"}
+    assert not logdrivers.settings("none", {}).enabled
+    with pytest.raises(InvalidParameter, match="unknown log opt 'x' for json-file log driver"):
+        logdrivers.resolve({"Type": "json-file", "Config": {"x": "1"}}, "json-file", {})
+    with pytest.raises(InvalidParameter, match="unknown log opt 'compress' for log driver none"):
+        logdrivers.resolve({"Type": "none", "Config": {"compress": "true"}}, "json-file", {})
+    with pytest.raises(InvalidParameter, match="compression cannot be enabled when max file count is 1"):
+        logdrivers.settings("local", {"max-file": "1"})
+    with pytest.raises(InvalidParameter, match="no log driver named 'gelf2' is registered"):
+        logdrivers.resolve({"Type": "gelf2"}, "json-file", {})
+
+
+def _parse(*argv: str) -> dict:
+    parsed = FlagSet(list(supervision.FLAGS)).parse(list(argv))
+    body: dict = {"HostConfig": {"AutoRemove": False}}
+    supervision.apply(parsed, body)
+    return body
+
+
+def test_cli_flags() -> None:
+    body = _parse("--restart", "on-failure:3", "--log-driver", "local", "--log-opt", "max-size=1k")
+    assert body["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+    assert body["HostConfig"]["LogConfig"] == {"Type": "local", "Config": {"max-size": "1k"}}
+    assert "Healthcheck" not in body
+    with pytest.raises(FlagError, match="maximum retry count must be an integer"):
+        _parse("--restart", "on-failure:x")
+    body = _parse("--health-cmd", "true", "--health-interval", "500ms", "--health-retries", "2")
+    assert body["Healthcheck"] == {"Test": ["CMD-SHELL", "true"], "Interval": 500_000_000, "Timeout": 0,
+                                   "StartPeriod": 0, "StartInterval": 0, "Retries": 2}
+    assert _parse("--no-healthcheck")["Healthcheck"] == {"Test": ["NONE"]}
+    with pytest.raises(FlagError, match="--no-healthcheck conflicts with --health-\\* options"):
+        _parse("--no-healthcheck", "--health-cmd", "true")
+    with pytest.raises(FlagError, match="invalid logging opts for driver none"):
+        _parse("--log-driver", "none", "--log-opt", "max-size=1k")
+
+
+def test_scheduler_update_policy(tmp_path: Path) -> None:
+    from dockyard.containers.clock import rfc3339_nano
+    from dockyard.containers.record import Container
+    from dockyard.containers.restart import RestartScheduler
+
+    async def start(cid: str, by_policy: bool) -> None:
+        raise AssertionError("not started here")
+
+    c = Container(id="a" * 64, name="x", created=rfc3339_nano(), image="busybox", image_id="sha256:1",
+                  path="true", args=[], config={}, host_config={"AutoRemove": False,
+                                                                "RestartPolicy": {"Name": "no"}},
+                  state_dir=str(tmp_path))
+    scheduler = RestartScheduler(start)
+    assert scheduler.manager(c).policy.is_none
+    scheduler.update(c, {"Name": "always"})
+    assert c.host_config["RestartPolicy"] == {"Name": "always", "MaximumRetryCount": 0}
+    assert scheduler.manager(c).policy.name == "always"
+    assert Container.load(tmp_path).host_config["RestartPolicy"]["Name"] == "always"
