@@ -1,0 +1,155 @@
+"""``docker commit``: a new image from a container's writable layer.
+
+The new image is the container's image plus one layer made from the container's overlay upper
+dir (whiteouts written back as ``.wh.<name>`` entries, opaque directories as ``.wh..wh..opq``;
+see :mod:`dockyard.snapshots.tarwriter`). When the upper dir holds nothing, no layer is added and
+the history entry is marked ``empty_layer``, as Docker does.
+
+Terms: the *user config* is the ``Config`` sent in the request body with the ``--change`` lines
+applied; Docker's ``merge`` then fills what it leaves unset from the container's own config
+(User, Env by key, Cmd/Entrypoint, ExposedPorts, Labels, Volumes, WorkingDir, Healthcheck,
+StopSignal).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from dockyard.content import mediatypes as mt
+from dockyard.images import timestamps
+from dockyard.images.changes import apply_changes, empty_container_config
+from dockyard.images.service import DOCKER_VERSION, ImageService
+from dockyard.images.store import LayerRecord
+from dockyard.snapshots import next_chain_id
+from dockyard.snapshots.changes import is_init_placeholder
+from dockyard.snapshots.copy_extract import CommittedLayerExtractor
+from dockyard.snapshots.tarwriter import TreeTarWriter
+
+
+@dataclass
+class CommitRequest:
+    """What ``POST /commit`` asks for (``container_config`` is the container's ``Config``)."""
+
+    container_id: str
+    image_id: str
+    upper: Path
+    container_config: dict[str, Any]
+    user_config: dict[str, Any] | None = None
+    changes: list[str] | None = None
+    comment: str = ""
+    author: str = ""
+    repo: str = ""
+    tag: str = ""
+
+
+def merge_config(user: dict[str, Any], container: dict[str, Any]) -> dict[str, Any]:
+    """Docker's ``merge(userConf, imageConf)`` for commit: fill unset fields from the container."""
+    out = copy.deepcopy(user)
+    if not out.get("User"):
+        out["User"] = container.get("User", "")
+    for key in ("ExposedPorts", "Labels", "Volumes"):
+        theirs = container.get(key) or {}
+        if theirs:
+            out[key] = {**theirs, **(out.get(key) or {})}
+    env = list(out.get("Env") or [])
+    have = {e.partition("=")[0] for e in env}
+    env += [e for e in container.get("Env") or [] if e.partition("=")[0] not in have]
+    out["Env"] = env or None
+    if not out.get("Entrypoint"):
+        if not out.get("Cmd"):
+            out["Cmd"] = container.get("Cmd")
+        if out.get("Entrypoint") is None:
+            out["Entrypoint"] = container.get("Entrypoint")
+    for key in ("Healthcheck", "WorkingDir", "StopSignal"):
+        if not out.get(key) and container.get(key):
+            out[key] = container[key]
+    return out
+
+
+class _Tee:
+    """A reader copying what it reads into a content-store writer."""
+
+    def __init__(self, stream: BinaryIO, sink: Any) -> None:
+        self.stream, self.sink = stream, sink
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.stream.read(n)
+        if data:
+            self.sink.write(data)
+        return data
+
+
+def commit(images: ImageService, req: CommitRequest) -> str:
+    """Build and store the new image; returns its ID (``sha256:…``) and tags it if asked."""
+    base = images.resolve(req.image_id)
+    record = images.store.get(base.id)
+    spool = images.root / "tmp"
+    spool.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    user = empty_container_config()
+    user.update(req.user_config or {})
+    os_name = str(base.config.get("os") or "linux")
+    config = merge_config(apply_changes(user, list(req.changes or []), os_name), req.container_config)
+
+    layers = list(record.layers)
+    diff_ids = list(base.diff_ids)
+    with tempfile.TemporaryFile(dir=spool, prefix="commit-") as layer_tar:
+        writer = TreeTarWriter.to_stream(layer_tar, overlay_whiteouts=True)  # type: ignore[arg-type]
+        writer.skip = lambda path, st: not stat.S_ISDIR(st.st_mode) and is_init_placeholder(path, st)
+        fd = os.open(req.upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            writer.add_dir(fd, "", include_self=False)
+        finally:
+            os.close(fd)
+        writer.close()
+        empty = writer.entries == 0
+        if not empty:
+            layer_tar.seek(0)
+            parent = base.chain_ids[-1] if base.chain_ids else None
+            with images.content.writer() as blob:
+                diff_id = images.snapshots.unpack(None, _Tee(layer_tar, blob), parent=parent,  # type: ignore[arg-type]
+                                                        extractor=CommittedLayerExtractor)
+                stored = blob.commit(expected=diff_id)
+            layers.append(LayerRecord(stored.digest, mt.OCI_LAYER, stored.size, diff_id,
+                                      next_chain_id(parent, diff_id)))
+            diff_ids.append(diff_id)
+
+    created = timestamps.now()
+    history_entry: dict[str, Any] = {"created": created}
+    if req.author:
+        history_entry["author"] = req.author
+    history_entry["created_by"] = " ".join(req.container_config.get("Cmd") or [])
+    if req.comment:
+        history_entry["comment"] = req.comment
+    if empty:
+        history_entry["empty_layer"] = True
+    image: dict[str, Any] = {
+        "architecture": base.config.get("architecture", ""),
+        "author": req.author,
+        "comment": req.comment,
+        "config": config,
+        "container": req.container_id,
+        "container_config": req.container_config,
+        "created": created,
+        "docker_version": DOCKER_VERSION,
+        "history": [*(base.config.get("history") or []), history_entry],
+        "os": os_name,
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }
+    if base.config.get("variant"):
+        image["variant"] = base.config["variant"]
+    for key in ("author", "comment"):
+        if not image[key]:
+            del image[key]
+    image_id = images.store.create(json.dumps(image, separators=(",", ":")).encode(), layers)
+    images.store.set_parent(image_id, base.id)
+    if req.repo:
+        images.tag(image_id, req.repo, req.tag)
+    return image_id
