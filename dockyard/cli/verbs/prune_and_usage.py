@@ -1,0 +1,223 @@
+"""``dockyard image prune``, ``system df`` and ``system prune``.
+
+``system prune`` is composed of the prune endpoints that exist: stopped containers
+(``POST /containers/prune``), then — with ``--volumes`` — unused volumes (``POST /volumes/prune``),
+then images (``POST /images/prune``, dangling only unless ``-a``). An endpoint the daemon does
+not serve (404) is skipped.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from dockyard.cli import units
+from dockyard.cli.failure import CliFailure, DaemonError
+from dockyard.cli.flags import Flag, FlagSet
+from dockyard.cli.listing import filters_param, render
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from dockyard.cli.flags import Parsed
+    from dockyard.cli.invocation import Invocation
+
+IMAGE_PRUNE_FLAGS = FlagSet([
+    Flag("all", "a", "bool", "Remove all unused images, not just dangling ones"),
+    Flag("filter", "", "list", 'Provide filter values (e.g. "until=<timestamp>")', type_name="filter"),
+    Flag("force", "f", "bool", "Do not prompt for confirmation"),
+])
+SYSTEM_PRUNE_FLAGS = FlagSet([
+    Flag("all", "a", "bool", "Remove all unused images not just dangling ones"),
+    Flag("filter", "", "list", 'Provide filter values (e.g. "label=<key>=<value>")', type_name="filter"),
+    Flag("force", "f", "bool", "Do not prompt for confirmation"),
+    Flag("volumes", "", "bool", "Prune anonymous volumes"),
+])
+DF_FLAGS = FlagSet([
+    Flag("format", "", "string", "Format output using a custom template"),
+    Flag("verbose", "v", "bool", "Show detailed information on space usage"),
+])
+FLAGS = {"image prune": IMAGE_PRUNE_FLAGS, "system prune": SYSTEM_PRUNE_FLAGS, "system df": DF_FLAGS}
+
+DANGLING_WARNING = "WARNING! This will remove all dangling images."
+ALL_WARNING = "WARNING! This will remove all images without at least one container associated to them."
+
+
+def confirm(text: str) -> bool:
+    sys.stdout.write(text + "\nAre you sure you want to continue? [y/N] ")
+    sys.stdout.flush()
+    answer = sys.stdin.readline().strip().lower()
+    return answer in ("y", "yes")
+
+
+def _prune(invocation: Invocation, path: str, filters: list[str]) -> dict[str, Any] | None:
+    params = [("filters", filters_param(filters))] if filters else []
+    try:
+        result = invocation.api.json("POST", path, params)
+    except DaemonError as error:
+        if error.status_code == 404 and "page not found" in error.daemon_message:
+            return None
+        raise
+    return result if isinstance(result, dict) else {}
+
+
+def _image_report(result: dict[str, Any]) -> tuple[list[str], int]:
+    lines = []
+    for item in result.get("ImagesDeleted") or []:
+        if item.get("Untagged"):
+            lines.append(f"untagged: {item['Untagged']}")
+        if item.get("Deleted"):
+            lines.append(f"deleted: {item['Deleted']}")
+    return lines, int(result.get("SpaceReclaimed") or 0)
+
+
+def image_prune(invocation: Invocation, parsed: Parsed) -> int:
+    filters = list(parsed["filter"])
+    if parsed["all"]:
+        filters.append("dangling=false")
+    if not parsed["force"] and not confirm(ALL_WARNING if parsed["all"] else DANGLING_WARNING):
+        return 0
+    result = _prune(invocation, "/images/prune", filters) or {}
+    lines, reclaimed = _image_report(result)
+    out = ""
+    if lines:
+        out += "Deleted Images:\n" + "\n".join(lines) + "\n\n"
+    out += f"Total reclaimed space: {units.human_size(reclaimed)}\n"
+    sys.stdout.write(out)
+    return 0
+
+
+def system_prune(invocation: Invocation, parsed: Parsed) -> int:
+    filters = list(parsed["filter"])
+    if not parsed["force"]:
+        items = ["all stopped containers"]
+        if parsed["volumes"]:
+            items.append("all anonymous volumes not used by at least one container")
+        items.append("all images without at least one container associated to them" if parsed["all"]
+                     else "all dangling images")
+        text = "WARNING! This will remove:\n" + "".join(f"  - {i}\n" for i in items)
+        if not confirm(text.rstrip("\n")):
+            return 0
+    reclaimed = 0
+    out = ""
+    containers = _prune(invocation, "/containers/prune", filters)
+    if containers and containers.get("ContainersDeleted"):
+        out += "Deleted Containers:\n" + "".join(f"{c}\n" for c in containers["ContainersDeleted"]) + "\n"
+    reclaimed += int((containers or {}).get("SpaceReclaimed") or 0)
+    if parsed["volumes"]:
+        volumes = _prune(invocation, "/volumes/prune", filters)
+        if volumes and volumes.get("VolumesDeleted"):
+            out += "Deleted Volumes:\n" + "".join(f"{v}\n" for v in volumes["VolumesDeleted"]) + "\n"
+        reclaimed += int((volumes or {}).get("SpaceReclaimed") or 0)
+    images = _prune(invocation, "/images/prune", filters + (["dangling=false"] if parsed["all"] else []))
+    lines, image_space = _image_report(images or {})
+    if lines:
+        out += "Deleted Images:\n" + "\n".join(lines) + "\n\n"
+    reclaimed += image_space
+    sys.stdout.write(out + f"Total reclaimed space: {units.human_size(reclaimed)}\n")
+    return 0
+
+
+def _reclaimable(size: int, total: int) -> str:
+    if total <= 0:
+        return units.human_size(size, 4)
+    return f"{units.human_size(size, 4)} ({size * 100 // total}%)"
+
+
+SUMMARY_FORMAT = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
+SUMMARY_HEADERS = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",
+                   "Reclaimable": "RECLAIMABLE"}
+IMAGE_FORMAT = ("table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}"
+                "\t{{.UniqueSize}}\t{{.Containers}}")
+CONTAINER_FORMAT = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.CreatedSince}}"
+                    "\t{{.Status}}\t{{.Names}}")
+CONTAINER_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "LocalVolumes": "LOCAL VOLUMES",
+                     "Size": "SIZE", "CreatedSince": "CREATED", "Status": "STATUS", "Names": "NAMES"}
+VOLUME_FORMAT = "table {{.Name}}\t{{.Links}}\t{{.Size}}"
+VOLUME_HEADERS = {"Name": "VOLUME NAME", "Links": "LINKS", "Size": "SIZE"}
+CACHE_TABLE = "CACHE ID   CACHE TYPE   SIZE      CREATED   LAST USED   USAGE     SHARED\n"
+
+
+def summary_rows(df: dict[str, Any]) -> list[dict[str, str]]:
+    """The four rows of ``system df``: Images, Containers, Local Volumes, Build Cache."""
+    images = df.get("Images") or []
+    containers = df.get("Containers") or []
+    volumes = df.get("Volumes") or []
+    image_total = int(df.get("LayersSize") or 0)
+    active_images = [i for i in images if (i.get("Containers") or 0) > 0]
+    image_used = sum(int(i.get("Size") or 0) - int(i.get("SharedSize") or 0) for i in active_images)
+    container_total = sum(int(c.get("SizeRw") or 0) for c in containers)
+    running = [c for c in containers if c.get("State") == "running"]
+    container_reclaim = container_total - sum(int(c.get("SizeRw") or 0) for c in running)
+
+    def volume_size(v: dict[str, Any]) -> int:
+        return max(int((v.get("UsageData") or {}).get("Size") or 0), 0)
+
+    volume_total = sum(volume_size(v) for v in volumes)
+    used_volumes = [v for v in volumes if int((v.get("UsageData") or {}).get("RefCount") or 0) > 0]
+    volume_reclaim = volume_total - sum(volume_size(v) for v in used_volumes)
+    return [
+        {"Type": "Images", "TotalCount": str(len(images)), "Active": str(len(active_images)),
+         "Size": units.human_size(image_total, 4),
+         "Reclaimable": _reclaimable(max(image_total - image_used, 0), image_total)},
+        {"Type": "Containers", "TotalCount": str(len(containers)), "Active": str(len(running)),
+         "Size": units.human_size(container_total, 4), "Reclaimable": _reclaimable(container_reclaim, container_total)},
+        {"Type": "Local Volumes", "TotalCount": str(len(volumes)), "Active": str(len(used_volumes)),
+         "Size": units.human_size(volume_total, 4), "Reclaimable": _reclaimable(volume_reclaim, volume_total)},
+        {"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"},
+    ]
+
+
+def verbose_text(df: dict[str, Any], now: float) -> str:
+    """``system df -v``: one table per kind of object, as Docker prints them."""
+    from dockyard.cli.listing import ellipsis, go_quote
+    from dockyard.cli.references import short_id
+    from dockyard.cli.verbs.images import HEADERS as IMAGE_HEADERS
+    from dockyard.cli.verbs.images import image_rows
+
+    image_lines = []
+    for image in df.get("Images") or []:
+        size, shared = int(image.get("Size") or 0), int(image.get("SharedSize") or 0)
+        for row in image_rows(image, True, now):
+            row.update({"SharedSize": units.human_size(shared, 4), "UniqueSize": units.human_size(size - shared, 4),
+                        "Containers": str(image.get("Containers") or 0)})
+            image_lines.append(row)
+    container_lines = []
+    for c in df.get("Containers") or []:
+        names = [n.lstrip("/") for n in c.get("Names") or []]
+        volumes = [m for m in c.get("Mounts") or [] if m.get("Type") == "volume"]
+        container_lines.append({
+            "ID": short_id(c.get("Id") or ""), "Image": c.get("Image") or "",
+            "Command": go_quote(ellipsis(c.get("Command") or "", 20)), "LocalVolumes": str(len(volumes)),
+            "Size": units.human_size(int(c.get("SizeRw") or 0)),
+            "CreatedSince": units.since(float(c.get("Created") or 0), now), "Status": c.get("Status") or "",
+            "Names": ",".join(names)})
+    volume_lines = [{"Name": v.get("Name") or "", "Links": str((v.get("UsageData") or {}).get("RefCount", 0)),
+                     "Size": units.human_size(max(int((v.get("UsageData") or {}).get("Size") or 0), 0), 4)}
+                    for v in df.get("Volumes") or []]
+    return ("Images space usage:\n\n" + render(IMAGE_FORMAT, image_lines, IMAGE_HEADERS)
+            + "\nContainers space usage:\n\n" + render(CONTAINER_FORMAT, container_lines, CONTAINER_HEADERS)
+            + "\nLocal Volumes space usage:\n\n" + render(VOLUME_FORMAT, volume_lines, VOLUME_HEADERS)
+            + "\nBuild cache usage: 0B\n\n" + CACHE_TABLE)
+
+
+def disk_usage(invocation: Invocation, parsed: Parsed) -> int:
+    import time
+
+    df = invocation.api.json("GET", "/system/df") or {}
+    if parsed["verbose"] and not parsed["format"]:
+        sys.stdout.write(verbose_text(df, time.time()))
+        return 0
+    if parsed["verbose"]:
+        raise CliFailure("dockyard system df: --verbose with --format is not supported", 1)
+    sys.stdout.write(render(parsed["format"] or SUMMARY_FORMAT, summary_rows(df), SUMMARY_HEADERS))
+    return 0
+
+
+def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
+    if verb == "image prune":
+        return image_prune(invocation, parsed)
+    if verb == "system prune":
+        return system_prune(invocation, parsed)
+    return disk_usage(invocation, parsed)
+

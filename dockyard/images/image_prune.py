@@ -1,0 +1,132 @@
+"""``docker image prune``: remove images no container uses, with Docker's filters.
+
+Filters (``POST /images/prune?filters=…``):
+
+- ``dangling=true`` (the default): only *dangling* images, those with no reference at all;
+  ``dangling=false`` (``prune -a``): every image no container uses, references removed first.
+- ``until=<timestamp|duration>``: only images created before that time (``10m``, ``2h30m``,
+  RFC 3339, ``2024-05-01``, or Unix seconds).
+- ``label=k``, ``label=k=v``, ``label!=k``, ``label!=k=v``: on the image config's labels.
+
+The answer is Docker's ``{"ImagesDeleted": [{"Untagged": …}, {"Deleted": …}], "SpaceReclaimed": N}``
+where N sums the unpacked layers actually removed (``ImagesDeleted`` is null when nothing was).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from dockyard.errors import InvalidParameter
+from dockyard.images import timestamps
+from dockyard.images.service import ImageService
+
+_DURATION_PART = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)")
+_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
+            "m": 60_000_000_000, "h": 3_600_000_000_000}
+_ALLOWED = ("dangling", "until", "label", "label!")
+
+
+def go_duration_ns(text: str) -> int | None:
+    """Nanoseconds of a Go duration (``1h30m``, ``-5s``, ``1.5h``); None if ``text`` is not one."""
+    sign = -1 if text.startswith("-") else 1
+    body = text.lstrip("+-")
+    if not body:
+        return None
+    if body == "0":
+        return 0
+    pos, total = 0, 0.0
+    while pos < len(body):
+        m = _DURATION_PART.match(body, pos)
+        if m is None:
+            return None
+        total += float(m.group(1)) * _UNIT_NS[m.group(2)]
+        pos = m.end()
+    return sign * int(total)
+
+
+def timestamp_ns(value: str, now_ns: int) -> int:
+    """Docker's ``GetTimestamp``: a duration before now, an RFC 3339 time or date, or Unix seconds."""
+    duration = go_duration_ns(value)
+    if duration is not None:
+        return now_ns - duration
+    parsed = timestamps.parse_ns(value)
+    if parsed:
+        return parsed
+    for fmt in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"):
+        try:
+            return int(datetime.strptime(value, fmt).replace(tzinfo=UTC).timestamp()) * 1_000_000_000
+        except ValueError:
+            continue
+    seconds, _, frac = value.partition(".")
+    if seconds.lstrip("-").isdigit() and (not frac or frac.isdigit()):
+        return int(seconds) * 1_000_000_000 + int((frac or "0")[:9].ljust(9, "0"))
+    raise InvalidParameter(f'failed to parse value "{value}" as a time')
+
+
+def _filters(raw: Any) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for key, value in (raw or {}).items():
+        if key not in _ALLOWED:
+            raise InvalidParameter(f"invalid filter '{key}'")
+        if isinstance(value, dict):
+            out[key] = [k for k, on in value.items() if on]
+        elif isinstance(value, (list, tuple)):
+            out[key] = [str(v) for v in value]
+        else:
+            out[key] = [str(value)]
+    return out
+
+
+def label_filter_matches(labels: dict[str, str], positive: list[str], negative: list[str]) -> bool:
+    """Docker's label filters: all ``label=`` must match, no ``label!=`` may."""
+    def has(want: str) -> bool:
+        key, eq, value = want.partition("=")
+        return key in labels and (not eq or labels[key] == value)
+
+    return all(has(w) for w in positive) and not any(has(w) for w in negative)
+
+
+def prune_images(images: ImageService, raw_filters: Any,
+                 in_use: Callable[[str], str | None]) -> dict[str, Any]:
+    """Remove the images the filters select that no container uses (see the module docstring)."""
+    f = _filters(raw_filters)
+    dangling_only = True
+    if "dangling" in f:
+        values = {v.lower() for v in f["dangling"]}
+        if not values <= {"true", "1", "false", "0"} or len(values) > 1:
+            raise InvalidParameter(f"Invalid filter 'dangling={sorted(f['dangling'])[0]}'")
+        dangling_only = next(iter(values)) in ("true", "1")
+    now_ns = time.time_ns()
+    until = [timestamp_ns(v, now_ns) for v in f.get("until", [])]
+    store, snapshots = images.store, images.snapshots
+    deleted: list[dict[str, str]] = []
+    reclaimed = 0
+    with store.lock:
+        for image_id in store.ids():
+            refs = store.references(image_id)
+            if dangling_only and refs:
+                continue
+            if in_use(image_id) is not None:
+                continue
+            config = store.config(image_id)
+            created = timestamps.parse_ns(str(config.get("created") or ""))
+            if until and not all(created < u for u in until):
+                continue
+            labels = (config.get("config") or {}).get("Labels") or {}
+            if not label_filter_matches(labels, f.get("label", []), f.get("label!", [])):
+                continue
+            for ref in refs:
+                store.delete_reference(ref)
+                deleted.append({"Untagged": ref.familiar()})
+            record = store.get(image_id)
+            sizes = {layer.chain_id: snapshots.layer(layer.chain_id).size
+                     for layer in record.layers if snapshots.has(layer.chain_id)}
+            removed = store.delete(image_id)
+            deleted.append({"Deleted": image_id})
+            deleted.extend({"Deleted": chain} for chain in removed)
+            reclaimed += sum(sizes.get(chain, 0) for chain in removed)
+    return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}

@@ -1,0 +1,91 @@
+"""Clearing what an interrupted image operation left behind, once, when the daemon starts.
+
+A load that dies with the daemon (``kill -9``, power loss) cannot leave a half layer or a
+dangling reference — layers and blobs appear by atomic renames, records and tags only after
+every layer is verified — but it can leave *leftovers*:
+
+- its spool directory (``tmp/load-*``) and content-store ingest files (``content/ingest/*``);
+- *orphan layers*: unpacked layers no image record lists and no container stands on (also what
+  a forced ``rmi`` leaves under a container, once that container is removed);
+- the uncompressed blobs of such orphan layers.
+
+At start-up nothing is in flight, so all of them can go.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from dockyard.content import is_digest
+from dockyard.errors import DockyardError
+from dockyard.images.service import ImageService
+from dockyard.snapshots import remove_tree
+
+
+@dataclass
+class Swept:
+    """What :func:`sweep_leftovers` removed: spool dirs, ingest files, orphan layers (chain IDs)."""
+
+    spools: int = 0
+    ingests: int = 0
+    layers: list[str] | None = None
+
+
+def sweep_leftovers(images: ImageService, spool: Path) -> Swept:
+    """Remove the leftovers listed in the module docstring. Call only while nothing else runs."""
+    swept = Swept(layers=[])
+    if spool.is_dir():
+        for entry in spool.iterdir():
+            if entry.name.startswith("load-") and entry.is_dir() and not entry.is_symlink():
+                remove_tree(entry)
+                swept.spools += 1
+    ingest = images.content.root / "ingest"
+    for entry in ingest.iterdir() if ingest.is_dir() else []:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(entry)
+            swept.ingests += 1
+    used = _chains_in_use(images)
+    if used is None:
+        return swept
+    store = images.store
+    with store.lock:
+        referenced_blobs: set[str] = set()
+        for image_id in store.ids():
+            record = store.get(image_id)
+            referenced_blobs.update(layer.digest for layer in record.layers)
+        for chain_id in images.snapshots.list_layers():
+            if chain_id in used:
+                continue
+            try:
+                diff_id = images.snapshots.layer(chain_id).diff_id
+            except DockyardError:
+                continue
+            images.snapshots.remove_layer(chain_id)
+            assert swept.layers is not None
+            swept.layers.append(chain_id)
+            if diff_id not in referenced_blobs:
+                images.content.delete(diff_id)
+    return swept
+
+
+def _chains_in_use(images: ImageService) -> set[str] | None:
+    """Chain IDs image records list or containers stand on; None when that cannot be known
+    (a container without a recorded ``lower`` file), so that nothing is removed by mistake."""
+    used: set[str] = set()
+    for image_id in images.store.ids():
+        used.update(layer.chain_id for layer in images.store.get(image_id).layers)
+    layers_dir = images.snapshots.root / "layers"
+    for container_id in images.snapshots.list_containers():
+        try:
+            lower_file = images.snapshots.container_dir(container_id) / "lower"
+        except DockyardError:
+            return None
+        if not lower_file.is_file():
+            return None
+        for lowerdir in images.snapshots.lowerdirs_of(container_id):
+            if lowerdir.parent.parent == layers_dir:
+                used.add("sha256:" + lowerdir.parent.name)
+    return {c for c in used if is_digest(c)}  # odd directory names match nothing
