@@ -11,7 +11,7 @@ REPO=$(pwd)
 WITH_TESTS=0
 [ "${1:-}" = "--test" ] && WITH_TESTS=1
 
-packages=(busybox-static gcc libc6-dev python3-venv ca-certificates)
+packages=(busybox-static gcc libc6-dev zlib1g-dev python3-venv ca-certificates libseccomp2)
 [ "$WITH_TESTS" = 1 ] && packages+=(docker.io tmux)
 missing=()
 for p in "${packages[@]}"; do
@@ -46,6 +46,7 @@ extra=""
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extra" --config-settings editable_mode=compat
 .venv/bin/python -m compileall -q dockyard >/dev/null
 .venv/bin/python -m dockyard.runtime.shim --build
+.venv/bin/python -m dockyard.runtime.init_binary  # --init's static docker-init
 # The launcher on PATH: an absolute interpreter with -I -S (no site scan: ~10 ms faster to start);
 # the CLI needs only the stdlib and this checkout, and `dockyard daemon` loads site itself.
 launcher=$(mktemp /usr/local/bin/.dockyard.XXXXXX)

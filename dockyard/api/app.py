@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dockyard.api import container_files as container_file_routes
+from dockyard.api import container_management as container_management_routes
 from dockyard.api import containers as container_routes
+from dockyard.api import disk_usage as disk_usage_routes
+from dockyard.api import events as event_routes
+from dockyard.api import execs as exec_routes
+from dockyard.api import image_archives as image_archive_routes
 from dockyard.api import images as image_routes
+from dockyard.api import resources as resource_routes
 from dockyard.api import system as system_routes
+from dockyard.api import volumes as volume_routes
 from dockyard.api.router import Router
+from dockyard.containers.execs import ExecService
 from dockyard.containers.service import ContainerService
 from dockyard.images.service import ImageService
 
@@ -16,5 +25,15 @@ def build_app(root: Path, containers: ContainerService, images: ImageService, da
     router = Router()
     system_routes.register(router, root, containers, images, daemon_id)
     container_routes.register(router, containers)
+    resource_routes.register(router, containers)  # stats, update, pause, unpause
+    execs = ExecService(containers)
+    execs.recover()
+    exec_routes.register(router, execs)
+    container_management_routes.register(router, containers)
+    event_routes.register(router, containers.events)
     image_routes.register(router, root, images, containers)
+    volume_routes.register(router, containers.volumes, containers)
+    image_archive_routes.register(router, root, images, containers)
+    disk_usage_routes.register(router, images, containers, getattr(containers, "volumes", None))
+    container_file_routes.register(router, containers, images)  # cp, diff, export, commit
     return router

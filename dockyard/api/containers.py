@@ -11,6 +11,7 @@ from dockyard.api.http import Hijack, JSONResponse, NoContent, Request, Response
 from dockyard.api.router import Router, version_tuple
 from dockyard.containers.clock import parse_rfc3339
 from dockyard.containers.logs import LogOptions
+from dockyard.containers.management import sizes
 from dockyard.containers.service import ContainerService
 from dockyard.errors import InvalidParameter
 
@@ -57,11 +58,18 @@ def register(router: Router, containers: ContainerService) -> None:
     @router.route("GET", "/containers/json")
     async def list_containers(request: Request) -> Response:
         limit = _int_arg(request, "limit", -1) or -1
-        return JSONResponse(containers.list(all=request.flag("all"), limit=limit, filters=request.json_arg("filters")))
+        listed = containers.list(all=request.flag("all"), limit=limit, filters=request.json_arg("filters"))
+        if request.flag("size"):
+            for entry in listed:
+                entry["SizeRw"], entry["SizeRootFs"] = sizes(containers, containers.get(entry["Id"]))
+        return JSONResponse(listed)
 
     @router.route("GET", "/containers/{id}/json")
     async def inspect(request: Request) -> Response:
-        return JSONResponse(containers.inspect(request.params["id"]))
+        answer = containers.inspect(request.params["id"])
+        if request.flag("size"):
+            answer["SizeRw"], answer["SizeRootFs"] = sizes(containers, containers.get(answer["Id"]))
+        return JSONResponse(answer)
 
     @router.route("POST", "/containers/{id}/start")
     async def start(request: Request) -> Response:

@@ -32,13 +32,22 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
         if not repo:
             raise InvalidParameter("repository name must have at least one component")
         images.tag(request.params["name"], repo, request.arg("tag"))
+        image_id = images.resolve_id(request.params["name"])
+        name = f"{repo}:{request.arg('tag') or 'latest'}" if ":" not in repo.rsplit("/", 1)[-1] else repo
+        containers.events.publish("image", "tag", image_id, {"name": name})
         return NoContent(201)
 
     @router.route("DELETE", "/images/{name:path}")
     async def remove(request: Request) -> Response:
+        image_id = images.resolve_id(request.params["name"])
         report = images.remove(request.params["name"], force=request.flag("force"),
                                prune=not request.flag("noprune"), in_use=containers.image_in_use,
                                running=containers.image_running)
+        for item in report:  # Docker's events: untag per reference, delete per image
+            if item.get("Untagged"):
+                containers.events.publish("image", "untag", image_id, {"name": image_id})
+            if item.get("Deleted"):
+                containers.events.publish("image", "delete", item["Deleted"], {"name": item["Deleted"]})
         return JSONResponse(report)
 
     @router.route("POST", "/images/create")
@@ -65,4 +74,5 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
                                                    request.arg("message"), request.arg("platform"))
         finally:
             os.unlink(tmp)
+        containers.events.publish("image", "import", image_id, {"name": image_id})
         return JSONResponse({"status": image_id})

@@ -12,6 +12,7 @@ import dockyard
 from dockyard.api.http import BytesResponse, JSONResponse, Request, Response
 from dockyard.api.router import API_VERSION, MIN_API_VERSION, Router
 from dockyard.containers.clock import rfc3339_nano
+from dockyard.containers.resources import cgroup_features
 from dockyard.containers.service import ContainerService
 from dockyard.images.service import ImageService
 
@@ -81,9 +82,8 @@ def register(router: Router, root: Path, containers: ContainerService, images: I
             "Driver": "overlay2",
             "DriverStatus": [["Backing Filesystem", "overlayfs lowerdirs"], ["Supports d_type", "true"]],
             "Plugins": {"Volume": [], "Network": ["host", "null"], "Authorization": None, "Log": ["json-file"]},
-            "MemoryLimit": False, "SwapLimit": False, "KernelMemory": False, "KernelMemoryTCP": False,
-            "CpuCfsPeriod": False, "CpuCfsQuota": False, "CPUShares": False, "CPUSet": False,
-            "PidsLimit": False, "OomKillDisable": False, "IPv4Forwarding": False,
+            **cgroup_features(),  # MemoryLimit, SwapLimit, CpuCfsPeriod… (containers/resources.py)
+            "KernelMemory": False, "KernelMemoryTCP": False, "IPv4Forwarding": False,
             "BridgeNfIptables": False, "BridgeNfIp6tables": False, "Debug": False,
             "NFd": len(os.listdir("/proc/self/fd")), "NGoroutines": 0, "SystemTime": rfc3339_nano(),
             "LoggingDriver": "json-file", "CgroupDriver": "cgroupfs", "CgroupVersion": cgroup_version(),

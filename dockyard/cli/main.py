@@ -30,10 +30,10 @@ def _err(text: str) -> None:
 
 
 def top_help() -> str:
-    width = max(len(name) for name in VERBS) + 2
+    width = max(len(name) for name in VERBS if " " not in name) + 2
     lines = ["", "Usage:  dockyard [OPTIONS] COMMAND", "",
              "A Docker-compatible container engine", "", "Commands:"]
-    lines += [f"  {name.ljust(width)}{verb.summary}" for name, verb in VERBS.items()]
+    lines += [f"  {name.ljust(width)}{verb.summary}" for name, verb in VERBS.items() if " " not in name]
     lines += ["", "Global Options:", GLOBAL_FLAGS.options_help(), "",
               "Run 'dockyard COMMAND --help' for more information on a command.", ""]
     return "\n".join(lines)
@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                 return run_verb(rest[0], ["--help"], None)
             sys.stdout.write(top_help())
             return 0
+        if rest and f"{name} {rest[0]}" in VERBS:  # a verb group's subcommand: ``volume ls``
+            name, rest = f"{name} {rest[0]}", rest[1:]
         if name not in VERBS:
             _err(f"dockyard: unknown command: dockyard {name}\n\nRun 'dockyard --help' for more information")
             return 1

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dockyard.containers import restart, security
+from dockyard.containers.health import merge_config
 from dockyard.errors import InvalidParameter
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -21,18 +23,18 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # HostConfig keys we act on; the rest must be empty (0, "", [], {}, None, False).
 HOST_CONFIG_HANDLED = {
     "NetworkMode", "AutoRemove", "LogConfig", "RestartPolicy", "ConsoleSize",
+    "Binds", "Mounts", "Tmpfs", "VolumesFrom", "VolumeDriver",  # containers/mounts.py
+    "Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares", "CpuPeriod", "CpuQuota",
+    "CpusetCpus", "CpusetMems", "PidsLimit", "OomKillDisable", "Devices",  # containers/resources.py
+    *security.HOST_CONFIG_FIELDS,  # CapAdd, Privileged, SecurityOpt, IpcMode…: containers/security.py
     # Accepted with their empty/default values only (checked below): Docker's CLI always sends them.
 }
 HOST_CONFIG_DEFAULTS: dict[str, Any] = {
     "CgroupnsMode": ("", "private", "host"),
     "Isolation": ("", "default"),
-    "IpcMode": ("", "private", "shareable"),
-    "PidMode": ("",),
-    "UTSMode": ("",),
     "UsernsMode": ("",),
     "Cgroup": ("",),
     "ShmSize": (0, 67108864),
-    "OomKillDisable": (None, False),
     "MemorySwappiness": (None, -1),
     "Runtime": ("", "runc", "dockyard"),
 }
@@ -104,6 +106,9 @@ def build_config(body: dict[str, Any], image_config: dict[str, Any]) -> dict[str
         "OnBuild": image_config.get("OnBuild"),
         "Labels": labels,
     }
+    health = merge_config(body.get("Healthcheck"), image_config.get("Healthcheck"))
+    if health is not None:
+        config["Healthcheck"] = health  # probes: containers/health.py
     stop_signal = body.get("StopSignal") or image_config.get("StopSignal")
     if stop_signal:
         config["StopSignal"] = stop_signal
@@ -129,16 +134,15 @@ def build_host_config(raw: Any) -> dict[str, Any]:
             continue
         if not _is_empty(value):
             raise InvalidParameter(f"HostConfig.{key} is not supported by dockyard yet")
-    policy = host.get("RestartPolicy") or {}
-    if policy.get("Name") not in (None, "", "no"):
-        raise InvalidParameter(f"restart policy {policy.get('Name')!r} is not supported by dockyard yet")
     log_config = host.get("LogConfig") or {}
-    if log_config.get("Type") not in (None, "", "json-file"):
-        raise InvalidParameter(f"log driver {log_config.get('Type')!r} is not supported by dockyard yet")
+    if not isinstance(log_config, dict):
+        raise InvalidParameter("invalid LogConfig: expected an object")
     host.setdefault("NetworkMode", "default")
     host.setdefault("AutoRemove", False)
-    host["LogConfig"] = {"Type": "json-file", "Config": dict(log_config.get("Config") or {})}
-    host.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
+    # The driver stays "" when not given: the service fills in the daemon's (see logdrivers.py).
+    host["LogConfig"] = {"Type": log_config.get("Type") or "", "Config": dict(log_config.get("Config") or {})}
+    host["RestartPolicy"] = restart.check_host_config(host)
+    security.check_host_config(host)
     return host
 
 

@@ -12,6 +12,7 @@ Terms:
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import os
 import struct
@@ -58,22 +59,46 @@ def parse_line(line: bytes) -> LogEntry | None:
 
 
 def log_files(path: Path, max_files: int = 100) -> list[Path]:
-    """Oldest first: ``log.N`` … ``log.1``, ``log``."""
-    rotated = [path.with_name(f"{path.name}.{i}") for i in range(max_files, 0, -1)]
-    return [p for p in rotated if p.exists()] + ([path] if path.exists() else [])
+    """Oldest first: ``log.N`` … ``log.1``, ``log``; a rotated file may be gzipped (``log.N.gz``)."""
+    rotated: list[Path] = []
+    for i in range(max_files, 0, -1):
+        for name in (f"{path.name}.{i}.gz", f"{path.name}.{i}"):
+            if path.with_name(name).exists():
+                rotated.append(path.with_name(name))
+    return rotated + ([path] if path.exists() else [])
 
 
 def read_entries(path: Path) -> Iterator[LogEntry]:
     for file in log_files(path):
+        yield from read_entries_of(file)
+
+
+def read_entries_of(file: Path) -> Iterator[LogEntry]:
+    """The entries of one file (plain, or gzipped when its name ends in ``.gz``)."""
+    try:
+        with (gzip.open(file, "rb") if file.name.endswith(".gz") else open(file, "rb")) as f:
+            for line in f:
+                if line.endswith(b"\n"):
+                    entry = parse_line(line)
+                    if entry is not None:
+                        yield entry
+    except FileNotFoundError:
+        return  # rotated away while reading
+
+
+def _rotated_after(path: Path, inode: int) -> list[Path]:
+    """The rotated files newer than the one with ``inode`` (which a follower has read to its end).
+
+    When that file is gone (deleted, or compressed into a new inode) nothing can be placed after
+    it, and the follower simply goes on with the live file."""
+    rotated = log_files(path)[:-1] if path.exists() else log_files(path)
+    for i, file in enumerate(rotated):
         try:
-            with open(file, "rb") as f:
-                for line in f:
-                    if line.endswith(b"\n"):
-                        entry = parse_line(line)
-                        if entry is not None:
-                            yield entry
+            if os.stat(file).st_ino == inode:
+                return rotated[i + 1:]
         except FileNotFoundError:
-            continue  # rotated away while reading
+            continue
+    return []
 
 
 def select(entries: Iterator[LogEntry], opts: LogOptions) -> Iterator[LogEntry]:
@@ -127,6 +152,16 @@ async def stream_logs(path: Path, opts: LogOptions, tty: bool, running: Callable
                 continue
             try:
                 if os.stat(path).st_ino != inode:
+                    # Rotated: the old file may have grown between our last read and the rename.
+                    tail = f.read()
+                    if tail:
+                        f.seek(-len(tail), os.SEEK_CUR)
+                        continue
+                    # Several rotations may have passed: first the complete files newer than ours.
+                    for done in _rotated_after(path, inode):
+                        for entry in read_entries_of(done):
+                            if entry.stream in wanted and _in_window(entry, opts):
+                                yield render(entry, opts, tty)
                     f.close()
                     f = open(path, "rb")
                     inode = os.fstat(f.fileno()).st_ino

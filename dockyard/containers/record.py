@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.containers.clock import ZERO_TIME, human_duration, parse_rfc3339
+from dockyard.containers.mounts import inspect_view
 
 
 @dataclass
@@ -31,6 +32,7 @@ class State:
     started_at: str = ZERO_TIME
     finished_at: str = ZERO_TIME
     oom_killed: bool = False
+    health: dict[str, Any] | None = None  # Docker's State.Health: see containers/health.py
 
     @property
     def running(self) -> bool:
@@ -49,6 +51,7 @@ class State:
             "Error": self.error,
             "StartedAt": self.started_at,
             "FinishedAt": self.finished_at,
+            **({"Health": self.health} if self.health is not None else {}),
         }
 
 
@@ -67,6 +70,8 @@ class Container:
     state: State = field(default_factory=State)
     restart_count: int = 0
     network_warning: str = ""
+    mounts: list[dict[str, Any]] = field(default_factory=list)  # mount points: see containers/mounts.py
+    manually_stopped: bool = False  # Docker's HasBeenManuallyStopped: see containers/restart.py
 
     # -- paths ----------------------------------------------------------------
     @property
@@ -109,7 +114,12 @@ class Container:
         s = self.state
         if s.status in ("running", "paused"):
             text = "Up " + human_duration(now - parse_rfc3339(s.started_at))
-            return text + " (Paused)" if s.status == "paused" else text
+            if s.status == "paused":
+                return text + " (Paused)"
+            if s.health is not None:  # Docker: "(health: starting)", "(healthy)", "(unhealthy)"
+                status = s.health.get("Status", "")
+                return text + (" (health: starting)" if status == "starting" else f" ({status})")
+            return text
         if s.status == "restarting":
             return f"Restarting ({s.exit_code}) " + human_duration(now - parse_rfc3339(s.finished_at)) + " ago"
         if s.status == "exited":
@@ -165,7 +175,7 @@ class Container:
             "ExecIDs": None,
             "HostConfig": self.host_config,
             "GraphDriver": graph_driver,
-            "Mounts": [],
+            "Mounts": inspect_view(self.mounts),
             "Config": self.config,
             "NetworkSettings": self.network_settings(),
         }
@@ -186,5 +196,5 @@ class Container:
             "Status": self.status_text(),
             "HostConfig": {"NetworkMode": mode},
             "NetworkSettings": {"Networks": self.network_settings()["Networks"]},
-            "Mounts": [],
+            "Mounts": inspect_view(self.mounts),
         }

@@ -22,16 +22,25 @@ import secrets
 import shutil
 import signal as signals
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dockyard.containers import cgroup_control, logdrivers
 from dockyard.containers import logs as logfiles
+from dockyard.containers import mounts as mountpoints
+from dockyard.containers import resources as resource_rules
+from dockyard.containers import security as security_rules
 from dockyard.containers.clock import rfc3339_nano
-from dockyard.containers.config import build_config, build_host_config, parse_size
+from dockyard.containers.config import build_config, build_host_config
+from dockyard.containers.events import EventBus
+from dockyard.containers.health import HealthMonitor
+from dockyard.containers.health_probe import run_probe
+from dockyard.containers.inspect_defaults import fill_host_config
 from dockyard.containers.names import generate_name, validate_name
 from dockyard.containers.record import Container, State
+from dockyard.containers.restart import RestartScheduler
 from dockyard.containers.signals import parse_signal
 from dockyard.errors import Conflict, DockyardError, InvalidParameter, NotFound, NotModified
 from dockyard.images.service import ImageService
@@ -40,6 +49,7 @@ from dockyard.runtime import shim as shimproto
 from dockyard.runtime.spawn import reap, spawn
 from dockyard.runtime.spec import ContainerSpec, ProcessSpec
 from dockyard.runtime.syscalls import pidfd_open
+from dockyard.volumes.service import VolumeService
 
 log = logging.getLogger("dockyard.containers")
 
@@ -55,7 +65,7 @@ class Live:
     pidfd: int = -1
     starting: bool = False
     start_failed: DockyardError | None = None
-    start_waiters: list[asyncio.Future[asyncio.Future[None]]] = field(default_factory=list)
+    start_waiters: list[asyncio.Future[asyncio.Future[None] | None]] = field(default_factory=list)
     exit_waiters: list[asyncio.Future[int]] = field(default_factory=list)
     remove_waiters: list[asyncio.Future[int]] = field(default_factory=list)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -104,13 +114,28 @@ async def open_shim(state_dir: Path) -> tuple[asyncio.StreamReader, asyncio.Stre
 class ContainerService:
     """Every container verb, over records in ``root/containers`` and the image service."""
 
-    def __init__(self, root: Path, images: ImageService, log_defaults: dict[str, str] | None = None) -> None:
+    def __init__(self, root: Path, images: ImageService, log_defaults: dict[str, str] | None = None,
+                 log_driver: str = "json-file") -> None:
         self.root = root / "containers"
-        self.log_defaults = {"max-size": DEFAULT_LOG_MAX_SIZE, "max-file": DEFAULT_LOG_MAX_FILE, **(log_defaults or {})}
+        # The daemon's log-driver and log-opts (daemon.json); see logdrivers.resolve.
+        self.log_driver = log_driver or "json-file"
+        self.log_defaults = dict(log_defaults or {})
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.images = images
         self._containers: dict[str, Container] = {}
         self._live: dict[str, Live] = {}
+        self.volumes = VolumeService(root)
+        self.events = EventBus()
+        self.restarts = RestartScheduler(self._start_by_policy)
+        self.health = HealthMonitor(run_probe, self._on_health_probe)
+        # Functions that add to a container's inspect answer (e.g. ExecIDs from the exec service).
+        self.inspect_hooks: list[Callable[[Container, dict[str, Any]], None]] = [fill_host_config]
+
+    def event(self, c: Container, action: str, **extra: str) -> None:
+        """Publish a container event with Docker's attributes: labels, image, name, then ``extra``."""
+        attributes = {str(k): str(v) for k, v in (c.config.get("Labels") or {}).items()}
+        attributes.update(image=c.image, name=c.name, **extra)
+        self.events.publish("container", action, c.id, attributes)
 
     # -- lookup ------------------------------------------------------------------------
     def live(self, c: Container) -> Live:
@@ -141,6 +166,10 @@ class ContainerService:
                 return c.id
         return None
 
+    def volume_users(self, name: str) -> list[str]:
+        """The IDs of the containers whose mounts use volume ``name`` (the volume service asks)."""
+        return [c.id for c in self._containers.values() if name in mountpoints.volume_names(c.mounts)]
+
     def image_running(self, image_id: str) -> str | None:
         for c in self._containers.values():
             if c.image_id == image_id and c.state.running:
@@ -167,11 +196,13 @@ class ContainerService:
             if c.state.running:
                 if self._shim_alive(c):
                     self._watch(c)
+                    self.health.start(c, resume=True)
                     log.info("container %s still running (shim %d)", c.id[:12], c.state.shim_pid)
                 else:
                     self._record_exit(c)
                     if c.host_config.get("AutoRemove"):
-                        self._finish_remove(c)
+                        self._finish_remove(c, volumes=True)
+        self.restarts.boot(list(self._containers.values()))
 
     def _shim_alive(self, c: Container) -> bool:
         try:
@@ -188,13 +219,15 @@ class ContainerService:
         if not image_ref:
             raise InvalidParameter("no image specified" if not body.get("Cmd") else "No command specified")
         image = self.images.resolve(image_ref)
-        config = build_config(body, image.config)
+        config = build_config(body, image.config.get("config") or {})  # the image's container config
         host_config = build_host_config(body.get("HostConfig"))
+        security_rules.check_request(config, host_config)
+        resource_warnings = resource_rules.validate(host_config, resource_rules.Machine.probe())
+        resource_rules.validate_devices(host_config)
+        image_volumes = (image.config.get("config") or {}).get("Volumes") or {}  # the OCI config's "config"
+        mounts = mountpoints.plan(host_config, config, image_volumes, self.get)
         network = plan(host_config["NetworkMode"])
-        log_opts = host_config["LogConfig"]["Config"] = {**self.log_defaults, **host_config["LogConfig"]["Config"]}
-        parse_size(log_opts["max-size"])
-        if not str(log_opts["max-file"]).isdigit() or int(log_opts["max-file"]) < 1:
-            raise InvalidParameter(f"invalid value for max-file: {log_opts.get('max-file')}")
+        host_config["LogConfig"] = logdrivers.resolve(host_config["LogConfig"], self.log_driver, self.log_defaults)
         if name:
             name = validate_name(name)
             for other in self._containers.values():
@@ -208,62 +241,91 @@ class ContainerService:
         while cid in self._containers or cid[:12].isdigit():
             cid = secrets.token_hex(32)
         if not config["Hostname"]:
-            config["Hostname"] = host_hostname() if network.namespace == "host" else cid[:12]
+            uts_host = host_config.get("UTSMode") == "host"
+            config["Hostname"] = host_hostname() if network.namespace == "host" or uts_host else cid[:12]
         argv = [*(config["Entrypoint"] or []), *(config["Cmd"] or [])]
         directory = self.root / cid
         directory.mkdir(mode=0o700)
         c = Container(id=cid, name=name, created=rfc3339_nano(), image=image_ref, image_id=image.id,
                       path=argv[0], args=argv[1:], config=config, host_config=host_config,
                       state_dir=str(directory), network_warning=network.warning)
+        c.mounts = mounts
         try:
+            mountpoints.create_volumes(c.mounts, self.volumes)
             self.images.prepare_container(cid, image)
             c.save()
         except BaseException:
+            self.volumes.remove_anonymous(mountpoints.volume_names(c.mounts, anonymous_only=True), lambda _: [])
             with contextlib.suppress(Exception):
                 self.images.remove_container_layer(cid)
             shutil.rmtree(directory, ignore_errors=True)
             raise
         self._containers[cid] = c
+        self.event(c, "create")
         warnings = [network.warning] if network.warning else []
-        return c, warnings
+        return c, warnings + resource_warnings
 
     # -- start -------------------------------------------------------------------------------
-    async def start(self, ref: str) -> None:
+    async def _start_by_policy(self, ref: str, by_policy: bool) -> None:
+        await self.start(ref, by_policy=by_policy)
+
+    async def start(self, ref: str, by_policy: bool = False) -> None:
+        """Start ``ref``; ``by_policy``: a restart by its restart policy (see ``restart.py``)."""
         c = self.get(ref)
         live = self.live(c)
         async with live.lock:
-            if c.state.running:
+            if by_policy and c.state.status != "restarting":
+                return  # stopped or removed meanwhile
+            if c.state.running and not by_policy:
                 raise NotModified("container already started")
             if c.state.status in ("removing", "dead"):
                 raise Conflict(f"cannot start a container that is {c.state.status}")
+            if not by_policy:
+                self.restarts.on_user_start(c)
             image = self.images.resolve(c.image_id)
             lowerdirs, upper, work, rootfs = self.images.prepare_container(c.id, image)
             network = plan(c.host_config["NetworkMode"])
             etc_files = write_etc_files(c.dir, network, c.config["Hostname"])
-            log_opts = c.host_config["LogConfig"]["Config"]
+            logging = logdrivers.settings(c.host_config["LogConfig"]["Type"] or "json-file",
+                                          c.host_config["LogConfig"]["Config"])
             spec = ContainerSpec(
                 id=c.id, state_dir=c.dir, lowerdirs=[Path(p) for p in lowerdirs], upperdir=Path(upper),
                 workdir=Path(work), rootfs=Path(rootfs), hostname=c.config["Hostname"], network=network.namespace,
                 process=ProcessSpec(args=[c.path, *c.args], env=list(c.config["Env"]), cwd=c.config["WorkingDir"],
                                     user=c.config["User"], tty=c.tty, open_stdin=c.config["OpenStdin"]),
-                log_path=c.log_path,
-                log_max_size=parse_size(log_opts["max-size"]),
-                log_max_file=int(log_opts["max-file"]),
+                log_path=c.log_path if logging.enabled else Path(os.devnull),
+                log_max_size=logging.max_size,
+                log_max_file=logging.max_file,
+                log_compress=logging.compress,
                 etc_files=etc_files,
+                mounts=mountpoints.runtime_mounts(c.mounts, self.volumes),
+                devices=resource_rules.device_nodes(c.host_config),
+                security=security_rules.security_spec(c.host_config),  # caps, seccomp, masks, --init…
             )
             for stale in (c.dir / "exit", c.attach_socket):
                 stale.unlink(missing_ok=True)
             live.starting = True
             live.start_failed = None
+            cgroup = cgroup_control.prepare(c, spec.devices)  # limits are in place before the init joins
             try:
                 spawned = await asyncio.to_thread(spawn, spec)
             except BaseException:
                 live.starting = False
+                cgroup_control.discard(c.id)
                 raise
+            try:
+                cgroup.join(spawned.pid)  # before go(): everything the container runs inherits it
+            except OSError as err:
+                live.starting = False
+                await asyncio.to_thread(spawned.abort)
+                cgroup_control.discard(c.id)
+                raise DockyardError(f"cannot join the cgroup of container {c.id[:12]}: {err}") from err
             c.state = State(status="running", pid=spawned.pid, shim_pid=spawned.shim_pid,
                             started_at=rfc3339_nano(), exit_code=0)
+            self.health.start(c)
             c.save()
             self._watch(c)
+            self.event(c, "start")
             # Let attach requests that came before start connect, then release the container.
             waiters, live.start_waiters = live.start_waiters, []
             connected: list[asyncio.Future[None]] = []
@@ -313,14 +375,24 @@ class ContainerService:
             c.state.finished_at = record.finished_at
         c.state.status = "exited"
         c.state.pid = 0
+        c.state.oom_killed = cgroup_control.finish(c.id)  # reads the OOM counter, removes the cgroup
         live = self._live.get(c.id)
         if live is not None and live.start_failed is not None:
             c.state.status = "created"  # as Docker: a process that never ran leaves the container created
             c.state.error = live.start_failed.message
         c.save()
 
+    def _on_health_probe(self, c: Container, changed: str) -> None:
+        if c.id in self._containers:
+            c.save()
+        if changed:
+            self.event(c, f"health_status: {changed}")
+
     def _on_exit(self, c: Container) -> None:
+        self.health.stop(c)
         self._record_exit(c)
+        self.event(c, "die", exitCode=str(c.state.exit_code))
+        self.restarts.on_exit(c)
         live = self.live(c)
         waiters, live.exit_waiters = live.exit_waiters, []
         for w in waiters:
@@ -331,7 +403,7 @@ class ContainerService:
 
     async def _auto_remove(self, c: Container) -> None:
         try:
-            await self.remove(c.id, force=True)
+            await self.remove(c.id, force=True, volumes=True)
         except NotFound:
             pass
         except Exception:
@@ -363,15 +435,24 @@ class ContainerService:
         sig = parse_signal(signal)
         if not c.state.running:
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
+        stop_signal = c.config.get("StopSignal")
+        ends = sig == signals.SIGKILL or not stop_signal or parse_signal(stop_signal) == sig
+        if self.restarts.on_user_stop(c, cancel=ends):
+            return  # it was waiting to restart: there is no process to signal
         self._signal(c, sig)
         if sig == signals.SIGKILL:
             await self._wait_exit(c, 10)
 
     def _signal(self, c: Container, sig: int) -> None:
+        if c.state.pid <= 0:
+            return  # restarting or never ran: os.kill(0, …) would hit the daemon's own group
+        self.event(c, "kill", signal=str(sig))
         try:
             os.kill(c.state.pid, sig)
         except ProcessLookupError:
             pass
+        if sig == signals.SIGKILL:
+            cgroup_control.thaw_for_kill(c)  # a frozen process gets SIGKILL only once thawed
 
     async def _wait_exit(self, c: Container, timeout: float | None) -> bool:
         if not c.state.running:
@@ -388,25 +469,31 @@ class ContainerService:
         c = self.get(ref)
         if not c.state.running:
             raise NotModified("container already stopped")
+        if self.restarts.on_user_stop(c):
+            self.event(c, "stop")
+            return  # it was waiting to restart: now it is simply stopped
         sig = parse_signal(signal or c.config.get("StopSignal"), default=signals.SIGTERM)
         if timeout is None:
             timeout = c.config.get("StopTimeout")
             timeout = DEFAULT_STOP_TIMEOUT if timeout is None else timeout
         self._signal(c, sig)
         if await self._wait_exit(c, None if timeout < 0 else timeout):
+            self.event(c, "stop")
             return
         log.info("container %s did not stop after %ss: killing it", c.id[:12], timeout)
         self._signal(c, signals.SIGKILL)
         if not await self._wait_exit(c, 30):
             raise DockyardError(f"cannot stop container: {ref}: it did not exit after SIGKILL")
+        self.event(c, "stop")
 
     # -- remove ---------------------------------------------------------------------------------------
     async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         c = self.get(ref)
         if c.state.running:
             if not force:
-                raise Conflict(f'cannot remove container "/{c.name}": container is running: stop the '
+                raise Conflict(f'cannot remove container "/{c.name}": container is {c.state.status}: stop the '
                                "container before removing or force remove")
+            self.restarts.on_user_stop(c)  # a container waiting to restart is now simply exited
             self._signal(c, signals.SIGKILL)
             if not await self._wait_exit(c, 30):
                 raise DockyardError(f"cannot remove container \"/{c.name}\": could not kill it")
@@ -414,28 +501,42 @@ class ContainerService:
             return
         c.state.status = "removing"
         c.save()
-        self._finish_remove(c)
+        self._finish_remove(c, volumes)
 
-    def _finish_remove(self, c: Container) -> None:
+    def _finish_remove(self, c: Container, volumes: bool = False) -> None:
+        self.restarts.forget(c)
         self.images.remove_container_layer(c.id)
+        cgroup_control.discard(c.id)
         shutil.rmtree(c.dir, ignore_errors=True)
-        self._containers.pop(c.id, None)
+        if self._containers.pop(c.id, None) is not None:
+            self.event(c, "destroy")
+        if volumes:  # rm -v, --rm: the container's anonymous volumes go too
+            self.volumes.remove_anonymous(mountpoints.volume_names(c.mounts, anonymous_only=True), self.volume_users)
         live = self._live.pop(c.id, None)
         if live is not None:
             for w in live.remove_waiters + live.exit_waiters:
                 if not w.done():
                     w.set_result(c.state.exit_code)
+            for waiter in live.start_waiters:  # attach requests waiting for a start that won't come
+                if not waiter.done():
+                    waiter.set_result(None)
 
     # -- list / inspect ---------------------------------------------------------------------------------
     def inspect(self, ref: str) -> dict[str, Any]:
         c = self.get(ref)
-        return c.inspect(self.images.graph_driver(c.id))
+        answer = c.inspect(self.images.graph_driver(c.id))
+        for hook in self.inspect_hooks:
+            hook(c, answer)
+        return answer
 
     def list(self, all: bool = False, limit: int = -1, filters: Any = None) -> list[dict[str, Any]]:
         wanted = _normalize_filters(filters)
         for key in wanted:
-            if key not in ("status", "name", "id", "label", "exited", "ancestor"):
+            if key not in ("status", "name", "id", "label", "exited", "ancestor", "before", "since", "health"):
                 raise InvalidParameter(f"invalid filter '{key}'")
+        for health in wanted.get("health", []):
+            if health not in ("starting", "healthy", "unhealthy", "none"):
+                raise InvalidParameter(f"Unrecognised filter value for health: {health}")
         for status in wanted.get("status", []):
             if status not in ("created", "restarting", "running", "removing", "paused", "exited", "dead"):
                 raise InvalidParameter(f"invalid filter 'status={status}'")
@@ -452,6 +553,13 @@ class ContainerService:
 
     def _matches(self, c: Container, wanted: Filters) -> bool:
         if "status" in wanted and c.state.status not in wanted["status"]:
+            return False
+        if "health" in wanted and (c.state.health or {}).get("Status", "none") not in wanted["health"]:
+            return False
+        # before/since: created strictly before/after the container named (RFC 3339 compares as text)
+        if any(c.created >= self.get(ref).created for ref in wanted.get("before", [])):
+            return False
+        if any(c.created <= self.get(ref).created for ref in wanted.get("since", [])):
             return False
         if "id" in wanted and not any(c.id.startswith(v) for v in wanted["id"]):
             return False
@@ -478,18 +586,23 @@ class ContainerService:
     # -- logs -----------------------------------------------------------------------------------------------
     def logs(self, ref: str, opts: logfiles.LogOptions) -> tuple[Container, AsyncIterator[bytes]]:
         c = self.get(ref)
+        if c.host_config["LogConfig"].get("Type") == "none":
+            raise logdrivers.ReadingUnsupported(logdrivers.NO_READING)
         return c, logfiles.stream_logs(c.log_path, opts, c.tty, lambda: c.state.running or self.live(c).starting)
 
     # -- attach -----------------------------------------------------------------------------------------------
     async def connect_shim(self, c: Container) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
-        """A connection to the container's shim; waits for ``start`` if the container is created.
+        """A connection to the container's shim; waits for the next ``start`` when the container is
+        not running (as Docker's attach does: ``docker start -a`` attaches first, then starts).
 
-        Returns None when the container has already exited (nothing more will come)."""
+        Returns None when the container is removed before it starts again."""
         live = self.live(c)
-        if c.state.status == "created" or live.starting:
-            waiter: asyncio.Future[asyncio.Future[None]] = asyncio.get_running_loop().create_future()
+        if live.starting or not c.state.running:
+            waiter: asyncio.Future[asyncio.Future[None] | None] = asyncio.get_running_loop().create_future()
             live.start_waiters.append(waiter)
             connected = await waiter
+            if connected is None:
+                return None
             try:
                 return await open_shim(c.dir)
             except OSError:
@@ -508,6 +621,7 @@ class ContainerService:
                      *, stdin: bool, stdout: bool, stderr: bool, logs: bool, stream: bool) -> None:
         """Serve one hijacked attach connection until the container exits or the client leaves."""
         c = self.get(ref)
+        self.event(c, "attach")
         try:
             if logs:
                 opts = logfiles.LogOptions(stdout=stdout, stderr=stderr)
@@ -593,6 +707,7 @@ class ContainerService:
     def close(self) -> None:
         """Stop watching shims; the containers keep running without the daemon."""
         loop = asyncio.get_event_loop()
+        self.health.close()
         for live in self._live.values():
             if live.pidfd >= 0:
                 loop.remove_reader(live.pidfd)

@@ -141,6 +141,33 @@ class ContentStore:
             w.write(data)
             return w.commit(expected, len(data)).digest
 
+    def adopt(self, path: Path, digest: str) -> BlobInfo:
+        """Store the existing file ``path`` as blob ``digest`` without copying it (a hard link;
+        a copy across filesystems). The caller has already hashed it: nothing is re-read."""
+        validate_digest(digest)
+        tmp = self.root / "ingest" / secrets.token_hex(16)
+        try:
+            try:
+                os.link(path, tmp)
+            except OSError:
+                with open(path, "rb") as src, open(tmp, "xb") as dst:
+                    while chunk := src.read(CHUNK):
+                        dst.write(chunk)
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+                size = os.fstat(fd).st_size
+            finally:
+                os.close(fd)
+            os.chmod(tmp, 0o444)
+            target = self.path(digest)
+            os.replace(tmp, target)
+            fsync_dir(target.parent)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        return BlobInfo(digest, size)
+
     # -- reading -----------------------------------------------------------------------------
 
     def path(self, digest: str) -> Path:

@@ -1,7 +1,7 @@
 """The daemon's configuration: flags and a ``daemon.json`` in dockerd's format.
 
 Keys known so far (dockerd's names): ``data-root``, ``hosts``, ``log-level``, ``debug``,
-``pidfile``, ``log-opts``. An unknown key, or a key given both as a flag and in the file, is an
+``pidfile``, ``log-driver``, ``log-opts`` (the containers' default log driver and its options). An unknown key, or a key given both as a flag and in the file, is an
 error, worded as dockerd words it.
 """
 
@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dockyard.containers import logdrivers
 from dockyard.errors import InvalidParameter
 
 DEFAULT_ROOT = Path("/var/lib/dockyard")
 DEFAULT_HOST = "unix:///run/dockyard.sock"
 DEFAULT_CONFIG_FILE = Path("/etc/dockyard/daemon.json")
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
-KNOWN_KEYS = {"data-root", "hosts", "log-level", "debug", "pidfile", "log-opts"}
+KNOWN_KEYS = {"data-root", "hosts", "log-level", "debug", "pidfile", "log-driver", "log-opts"}
 
 
 @dataclass
@@ -29,6 +30,7 @@ class DaemonConfig:
     debug: bool = False
     pidfile: Path | None = None
     log_opts: dict[str, str] = field(default_factory=dict)
+    log_driver: str = "json-file"
 
 
 def load_config(flags: dict[str, Any], config_file: Path | None) -> DaemonConfig:
@@ -71,7 +73,9 @@ def load_config(flags: dict[str, Any], config_file: Path | None) -> DaemonConfig
     if merged.get("pidfile"):
         config.pidfile = Path(merged["pidfile"])
     opts = merged.get("log-opts") or {}
-    if not isinstance(opts, dict) or not all(k in ("max-size", "max-file") for k in opts):
-        raise InvalidParameter("log-opts: only max-size and max-file are supported for json-file")
-    config.log_opts = {k: str(v) for k, v in opts.items()}
+    if not isinstance(opts, dict):
+        raise InvalidParameter("log-opts: expected a JSON object")
+    config.log_opts = {str(k): str(v) for k, v in opts.items()}
+    config.log_driver = str(merged.get("log-driver") or "json-file")
+    logdrivers.check_daemon_defaults(config.log_driver, config.log_opts)
     return config

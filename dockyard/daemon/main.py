@@ -86,7 +86,7 @@ async def serve(cfg: DaemonConfig) -> None:
 
     root = cfg.root
     images = ImageService(root)
-    containers = ContainerService(root, images, log_defaults=cfg.log_opts)
+    containers = ContainerService(root, images, log_defaults=cfg.log_opts, log_driver=cfg.log_driver)
     containers.recover()
     app = build_app(root, containers, images, daemon_id(root))
 

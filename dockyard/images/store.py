@@ -64,15 +64,19 @@ class ImageRecord:
     manifest: str
     layers: list[LayerRecord] = field(default_factory=list)
     last_tag_time: str | None = None
+    parent: str | None = None  # the image this one was committed from (Docker's local parent link)
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "manifest": self.manifest, "layers": [layer.to_json() for layer in self.layers],
-                "last_tag_time": self.last_tag_time}
+        out = {"id": self.id, "manifest": self.manifest, "layers": [layer.to_json() for layer in self.layers],
+               "last_tag_time": self.last_tag_time}
+        if self.parent:
+            out["parent"] = self.parent
+        return out
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ImageRecord:
         return cls(d["id"], d["manifest"], [LayerRecord.from_json(x) for x in d.get("layers", [])],
-                   d.get("last_tag_time"))
+                   d.get("last_tag_time"), d.get("parent"))
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -209,6 +213,13 @@ class ImageStore:
                 record.last_tag_time = self.get(image_id).last_tag_time
             write_json_atomic(self._record_path(image_id), record.to_json())
             return image_id
+
+    def set_parent(self, image_id: str, parent: str) -> None:
+        """Record that ``image_id`` was made from ``parent`` (``docker commit``)."""
+        with self.lock:
+            record = self.get(image_id)
+            record.parent = parent
+            write_json_atomic(self._record_path(image_id), record.to_json())
 
     def set_last_tag_time(self, image_id: str, when: str) -> None:
         with self.lock:

@@ -17,7 +17,10 @@ import errno
 import os
 import stat
 
+from dockyard.runtime import security
 from dockyard.runtime import syscalls as sc
+from dockyard.runtime.devices import create_nodes
+from dockyard.runtime.mounts import apply_mounts
 from dockyard.runtime.spec import ContainerSpec
 
 MAX_SYMLINKS = 40
@@ -110,7 +113,7 @@ def mount_overlay(spec: ContainerSpec) -> None:
         sc.mount("overlay", spec.rootfs, "overlay", 0, data)
 
 
-def setup_dev(root: str) -> None:
+def setup_dev(root: str, ipc: str = "private") -> None:
     """A tmpfs ``/dev`` with the usual devices, a private devpts instance, shm and mqueue."""
     dev = _mkdir_in_root(root, "/dev")
     sc.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_STRICTATIME, "mode=755,size=65536k")
@@ -128,7 +131,8 @@ def setup_dev(root: str) -> None:
              "newinstance,ptmxmode=0666,mode=0620,gid=5")
     shm = os.path.join(dev, "shm")
     os.mkdir(shm, 0o1777)
-    sc.mount("shm", shm, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, "mode=1777,size=65536k")
+    if ipc == "private":  # "host" binds the host's later; "none" has no /dev/shm mount
+        sc.mount("shm", shm, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, "mode=1777,size=65536k")
     mqueue = os.path.join(dev, "mqueue")
     os.mkdir(mqueue, 0o755)
     sc.mount("mqueue", mqueue, "mqueue", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
@@ -145,16 +149,23 @@ def setup_rootfs(spec: ContainerSpec, hostname: str) -> None:
 
     proc = _mkdir_in_root(root, "/proc")
     sc.mount("proc", proc, "proc", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
-    setup_dev(root)
+    sec = spec.security
+    setup_dev(root, "private" if sec.ipc == "shareable" else sec.ipc)
+    create_nodes(root, spec.devices, resolve_in_root)  # --device (runtime/devices.py)
     sys_dir = _mkdir_in_root(root, "/sys")
-    sc.mount("sysfs", sys_dir, "sysfs", sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+    sys_ro = 0 if sec.privileged else sc.MS_RDONLY  # privileged: /sys read-write, as Docker
+    sc.mount("sysfs", sys_dir, "sysfs", sys_ro | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
 
     for target, source in sorted(spec.etc_files.items()):
         host = _file_in_root(root, target)
         sc.mount(str(source), host, None, sc.MS_BIND)
+    apply_mounts(root, spec.mounts, resolve_in_root)  # volumes, binds, tmpfs (runtime/mounts.py)
+    security.before_pivot(sec, root, resolve_in_root(root, "/dev"))  # runtime/security.py
 
-    sc.sethostname(hostname)
+    if sec.uts != "host":
+        sc.sethostname(hostname)
     enter_root(root)
+    security.after_pivot(sec)  # masked and read-only paths
 
 
 def enter_root(root: str) -> None:

@@ -2,7 +2,7 @@
  * dockyard-shim: the per-container monitor (like conmon).
  *
  *   dockyard-shim --id ID --dir STATE_DIR --pid PID --log-path FILE [--tty] [--stdin]
- *                 [--log-max-size BYTES] [--log-max-file N]
+ *                 [--log-max-size BYTES] [--log-max-file N] [--log-compress]
  *
  * Exec'd by P0 after it forked the container init (PID), so PID is our child. Inherited fds:
  *   3 = container stdout read end (the pty master with --tty)
@@ -14,7 +14,8 @@
  * STATE_DIR/attach.sock as stdcopy frames ([kind:u8][0,0,0][len:u32 BE][payload]). Clients send
  * kind 0 = stdin bytes, 1 = close stdin, 2 = resize (rows u16 BE, cols u16 BE). When PID has exited
  * and the output reached EOF, the log is flushed, STATE_DIR/exit is written atomically and the shim
- * exits 0. Plain C, libc only.
+ * exits 0. An empty --log-path ("") means no log at all (exec processes: Docker does not log them).
+ * Plain C, libc only.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -38,6 +39,7 @@
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define PARTIAL_MAX (16 * 1024)          /* a partial line is logged once this much accumulates */
 #define CLIENT_MAX_BEHIND (4u << 20)     /* drop an attach client that falls this far behind */
@@ -75,6 +77,7 @@ static pid_t opt_pid = -1;
 static int opt_tty, opt_stdin;
 static long long opt_log_max_size;
 static int opt_log_max_file = 1;
+static int opt_log_compress; /* rotated files are gzipped: FILE.1.gz ... (the local log driver) */
 
 /* state */
 static struct stream streams[2];
@@ -196,6 +199,8 @@ static int write_all(int fd, const void *p, size_t n)
 
 static void log_open(int truncate)
 {
+    if (!opt_log[0])
+        return; /* no log */
     int flags = O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : 0);
     log_fd = open(log_path_abs, flags, 0640);
     if (log_fd < 0) {
@@ -217,23 +222,53 @@ static void log_flush(void)
     log_buf.off = log_buf.len = 0;
 }
 
-/* FILE -> FILE.1, shifting FILE.1 -> FILE.2 ... up to FILE.(max-file - 1); with max-file 1 truncate. */
+/* gzip FILE into `to` (via `to`.tmp and a rename, so readers never see half a file); 0 on success. */
+static int log_gzip(const char *to)
+{
+    char tmp[sizeof log_path_abs + 32], chunk[65536];
+    snprintf(tmp, sizeof tmp, "%s.tmp", to);
+    int in = open(log_path_abs, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return -1;
+    gzFile out = gzopen(tmp, "wb1");
+    int ok = out != NULL;
+    ssize_t n;
+    while (ok && (n = read(in, chunk, sizeof chunk)) > 0)
+        ok = gzwrite(out, chunk, (unsigned)n) == (int)n;
+    close(in);
+    if (out && gzclose(out) != Z_OK)
+        ok = 0;
+    if (!ok || rename(tmp, to) < 0) {
+        logmsg("compressing %s failed", log_path_abs);
+        unlink(tmp);
+        return -1;
+    }
+    unlink(log_path_abs);
+    return 0;
+}
+
+/* FILE -> FILE.1, shifting FILE.1 -> FILE.2 ... up to FILE.(max-file - 1); with max-file 1 truncate.
+ * With --log-compress the rotated names end in .gz and FILE is compressed into FILE.1.gz. */
 static void log_rotate(void)
 {
     char from[sizeof log_path_abs + 16], to[sizeof log_path_abs + 16];
+    const char *ext = opt_log_compress ? ".gz" : "";
     if (log_fd >= 0)
         close(log_fd);
     log_fd = -1;
     if (opt_log_max_file >= 2) {
         for (int i = opt_log_max_file - 1; i >= 2; i--) {
-            snprintf(from, sizeof from, "%s.%d", log_path_abs, i - 1);
-            snprintf(to, sizeof to, "%s.%d", log_path_abs, i);
+            snprintf(from, sizeof from, "%s.%d%s", log_path_abs, i - 1, ext);
+            snprintf(to, sizeof to, "%s.%d%s", log_path_abs, i, ext);
             if (rename(from, to) < 0 && errno != ENOENT)
                 logmsg("rename %s: %s", from, strerror(errno));
         }
-        snprintf(to, sizeof to, "%s.1", log_path_abs);
-        if (rename(log_path_abs, to) < 0 && errno != ENOENT)
-            logmsg("rename %s: %s", log_path_abs, strerror(errno));
+        snprintf(to, sizeof to, "%s.1%s", log_path_abs, ext);
+        if (!opt_log_compress || log_gzip(to) < 0) {
+            snprintf(to, sizeof to, "%s.1", log_path_abs);
+            if (rename(log_path_abs, to) < 0 && errno != ENOENT)
+                logmsg("rename %s: %s", log_path_abs, strerror(errno));
+        }
     }
     log_open(1);
 }
@@ -284,6 +319,8 @@ static void log_record(const char *stream, const char *data, size_t len)
 /* Feed output bytes of a stream into its line splitter; full lines become records. */
 static void log_feed(struct stream *s, const char *data, size_t len)
 {
+    if (!opt_log[0])
+        return; /* no log */
     while (len > 0) {
         const char *nl = memchr(data, '\n', len);
         size_t take = nl ? (size_t)(nl - data) + 1 : len;
@@ -547,7 +584,7 @@ static void close_clients(void)
 static void usage(void)
 {
     fprintf(stderr, "usage: dockyard-shim --id ID --dir STATE_DIR --pid PID --log-path FILE [--tty] [--stdin]"
-                    " [--log-max-size BYTES] [--log-max-file N]\n");
+                    " [--log-max-size BYTES] [--log-max-file N] [--log-compress]\n");
     exit(2);
 }
 
@@ -560,6 +597,8 @@ static void parse_args(int argc, char **argv)
             opt_tty = 1;
         } else if (!strcmp(a, "--stdin")) {
             opt_stdin = 1;
+        } else if (!strcmp(a, "--log-compress")) {
+            opt_log_compress = 1;
         } else if (!v) {
             usage();
         } else if (!strcmp(a, "--id")) {
@@ -646,7 +685,9 @@ int main(int argc, char **argv)
     if (sfd < 0)
         die("signalfd: %s", strerror(errno));
 
-    if (opt_log[0] == '/') {
+    if (!opt_log[0]) {
+        log_path_abs[0] = 0;
+    } else if (opt_log[0] == '/') {
         snprintf(log_path_abs, sizeof log_path_abs, "%s", opt_log);
     } else {
         char cwd[PATH_MAX];

@@ -79,7 +79,7 @@ def compile_shim(target: Path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{BINARY_NAME}.", dir=target.parent)
     os.close(fd)
     try:
-        proc = subprocess.run(["gcc", "-O2", "-Wall", "-o", tmp, str(SOURCE)],
+        proc = subprocess.run(["gcc", "-O2", "-Wall", "-o", tmp, str(SOURCE), "-lz"],  # zlib: --log-compress
                               capture_output=True, text=True)
         if proc.returncode != 0:
             raise DockyardError(f"compiling {SOURCE} failed: {proc.stderr.strip()}")

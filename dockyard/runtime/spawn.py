@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dockyard.errors import DockyardError, InvalidParameter
+from dockyard.runtime import security
 from dockyard.runtime import syscalls as sc
 from dockyard.runtime.loopback import loopback_up
 from dockyard.runtime.rootfs import setup_rootfs
@@ -225,6 +226,9 @@ def _validate(spec: ContainerSpec) -> None:
         raise InvalidParameter("a container needs at least one image layer")
     if spec.network not in ("none", "host"):
         raise InvalidParameter(f"network mode {spec.network!r} is not supported by the runtime")
+    problem = security.check_ulimits(spec.security.ulimits)
+    if problem:
+        raise InvalidParameter(problem)
 
 
 def spawn(spec: ContainerSpec, timeout: float = SPAWN_TIMEOUT) -> Spawned:
@@ -233,6 +237,7 @@ def spawn(spec: ContainerSpec, timeout: float = SPAWN_TIMEOUT) -> Spawned:
     (nothing left running) when set-up fails."""
     _validate(spec)
     shim = shim_binary()
+    security.prepare(spec.security)  # compiles seccomp, finds --init's binary
     hostname = spec.hostname or (socket.gethostname() if spec.network == "host" else spec.id[:12])
     state_dir = Path(spec.state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -374,7 +379,8 @@ def _p0(spec: ContainerSpec, hostname: str, shim: Path, status_w: int, go_r: int
     os.dup2(log, 2)
     os.close(devnull)
     os.close(log)
-    sc.unshare(sc.CLONE_NEWPID)
+    if spec.security.pid != "host":  # --pid=host: the init stays in the host's pid ns
+        sc.unshare(sc.CLONE_NEWPID)
 
     proc = spec.process
     tty_parent = tty_child = None
@@ -425,6 +431,8 @@ def _p0(spec: ContainerSpec, hostname: str, shim: Path, status_w: int, go_r: int
         argv = [str(shim), "--id", spec.id, "--dir", str(Path(spec.state_dir).absolute()),
                 "--pid", str(pid2), "--log-path", str(Path(spec.log_path).absolute()),
                 "--log-max-size", str(spec.log_max_size), "--log-max-file", str(spec.log_max_file)]
+        if getattr(spec, "log_compress", False):  # exec specs have no log
+            argv.append("--log-compress")
         if proc.tty:
             argv.append("--tty")
         if proc.open_stdin:
@@ -499,7 +507,7 @@ def _p2(spec: ContainerSpec, hostname: str, status_w: int, go_r: int, out_w: int
     """P2: the container's init (PID 1 of the new pid ns) up to its execve."""
     proc = spec.process
     os.umask(0o022)
-    flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC
+    flags = sc.CLONE_NEWNS | security.unshare_flags(spec.security)
     if spec.network == "none":
         flags |= sc.CLONE_NEWNET
     sc.unshare(flags)
@@ -509,6 +517,9 @@ def _p2(spec: ContainerSpec, hostname: str, status_w: int, go_r: int, out_w: int
     user = resolve_user(proc.user, Path("/"))
     env = container_env(proc, hostname, user.home)
     _make_cwd(proc.cwd or "/", user)
+    sgids = [*user.sgids, *security.extra_gids(spec.security.group_add)]
+    security.finish_root(spec.security)  # --read-only
+    args = [security.INIT_PATH, "--", *proc.args] if spec.security.init else proc.args
 
     os.setsid()
     if tty_sock is not None:
@@ -536,19 +547,18 @@ def _p2(spec: ContainerSpec, hostname: str, status_w: int, go_r: int, out_w: int
         os._exit(1)  # aborted
     os.close(go_r)
 
-    os.setgroups(user.sgids)
-    os.setgid(user.gid)
-    os.setuid(user.uid)
+    pending = security.confine_process(spec.security, user.uid, user.gid, sgids)  # ids, caps, seccomp
     try:
-        path = _lookup(proc.args[0], env)
+        path = _lookup(args[0], env)
     except InvalidParameter as err:
         _report(status_w, f"E{err.exit_code}:{err.message}")
         os._exit(err.exit_code or 127)
     sc.reset_signals()
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     _close_fds_except({status_w})
+    security.last_step(spec.security, pending)  # no_new_privs, then a seccomp filter that waited for it
     try:
-        os.execve(path, proc.args, dict(e.partition("=")[::2] for e in env))
+        os.execve(path, args, dict(e.partition("=")[::2] for e in env))
     except OSError as err:
         code = 127 if err.errno == errno.ENOENT else 126
         _report(status_w, f'E{code}:exec: "{proc.args[0]}": {os.strerror(err.errno or 0).lower()}')

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dockyard.runtime.devices import DeviceNode
+from dockyard.runtime.security import SecuritySpec
+
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 """Docker's default ``PATH`` for a container whose image sets none."""
 
@@ -23,6 +26,23 @@ class ProcessSpec:
     user: str            # Docker user spec, resolved inside the rootfs
     tty: bool
     open_stdin: bool     # False: stdin is /dev/null
+
+
+@dataclass
+class MountSpec:
+    """One mount the container's init makes after the overlay (see ``runtime/mounts.py``).
+
+    ``type`` is ``bind`` (``source`` is a host path) or ``tmpfs``; ``options`` are mount(8)-style
+    (``ro``, ``noexec``, ``size=64m``, ``mode=1777``…); ``propagation`` is Docker's (``rprivate``…);
+    ``copy_up``: fill an empty ``source`` directory with the image's content at ``destination``."""
+
+    type: str
+    source: str
+    destination: str
+    readonly: bool = False
+    options: list[str] = field(default_factory=list)
+    propagation: str = ""
+    copy_up: bool = False
 
 
 @dataclass
@@ -41,7 +61,11 @@ class ContainerSpec:
     log_path: Path
     log_max_size: int = 0
     log_max_file: int = 1
+    log_compress: bool = False  # gzip rotated log files (the local log driver)
     etc_files: dict[str, Path] = field(default_factory=dict)  # "/etc/hosts" -> host file, bind-mounted
+    security: SecuritySpec = field(default_factory=SecuritySpec)  # Docker's defaults: caps, seccomp, masks
+    mounts: list[MountSpec] = field(default_factory=list)  # volumes, binds, tmpfs; applied in order
+    devices: list[DeviceNode] = field(default_factory=list)  # --device nodes, made in the container's /dev
 
 
 def container_env(process: ProcessSpec, hostname: str, home: str) -> list[str]:

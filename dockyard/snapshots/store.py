@@ -102,13 +102,15 @@ class SnapshotStore:
                 out.append(chain_id)
         return sorted(out)
 
-    def unpack(self, chain_id: str | None, tar_stream: BinaryIO, *, parent: str | None = None) -> str:
+    def unpack(self, chain_id: str | None, tar_stream: BinaryIO, *, parent: str | None = None,
+               extractor: type[LayerExtractor] = LayerExtractor) -> str:
         """Unpack a layer tar (plain, gzip, bzip2, xz, or zstd) as chain ``chain_id``; returns its diff ID.
 
         ``parent`` is the chain ID of the layer beneath (None for a base layer). ``chain_id`` may
         be None when the diff ID is not known in advance (an import): it is then computed from
         ``parent`` and the diff ID. When both are given they must agree. The stream is read to
-        its end. If the chain is already unpacked, the new copy is dropped.
+        its end. If the chain is already unpacked, the new copy is dropped. ``extractor`` is the
+        :class:`LayerExtractor` (sub)class that applies the entries.
         """
         if chain_id is not None:
             validate_digest(chain_id)
@@ -120,7 +122,7 @@ class SnapshotStore:
             diff.mkdir(mode=0o755)
             reader = HashingReader(decompressed(tar_stream))
             try:
-                LayerExtractor(diff).extract_stream(reader)  # type: ignore[arg-type]
+                extractor(diff).extract_stream(reader)  # type: ignore[arg-type]
                 reader.drain()
             except (tarfile.TarError, EOFError) as e:
                 raise CorruptContent(f"invalid tar: {e}") from None

@@ -255,3 +255,19 @@ def test_daemon_restart_keeps_containers(fresh_daemon: Daemon) -> None:
         assert gone.wait()["StatusCode"] == 9
     finally:
         client.close()
+
+
+def test_update_restart_policy_and_limits(client) -> None:  # type: ignore[no-untyped-def]
+    c = client.containers.run("busybox", ["sleep", "30"], detach=True)
+    try:
+        c.update(restart_policy={"Name": "on-failure", "MaximumRetryCount": 2}, mem_limit="64m", memswap_limit="128m")
+        c.reload()
+        assert c.attrs["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
+        assert c.attrs["HostConfig"]["Memory"] == 64 << 20
+        with pytest.raises(docker.errors.APIError) as info:
+            c.update(restart_policy={"Name": "sometimes"})
+        assert info.value.status_code == 400
+        c.reload()
+        assert c.attrs["HostConfig"]["RestartPolicy"]["Name"] == "on-failure"
+    finally:
+        c.remove(force=True)

@@ -15,7 +15,7 @@ PACKAGE = REPO / "dockyard"
 
 # folder -> layer number, as in docs/architecture.md
 LAYERS = {"errors": 0, "content": 1, "snapshots": 2, "runtime": 3, "images": 4, "containers": 4,
-          "networks": 4, "api": 5, "daemon": 5, "cli": 6}
+          "networks": 4, "volumes": 4, "api": 5, "daemon": 5, "cli": 6}
 
 
 def dockyard_imports(path: Path) -> set[str]:

@@ -1,15 +1,132 @@
-"""`run`/`create` flags of the resources group: see `dockyard.cli.options`."""
+"""`run`/`create` flags of the resources group: see `dockyard.cli.options`.
+
+Cgroup limits → ``HostConfig`` fields, converted as Docker's CLI converts them:
+``-m 64m`` → ``Memory`` bytes (binary units, Docker's ``RAMInBytes``); ``--memory-swap -1`` →
+unlimited; ``--cpus 1.5`` → ``NanoCpus`` 1500000000; ``--device /dev/x[:/dev/y][:rwm]`` →
+``Devices`` entries. ``update`` reuses :func:`resource_body` for its request body.
+"""
 
 from __future__ import annotations
+
+from dockyard.cli.failure import FlagError
+from dockyard.cli.flags import Flag
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from dockyard.cli.flags import Flag, Parsed
+    from dockyard.cli.flags import Parsed
 
-FLAGS: list[Flag] = []
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+LIMIT_FLAGS: list[Flag] = [
+    Flag("cpu-period", "", "int", "Limit CPU CFS (Completely Fair Scheduler) period", default=0),
+    Flag("cpu-quota", "", "int", "Limit CPU CFS (Completely Fair Scheduler) quota", default=0),
+    Flag("cpu-shares", "c", "int", "CPU shares (relative weight)", default=0),
+    Flag("cpus", "", "string", "Number of CPUs", type_name="decimal"),
+    Flag("cpuset-cpus", "", "string", "CPUs in which to allow execution (0-3, 0,1)"),
+    Flag("cpuset-mems", "", "string", "MEMs in which to allow execution (0-3, 0,1)"),
+    Flag("memory", "m", "string", "Memory limit", type_name="bytes"),
+    Flag("memory-reservation", "", "string", "Memory soft limit", type_name="bytes"),
+    Flag("memory-swap", "", "string", "Swap limit equal to memory plus swap: '-1' to enable unlimited swap",
+         type_name="bytes"),
+    Flag("pids-limit", "", "int", "Tune container pids limit (set -1 for unlimited)", default=0),
+]
+
+FLAGS: list[Flag] = [
+    *LIMIT_FLAGS,
+    Flag("device", "", "list", "Add a host device to the container"),
+    Flag("oom-kill-disable", "", "bool", "Disable OOM Killer"),
+]
+
+
+def ram_in_bytes(text: str) -> int | None:
+    """Docker's ``RAMInBytes``: ``64m`` → 67108864 (binary units, ``b``/``ib`` suffix allowed)."""
+    value = text.strip().lower()
+    for suffix in ("ib", "b"):
+        if value.endswith(suffix) and len(value) > len(suffix):
+            value = value[: -len(suffix)]
+            break
+    unit = value[-1:] if value[-1:] in _UNITS and value[-1:] else ""
+    number = value[: len(value) - len(unit)].strip()
+    if not number or number.startswith("-"):
+        return None
+    try:
+        return int(float(number) * _UNITS[unit])
+    except ValueError:
+        return None
+
+
+def _bytes(parsed: Parsed, name: str, label: str, swap: bool = False) -> int:
+    raw = parsed[name]
+    if not raw:
+        return 0
+    if swap and raw.strip() == "-1":
+        return -1
+    value = ram_in_bytes(raw)
+    if value is None:
+        raise FlagError(f'invalid argument "{raw}" for "{label}" flag: invalid size: \'{raw}\'')
+    return value
+
+
+def nano_cpus(text: str) -> int:
+    """``--cpus 1.5`` → 1500000000, as Docker's ``NanoCPUs.Set``; raises FlagError."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise FlagError(f'invalid argument "{text}" for "--cpus" flag: failed to parse {text} as a rational '
+                        "number") from None
+    nanos = round(value * 1_000_000_000)
+    if abs(value * 1_000_000_000 - nanos) > 1e-3 or value < 0:
+        raise FlagError(f'invalid argument "{text}" for "--cpus" flag: value is too precise')
+    return int(nanos)
+
+
+def parse_device(text: str) -> dict[str, str]:
+    """Docker's ``parseDevice``: ``src[:dst][:perms]`` → a ``DeviceMapping``."""
+    parts = text.split(":")
+    src, dst, perms = parts[0], "", "rwm"
+    if len(parts) == 3:
+        dst, perms = parts[1], parts[2]
+    elif len(parts) == 2:
+        if parts[1] and all(ch in "rwm" for ch in parts[1]):
+            perms = parts[1]
+        else:
+            dst = parts[1]
+    elif len(parts) != 1:
+        raise FlagError(f"invalid device specification: {text}")
+    if not perms or any(ch not in "rwm" for ch in perms):
+        raise FlagError(f"invalid device mode: {perms}")
+    if not src.startswith("/"):
+        raise FlagError(f"bad format for path: {src}")
+    if dst and not dst.startswith("/"):
+        raise FlagError(f"bad format for path: {dst}")
+    return {"PathOnHost": src, "PathInContainer": dst or src, "CgroupPermissions": perms}
+
+
+def resource_body(parsed: Parsed) -> dict[str, Any]:
+    """The HostConfig resource fields for the limit flags that were given."""
+    body: dict[str, Any] = {}
+    if "memory" in parsed.changed:
+        body["Memory"] = _bytes(parsed, "memory", "-m, --memory")
+    if "memory-swap" in parsed.changed:
+        body["MemorySwap"] = _bytes(parsed, "memory-swap", "--memory-swap", swap=True)
+    if "memory-reservation" in parsed.changed:
+        body["MemoryReservation"] = _bytes(parsed, "memory-reservation", "--memory-reservation")
+    if "cpus" in parsed.changed:
+        body["NanoCpus"] = nano_cpus(parsed["cpus"] or "0")
+    for flag, key in (("cpu-shares", "CpuShares"), ("cpu-period", "CpuPeriod"), ("cpu-quota", "CpuQuota"),
+                      ("cpuset-cpus", "CpusetCpus"), ("cpuset-mems", "CpusetMems"), ("pids-limit", "PidsLimit")):
+        if flag in parsed.changed:
+            body[key] = parsed[flag]
+    return body
 
 
 def apply(parsed: Parsed, body: dict[str, Any]) -> None:
     """Fill the create body from this group's flags."""
+    host = body.setdefault("HostConfig", {})
+    host.update(resource_body(parsed))
+    if parsed["device"]:
+        host["Devices"] = [parse_device(text) for text in parsed["device"]]
+    if parsed["oom-kill-disable"]:
+        host["OomKillDisable"] = True

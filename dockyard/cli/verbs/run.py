@@ -223,14 +223,15 @@ def create(api: EngineAPI, body: dict[str, Any], name: str | None) -> str:
 class Relay:
     """Moves bytes between our stdio and the hijacked attach stream."""
 
-    def __init__(self, pipe: Hijacked, tty: bool, forward_stdin: bool) -> None:
+    def __init__(self, pipe: Hijacked, tty: bool, forward_stdin: bool, detach_keys: bytes | None = None) -> None:
         self.pipe = pipe
         self.tty = tty
         self.forward_stdin = forward_stdin
+        self.detach_keys = detach_keys  # None: Docker's default, Ctrl-P Ctrl-Q
         self.detached = False
 
     def _stdin_loop(self) -> None:
-        proxy = EscapeProxy() if self.tty else None
+        proxy = (EscapeProxy(self.detach_keys) if self.detach_keys else EscapeProxy()) if self.tty else None
         try:
             while True:
                 data = os.read(0, 4096)
