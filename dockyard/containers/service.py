@@ -307,19 +307,20 @@ class ContainerService:
             live.starting = True
             live.start_failed = None
             cgroup = cgroup_control.prepare(c, spec.devices)  # limits are in place before the init joins
+            def join_cgroup(pid: int) -> None:
+                # Before go(), so everything the container runs inherits it; during spawn(), so the
+                # kernel's wait on the first cgroup.procs write overlaps the rootfs set-up.
+                try:
+                    cgroup.join(pid)
+                except OSError as err:
+                    raise DockyardError(f"cannot join the cgroup of container {c.id[:12]}: {err}") from err
+
             try:
-                spawned = await asyncio.to_thread(spawn, spec)
+                spawned = await asyncio.to_thread(spawn, spec, on_init=join_cgroup)
             except BaseException:
                 live.starting = False
                 cgroup_control.discard(c.id)
                 raise
-            try:
-                cgroup.join(spawned.pid)  # before go(): everything the container runs inherits it
-            except OSError as err:
-                live.starting = False
-                await asyncio.to_thread(spawned.abort)
-                cgroup_control.discard(c.id)
-                raise DockyardError(f"cannot join the cgroup of container {c.id[:12]}: {err}") from err
             c.state = State(status="running", pid=spawned.pid, shim_pid=spawned.shim_pid,
                             started_at=rfc3339_nano(), exit_code=0)
             self.health.start(c)
