@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import signal
 import socket
@@ -53,6 +52,15 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 def timed(argv: list[str], n: int, env: dict[str, str] | None = None) -> list[float]:
     subprocess.run(argv, check=True, env=env, capture_output=True)  # warm-up
     samples = []
@@ -63,6 +71,21 @@ def timed(argv: list[str], n: int, env: dict[str, str] | None = None) -> list[fl
     return samples
 
 
+def podman_setup(directory: Path) -> tuple[list[str], dict[str, str]]:
+    """Podman's argv and environment on a private root, as this machine needs it.
+
+    Without CAP_SYS_RESOURCE the OCI runtime may not set rlimits to the hard limits podman asks
+    for by default, so containers.conf pins them lower; crun refuses this machine's v1/v2 hybrid
+    cgroups, so podman runs runc."""
+    directory.mkdir(parents=True, exist_ok=True)
+    conf = directory / "containers.conf"
+    conf.write_text('[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n'
+                    '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "none"\n')
+    argv = ["podman", "--root", str(directory / "root"), "--runroot", str(directory / "run"),
+            "--storage-driver", "overlay", "--runtime", "runc"]
+    return argv, {**os.environ, "CONTAINERS_CONF": str(conf)}
+
+
 class Bench:
     def __init__(self, n: int) -> None:
         self.n = n
@@ -71,7 +94,7 @@ class Bench:
         with self.tar.open("wb") as f:
             write_busybox_rootfs_tar(f)
         self.results: dict[str, dict[str, object]] = {}
-        self.cleanups: list[Callable[[], None]] = []
+        self.cleanups: list[Callable[[], object]] = []
 
     def record(self, name: str, samples: list[float] | None, note: str = "") -> None:
         if samples is None:
@@ -87,7 +110,7 @@ class Bench:
         root, sock = self.tmp / "dockyard", self.tmp / "dockyard.sock"
         proc = subprocess.Popen([sys.executable, "-m", "dockyard.daemon.main", "--root", str(root), "-H", f"unix://{sock}"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, cwd=REPO)
-        self.cleanups.append(lambda: (proc.send_signal(signal.SIGTERM), proc.wait(10)))
+        self.cleanups.append(lambda: stop_process(proc))
         wait_for(lambda: ping(sock), "dockyard daemon")
         env = {**os.environ, "DOCKYARD_HOST": f"unix://{sock}", "DOCKER_HOST": f"unix://{sock}"}
         with self.tar.open("rb") as f:
@@ -126,29 +149,18 @@ class Bench:
         if not shutil.which("podman"):
             self.record("podman", None, "podman not installed")
             return
-        d = self.tmp / "podman"
-        d.mkdir()
-        conf = d / "containers.conf"
-        # Without CAP_SYS_RESOURCE an rlimit may not be raised above its hard limit: pin them.
-        limits = []
-        for name, which in (("nofile", resource.RLIMIT_NOFILE), ("nproc", resource.RLIMIT_NPROC)):
-            _, hard = resource.getrlimit(which)
-            value = "-1" if hard == resource.RLIM_INFINITY else str(hard)
-            limits.append(f'"{name}={value}:{value}"')
-        conf.write_text(f"[containers]\ndefault_ulimits = [{', '.join(limits)}]\n[engine]\ncgroup_manager = \"cgroupfs\"\n"
-                        'events_logger = "none"\n')
-        env = {**os.environ, "CONTAINERS_CONF": str(conf)}
-        base = ["podman", "--root", str(d / "root"), "--runroot", str(d / "run"), "--storage-driver", "overlay"]
+        base, env = podman_setup(self.tmp / "podman")
         with self.tar.open("rb") as f:
             r = subprocess.run([*base, "import", "-", "busybox:latest"], stdin=f, env=env, capture_output=True)
         if r.returncode != 0:
             self.record("podman", None, "import failed: " + r.stderr.decode()[-200:])
             return
+        self.cleanups.append(lambda: subprocess.run([*base, "system", "reset", "-f"], env=env, capture_output=True))
         try:
-            self.record("podman", timed([*base, "run", "--rm", "--network", "none", "busybox:latest", "true"], self.n, env))
+            self.record("podman", timed([*base, "run", "--rm", "--network", "none", "busybox:latest", "true"], self.n, env),
+                        "runc, ulimits pinned below the hard limits")
         except subprocess.CalledProcessError as exc:
             self.record("podman", None, f"run failed: {(exc.stderr or b'').decode()[-200:]}")
-        self.cleanups.append(lambda: subprocess.run([*base, "system", "reset", "-f"], env=env, capture_output=True))
 
     def crun(self) -> None:
         if not shutil.which("crun"):
