@@ -271,3 +271,36 @@ def test_update_restart_policy_and_limits(client) -> None:  # type: ignore[no-un
         assert c.attrs["HostConfig"]["RestartPolicy"]["Name"] == "on-failure"
     finally:
         c.remove(force=True)
+
+
+def test_verbs_keep_working_after_a_daemon_restart(fresh_daemon: Daemon) -> None:
+    """kill -9 the daemon; the running container then still takes exec, logs -f, attach and stop."""
+    client = fresh_daemon.client()
+    c = client.containers.run("busybox", ["sh", "-c", "trap 'echo bye; exit 3' TERM; i=0; "
+                                          "while true; do echo tick$i; i=$((i+1)); sleep 0.2; done"],
+                              detach=True, stdin_open=True)
+    client.close()
+    time.sleep(0.5)
+    fresh_daemon.kill9()
+    fresh_daemon.start()
+    client = fresh_daemon.client()
+    try:
+        again = client.containers.get(c.id)
+        assert again.status == "running"
+        code, out = again.exec_run(["sh", "-c", "echo from-exec; exit 4"])
+        assert (code, out) == (4, b"from-exec\n")
+        follow = again.logs(stream=True, follow=True)
+        seen = next(follow) + next(follow)
+        assert b"tick" in seen
+        sock = client.api.attach_socket(c.id, params={"stdout": 1, "stream": 1})
+        sock._sock.settimeout(10)
+        assert b"tick" in sock._sock.recv(4096)
+        again.stop(timeout=5)
+        assert again.wait(timeout=10)["StatusCode"] == 3
+        rest = b"".join(follow)  # logs -f ends when the container stops
+        assert rest.endswith(b"bye\n")
+        sock._sock.close()
+        fresh_daemon.cli("start", c.id, check=True)
+        assert client.containers.get(c.id).status == "running"
+    finally:
+        client.close()
