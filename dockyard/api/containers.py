@@ -9,6 +9,7 @@ from typing import Any
 
 from dockyard.api.http import Hijack, JSONResponse, NoContent, Request, Response, StreamResponse
 from dockyard.api.router import Router, version_tuple
+from dockyard.containers import detachkeys
 from dockyard.containers.clock import parse_rfc3339
 from dockyard.containers.logs import LogOptions
 from dockyard.containers.management import sizes
@@ -137,6 +138,8 @@ def register(router: Router, containers: ContainerService) -> None:
         ref = request.params["id"]
         c = containers.get(ref)
         options: dict[str, Any] = {name: request.flag(name) for name in ("stdin", "stdout", "stderr", "logs", "stream")}
+        options["detach_keys"] = request.arg("detachKeys")
+        detachkeys.parse(options["detach_keys"] or detachkeys.DEFAULT)  # a bad value is a 400, before the upgrade
 
         async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, buffered: bytes) -> None:
             await containers.attach(ref, reader, writer, buffered, **options)

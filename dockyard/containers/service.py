@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dockyard.containers import cgroup_control, logdrivers
+from dockyard.containers import cgroup_control, detachkeys, logdrivers
 from dockyard.containers import logs as logfiles
 from dockyard.containers import mounts as mountpoints
 from dockyard.containers import resources as resource_rules
@@ -179,8 +179,9 @@ class ContainerService:
     # -- recovery at daemon start -----------------------------------------------------------
     def recover(self) -> None:
         """Load every record; re-attach to running shims, collect exits that happened meanwhile."""
+        stored = Container.stored_ids(self.root)  # those with a record (dockyard.metadata)
         for directory in sorted(self.root.iterdir()):
-            if not (directory / "config.json").exists():
+            if directory.name not in stored:
                 log.warning("removing incomplete container dir %s", directory)
                 shutil.rmtree(directory, ignore_errors=True)
                 continue
@@ -508,6 +509,7 @@ class ContainerService:
         self.restarts.forget(c)
         self.images.remove_container_layer(c.id)
         cgroup_control.discard(c.id)
+        c.delete_record()
         shutil.rmtree(c.dir, ignore_errors=True)
         if self._containers.pop(c.id, None) is not None:
             self.event(c, "destroy")
@@ -619,9 +621,12 @@ class ContainerService:
         return None
 
     async def attach(self, ref: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, buffered: bytes,
-                     *, stdin: bool, stdout: bool, stderr: bool, logs: bool, stream: bool) -> None:
-        """Serve one hijacked attach connection until the container exits or the client leaves."""
+                     *, stdin: bool, stdout: bool, stderr: bool, logs: bool, stream: bool,
+                     detach_keys: str = "") -> None:
+        """Serve one hijacked attach connection until the container exits, the client leaves, or
+        the client types the detach keys (the container keeps running)."""
         c = self.get(ref)
+        scanner = detachkeys.Scanner(detachkeys.parse(detach_keys or detachkeys.DEFAULT))
         self.event(c, "attach")
         try:
             if logs:
@@ -637,7 +642,7 @@ class ContainerService:
             shim_reader, shim_writer = conn
             wanted = {1} if c.tty else {k for k, on in ((1, stdout), (2, stderr)) if on}
             out = asyncio.create_task(self._pump_output(shim_reader, writer, wanted, c.tty))
-            inp = asyncio.create_task(self._pump_input(reader, shim_writer, buffered, c)) if stdin else None
+            inp = asyncio.create_task(self._pump_input(reader, shim_writer, buffered, c, scanner)) if stdin else None
             try:
                 if inp is None:
                     await out
@@ -673,10 +678,17 @@ class ContainerService:
 
     @staticmethod
     async def _pump_input(client: asyncio.StreamReader, shim: asyncio.StreamWriter, buffered: bytes,
-                          c: Container) -> str:
-        if buffered:
-            shim.write(shimproto.encode_frame(0, buffered))
+                          c: Container, scanner: detachkeys.Scanner) -> str:
+        """Client stdin → the shim; "eof" when the client closed its side, "detach" on the keys."""
+        data = buffered
         while True:
+            if data:
+                data, detached = scanner.feed(data)
+                if data:
+                    shim.write(shimproto.encode_frame(0, data))
+                    await shim.drain()
+                if detached:
+                    return "detach"
             try:
                 data = await client.read(65536)
             except ConnectionError:
@@ -687,8 +699,6 @@ class ContainerService:
                     with contextlib.suppress(ConnectionError):
                         await shim.drain()
                 return "eof"
-            shim.write(shimproto.encode_frame(0, data))
-            await shim.drain()
 
     async def resize(self, ref: str, height: int, width: int) -> None:
         c = self.get(ref)

@@ -304,3 +304,27 @@ def test_verbs_keep_working_after_a_daemon_restart(fresh_daemon: Daemon) -> None
         assert client.containers.get(c.id).status == "running"
     finally:
         client.close()
+
+
+def test_detach_keys_end_an_attach_on_the_daemon_side(client) -> None:  # type: ignore[no-untyped-def]
+    """A raw API client (no CLI) typing the detach keys: the attach ends, the container runs on."""
+    c = client.containers.run("busybox", ["sh"], detach=True, stdin_open=True, tty=True)
+    try:
+        sock = client.api.attach_socket(c.id, params={"stdin": 1, "stdout": 1, "stream": 1,
+                                                       "detachKeys": "ctrl-x,y"})
+        raw_sock = sock._sock
+        raw_sock.settimeout(10)
+        raw_sock.sendall(b"echo $((5*5))\n")
+        seen = b""
+        while b"25" not in seen:
+            seen += raw_sock.recv(4096)
+        raw_sock.sendall(b"\x18y")
+        while raw_sock.recv(4096):  # the daemon closes the attach
+            pass
+        c.reload()
+        assert c.status == "running"
+        with pytest.raises(docker.errors.APIError) as info:
+            client.api.attach_socket(c.id, params={"stdin": 1, "stream": 1, "detachKeys": "ctrl-1"})
+        assert info.value.status_code == 400 and "Invalid detach keys" in str(info.value)
+    finally:
+        c.remove(force=True)
