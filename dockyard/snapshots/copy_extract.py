@@ -16,7 +16,7 @@ import tarfile
 from dataclasses import dataclass
 
 from dockyard.errors import InvalidParameter
-from dockyard.snapshots.extract import LayerExtractor, clean_name
+from dockyard.snapshots.extract import LayerExtractor
 
 
 @dataclass
@@ -27,7 +27,7 @@ class CopyExtractor(LayerExtractor):
     owner: tuple[int, int] | None = None
 
     def apply(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
-        parts = clean_name(member.name)
+        parts = self.check_entry(member)
         if not parts:
             self._skip_data(tar, member)
             return

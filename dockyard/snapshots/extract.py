@@ -8,8 +8,9 @@ Terms:
 - *opaque directory*: ``dir/.wh..wh..opq`` says "hide everything lower layers have in ``dir``".
   Overlayfs spells that as the xattr ``trusted.overlay.opaque=y`` on ``dir``.
 
-The rules, each enforced by one method of :class:`LayerExtractor` so that more hostile-tar cases
-are easy to add:
+The rules: those that need only the header are one function each in
+:mod:`dockyard.snapshots.entry_rules`; those that need the filesystem are one method each of
+:class:`LayerExtractor`; bounds on expansion are in :mod:`dockyard.snapshots.bounds`.
 
 - Entry names are cleaned lexically: leading ``/`` is dropped (absolute names are neutralised, as
   Docker does), ``.`` and empty components go, ``..`` pops a component; a ``..`` above the target
@@ -27,14 +28,17 @@ are easy to add:
   Docker does in a user namespace). FIFOs are always created.
 - Ownership (as root), modes including setuid/setgid/sticky, xattrs (``SCHILY.xattr.*``) and
   mtimes are kept; directory modes and mtimes are applied last, deepest first.
-- A truncated or malformed tar raises :class:`CorruptContent`.
+- A truncated or malformed tar raises :class:`CorruptContent`; so do entry types Docker does not
+  apply, NUL bytes or over-long components in names, impossible owners, and PAX or GNU
+  long-name records over 1 MiB (refused before they are read into memory).
+- ``.wh..wh.*`` AUFS metadata other than the opaque marker is skipped, as moby does.
+- Bytes written for files count against :class:`WriteBudget` (a sparse entry cannot fill the disk).
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import posixpath
 import shutil
 import stat
 import tarfile
@@ -44,11 +48,29 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dockyard.errors import CorruptContent, DockyardError
+from dockyard.snapshots.bounds import LayerLimits, WriteBudget
+from dockyard.snapshots.entry_rules import (
+    OPAQUE_XATTR,
+    WHITEOUT_META_PREFIX,
+    WHITEOUT_OPAQUE,
+    WHITEOUT_PREFIX,
+    check_names,
+    check_owner,
+    check_special_size,
+    check_type,
+    clean_name,
+    is_aufs_metadata,
+    is_whiteout,
+    kept_mode,
+    mtime_ns,
+    symlink_escapes,
+    whiteout_target,
+    xattrs_to_set,
+)
 
-WHITEOUT_PREFIX = ".wh."
-WHITEOUT_META_PREFIX = ".wh..wh."
-WHITEOUT_OPAQUE = ".wh..wh..opq"
-OPAQUE_XATTR = "trusted.overlay.opaque"
+__all__ = ["OPAQUE_XATTR", "WHITEOUT_META_PREFIX", "WHITEOUT_OPAQUE", "WHITEOUT_PREFIX", "LayerExtractor",
+           "StrictTarInfo", "clean_name", "unpacked_size"]
+
 MAX_SYMLINK_HOPS = 40
 CHUNK = 1 << 20
 
@@ -70,20 +92,13 @@ class StrictTarInfo(tarfile.TarInfo):
         except tarfile.InvalidHeaderError as e:  # type: ignore[attr-defined]
             raise CorruptContent(f"invalid tar header: {e}") from None
 
+    def _proc_pax(self, tarfile: tarfile.TarFile) -> tarfile.TarInfo:  # type: ignore[override]
+        check_special_size(self)  # tarfile would read the whole record into memory
+        return super()._proc_pax(tarfile)  # type: ignore[misc]
 
-def clean_name(name: str) -> list[str]:
-    """The components of a tar entry name, cleaned lexically; raises if it climbs out."""
-    parts: list[str] = []
-    for comp in name.split("/"):
-        if comp in ("", "."):
-            continue
-        if comp == "..":
-            if not parts:
-                raise CorruptContent(f"invalid tar entry {name!r}: path is outside of the layer")
-            parts.pop()
-        else:
-            parts.append(comp)
-    return parts
+    def _proc_gnulong(self, tarfile: tarfile.TarFile) -> tarfile.TarInfo:  # type: ignore[override]
+        check_special_size(self)
+        return super()._proc_gnulong(tarfile)  # type: ignore[misc]
 
 
 @dataclass
@@ -98,12 +113,14 @@ class LayerExtractor:
     """Applies tar entries to ``target`` following the module's rules.
 
     ``privileged`` (default: running as root) decides whether ownership is kept and device
-    nodes and whiteouts are created.
+    nodes and whiteouts are created. ``budget`` bounds the bytes written (default: the limits
+    of :meth:`LayerLimits.from_env`).
     """
 
     target: Path
     privileged: bool = field(default_factory=lambda: os.geteuid() == 0)
     _dirs: list[_DeferredDir] = field(default_factory=list)
+    budget: WriteBudget = field(default_factory=lambda: WriteBudget(LayerLimits.from_env()))
 
     def __post_init__(self) -> None:
         self._root = os.path.realpath(self.target)
@@ -128,18 +145,33 @@ class LayerExtractor:
             raise CorruptContent(f"invalid tar: {e}") from None
         with tar:
             for member in tar:
-                self.apply(tar, member)
+                try:
+                    self.apply(tar, member)
+                except OSError as e:
+                    if e.errno != errno.ENAMETOOLONG:
+                        raise
+                    # a path past PATH_MAX (each component was checked against NAME_MAX)
+                    raise CorruptContent(f"invalid tar entry {member.name[:80]!r}...: file name too long") from None
         self.finish()
+
+    @staticmethod
+    def check_entry(member: tarfile.TarInfo) -> list[str]:
+        """The header-only rules of :mod:`entry_rules`; returns the cleaned components."""
+        check_names(member)
+        check_type(member)
+        check_owner(member)
+        return clean_name(member.name)
 
     def apply(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         """Apply one entry."""
-        parts = clean_name(member.name)
-        if not parts:
-            self._skip_data(tar, member)  # the target itself ("./"): keep the target's own metadata
+        parts = self.check_entry(member)
+        if not parts or is_aufs_metadata(parts):
+            # the target itself ("./") keeps the target's own metadata; AUFS metadata is dropped
+            self._skip_data(tar, member)
             return
         base = parts[-1]
-        if base.startswith(WHITEOUT_PREFIX):
-            self._skip_data(tar, member)
+        if is_whiteout(base):
+            self._skip_data(tar, member)  # a whiteout's body, if any, means nothing
             self._whiteout(member, parts)
             return
         parent = self.resolve_dir(parts[:-1], create=True)
@@ -251,6 +283,7 @@ class LayerExtractor:
                     chunk = src.read(min(CHUNK, member.size - written))
                     if not chunk:
                         break
+                    self.budget.charge(len(chunk))  # before writing: a sparse entry expands on disk
                     _write_all(fd, chunk)
                     written += len(chunk)
             if written != member.size:
@@ -264,22 +297,28 @@ class LayerExtractor:
             os.mkdir(path, 0o700)
         self._set_owner_xattrs(path, member)
         parts = os.path.relpath(path, self._root).split(os.sep)
-        self._dirs.append(_DeferredDir(parts, member.mode & 0o7777, _mtime_ns(member)))
+        self._dirs.append(_DeferredDir(parts, kept_mode(member), mtime_ns(member)))
 
     def _make_symlink(self, tar: tarfile.TarFile, member: tarfile.TarInfo, path: str) -> None:
         link = member.linkname
-        if not link.startswith("/"):
-            rel = posixpath.normpath(posixpath.join(os.path.relpath(os.path.dirname(path), self._root), link))
-            if rel == ".." or rel.startswith("../"):
-                raise CorruptContent(f"invalid symlink {member.name!r} -> {link!r}")
+        dir_parts = [p for p in os.path.relpath(os.path.dirname(path), self._root).split(os.sep) if p != "."]
+        if symlink_escapes(dir_parts, link):
+            raise CorruptContent(f"invalid symlink {member.name!r} -> {link!r}")
         os.symlink(link, path)
         self._set_metadata(path, member)
 
     def _make_hardlink(self, tar: tarfile.TarFile, member: tarfile.TarInfo, path: str) -> None:
+        """Link to a non-directory of *this* layer (moby links inside the layer's own, fresh
+        directory, so a file of a lower layer is "no such file"). The source's parents are
+        resolved in scope; a symlink as the source is linked itself, never followed."""
         parts = clean_name(member.linkname)
         if not parts:
             raise CorruptContent(f"invalid hardlink {member.name!r} -> {member.linkname!r}")
-        source = os.path.join(self.resolve_dir(parts[:-1], create=False), parts[-1])
+        try:
+            source = os.path.join(self.resolve_dir(parts[:-1], create=False), parts[-1])
+        except CorruptContent as e:
+            raise CorruptContent(f"invalid hardlink {member.name!r} -> {member.linkname!r}: no such file in the "
+                                 f"layer ({e.message})") from None
         try:
             st = os.lstat(source)
         except FileNotFoundError:
@@ -290,8 +329,11 @@ class LayerExtractor:
         os.link(source, path, follow_symlinks=False)
 
     def _make_device(self, tar: tarfile.TarFile, member: tarfile.TarInfo, path: str) -> None:
+        """As Docker running as root, create the node. It gives no way to the host's devices:
+        the layer lies under a 0700 directory, and in a container the devices cgroup lets
+        only the default devices (and ``--device`` ones) be opened, whatever nodes exist."""
         if not self.privileged:
-            return  # as Docker does without the privilege to mknod: skip the node
+            return  # as Docker does without the privilege to mknod (a user namespace): skip the node
         kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
         os.mknod(path, kind | 0o600, os.makedev(member.devmajor, member.devminor))
         self._set_metadata(path, member)
@@ -306,11 +348,7 @@ class LayerExtractor:
         if base == WHITEOUT_OPAQUE:
             self._setxattr(parent, OPAQUE_XATTR, b"y", required=True)
             return
-        if base.startswith(WHITEOUT_META_PREFIX):
-            return  # other AUFS metadata (.wh..wh.plnk, .wh..wh.aufs): not part of the filesystem
-        name = base[len(WHITEOUT_PREFIX):]
-        if name in ("", ".", ".."):
-            raise CorruptContent(f"invalid whiteout {member.name!r}")
+        name = whiteout_target(member.name, base)
         path = os.path.join(parent, name)
         self._clear_for(path, tarfile.TarInfo(name))
         if not self.privileged:
@@ -323,16 +361,15 @@ class LayerExtractor:
     def _set_owner_xattrs(self, path: str, member: tarfile.TarInfo) -> None:
         if self.privileged:
             os.lchown(path, member.uid, member.gid)
-        for key, value in member.pax_headers.items():
-            if key.startswith("SCHILY.xattr."):
-                raw = value.encode("utf-8", "surrogateescape")
-                self._setxattr(path, key[len("SCHILY.xattr."):], raw, required=False)
+        for name, value in xattrs_to_set(member):
+            self._setxattr(path, name, value, required=False)
 
     def _set_metadata(self, path: str, member: tarfile.TarInfo) -> None:
         self._set_owner_xattrs(path, member)  # chown first: it clears setuid/setgid bits
         if not member.issym():
-            os.chmod(path, member.mode & 0o7777)
-        os.utime(path, ns=(_mtime_ns(member), _mtime_ns(member)), follow_symlinks=False)
+            os.chmod(path, kept_mode(member))
+        mtime = mtime_ns(member)
+        os.utime(path, ns=(mtime, mtime), follow_symlinks=False)
 
     def _setxattr(self, path: str, name: str, value: bytes, *, required: bool) -> None:
         try:
@@ -342,6 +379,8 @@ class LayerExtractor:
             # xattrs or refuse them on symlinks. Docker ignores those for ordinary xattrs too.
             if required and self.privileged:
                 raise DockyardError(f"setting {name} on {path}: {e.strerror}") from None
+            if e.errno in (errno.E2BIG, errno.ERANGE):
+                raise CorruptContent(f"invalid xattr {name!r}: value of {len(value)} bytes is too large") from None
             if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EACCES, errno.EINVAL):
                 raise
 
@@ -364,10 +403,6 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
-
-
-def _mtime_ns(member: tarfile.TarInfo) -> int:
-    return int(round(float(member.mtime) * 1_000_000_000))
 
 
 def unpacked_size(root: Path) -> int:

@@ -16,6 +16,7 @@ import zlib
 from typing import Any, BinaryIO, Protocol
 
 from dockyard.errors import CorruptContent, DockyardError, InvalidParameter
+from dockyard.snapshots.bounds import LayerLimits, RatioGuard
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -33,6 +34,7 @@ class PeekReader(io.RawIOBase):
     def __init__(self, raw: BinaryIO) -> None:
         self._raw = raw
         self._head = b""
+        self.count = 0  # bytes handed out: the compressed bytes consumed, for the ratio guard
 
     def peek(self, n: int) -> bytes:
         while len(self._head) < n:
@@ -51,11 +53,13 @@ class PeekReader(io.RawIOBase):
             n = min(len(view), len(self._head))
             view[:n] = self._head[:n]
             self._head = self._head[n:]
+            self.count += n
             return n
         data = self._raw.read(len(view))
         if not data:
             return 0
         view[: len(data)] = data
+        self.count += len(data)
         return len(data)
 
 
@@ -131,8 +135,13 @@ def compression_of(head: bytes) -> str:
     return "none"
 
 
-def decompressed(stream: BinaryIO) -> BinaryIO:
-    """A reader of the plain tar inside ``stream``, whatever of the known compressions it uses."""
+def decompressed(stream: BinaryIO, limits: LayerLimits | None = None) -> BinaryIO:
+    """A reader of the plain tar inside ``stream``, whatever of the known compressions it uses.
+
+    A compressed stream is read through a :class:`RatioGuard`: one that expands more than
+    ``limits.max_ratio`` times (``limits`` defaults to :meth:`LayerLimits.from_env`) is refused
+    as a decompression bomb.
+    """
     peek = PeekReader(stream)
     kind = compression_of(peek.peek(6))
     raw: BinaryIO = io.BufferedReader(peek, buffer_size=1 << 16)  # type: ignore[arg-type]
@@ -153,4 +162,5 @@ def decompressed(stream: BinaryIO) -> BinaryIO:
                 "zstd-compressed layers need the zstandard Python module, which is not installed"
             ) from None
         inner = zstandard.ZstdDecompressor().stream_reader(raw)
-    return io.BufferedReader(CorruptionGuard(inner, kind), buffer_size=1 << 16)  # type: ignore[return-value]
+    guarded = RatioGuard(CorruptionGuard(inner, kind), peek, limits or LayerLimits.from_env())  # type: ignore[arg-type]
+    return io.BufferedReader(guarded, buffer_size=1 << 16)  # type: ignore[return-value]
