@@ -321,7 +321,18 @@ def _wait_ready(channel: _Channel, ready_r: int, deadline: float,
             if not init_seen and (pid := channel.init_pid()) is not None:
                 init_seen = True
                 assert on_init is not None
-                on_init(pid)
+                try:
+                    on_init(pid)
+                except (OSError, DockyardError):
+                    # The init may have failed (and exited) first: its reason is the one to report.
+                    try:
+                        channel.read_messages(time.monotonic() + 1.0, until="F")
+                    except (TimeoutError, OSError):
+                        pass
+                    reason = channel.failure()
+                    if reason is not None:
+                        raise _exec_error(reason) from None
+                    raise
             init_ready = "R" in channel.messages
 
 
