@@ -13,6 +13,7 @@ from dockyard.api import execs as exec_routes
 from dockyard.api import image_archives as image_archive_routes
 from dockyard.api import images as image_routes
 from dockyard.api import resources as resource_routes
+from dockyard.api import store_check as store_check_routes
 from dockyard.api import system as system_routes
 from dockyard.api import volumes as volume_routes
 from dockyard.api.router import Router
@@ -36,4 +37,5 @@ def build_app(root: Path, containers: ContainerService, images: ImageService, da
     image_archive_routes.register(router, root, images, containers)
     disk_usage_routes.register(router, images, containers, getattr(containers, "volumes", None))
     container_file_routes.register(router, containers, images)  # cp, diff, export, commit
+    store_check_routes.register(router, root, images, containers)  # dockyard's own: system check, gc
     return router

@@ -14,6 +14,7 @@ from dockyard.api.byte_pipes import BodyPipe, ResponsePipe
 from dockyard.api.http import JSONResponse, Request, Response, StreamResponse
 from dockyard.api.router import Router
 from dockyard.containers.service import ContainerService
+from dockyard.images import garbage
 from dockyard.images.archive_load import load_archive
 from dockyard.images.archive_save import ArchiveWriter, select
 from dockyard.images.history import image_history
@@ -76,4 +77,5 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
         used = {summary.get("ImageID") for summary in containers.list(all=True)}
         report = await asyncio.to_thread(prune_images, images, request.json_arg("filters"),
                                          lambda image_id: image_id if image_id in used else None)
+        await asyncio.to_thread(garbage.collect, images, root)  # and whatever else nothing references
         return JSONResponse(report)

@@ -11,7 +11,9 @@ from dockyard.api.http import JSONResponse, NoContent, Request, Response
 from dockyard.api.router import Router
 from dockyard.containers.service import ContainerService
 from dockyard.errors import InvalidParameter, NotFound
+from dockyard.images import garbage
 from dockyard.images.service import ImageService
+from dockyard.metadata import leases
 
 
 def register(router: Router, root: Path, images: ImageService, containers: ContainerService) -> None:
@@ -48,6 +50,8 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
                 containers.events.publish("image", "untag", image_id, {"name": image_id})
             if item.get("Deleted"):
                 containers.events.publish("image", "delete", item["Deleted"], {"name": item["Deleted"]})
+        if any(item.get("Deleted") for item in report):
+            await asyncio.to_thread(garbage.collect, images, root)  # what the image alone held
         return JSONResponse(report)
 
     @router.route("POST", "/images/create")
@@ -64,15 +68,16 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
         repo, tag_ = request.arg("repo"), request.arg("tag")
         reference = f"{repo}:{tag_}" if repo and tag_ else repo or None
         changes = request.query.get("changes", [])
-        fd, tmp = tempfile.mkstemp(dir=spool, prefix="import-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                async for chunk in request.iter_body():
-                    await asyncio.to_thread(f.write, chunk)
-            with open(tmp, "rb") as f:
-                image_id = await asyncio.to_thread(images.import_tarball, f, reference, changes,
-                                                   request.arg("message"), request.arg("platform"))
-        finally:
-            os.unlink(tmp)
+        with leases.hold(images.metadata, "import"):  # keeps the spooled body from the collector
+            fd, tmp = tempfile.mkstemp(dir=spool, prefix="import-")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    async for chunk in request.iter_body():
+                        await asyncio.to_thread(f.write, chunk)
+                with open(tmp, "rb") as f:
+                    image_id = await asyncio.to_thread(images.import_tarball, f, reference, changes,
+                                                       request.arg("message"), request.arg("platform"))
+            finally:
+                os.unlink(tmp)
         containers.events.publish("image", "import", image_id, {"name": image_id})
         return JSONResponse({"status": image_id})

@@ -1,8 +1,10 @@
 """The container record: what the daemon knows of one container, and how it is stored.
 
 Terms:
-- *record*: ``containers/<id>/config.json``, rewritten atomically on every change of state, so a
-  daemon that restarts (or was killed) finds every container as it last was.
+- *record*: the container's row in the metadata database's ``containers`` table (id, unique
+  name, the record as JSON), rewritten on every change of state, so a daemon that restarts (or
+  was killed) finds every container as it last was. A record whose daemon root has no open
+  database (a bare directory, as in unit tests) is ``<dir>/config.json``, written atomically.
 - *Config* / *HostConfig*: the two halves of Docker's create request, kept in Docker's field
   names; ``Config`` is already merged with the image's config (Env, Cmd, Entrypoint…).
 - *state*: Docker's ``State`` object; ``status`` is one of created, running, paused, restarting,
@@ -20,6 +22,7 @@ from typing import Any
 
 from dockyard.containers.clock import ZERO_TIME, human_duration, parse_rfc3339
 from dockyard.containers.mounts import inspect_view
+from dockyard.metadata import MetadataDB, opened
 
 
 @dataclass
@@ -91,9 +94,20 @@ class Container:
         return bool(self.config.get("Tty"))
 
     # -- persistence ------------------------------------------------------------
+    def _db(self) -> MetadataDB | None:
+        """The metadata database of the daemon root holding ``containers/<id>/``, if open."""
+        return opened(self.dir.parent.parent)
+
     def save(self) -> None:
         """Write the record atomically: a crash leaves the old or the new record, never half."""
         data = asdict(self)
+        db = self._db()
+        if db is not None:
+            if not self.dir.is_dir():  # removed meanwhile: never bring a record back (as config.json could not be)
+                raise FileNotFoundError(f"container directory {self.dir} is gone")
+            db.execute("INSERT INTO containers VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE "
+                       "SET name = excluded.name, record = excluded.record", (self.id, self.name, json.dumps(data)))
+            return
         tmp = self.dir / "config.json.tmp"
         with open(tmp, "w") as f:
             json.dump(data, f)
@@ -101,9 +115,31 @@ class Container:
             os.fsync(f.fileno())
         os.replace(tmp, self.dir / "config.json")
 
+    def delete_record(self) -> None:
+        """Forget the record (before the container's directory goes: a crash leaves a directory
+        without a record, which recovery and the collector remove)."""
+        db = self._db()
+        if db is not None:
+            db.execute("DELETE FROM containers WHERE id = ?", (self.id,), durable=True)
+
+    @staticmethod
+    def stored_ids(containers_root: Path) -> set[str]:
+        """The IDs of the containers under ``containers_root`` that have a record."""
+        db = opened(containers_root.parent)
+        if db is not None:
+            return {str(r[0]) for r in db.query("SELECT id FROM containers")}
+        return {p.parent.name for p in containers_root.glob("*/config.json")}
+
     @classmethod
     def load(cls, directory: Path) -> Container:
-        data = json.loads((directory / "config.json").read_text())
+        db = opened(directory.parent.parent)
+        if db is not None:
+            text = db.scalar("SELECT record FROM containers WHERE id = ?", (directory.name,))
+            if text is None:
+                raise ValueError(f"no record for container {directory.name}")
+            data = json.loads(text)
+        else:
+            data = json.loads((directory / "config.json").read_text())
         data["state"] = State(**data["state"])
         return cls(**data)
 

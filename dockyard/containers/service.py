@@ -44,6 +44,7 @@ from dockyard.containers.restart import RestartScheduler
 from dockyard.containers.signals import parse_signal
 from dockyard.errors import Conflict, DockyardError, InvalidParameter, NotFound, NotModified
 from dockyard.images.service import ImageService
+from dockyard.metadata import leases
 from dockyard.networks.modes import host_hostname, plan, write_etc_files
 from dockyard.runtime import shim as shimproto
 from dockyard.runtime.spawn import reap, spawn
@@ -246,21 +247,22 @@ class ContainerService:
             config["Hostname"] = host_hostname() if network.namespace == "host" or uts_host else cid[:12]
         argv = [*(config["Entrypoint"] or []), *(config["Cmd"] or [])]
         directory = self.root / cid
-        directory.mkdir(mode=0o700)
-        c = Container(id=cid, name=name, created=rfc3339_nano(), image=image_ref, image_id=image.id,
-                      path=argv[0], args=argv[1:], config=config, host_config=host_config,
-                      state_dir=str(directory), network_warning=network.warning)
-        c.mounts = mounts
-        try:
-            mountpoints.create_volumes(c.mounts, self.volumes)
-            self.images.prepare_container(cid, image)
-            c.save()
-        except BaseException:
-            self.volumes.remove_anonymous(mountpoints.volume_names(c.mounts, anonymous_only=True), lambda _: [])
-            with contextlib.suppress(Exception):
-                self.images.remove_container_layer(cid)
-            shutil.rmtree(directory, ignore_errors=True)
-            raise
+        with leases.hold(self.images.metadata, "create"):  # the collector keeps the new dirs until the record exists
+            directory.mkdir(mode=0o700)
+            c = Container(id=cid, name=name, created=rfc3339_nano(), image=image_ref, image_id=image.id,
+                          path=argv[0], args=argv[1:], config=config, host_config=host_config,
+                          state_dir=str(directory), network_warning=network.warning)
+            c.mounts = mounts
+            try:
+                mountpoints.create_volumes(c.mounts, self.volumes)
+                self.images.prepare_container(cid, image)
+                c.save()
+            except BaseException:
+                self.volumes.remove_anonymous(mountpoints.volume_names(c.mounts, anonymous_only=True), lambda _: [])
+                with contextlib.suppress(Exception):
+                    self.images.remove_container_layer(cid)
+                shutil.rmtree(directory, ignore_errors=True)
+                raise
         self._containers[cid] = c
         self.event(c, "create")
         warnings = [network.warning] if network.warning else []

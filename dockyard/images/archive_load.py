@@ -33,6 +33,7 @@ from dockyard.images.archive_spool import SpooledArchive
 from dockyard.images.reference import Reference, parse_normalized
 from dockyard.images.service import ImageService, host_arch
 from dockyard.images.store import LayerRecord
+from dockyard.metadata import current_lease, leases
 from dockyard.snapshots import HashingReader, chain_ids, decompressed, remove_tree
 from dockyard.snapshots.streams import compression_of
 
@@ -247,7 +248,11 @@ class ArchiveLoader:
         diff_ids = plan.diff_ids()
         records = []
         parent: str | None = None
+        lease = current_lease()
         for source, diff_id, chain_id in zip(plan.layers, diff_ids, chain_ids(diff_ids), strict=True):
+            if lease is not None:  # before looking: from now on the collector keeps what is there
+                lease.add("layer", chain_id)
+                lease.add("blob", diff_id)
             if not (snapshots.has(chain_id) and content.exists(diff_id)):
                 if not snapshots.has(chain_id):
                     self._new_chains.append(chain_id)
@@ -288,7 +293,8 @@ class ArchiveLoader:
     def _record(self, stored: list[tuple[LoadPlan, list[LayerRecord]]]) -> list[str]:
         store = self.images.store
         messages: list[str] = []
-        with store.lock:
+        # The records and tags of every image in the archive are one transaction: all or none.
+        with store.lock, self.images.metadata.transaction(durable=True):
             for _plan, layers in stored:
                 for layer in layers:  # an existing layer reused by this load may have been removed since
                     if not (self.images.snapshots.has(layer.chain_id) and self.images.content.exists(layer.digest)):
@@ -311,7 +317,7 @@ class ArchiveLoader:
     def _roll_back(self) -> None:
         """Remove the layers and blobs this load created that no image record uses."""
         store = self.images.store
-        with store.lock:
+        with store.lock, self.images.metadata.transaction():
             used_chains: set[str] = set()
             used_blobs: set[str] = set()
             for image_id in store.ids():
@@ -346,9 +352,10 @@ class _Tee:
 
 def load_archive(images: ImageService, stream: Any, spool: Path) -> list[str]:
     """Spool the archive ``stream`` under ``spool`` (a private temp dir, removed afterwards) and load it."""
-    work = Path(tempfile.mkdtemp(prefix="load-", dir=spool))
-    try:
-        archive = SpooledArchive.unpack(stream, work)
-        return ArchiveLoader(images).load(archive)
-    finally:
-        remove_tree(work)
+    with leases.hold(images.metadata, "load"):  # the collector keeps what the load writes meanwhile
+        work = Path(tempfile.mkdtemp(prefix="load-", dir=spool))
+        try:
+            archive = SpooledArchive.unpack(stream, work)
+            return ArchiveLoader(images).load(archive)
+        finally:
+            remove_tree(work)

@@ -27,6 +27,7 @@ from dockyard.images import timestamps
 from dockyard.images.changes import apply_changes, empty_container_config
 from dockyard.images.service import DOCKER_VERSION, ImageService
 from dockyard.images.store import LayerRecord
+from dockyard.metadata import leases
 from dockyard.snapshots import next_chain_id
 from dockyard.snapshots.changes import is_init_placeholder
 from dockyard.snapshots.copy_extract import CommittedLayerExtractor
@@ -88,6 +89,11 @@ class _Tee:
 
 def commit(images: ImageService, req: CommitRequest) -> str:
     """Build and store the new image; returns its ID (``sha256:…``) and tags it if asked."""
+    with leases.hold(images.metadata, "commit"):  # the collector keeps the layer until the record exists
+        return _commit(images, req)
+
+
+def _commit(images: ImageService, req: CommitRequest) -> str:
     base = images.resolve(req.image_id)
     record = images.store.get(base.id)
     spool = images.root / "tmp"

@@ -119,13 +119,14 @@ def prune_images(images: ImageService, raw_filters: Any,
             labels = (config.get("config") or {}).get("Labels") or {}
             if not label_filter_matches(labels, f.get("label", []), f.get("label!", [])):
                 continue
-            for ref in refs:
-                store.delete_reference(ref)
-                deleted.append({"Untagged": ref.familiar()})
-            record = store.get(image_id)
-            sizes = {layer.chain_id: snapshots.layer(layer.chain_id).size
-                     for layer in record.layers if snapshots.has(layer.chain_id)}
-            removed = store.delete(image_id)
+            with images.metadata.transaction(durable=True):  # an image's untags and removal: one change
+                for ref in refs:
+                    store.delete_reference(ref)
+                    deleted.append({"Untagged": ref.familiar()})
+                record = store.get(image_id)
+                sizes = {layer.chain_id: snapshots.layer(layer.chain_id).size
+                         for layer in record.layers if snapshots.has(layer.chain_id)}
+                removed = store.delete(image_id)
             deleted.append({"Deleted": image_id})
             deleted.extend({"Deleted": chain} for chain in removed)
             reclaimed += sum(sizes.get(chain, 0) for chain in removed)

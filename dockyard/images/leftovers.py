@@ -15,6 +15,7 @@ At start-up nothing is in flight, so all of them can go.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,9 @@ def sweep_leftovers(images: ImageService, spool: Path) -> Swept:
     if used is None:
         return swept
     store = images.store
-    with store.lock:
+    # One transaction: orphans stand on each other (a load's layers), and a parent's row may go only
+    # with its children's; directories and blobs go after the commit.
+    with store.lock, images.metadata.transaction(durable=True):
         referenced_blobs: set[str] = set()
         for image_id in store.ids():
             record = store.get(image_id)
@@ -67,25 +70,21 @@ def sweep_leftovers(images: ImageService, spool: Path) -> Swept:
             assert swept.layers is not None
             swept.layers.append(chain_id)
             if diff_id not in referenced_blobs:
-                images.content.delete(diff_id)
+                images.metadata.after_commit(functools.partial(images.content.delete, diff_id))
     return swept
 
 
 def _chains_in_use(images: ImageService) -> set[str] | None:
-    """Chain IDs image records list or containers stand on; None when that cannot be known
-    (a container without a recorded ``lower`` file), so that nothing is removed by mistake."""
+    """Chain IDs image records list or containers stand on (their snapshot's chain and its parents)."""
     used: set[str] = set()
     for image_id in images.store.ids():
         used.update(layer.chain_id for layer in images.store.get(image_id).layers)
-    layers_dir = images.snapshots.root / "layers"
-    for container_id in images.snapshots.list_containers():
-        try:
-            lower_file = images.snapshots.container_dir(container_id) / "lower"
-        except DockyardError:
-            return None
-        if not lower_file.is_file():
-            return None
-        for lowerdir in images.snapshots.lowerdirs_of(container_id):
-            if lowerdir.parent.parent == layers_dir:
-                used.add("sha256:" + lowerdir.parent.name)
+    for top in images.snapshots.container_parents().values():
+        chain = top
+        while chain and chain not in used:
+            used.add(chain)
+            try:
+                chain = images.snapshots.layer(chain).parent
+            except DockyardError:
+                break
     return {c for c in used if is_digest(c)}  # odd directory names match nothing

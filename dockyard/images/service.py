@@ -1,8 +1,9 @@
 """The image service: import, resolve, list, inspect, tag, remove; a container's layers.
 
 It owns a :class:`ContentStore` (``root/content``), a :class:`SnapshotStore`
-(``root/snapshots``) and an :class:`ImageStore` (``root/images``). Methods block; the daemon
-runs slow ones (import) in a thread. Outputs have the shapes of Docker's Engine API
+(``root/snapshots``) and an :class:`ImageStore`, whose records — like the snapshots' — live in the
+root's metadata database (``root/metadata.db``, :mod:`dockyard.metadata`; ``metadata`` here).
+Methods block; the daemon runs slow ones (import) in a thread. Outputs have the shapes of Docker's Engine API
 (``GET /images/json``, ``GET /images/{name}/json``, ``DELETE /images/{name}``).
 """
 
@@ -31,6 +32,7 @@ from dockyard.images.reference import (
     repo_tag_reference,
 )
 from dockyard.images.store import ImageRecord, ImageStore, LayerRecord
+from dockyard.metadata import leases, open_db
 from dockyard.snapshots import SnapshotStore, chain_ids
 from dockyard.snapshots.streams import decompressed
 
@@ -105,9 +107,10 @@ class ImageService:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self.metadata = open_db(self.root)  # the root's one metadata database (dockyard.metadata)
         self.content = ContentStore(self.root / "content")
-        self.snapshots = SnapshotStore(self.root / "snapshots")
-        self.store = ImageStore(self.root / "images", self.content, self.snapshots)
+        self.snapshots = SnapshotStore(self.root / "snapshots", self.metadata)
+        self.store = ImageStore(self.root / "images", self.content, self.snapshots, self.metadata)
 
     # -- import ------------------------------------------------------------------------
 
@@ -127,7 +130,11 @@ class ImageService:
         os_name, arch, variant = parse_platform(platform)
         config = apply_changes(empty_container_config(), list(changes or []), os_name)
         comment = message or "Imported from -"
+        with leases.hold(self.metadata, "import"):  # the collector keeps the layer until the record exists
+            return self._import(stream, new_ref, config, comment, os_name, arch, variant)
 
+    def _import(self, stream: BinaryIO, new_ref: Reference | None, config: dict[str, Any], comment: str,
+                os_name: str, arch: str, variant: str) -> str:
         with self.content.writer() as blob:
             diff_id = self.snapshots.unpack(None, _tracking(decompressed(stream), blob))
             stored = blob.commit(expected=diff_id)
@@ -317,7 +324,7 @@ class ImageService:
         return new_ref.familiar()
 
     def _tag(self, image_id: str, ref: Reference) -> None:
-        with self.store.lock:
+        with self.store.lock, self.metadata.transaction(durable=True):  # a tag move is one change
             self.store.add_reference(ref, image_id)
             self.store.set_last_tag_time(image_id, timestamps.now())
 
@@ -336,7 +343,9 @@ class ImageService:
         def stopped_of(image_id: str) -> str | None:
             return in_use(image_id) if running is not None else None
 
-        with self.store.lock:
+        # One transaction: a crash leaves every reference and record or none of the change; blobs and
+        # layer directories go after the commit (ImageStore.delete).
+        with self.store.lock, self.metadata.transaction(durable=True):
             image_id = self.resolve_id(ref)
             refs = self.store.references(image_id)
             records: builtins.list[dict[str, str]] = []

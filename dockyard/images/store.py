@@ -5,35 +5,31 @@ Terms: an *image ID* is the digest of the image's config JSON (``sha256:…``). 
 ``docker.io/library/busybox:latest`` pointing at one image ID; an image with no reference is
 *dangling*.
 
-On disk (under ``root``, the daemon's ``images/``)::
-
-    repositories.json      {"references": {"docker.io/library/busybox:latest": "sha256:…"}}
-    images/<hex>.json      {"id", "manifest", "layers": [{digest, mediaType, size, diff_id, chain_id}],
-                            "last_tag_time"}
-
-The config and an OCI manifest are blobs in the content store; each layer is a blob too and is
-unpacked into the snapshot store under its chain ID. Both JSON files are written atomically
-(temp file, fsync, rename, fsync of the directory). A lock guards every change, since the daemon
-calls in from several threads.
+Records live in the metadata database (:mod:`dockyard.metadata`): ``refs`` (reference → image
+ID), ``images`` (manifest digest, last tag time, parent) and ``image_layers`` (the layer chain,
+bottom-most first), and ``blobs`` (every blob a record names). The config and an OCI manifest
+are blobs in the content store; each layer is a blob too and is unpacked into the snapshot store
+under its chain ID. Every multi-row change is one transaction; files that a change makes garbage
+(blobs, layer directories) are removed only after it commits, so a crash leaves at worst files
+without rows, which the collector (:mod:`dockyard.images.garbage`) removes. ``lock`` guards
+read-modify-write sequences, since the daemon calls in from several threads.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dockyard.content import ContentStore, Descriptor, hex_of, validate_digest
+from dockyard.content import ContentStore, Descriptor, validate_digest
 from dockyard.content import mediatypes as mt
-from dockyard.content.digests import digest_from_hex
-from dockyard.errors import DockyardError, InvalidParameter, NotFound
+from dockyard.errors import InvalidParameter, NotFound
 from dockyard.images.reference import Reference, parse
+from dockyard.metadata import MetadataDB, open_db
 from dockyard.snapshots import SnapshotStore
 
 
@@ -79,110 +75,64 @@ class ImageRecord:
                    d.get("last_tag_time"), d.get("parent"))
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` so that readers see the old or the new file, never a mix."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
 class ImageStore:
-    """Image records and references (layout in the module docstring)."""
+    """Image records and references (see the module docstring)."""
 
-    def __init__(self, root: Path, content: ContentStore, snapshots: SnapshotStore) -> None:
+    def __init__(self, root: Path, content: ContentStore, snapshots: SnapshotStore,
+                 metadata: MetadataDB | None = None) -> None:
         self.root = Path(root)
         self.content = content
         self.snapshots = snapshots
-        self._records_dir = self.root / "images"
-        self._records_dir.mkdir(parents=True, exist_ok=True)
-        self._repositories = self.root / "repositories.json"
+        self.db = metadata if metadata is not None else open_db(self.root.parent)
         self.lock = threading.RLock()
-        self._refs: dict[str, str] = self._load_refs()
 
     # -- references ----------------------------------------------------------------------
 
-    def _load_refs(self) -> dict[str, str]:
-        try:
-            data = json.loads(self._repositories.read_text())
-        except FileNotFoundError:
-            return {}
-        except ValueError as e:
-            raise DockyardError(f"{self._repositories}: corrupt: {e}") from None
-        refs = data.get("references", {})
-        return {str(k): str(v) for k, v in refs.items()}
-
-    def _save_refs(self) -> None:
-        write_json_atomic(self._repositories, {"references": self._refs})
-
     def lookup(self, ref: Reference) -> str | None:
         """The image ID a normalised reference points at (tag defaulted by the caller)."""
-        with self.lock:
-            return self._refs.get(str(ref))
+        value = self.db.scalar("SELECT image_id FROM refs WHERE name = ?", (str(ref),))
+        return None if value is None else str(value)
 
     def references(self, image_id: str) -> list[Reference]:
         """Every reference to ``image_id``, sorted by familiar form (as Docker lists them)."""
-        with self.lock:
-            refs = [parse(name) for name, target in self._refs.items() if target == image_id]
+        refs = [parse(str(r[0])) for r in self.db.query("SELECT name FROM refs WHERE image_id = ?", (image_id,))]
         return sorted(refs, key=lambda r: r.familiar())
 
     def all_references(self) -> dict[str, str]:
-        with self.lock:
-            return dict(self._refs)
+        return {str(r[0]): str(r[1]) for r in self.db.query("SELECT name, image_id FROM refs ORDER BY name")}
 
     def add_reference(self, ref: Reference, image_id: str) -> None:
         """Point ``ref`` at ``image_id`` (moving it from another image if need be)."""
-        with self.lock:
+        with self.lock, self.db.transaction(durable=True):
             self.get(image_id)
             if ref.tag is not None and ref.familiar_name() == "sha256":
                 raise InvalidParameter("refusing to create an ambiguous tag using digest algorithm as name")
-            current = self._refs.get(str(ref))
+            current = self.lookup(ref)
             if ref.is_canonical and current is not None and current != image_id:
                 raise InvalidParameter(f"Cannot overwrite digest {ref.digest}")
-            self._refs[str(ref)] = image_id
-            self._save_refs()
+            self.db.execute("INSERT INTO refs VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id",
+                            (str(ref), image_id))
 
     def delete_reference(self, ref: Reference) -> bool:
-        with self.lock:
-            if self._refs.pop(str(ref), None) is None:
-                return False
-            self._save_refs()
-            return True
+        return self.db.execute("DELETE FROM refs WHERE name = ?", (str(ref),), durable=True) > 0
 
     # -- records -------------------------------------------------------------------------
 
-    def _record_path(self, image_id: str) -> Path:
-        return self._records_dir / f"{hex_of(image_id)}.json"
-
     def ids(self) -> list[str]:
-        out = []
-        for p in self._records_dir.glob("*.json"):
-            try:
-                out.append(digest_from_hex(p.stem))
-            except InvalidParameter:
-                continue
-        return sorted(out)
+        return [str(r[0]) for r in self.db.query("SELECT id FROM images ORDER BY id")]
 
     def exists(self, image_id: str) -> bool:
-        return self._record_path(image_id).is_file()
+        return self.db.one("SELECT 1 FROM images WHERE id = ?", (image_id,)) is not None
 
     def get(self, image_id: str) -> ImageRecord:
-        try:
-            return ImageRecord.from_json(json.loads(self._record_path(image_id).read_text()))
-        except FileNotFoundError:
-            raise NotFound(f"No such image: {image_id}") from None
+        row = self.db.one("SELECT id, manifest, last_tag_time, parent FROM images WHERE id = ?", (image_id,))
+        if row is None:
+            raise NotFound(f"No such image: {image_id}")
+        layers = [LayerRecord(str(r["digest"]), str(r["media_type"]), int(r["size"]), str(r["diff_id"]),
+                              str(r["chain_id"]))
+                  for r in self.db.query("SELECT * FROM image_layers WHERE image_id = ? ORDER BY position",
+                                         (image_id,))]
+        return ImageRecord(str(row["id"]), str(row["manifest"]), layers, row["last_tag_time"], row["parent"])
 
     def config(self, image_id: str) -> dict[str, Any]:
         """The image config (OCI/Docker image config JSON)."""
@@ -192,10 +142,11 @@ class ImageStore:
     def search(self, prefix: str) -> str | None:
         """The one image whose ID starts with ``prefix`` (hex, optionally ``sha256:``), else None."""
         hexpart = prefix[len("sha256:"):] if prefix.startswith("sha256:") else prefix
-        if not hexpart:
+        if not hexpart or not all(c in "0123456789abcdef" for c in hexpart):
             return None
-        matches = [i for i in self.ids() if i[len("sha256:"):].startswith(hexpart)]
-        return matches[0] if len(matches) == 1 else None
+        matches = self.db.query("SELECT id FROM images WHERE id >= ? AND id < ? LIMIT 2",
+                                ("sha256:" + hexpart, "sha256:" + hexpart + "g"))
+        return str(matches[0][0]) if len(matches) == 1 else None
 
     def create(self, config_bytes: bytes, layers: list[LayerRecord]) -> str:
         """Store a config and its layers' record (layers already stored and unpacked); returns the ID."""
@@ -207,53 +158,92 @@ class ImageStore:
                 "config": Descriptor(mt.OCI_CONFIG, image_id, len(config_bytes)).to_json(),
                 "layers": [Descriptor(layer.media_type, layer.digest, layer.size).to_json() for layer in layers],
             }
-            manifest_digest = self.content.put_bytes(json.dumps(manifest, separators=(",", ":")).encode())
-            record = ImageRecord(image_id, manifest_digest, list(layers))
-            if self.exists(image_id):
-                record.last_tag_time = self.get(image_id).last_tag_time
-            write_json_atomic(self._record_path(image_id), record.to_json())
+            manifest_bytes = json.dumps(manifest, separators=(",", ":")).encode()
+            manifest_digest = self.content.put_bytes(manifest_bytes)
+            with self.db.transaction(durable=True) as conn:
+                conn.execute("INSERT INTO images VALUES (?, ?, NULL, NULL, ?) "
+                             "ON CONFLICT(id) DO UPDATE SET manifest = excluded.manifest",
+                             (image_id, manifest_digest, time.time()))
+                conn.execute("DELETE FROM image_layers WHERE image_id = ?", (image_id,))
+                conn.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?)", (image_id, len(config_bytes)))
+                conn.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?)", (manifest_digest, len(manifest_bytes)))
+                for position, layer in enumerate(layers):
+                    conn.execute("INSERT INTO image_layers VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                 (image_id, position, layer.digest, layer.media_type, layer.size, layer.diff_id,
+                                  layer.chain_id))
+                    conn.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?)", (layer.digest, layer.size))
+                    conn.execute("UPDATE layers SET blob = ? WHERE chain_id = ? AND blob IS NULL",
+                                 (layer.digest, layer.chain_id))
             return image_id
 
     def set_parent(self, image_id: str, parent: str) -> None:
         """Record that ``image_id`` was made from ``parent`` (``docker commit``)."""
-        with self.lock:
-            record = self.get(image_id)
-            record.parent = parent
-            write_json_atomic(self._record_path(image_id), record.to_json())
+        if not self.db.execute("UPDATE images SET parent = ? WHERE id = ?", (parent, image_id)):
+            raise NotFound(f"No such image: {image_id}")
 
     def set_last_tag_time(self, image_id: str, when: str) -> None:
-        with self.lock:
-            record = self.get(image_id)
-            record.last_tag_time = when
-            write_json_atomic(self._record_path(image_id), record.to_json())
+        if not self.db.execute("UPDATE images SET last_tag_time = ? WHERE id = ?", (when, image_id)):
+            raise NotFound(f"No such image: {image_id}")
 
     def delete(self, image_id: str, *, keep_layers: bool = False) -> list[str]:
         """Delete an image record and what only it used; returns the chain IDs removed, top-most first.
 
         References to it must already be gone. With ``keep_layers`` the unpacked layers stay
-        (a stopped container still stands on them).
+        (a stopped container still stands on them). Rows go in one transaction (the caller's,
+        if it holds one); the blobs and layer directories go after it commits.
         """
-        with self.lock:
+        with self.lock, self.db.transaction(durable=True) as conn:
             record = self.get(image_id)
-            others = [self.get(i) for i in self.ids() if i != image_id]
-            used_blobs: set[str] = set()
-            used_chains: set[str] = set()
-            for other in others:
-                used_blobs.update({other.id, other.manifest})
-                used_blobs.update(layer.digest for layer in other.layers)
-                used_chains.update(layer.chain_id for layer in other.layers)
-            os.unlink(self._record_path(image_id))
-            for digest in (record.id, record.manifest):
-                if digest not in used_blobs:
-                    self.content.delete(digest)
+            conn.execute("DELETE FROM images WHERE id = ?", (image_id,))
+            doomed_blobs = [d for d in dict.fromkeys([record.id, record.manifest,
+                                                      *(layer.digest for layer in record.layers)])
+                            if not _blob_used(conn, d)]
+            for digest in doomed_blobs:
+                conn.execute("DELETE FROM blobs WHERE digest = ?", (digest,))
             removed: list[str] = []
-            for layer in reversed(record.layers):
-                if layer.digest not in used_blobs:
-                    self.content.delete(layer.digest)
-                if not keep_layers and layer.chain_id not in used_chains and self.snapshots.remove_layer(layer.chain_id):
-                    removed.append(layer.chain_id)
+            if not keep_layers:
+                under_containers = {str(r[0]) for r in conn.execute(_CHAINS_UNDER_CONTAINERS)}
+                candidates = [layer.chain_id for layer in reversed(record.layers)
+                              if layer.chain_id not in under_containers
+                              and conn.execute("SELECT 1 FROM image_layers WHERE chain_id = ? LIMIT 1",
+                                               (layer.chain_id,)).fetchone() is None]
+                for chain_id in candidates:
+                    children = {str(r[0]) for r in conn.execute("SELECT chain_id FROM layers WHERE parent = ?",
+                                                                 (chain_id,))}
+                    if children - set(removed):
+                        continue  # something else (an orphan, for the collector) stands on it
+                    if conn.execute("DELETE FROM layers WHERE chain_id = ?", (chain_id,)).rowcount:
+                        removed.append(chain_id)
+
+            def remove_files() -> None:
+                for digest in doomed_blobs:
+                    self.content.delete(digest)
+                for chain_id in removed:
+                    self.snapshots.remove_layer_dir(chain_id)
+
+            self.db.after_commit(remove_files)
             return removed
 
     def images_using(self, chain_ids: Iterable[str]) -> list[str]:
-        wanted = set(chain_ids)
-        return [i for i in self.ids() if wanted & {layer.chain_id for layer in self.get(i).layers}]
+        wanted = list(set(chain_ids))
+        if not wanted:
+            return []
+        marks = ",".join("?" * len(wanted))
+        return [str(r[0]) for r in self.db.query(
+            f"SELECT DISTINCT image_id FROM image_layers WHERE chain_id IN ({marks}) ORDER BY image_id", wanted)]
+
+
+# Every chain some container's writable layer stands on: its top-most chain and all beneath it.
+_CHAINS_UNDER_CONTAINERS = """
+    WITH RECURSIVE under(chain) AS (
+        SELECT parent FROM container_snapshots WHERE parent IS NOT NULL
+        UNION SELECT layers.parent FROM layers JOIN under ON layers.chain_id = under.chain
+              WHERE layers.parent IS NOT NULL)
+    SELECT chain FROM under"""
+
+
+def _blob_used(conn: Any, digest: str) -> bool:
+    """Whether any image record still names blob ``digest`` (as config, manifest or layer)."""
+    return (conn.execute("SELECT 1 FROM images WHERE id = ? OR manifest = ? LIMIT 1", (digest, digest)).fetchone()
+            is not None or
+            conn.execute("SELECT 1 FROM image_layers WHERE digest = ? LIMIT 1", (digest,)).fetchone() is not None)

@@ -3,31 +3,36 @@
 On disk (under ``root``)::
 
     layers/<chainid-hex>/diff/         the unpacked layer: an overlayfs lowerdir
-    layers/<chainid-hex>/layer.json    {"chain_id", "diff_id", "parent", "size"}
     containers/<id>/upper/             the container's writable layer (overlay upperdir)
     containers/<id>/work/              overlayfs' workdir
     containers/<id>/merged/            where the container's rootfs is mounted
     tmp/                               layers while they are unpacked
 
 A layer is unpacked into ``tmp/`` and renamed into ``layers/`` only once it is complete, so a
-directory under ``layers/`` is always a whole layer; a failed unpack leaves nothing behind. (See
-:mod:`dockyard.snapshots.chain` for diff IDs and chain IDs.)
+directory under ``layers/`` is always a whole layer; a failed unpack leaves nothing behind. Only
+then is its row (chain ID, diff ID, parent, size) added to the ``layers`` table of the metadata
+database, and a layer exists when its row does: a crash in between leaves a directory without a
+row, which the collector removes. A removal deletes the row first and the directory after the
+transaction commits. A container's lowerdirs and the chain it stands on are its row in
+``container_snapshots``. (See :mod:`dockyard.snapshots.chain` for diff IDs and chain IDs.)
 """
 
 from __future__ import annotations
 
 import errno
-import json
 import os
 import re
 import tarfile
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from dockyard.content.digests import digest_from_hex, hex_of, validate_digest
+from dockyard.content.digests import hex_of, validate_digest
 from dockyard.errors import Conflict, CorruptContent, DockyardError, InvalidParameter, NotFound
+from dockyard.metadata import MetadataDB, current_lease, open_db
+from dockyard.snapshots.bounds import LayerLimits, SizeCap
 from dockyard.snapshots.chain import next_chain_id
 from dockyard.snapshots.extract import LayerExtractor, unpacked_size
 from dockyard.snapshots.removal import remove_tree
@@ -59,8 +64,9 @@ class ContainerLayer:
 class SnapshotStore:
     """Unpacked layers and container layers under ``root`` (layout in the module docstring)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, metadata: MetadataDB | None = None) -> None:
         self.root = Path(root)
+        self.db = metadata if metadata is not None else open_db(self.root.parent)
         self._layers = self.root / "layers"
         self._containers = self.root / "containers"
         self._tmp = self.root / "tmp"
@@ -79,28 +85,22 @@ class SnapshotStore:
         return self.layer_dir(chain_id) / "diff"
 
     def has(self, chain_id: str) -> bool:
-        return (self.layer_dir(chain_id) / "layer.json").is_file()
+        return self.db.one("SELECT 1 FROM layers WHERE chain_id = ?", (chain_id,)) is not None
 
     def layer(self, chain_id: str) -> LayerInfo:
         """What is recorded of an unpacked layer; NotFound if it is not unpacked."""
-        try:
-            meta = json.loads((self.layer_dir(chain_id) / "layer.json").read_text())
-        except FileNotFoundError:
-            raise NotFound(f"layer {chain_id} is not unpacked") from None
-        return LayerInfo(meta["chain_id"], meta["diff_id"], meta.get("parent"), int(meta["size"]),
-                         self.diff_dir(chain_id))
+        row = self.db.one("SELECT chain_id, diff_id, parent, size FROM layers WHERE chain_id = ?", (chain_id,))
+        if row is None:
+            raise NotFound(f"layer {chain_id} is not unpacked")
+        return LayerInfo(str(row[0]), str(row[1]), row[2], int(row[3]), self.diff_dir(chain_id))
 
     def list_layers(self) -> list[str]:
         """Chain IDs of every unpacked layer, sorted."""
-        out = []
-        for entry in self._layers.iterdir():
-            try:
-                chain_id = digest_from_hex(entry.name)
-            except InvalidParameter:
-                continue
-            if self.has(chain_id):
-                out.append(chain_id)
-        return sorted(out)
+        return [str(r[0]) for r in self.db.query("SELECT chain_id FROM layers ORDER BY chain_id")]
+
+    def layer_dirs(self) -> list[str]:
+        """The names of the directories under ``layers/`` (rows or not), for the collector and checks."""
+        return sorted(entry.name for entry in os.scandir(self._layers))
 
     def unpack(self, chain_id: str | None, tar_stream: BinaryIO, *, parent: str | None = None,
                extractor: type[LayerExtractor] = LayerExtractor) -> str:
@@ -120,7 +120,8 @@ class SnapshotStore:
         try:
             diff = tmp / "diff"
             diff.mkdir(mode=0o755)
-            reader = HashingReader(decompressed(tar_stream))
+            limits = LayerLimits.from_env()
+            reader = HashingReader(SizeCap(decompressed(tar_stream, limits), limits))  # type: ignore[arg-type]
             try:
                 extractor(diff).extract_stream(reader)  # type: ignore[arg-type]
                 reader.drain()
@@ -134,23 +135,30 @@ class SnapshotStore:
                 raise CorruptContent(f"layer chain mismatch: expected {chain_id}, got {computed}")
             elif parent is None and chain_id != diff_id:
                 raise CorruptContent(f"digest mismatch: expected {chain_id}, got {diff_id}")
-            meta = {"chain_id": chain_id, "diff_id": diff_id, "parent": parent, "size": unpacked_size(diff)}
-            with open(tmp / "layer.json", "w") as f:
-                json.dump(meta, f)
-                f.flush()
-                os.fsync(f.fileno())
+            size = unpacked_size(diff)
+            _fsync_dir(diff)
             os.chmod(tmp, 0o700)
-            try:
-                os.rename(tmp, self.layer_dir(chain_id))
-            except OSError as e:
-                if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                    raise
-                # unpacked meanwhile by someone else: theirs is as good as ours
-            _fsync_dir(self._layers)
+            lease = current_lease()
+            if lease is not None:
+                lease.add("layer", chain_id)
+            # The rename and the row under the database's lock: the collector removes a directory
+            # without a row under the same lock (discard_layer_dir), so it never takes one we adopt.
+            with self.db.transaction(durable=True) as conn:
+                try:
+                    os.rename(tmp, self.layer_dir(chain_id))
+                except OSError as e:
+                    if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                        raise
+                    # unpacked meanwhile by someone else (or left without a row by a crash): as good as ours
+                _fsync_dir(self._layers)
+                conn.execute("INSERT OR IGNORE INTO layers VALUES (?, ?, ?, ?, NULL, ?)",
+                             (chain_id, diff_id, parent, size, time.time()))
             return diff_id
         except DockyardError:
             raise
         except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DockyardError(f"unpacking layer: {os.strerror(e.errno).lower()}") from None
             raise DockyardError(f"unpacking layer: {e}") from e
         finally:
             remove_tree(tmp)
@@ -165,13 +173,28 @@ class SnapshotStore:
         return out
 
     def remove_layer(self, chain_id: str) -> bool:
-        """Delete an unpacked layer; returns whether it existed. The caller checks it is unused."""
-        path = self.layer_dir(chain_id)
-        if not os.path.lexists(path):
-            return False
-        # Rename first, so the layer vanishes at once and a crash leaves only tmp/ litter.
-        doomed = Path(tempfile.mkdtemp(prefix="remove-", dir=self._tmp))
-        os.rename(path, doomed / "layer")
+        """Delete an unpacked layer (its row now, its directory once the caller's transaction
+        commits); returns whether it existed. The caller checks it is unused."""
+        existed = self.db.execute("DELETE FROM layers WHERE chain_id = ?", (chain_id,)) > 0
+        self.db.after_commit(lambda: self.remove_layer_dir(chain_id))
+        return existed or os.path.lexists(self.layer_dir(chain_id))
+
+    def remove_layer_dir(self, chain_id: str) -> bool:
+        """Delete a layer's directory (its row already gone); returns whether it was removed."""
+        return self.discard_layer_dir(hex_of(chain_id))
+
+    def discard_layer_dir(self, name: str) -> bool:
+        """Delete ``layers/<name>`` unless a row names it (checked, and the directory renamed away,
+        under the database's lock: see :meth:`unpack`); returns whether it was removed."""
+        path = self._layers / name
+        with self.db.lock:
+            if self.db.one("SELECT 1 FROM layers WHERE chain_id = ?", ("sha256:" + name,)) is not None:
+                return False  # adopted again meanwhile
+            if not os.path.lexists(path):
+                return False
+            # Rename first, so the layer vanishes at once and a crash leaves only tmp/ litter.
+            doomed = Path(tempfile.mkdtemp(prefix="remove-", dir=self._tmp))
+            os.rename(path, doomed / "layer")
         remove_tree(doomed)
         return True
 
@@ -194,18 +217,20 @@ class SnapshotStore:
         for d in (layer.upper, layer.work, layer.rootfs):
             d.mkdir(mode=0o755, exist_ok=True)
         if lowerdirs is not None:
-            tmp = base / "lower.tmp"
-            tmp.write_text(":".join(str(p) for p in lowerdirs))
-            os.replace(tmp, base / "lower")
+            parent = "sha256:" + lowerdirs[0].parent.name if lowerdirs else None
+            self.db.execute("INSERT OR REPLACE INTO container_snapshots VALUES (?, ?, ?)",
+                            (container_id, parent, ":".join(str(p) for p in lowerdirs)))
         return layer
 
     def lowerdirs_of(self, container_id: str) -> list[Path]:
         """The lowerdirs recorded by :meth:`prepare` (top-most first); empty if none were."""
-        try:
-            text = (self.container_dir(container_id) / "lower").read_text()
-        except FileNotFoundError:
-            return []
-        return [Path(p) for p in text.split(":") if p]
+        text = self.db.scalar("SELECT lowers FROM container_snapshots WHERE container_id = ?",
+                              (self.container_dir(container_id).name,))
+        return [Path(p) for p in str(text or "").split(":") if p]
+
+    def container_parents(self) -> dict[str, str | None]:
+        """Every container snapshot's top-most chain ID (None on no layer), by container ID."""
+        return {str(r[0]): r[1] for r in self.db.query("SELECT container_id, parent FROM container_snapshots")}
 
     def remove_container(self, container_id: str) -> bool:
         """Delete a container's writable layer; returns whether it existed.
@@ -214,11 +239,12 @@ class SnapshotStore:
         overlay mount would write whiteouts rather than free anything.
         """
         base = self.container_dir(container_id)
-        if not os.path.lexists(base):
-            return False
         merged = base / "merged"
         if os.path.isdir(merged) and not os.path.islink(merged) and os.path.ismount(merged):
             raise Conflict(f"the root filesystem of container {container_id} is still mounted")
+        had_row = self.db.execute("DELETE FROM container_snapshots WHERE container_id = ?", (container_id,)) > 0
+        if not os.path.lexists(base):
+            return had_row
         remove_tree(base)
         return True
 

@@ -1,9 +1,10 @@
 """The volume service: Docker's ``local`` volume driver over ``<root>/volumes``.
 
 Terms:
-- *volume*: ``volumes/<name>/_data`` (what containers mount) and ``volumes/<name>/volume.json``
-  (its record: Docker's ``Name``, ``Driver``, ``Labels``, ``Options``, ``CreatedAt``), the record
-  written atomically.
+- *volume*: ``volumes/<name>/_data`` (what containers mount) and its record (Docker's ``Name``,
+  ``Driver``, ``Labels``, ``Options``, ``CreatedAt``), a row of the metadata database's ``volumes``
+  table. The row is added after the directory is in place and deleted before it goes, so a crash
+  leaves at worst a directory without a record, which the collector removes.
 - *anonymous volume*: one created without a name; it gets a 64-hex name and Docker's label
   ``com.docker.volume.anonymous``. ``rm -v`` and ``--rm`` remove a container's anonymous volumes,
   and ``volume prune`` removes only those unless the ``all=true`` filter is given (Docker ≥ 23).
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.errors import Conflict, InvalidParameter, NotFound
+from dockyard.metadata import MetadataDB, open_db
 
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"
 NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
@@ -146,18 +148,19 @@ def _labels_match(labels: dict[str, str], wanted: list[str]) -> bool:
 class VolumeService:
     """Volumes under ``root/volumes``: create, list, inspect, remove, prune."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, metadata: MetadataDB | None = None) -> None:
         self.root = root / "volumes"
         self.root.mkdir(parents=True, exist_ok=True, mode=0o701)
+        self.db = metadata if metadata is not None else open_db(root)
         self._volumes: dict[str, Volume] = {}
         for directory in sorted(self.root.iterdir()):
             if directory.name.startswith("."):  # a create or remove that did not finish
                 shutil.rmtree(directory, ignore_errors=True)
-                continue
+        for row in self.db.query("SELECT record FROM volumes ORDER BY name"):
             try:
-                data = json.loads((directory / "volume.json").read_text())
+                data = json.loads(row[0])
                 self._volumes[data["name"]] = Volume(**data)
-            except (OSError, ValueError, TypeError, KeyError):
+            except (ValueError, TypeError, KeyError):
                 continue
 
     # -- create / lookup -----------------------------------------------------------------
@@ -190,19 +193,13 @@ class VolumeService:
         tmp = self.root / f".{name}.creating"  # names never start with "."
         shutil.rmtree(tmp, ignore_errors=True)
         (tmp / "_data").mkdir(parents=True, mode=0o755)
-        self._write(tmp, volume)
-        os.rename(tmp, directory)
+        # The directory appears and its row is added under the database's lock, which the collector
+        # holds while it decides: it never sees the one without the other.
+        with self.db.transaction(durable=True) as conn:
+            os.rename(tmp, directory)
+            conn.execute("INSERT OR REPLACE INTO volumes VALUES (?, ?)", (name, json.dumps(volume.__dict__)))
         self._volumes[name] = volume
         return volume
-
-    @staticmethod
-    def _write(directory: Path, volume: Volume) -> None:
-        tmp = directory / "volume.json.tmp"
-        with open(tmp, "w") as f:
-            json.dump(volume.__dict__, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, directory / "volume.json")
 
     def get(self, name: str) -> Volume:
         volume = self._volumes.get(name)
@@ -258,6 +255,7 @@ class VolumeService:
         # Rename first so that a crash never leaves a half-deleted volume that still looks valid.
         doomed = self.root / f".{volume.name}.removing"
         shutil.rmtree(doomed, ignore_errors=True)
+        self.db.execute("DELETE FROM volumes WHERE name = ?", (volume.name,), durable=True)
         os.rename(directory, doomed)
         self._volumes.pop(volume.name, None)
         shutil.rmtree(doomed, ignore_errors=True)

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "dockyard"
 
 # folder -> layer number, as in docs/architecture.md
-LAYERS = {"errors": 0, "content": 1, "snapshots": 2, "runtime": 3, "images": 4, "containers": 4,
+LAYERS = {"errors": 0, "content": 1, "metadata": 1, "snapshots": 2, "runtime": 3, "images": 4, "containers": 4,
           "networks": 4, "volumes": 4, "api": 5, "daemon": 5, "cli": 6}
 
 
@@ -59,6 +59,14 @@ def test_imports_point_one_way() -> None:
                     wrong.append(f"{rel} imports {module}")
             elif LAYERS[target] > LAYERS[folder]:
                 wrong.append(f"{rel} (layer {LAYERS[folder]}) imports {module} (layer {LAYERS[target]})")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_metadata_sits_above_content() -> None:
+    """Layer 1 holds both ``content/`` and ``metadata/``; the metadata database may use the content
+    store, never the other way round (the content store knows nothing of records)."""
+    wrong = [f"{p.relative_to(PACKAGE)} imports {m}" for p in (PACKAGE / "content").rglob("*.py")
+             for m in dockyard_imports(p) if folder_of(m) == "metadata"]
     assert not wrong, "\n".join(wrong)
 
 

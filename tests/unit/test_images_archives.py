@@ -292,11 +292,11 @@ def test_leftovers_of_an_interrupted_load_are_swept(svc: ImageService) -> None:
     assert not svc.snapshots.has(orphan) and not svc.content.exists(orphan)
     assert svc.snapshots.has(standing) and svc.resolve("kept:1").id == kept
     assert (spool / "unrelated").is_dir()
-    # a container without a recorded lower file: nothing is removed, to be safe
+    # once the container's snapshot (its row in the metadata database) is gone, its layer is an orphan
     svc.snapshots.remove_container("c1")
-    (svc.snapshots.root / "containers" / "c2").mkdir()
-    assert sweep_leftovers(svc, spool).layers == []
-    assert svc.snapshots.has(standing)
+    (svc.snapshots.root / "containers" / "c2").mkdir()  # a directory without a snapshot row stands on nothing
+    assert sweep_leftovers(svc, spool).layers == [standing]
+    assert not svc.snapshots.has(standing)
 
 
 def test_old_docker_archive_with_linked_duplicate_layer(other: ImageService) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from dockyard.errors import Conflict, InvalidParameter, NotFound
 from dockyard.images.service import ImageService, short_id
+from dockyard.metadata.registry import forget
 
 
 def tiny_tar(content: bytes = b"hello\n") -> bytes:
@@ -205,10 +206,11 @@ def test_rmi_of_unknown_image(svc: ImageService) -> None:
 
 def test_references_survive_a_restart(svc: ImageService, tmp_path: Path) -> None:
     image_id = imp(svc, "busybox")
+    forget(tmp_path / "root")  # close the database, as a daemon that stops would
     again = ImageService(tmp_path / "root")
     assert again.resolve_id("busybox") == image_id
-    assert json.loads((tmp_path / "root/images/repositories.json").read_text()) == {
-        "references": {"docker.io/library/busybox:latest": image_id}}
+    assert again.store.all_references() == {"docker.io/library/busybox:latest": image_id}
+    assert not (tmp_path / "root/images/repositories.json").exists()  # records are in the database only
 
 
 def test_container_layer(svc: ImageService) -> None:
