@@ -183,82 +183,18 @@ def _p0(spec: ExecSpec, shim: Path, status_w: int, go_r: int, ready_w: int, ns_f
     if pid_ns >= 0:
         keep.add(pid_ns)
     sp._close_fds_except(keep)
-    os.setsid()
-    devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-    log = os.open(Path(spec.state_dir) / "shim.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
-    os.dup2(devnull, 0)
-    os.dup2(devnull, 1)
-    os.dup2(log, 2)
-    os.close(devnull)
-    os.close(log)
-    if pid_ns >= 0:
-        sc.setns(pid_ns, sc.CLONE_NEWPID)
-        os.close(pid_ns)
 
-    proc = spec.process
-    tty_parent = tty_child = None
-    out_r = out_w = err_r = err_w = in_r = in_w = -1
-    if proc.tty:
-        tty_parent, tty_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    else:
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        if proc.open_stdin:
-            in_r, in_w = os.pipe()
+    def enter() -> None:
+        if pid_ns >= 0:
+            sc.setns(pid_ns, sc.CLONE_NEWPID)
+            os.close(pid_ns)
 
-    pid2 = os.fork()
-    if pid2 == 0:
-        try:
-            os.close(ready_w)
-            for fd in (out_r, err_r, in_w):
-                if fd >= 0:
-                    os.close(fd)
-            if tty_parent is not None:
-                tty_parent.close()
-            _p2(spec, status_w, go_r, out_w, err_w, in_r, tty_child, ns_fds, root_fd)
-        except BaseException as err:  # noqa: B036 - nothing may escape a forked child
-            sp._report(status_w, "F" + sp._describe(err))
-        finally:
-            os._exit(1)
+    def child(out_w: int, err_w: int, in_r: int, tty: socket.socket | None) -> None:
+        _p2(spec, status_w, go_r, out_w, err_w, in_r, tty, ns_fds, root_fd)
 
-    os.close(go_r)
-    os.close(root_fd)
-    for fd in ns_fds.values():
-        os.close(fd)
-    for fd in (out_w, err_w, in_r):
-        if fd >= 0:
-            os.close(fd)
-    sp._report(status_w, f"P{pid2}")
-    try:
-        if tty_parent is not None:
-            assert tty_child is not None
-            tty_child.close()
-            _, fds, _, _ = socket.recv_fds(tty_parent, 16, 1)
-            tty_parent.close()
-            if not fds:  # P2 failed before its tty existed; it reported why
-                os.waitpid(pid2, 0)
-                os._exit(1)
-            targets = {3: fds[0], 6: ready_w}
-        else:
-            targets = {3: out_r, 4: err_r, 6: ready_w}
-            if in_w >= 0:
-                targets[5] = in_w
-        sp._place_fds(targets)
-        argv = [str(shim), "--id", spec.container_id, "--dir", str(Path(spec.state_dir).absolute()),
-                "--pid", str(pid2), "--log-path", ""]
-        if proc.tty:
-            argv.append("--tty")
-        if proc.open_stdin:
-            argv.append("--stdin")
-        os.execv(argv[0], argv)
-    except BaseException as err:  # noqa: B036
-        sp._report(status_w, f"Fexec {shim}: {sp._describe(err)}")
-        try:
-            os.kill(pid2, signal.SIGKILL)
-            os.waitpid(pid2, 0)
-        except OSError:
-            pass
-        os._exit(1)
+    argv = [str(shim), "--id", spec.container_id, "--dir", str(Path(spec.state_dir).absolute()), "--log-path", ""]
+    sp.become_shim_parent(Path(spec.state_dir), spec.process, argv, status_w, go_r, ready_w, enter, child,
+                          also_close=(root_fd, *ns_fds.values()))
 
 
 def _p2(spec: ExecSpec, status_w: int, go_r: int, out_w: int, err_w: int, in_r: int,

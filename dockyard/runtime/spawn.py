@@ -42,7 +42,7 @@ from dockyard.runtime import syscalls as sc
 from dockyard.runtime.loopback import loopback_up
 from dockyard.runtime.rootfs import setup_rootfs
 from dockyard.runtime.shim import EXIT_NAME, SOCKET_NAME, shim_binary
-from dockyard.runtime.spec import ContainerSpec, container_env
+from dockyard.runtime.spec import ContainerSpec, ProcessSpec, container_env
 from dockyard.runtime.users import ResolvedUser, resolve_user
 
 TIOCSCTTY = 0x540E
@@ -391,29 +391,33 @@ def _close_fds_except(keep: set[int]) -> None:
     os.closerange(low, max(os.sysconf("SC_OPEN_MAX"), 1024))
 
 
-def _p0(spec: ContainerSpec, hostname: str, shim: Path, status_w: int, go_r: int, ready_w: int) -> None:
-    """P0: the daemon's child. Forks the container init into a new pid ns, then becomes the shim."""
-    _close_fds_except({status_w, go_r, ready_w})
+def become_shim_parent(state_dir: Path, process: ProcessSpec, shim_argv: list[str], status_w: int, go_r: int,
+                       ready_w: int, enter: Callable[[], None],
+                       child: Callable[[int, int, int, socket.socket | None], None],
+                       also_close: tuple[int, ...] = ()) -> None:
+    """The body of P0, for a container and for an exec: stdio to ``shim.log``, ``enter()`` (what P2
+    must inherit, e.g. a pid namespace), the pipes or tty socket, the fork of P2 (which runs
+    ``child(out_w, err_w, in_r, tty_socket)``), then ``execve`` of the shim with P2 as its child.
+    ``shim_argv`` lacks ``--pid``/``--tty``/``--stdin``, added here; ``also_close`` are fds only P2
+    needs. Never returns."""
     os.setsid()
     devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-    log = os.open(Path(spec.state_dir) / "shim.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+    log = os.open(state_dir / "shim.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
     os.dup2(log, 2)
     os.close(devnull)
     os.close(log)
-    if spec.security.pid != "host":  # --pid=host: the init stays in the host's pid ns
-        sc.unshare(sc.CLONE_NEWPID)
+    enter()
 
-    proc = spec.process
     tty_parent = tty_child = None
     out_r = out_w = err_r = err_w = in_r = in_w = -1
-    if proc.tty:
+    if process.tty:
         tty_parent, tty_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     else:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
-        if proc.open_stdin:
+        if process.open_stdin:
             in_r, in_w = os.pipe()
 
     pid2 = os.fork()
@@ -425,14 +429,14 @@ def _p0(spec: ContainerSpec, hostname: str, shim: Path, status_w: int, go_r: int
                     os.close(fd)
             if tty_parent is not None:
                 tty_parent.close()
-            _p2(spec, hostname, status_w, go_r, out_w, err_w, in_r, tty_child)
+            child(out_w, err_w, in_r, tty_child)
         except BaseException as err:  # noqa: B036 - nothing may escape a forked child
             _report(status_w, "F" + _describe(err))
         finally:
             os._exit(1)
 
     os.close(go_r)
-    for fd in (out_w, err_w, in_r):
+    for fd in (*also_close, out_w, err_w, in_r):
         if fd >= 0:
             os.close(fd)
     _report(status_w, f"P{pid2}")
@@ -451,24 +455,39 @@ def _p0(spec: ContainerSpec, hostname: str, shim: Path, status_w: int, go_r: int
             if in_w >= 0:
                 targets[5] = in_w
         _place_fds(targets)
-        argv = [str(shim), "--id", spec.id, "--dir", str(Path(spec.state_dir).absolute()),
-                "--pid", str(pid2), "--log-path", str(Path(spec.log_path).absolute()),
-                "--log-max-size", str(spec.log_max_size), "--log-max-file", str(spec.log_max_file)]
-        if getattr(spec, "log_compress", False):  # exec specs have no log
-            argv.append("--log-compress")
-        if proc.tty:
+        argv = [*shim_argv, "--pid", str(pid2)]
+        if process.tty:
             argv.append("--tty")
-        if proc.open_stdin:
+        if process.open_stdin:
             argv.append("--stdin")
         os.execv(argv[0], argv)
     except BaseException as err:  # noqa: B036
-        _report(status_w, f"Fexec {shim}: {_describe(err)}")
+        _report(status_w, f"Fexec {shim_argv[0]}: {_describe(err)}")
         try:
             os.kill(pid2, signal.SIGKILL)
             os.waitpid(pid2, 0)
         except OSError:
             pass
         os._exit(1)
+
+
+def _p0(spec: ContainerSpec, hostname: str, shim: Path, status_w: int, go_r: int, ready_w: int) -> None:
+    """P0: the daemon's child. Forks the container init into a new pid ns, then becomes the shim."""
+    _close_fds_except({status_w, go_r, ready_w})
+
+    def enter() -> None:
+        if spec.security.pid != "host":  # --pid=host: the init stays in the host's pid ns
+            sc.unshare(sc.CLONE_NEWPID)
+
+    def child(out_w: int, err_w: int, in_r: int, tty: socket.socket | None) -> None:
+        _p2(spec, hostname, status_w, go_r, out_w, err_w, in_r, tty)
+
+    argv = [str(shim), "--id", spec.id, "--dir", str(Path(spec.state_dir).absolute()),
+            "--log-path", str(Path(spec.log_path).absolute()),
+            "--log-max-size", str(spec.log_max_size), "--log-max-file", str(spec.log_max_file)]
+    if spec.log_compress:
+        argv.append("--log-compress")
+    become_shim_parent(Path(spec.state_dir), spec.process, argv, status_w, go_r, ready_w, enter, child)
 
 
 def _open_tty(user: ResolvedUser) -> tuple[int, int]:
