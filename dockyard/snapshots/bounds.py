@@ -24,12 +24,12 @@ Docker itself sets no such bounds: the errors are ours, worded in its style and 
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Protocol
+from typing import BinaryIO, Protocol
 
 from dockyard.errors import CorruptContent, InvalidParameter
+from dockyard.snapshots.readers import PassThroughReader
 
 ENV_MAX_BYTES = "DOCKYARD_MAX_LAYER_BYTES"
 ENV_MAX_RATIO = "DOCKYARD_MAX_LAYER_RATIO"
@@ -88,49 +88,27 @@ def check_ratio(expanded: int, compressed: int, limits: LayerLimits) -> None:
             f"({expanded} bytes from {compressed}); refusing a likely decompression bomb ({ENV_MAX_RATIO})")
 
 
-class SizeCap(io.RawIOBase):
+class SizeCap(PassThroughReader):
     """Reads through ``raw`` and refuses (:func:`check_layer_size`) once too many bytes came."""
 
     def __init__(self, raw: BinaryIO, limits: LayerLimits) -> None:
-        self._raw = raw
+        super().__init__(raw)
         self._limits = limits
-        self.count = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self._raw.read(len(view))
-        if not data:
-            return 0
-        self.count += len(data)
+    def seen(self, data: bytes) -> None:
         check_layer_size(self.count, self._limits)
-        view[: len(data)] = data
-        return len(data)
 
 
-class RatioGuard(io.RawIOBase):
+class RatioGuard(PassThroughReader):
     """Reads decompressed bytes from ``raw`` while ``compressed.count`` tells the bytes it consumed."""
 
     def __init__(self, raw: BinaryIO, compressed: ByteCounter, limits: LayerLimits) -> None:
-        self._raw = raw
+        super().__init__(raw)
         self._compressed = compressed
         self._limits = limits
-        self.count = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self._raw.read(len(view))
-        if not data:
-            return 0
-        self.count += len(data)
+    def seen(self, data: bytes) -> None:
         check_ratio(self.count, self._compressed.count, self._limits)
-        view[: len(data)] = data
-        return len(data)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO, Protocol
 
 from dockyard.errors import CorruptContent, DockyardError, InvalidParameter
 from dockyard.snapshots.bounds import LayerLimits, RatioGuard
+from dockyard.snapshots.readers import PassThroughReader
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -63,29 +64,18 @@ class PeekReader(io.RawIOBase):
         return len(data)
 
 
-class HashingReader(io.RawIOBase):
+class HashingReader(PassThroughReader):
     """Reads through ``raw`` while feeding every byte to a sha256; ``digest`` and ``count`` tell."""
 
     def __init__(self, raw: BinaryIO, tee: Writable | None = None) -> None:
-        self._raw = raw
+        super().__init__(raw)
         self._hash = hashlib.sha256()
         self._tee = tee
-        self.count = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self._raw.read(len(view))
-        if not data:
-            return 0
-        view[: len(data)] = data
+    def seen(self, data: bytes) -> None:
         self._hash.update(data)
         if self._tee is not None:
             self._tee.write(data)
-        self.count += len(data)
-        return len(data)
 
     def drain(self) -> None:
         """Read (and hash) whatever is left, e.g. the zero padding after a tar's end marker."""
