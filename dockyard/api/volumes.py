@@ -6,8 +6,7 @@ volume passes ``containers.volume_users``.
 
 from __future__ import annotations
 
-from typing import Any
-
+from dockyard import filters as docker_filters
 from dockyard.api.http import JSONResponse, NoContent, Request, Response
 from dockyard.api.router import Router, version_tuple
 from dockyard.containers.service import ContainerService
@@ -16,19 +15,7 @@ from dockyard.volumes.service import VolumeService
 
 
 def filters_arg(request: Request) -> dict[str, list[str]]:
-    """Docker's ``filters`` query: ``{"key": ["v"]}`` or the legacy ``{"key": {"v": true}}``."""
-    raw: Any = request.json_arg("filters") or {}
-    if not isinstance(raw, dict):
-        raise InvalidParameter("invalid filter: expected a JSON object")
-    out: dict[str, list[str]] = {}
-    for key, value in raw.items():
-        if isinstance(value, dict):
-            out[key] = [k for k, on in value.items() if on]
-        elif isinstance(value, list):
-            out[key] = [str(v) for v in value]
-        else:
-            raise InvalidParameter(f"invalid filter '{key}'")
-    return out
+    return docker_filters.normalize(request.json_arg("filters"))
 
 
 def register(router: Router, volumes: VolumeService, containers: ContainerService) -> None:

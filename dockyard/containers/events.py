@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dockyard.errors import InvalidParameter
+from dockyard import filters as docker_filters
 
 HISTORY = 1024
 FILTER_KEYS = ("type", "event", "container", "image", "label", "scope", "daemon", "network", "volume",
@@ -91,21 +91,7 @@ class Event:
 
 def normalize_filters(raw: Any) -> dict[str, list[str]]:
     """``{"type": ["container"]}`` or the legacy ``{"type": {"container": true}}``; unknown keys refused."""
-    if not raw:
-        return {}
-    if not isinstance(raw, dict):
-        raise InvalidParameter("invalid filter: expected a JSON object")
-    out: dict[str, list[str]] = {}
-    for key, value in raw.items():
-        if key not in FILTER_KEYS:
-            raise InvalidParameter(f"invalid filter '{key}'")
-        if isinstance(value, dict):
-            out[key] = [k for k, on in value.items() if on]
-        elif isinstance(value, list):
-            out[key] = [str(v) for v in value]
-        else:
-            raise InvalidParameter(f"invalid filter '{key}'")
-    return out
+    return docker_filters.normalize(raw, FILTER_KEYS)
 
 
 class EventBus:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dockyard import filters as docker_filters
 from dockyard.containers import cgroup_control, detachkeys, logdrivers
 from dockyard.containers import logs as logfiles
 from dockyard.containers import mounts as mountpoints
@@ -70,27 +71,6 @@ class Live:
     exit_waiters: list[asyncio.Future[int]] = field(default_factory=list)
     remove_waiters: list[asyncio.Future[int]] = field(default_factory=list)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-Filters = dict[str, list[str]]
-"""Docker's list filters, normalised: each key to the values it accepts."""
-
-
-def _normalize_filters(raw: Any) -> Filters:
-    """Docker's filters: ``{"status": ["running"]}`` or the legacy ``{"status": {"running": true}}``."""
-    if not raw:
-        return {}
-    if not isinstance(raw, dict):
-        raise InvalidParameter("invalid filter: expected a JSON object")
-    out: dict[str, list[str]] = {}
-    for key, value in raw.items():
-        if isinstance(value, dict):
-            out[key] = [k for k, on in value.items() if on]
-        elif isinstance(value, list):
-            out[key] = [str(v) for v in value]
-        else:
-            raise InvalidParameter(f"invalid filter '{key}'")
-    return out
 
 
 async def open_shim(state_dir: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -535,7 +515,7 @@ class ContainerService:
         return answer
 
     def list(self, all: bool = False, limit: int = -1, filters: Any = None) -> list[dict[str, Any]]:
-        wanted = _normalize_filters(filters)
+        wanted = docker_filters.normalize(filters)
         for key in wanted:
             if key not in ("status", "name", "id", "label", "exited", "ancestor", "before", "since", "health"):
                 raise InvalidParameter(f"invalid filter '{key}'")
@@ -556,7 +536,7 @@ class ContainerService:
             chosen = chosen[:limit]
         return chosen
 
-    def _matches(self, c: Container, wanted: Filters) -> bool:
+    def _matches(self, c: Container, wanted: docker_filters.Filters) -> bool:
         if "status" in wanted and c.state.status not in wanted["status"]:
             return False
         if "health" in wanted and (c.state.health or {}).get("Status", "none") not in wanted["health"]:

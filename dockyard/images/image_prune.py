@@ -20,6 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from dockyard import filters as docker_filters
 from dockyard.errors import InvalidParameter
 from dockyard.images import timestamps
 from dockyard.images.service import ImageService
@@ -67,20 +68,6 @@ def timestamp_ns(value: str, now_ns: int) -> int:
     raise InvalidParameter(f'failed to parse value "{value}" as a time')
 
 
-def _filters(raw: Any) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for key, value in (raw or {}).items():
-        if key not in _ALLOWED:
-            raise InvalidParameter(f"invalid filter '{key}'")
-        if isinstance(value, dict):
-            out[key] = [k for k, on in value.items() if on]
-        elif isinstance(value, (list, tuple)):
-            out[key] = [str(v) for v in value]
-        else:
-            out[key] = [str(value)]
-    return out
-
-
 def label_filter_matches(labels: dict[str, str], positive: list[str], negative: list[str]) -> bool:
     """Docker's label filters: all ``label=`` must match, no ``label!=`` may."""
     def has(want: str) -> bool:
@@ -93,7 +80,7 @@ def label_filter_matches(labels: dict[str, str], positive: list[str], negative: 
 def prune_images(images: ImageService, raw_filters: Any,
                  in_use: Callable[[str], str | None]) -> dict[str, Any]:
     """Remove the images the filters select that no container uses (see the module docstring)."""
-    f = _filters(raw_filters)
+    f = docker_filters.normalize(raw_filters, _ALLOWED)
     dangling_only = True
     if "dangling" in f:
         values = {v.lower() for v in f["dangling"]}

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from dockyard import filters as docker_filters
 from dockyard.content import ContentStore
 from dockyard.content import mediatypes as mt
 from dockyard.errors import Conflict, InvalidParameter, NotFound
@@ -207,7 +208,7 @@ class ImageService:
         """``GET /images/json``: summaries, newest first. Filters: dangling, reference, label,
         before, since. Untagged images get empty ``RepoTags``/``RepoDigests`` (the API layer adds
         ``<none>:<none>`` for API versions before 1.43)."""
-        f = _normalise_filters(filters)
+        f = docker_filters.normalize(filters)
         for key in f:
             if key not in ("dangling", "reference", "label", "before", "since"):
                 raise InvalidParameter(f"invalid filter '{key}'")
@@ -456,19 +457,6 @@ def _is_single_reference(refs: builtins.list[Reference]) -> bool:
     if single is None:
         single = refs[0]
     return len(canonical_names) == 1 and single.name in canonical_names
-
-
-def _normalise_filters(filters: dict[str, Any] | None) -> dict[str, builtins.list[str]]:
-    """Docker's filter JSON, ``{"k": ["v"]}`` or the legacy ``{"k": {"v": true}}``, as lists."""
-    out: dict[str, builtins.list[str]] = {}
-    for key, value in (filters or {}).items():
-        if isinstance(value, dict):
-            out[key] = [k for k, on in value.items() if on]
-        elif isinstance(value, (list, tuple)):
-            out[key] = [str(v) for v in value]
-        else:
-            out[key] = [str(value)]
-    return out
 
 
 def _label_matches(labels: dict[str, str], want: str) -> bool:
