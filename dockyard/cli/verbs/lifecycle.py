@@ -6,8 +6,7 @@ prints ``Error response from daemon: ...`` to stderr; the exit status is 1 if an
 
 from __future__ import annotations
 
-import sys
-
+from dockyard.cli.each import for_each
 from dockyard.cli.failure import CliFailure
 from dockyard.cli.flags import Flag, FlagSet
 
@@ -65,18 +64,4 @@ def _one(api: EngineAPI, verb: str, name: str, parsed: Parsed) -> str:
 
 def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
     api = invocation.api
-    failed = False
-    for name in parsed.args:
-        try:
-            line = _one(api, verb, name, parsed)
-        except CliFailure as failure:
-            if failure.status == 1 and failure.message.startswith("Cannot connect"):
-                raise
-            failed = True
-            sys.stdout.flush()
-            sys.stderr.write(failure.message + "\n")
-            sys.stderr.flush()
-            continue
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
-    return 1 if failed else 0
+    return for_each(parsed.args, lambda name: _one(api, verb, name, parsed))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-
-from dockyard.cli.failure import CliFailure
+from dockyard.cli.each import for_each
 from dockyard.cli.flags import Flag, FlagSet
 
 TYPE_CHECKING = False
@@ -25,22 +23,13 @@ def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
         params.append(("force", "1"))
     if parsed["no-prune"]:
         params.append(("noprune", "1"))
-    failed = False
-    for name in parsed.args:
-        try:
-            items = api.json("DELETE", f"/images/{name}", params) or []
-        except CliFailure as failure:
-            if failure.message.startswith("Cannot connect"):
-                raise
-            failed = True
-            sys.stdout.flush()
-            sys.stderr.write(failure.message + "\n")
-            sys.stderr.flush()
-            continue
-        for item in items:
+    def act(name: str) -> str | None:
+        lines = []
+        for item in api.json("DELETE", f"/images/{name}", params) or []:
             if item.get("Untagged"):
-                sys.stdout.write(f"Untagged: {item['Untagged']}\n")
+                lines.append(f"Untagged: {item['Untagged']}")
             if item.get("Deleted"):
-                sys.stdout.write(f"Deleted: {item['Deleted']}\n")
-        sys.stdout.flush()
-    return 1 if failed else 0
+                lines.append(f"Deleted: {item['Deleted']}")
+        return "\n".join(lines) if lines else None
+
+    return for_each(parsed.args, act)

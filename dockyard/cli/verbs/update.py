@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import sys
 
-from dockyard.cli.failure import CliFailure, FlagError
+from dockyard.cli.each import for_each
+from dockyard.cli.failure import FlagError
 from dockyard.cli.flags import Flag, FlagSet
 from dockyard.cli.options.resources import LIMIT_FLAGS, resource_body
 
@@ -28,20 +29,10 @@ def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
         body["RestartPolicy"] = parse_restart(parsed["restart"])
     if not body:
         raise FlagError("you must provide one or more flags when using this command")
-    failed = False
-    for name in parsed.args:
-        try:
-            result = invocation.api.json("POST", f"/containers/{name}/update", body=body) or {}
-        except CliFailure as failure:
-            if failure.status == 1 and failure.message.startswith("Cannot connect"):
-                raise
-            failed = True
-            sys.stdout.flush()
-            sys.stderr.write(failure.message + "\n")
-            sys.stderr.flush()
-            continue
+    def act(name: str) -> str:
+        result = invocation.api.json("POST", f"/containers/{name}/update", body=body) or {}
         for warning in result.get("Warnings") or []:
             sys.stderr.write(f"WARNING: {warning}\n")
-        sys.stdout.write(name + "\n")
-        sys.stdout.flush()
-    return 1 if failed else 0
+        return name
+
+    return for_each(parsed.args, act)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from dockyard.cli import jsoncodec, units
+from dockyard.cli.each import for_each
 from dockyard.cli.failure import CliFailure
 from dockyard.cli.flags import Flag, FlagSet
 from dockyard.cli.listing import filters_param, render
@@ -139,21 +140,11 @@ def _inspect(invocation: Invocation, parsed: Parsed) -> int:
 
 def _rm(invocation: Invocation, parsed: Parsed) -> int:
     params = [("force", "1")] if parsed["force"] else []
-    failed = False
-    for name in parsed.args:
-        try:
-            invocation.api.request("DELETE", f"/volumes/{name}", params)
-        except CliFailure as failure:
-            if failure.message.startswith("Cannot connect"):
-                raise
-            failed = True
-            sys.stdout.flush()
-            sys.stderr.write(failure.message + "\n")
-            sys.stderr.flush()
-            continue
-        sys.stdout.write(name + "\n")
-        sys.stdout.flush()
-    return 1 if failed else 0
+    def act(name: str) -> str:
+        invocation.api.request("DELETE", f"/volumes/{name}", params)
+        return name
+
+    return for_each(parsed.args, act)
 
 
 def _prune(invocation: Invocation, parsed: Parsed) -> int:
