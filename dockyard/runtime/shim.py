@@ -17,14 +17,13 @@ import json
 import os
 import socket
 import struct
-import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.errors import DockyardError
+from dockyard.runtime.cprograms import CProgram
 
 SOURCE = Path(__file__).with_name("shim.c")
 BINARY_NAME = "dockyard-shim"
@@ -61,59 +60,17 @@ def decode_frames(data: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
 
 # ---- the binary ----------------------------------------------------------------------------------
 
-def _fresh(binary: Path) -> bool:
-    try:
-        return binary.stat().st_mtime >= SOURCE.stat().st_mtime and os.access(binary, os.X_OK)
-    except FileNotFoundError:
-        return False
-
-
-def _cache_dir() -> Path:
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return Path(xdg) / "dockyard" if xdg else Path("/var/cache/dockyard")
-
-
-def compile_shim(target: Path) -> Path:
-    """Compile ``shim.c`` to ``target`` (via a temp name and a rename, so concurrent builds are safe)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{BINARY_NAME}.", dir=target.parent)
-    os.close(fd)
-    try:
-        # Linked statically: a static shim stays at ~1.0 MB resident, a dynamic one at ~1.6 MB (ld.so
-        # and libc pages), and one runs per container. zlib is for --log-compress.
-        proc = subprocess.run(["gcc", "-O2", "-Wall", "-static", "-o", tmp, str(SOURCE), "-lz"],
-                              capture_output=True, text=True)
-        if proc.returncode != 0:  # no static libc/libz here: a dynamic shim still works
-            proc = subprocess.run(["gcc", "-O2", "-Wall", "-o", tmp, str(SOURCE), "-lz"],
-                                  capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise DockyardError(f"compiling {SOURCE} failed: {proc.stderr.strip()}")
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, target)
-    except FileNotFoundError as err:  # no gcc
-        raise DockyardError(f"cannot build the shim: {err}") from err
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
+# Linked statically: a static shim stays at ~1.0 MB resident, a dynamic one at ~1.6 MB (ld.so and
+# libc pages), and one runs per container; dynamic when static libraries are missing. zlib: --log-compress.
+PROGRAM = CProgram(SOURCE, BINARY_NAME, "DOCKYARD_SHIM",
+                   variants=(("-O2", "-Wall", "-static"), ("-O2", "-Wall")), libraries=("-lz",))
 
 
 def shim_binary() -> Path:
     """The shim executable: ``$DOCKYARD_SHIM`` if set; else ``dockyard-shim`` next to ``shim.c``
     when it is newer than the source; else built there (or, when that directory is read-only,
     under ``$XDG_CACHE_HOME/dockyard`` or ``/var/cache/dockyard``)."""
-    override = os.environ.get("DOCKYARD_SHIM")
-    if override:
-        return Path(override)
-    local = SOURCE.with_name(BINARY_NAME)
-    if _fresh(local):
-        return local
-    if os.access(local.parent, os.W_OK):
-        return compile_shim(local)
-    cached = _cache_dir() / BINARY_NAME
-    if _fresh(cached):
-        return cached
-    return compile_shim(cached)
+    return PROGRAM.binary()
 
 
 # ---- the exit record -----------------------------------------------------------------------------
