@@ -120,3 +120,20 @@ def test_interactive_tty(daemon: Daemon, client: str) -> None:
     finally:
         child.close(force=True)
     assert child.exitstatus == 0
+
+
+@pytest.mark.parametrize("client", ["dockyard", *CLIENTS])
+def test_logs_since_until_tail_timestamps(daemon: Daemon, client: str) -> None:
+    name = f"logwin-{os.path.basename(client)}-{len(client)}"
+    run = daemon.cli if client == "dockyard" else (lambda *a, **k: daemon.docker(*a, client=client, **k))
+    assert run("run", "--name", name, "busybox", "sh", "-c", "echo early; sleep 2; echo late").returncode == 0
+    try:
+        stamped = run("logs", "-t", name).stdout.splitlines()
+        assert [line.split(" ", 1)[1] for line in stamped] == ["early", "late"]
+        late_at = stamped[1].split(" ", 1)[0]
+        assert run("logs", "--since", late_at, name).stdout == "late\n"
+        assert run("logs", "--until", late_at, name).stdout.startswith("early\n")
+        assert run("logs", "--tail", "1", name).stdout == "late\n"
+        assert run("logs", "--since", "1h", name).stdout == "early\nlate\n"
+    finally:
+        run("rm", "-f", name)
