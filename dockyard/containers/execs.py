@@ -332,6 +332,12 @@ class ExecService:
 
     async def resize(self, exec_id: str, height: int, width: int) -> None:
         e = self.get(exec_id)
+        # As Docker: a resize sent right after start waits (up to 10 s) for the process to exist.
+        deadline = asyncio.get_running_loop().time() + 10
+        while not e.running and e.exit_code is None:
+            if asyncio.get_running_loop().time() > deadline:
+                raise DockyardError("timeout waiting for exec session ready")
+            await asyncio.sleep(0.01)
         if not e.running:
             raise Conflict(f"Exec {e.id} is not running")
         if not e.tty:

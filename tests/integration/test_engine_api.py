@@ -328,3 +328,38 @@ def test_detach_keys_end_an_attach_on_the_daemon_side(client) -> None:  # type: 
         assert info.value.status_code == 400 and "Invalid detach keys" in str(info.value)
     finally:
         c.remove(force=True)
+
+
+def test_docker_py_rename_top_restart_exec_resize_and_image_prune(client) -> None:  # type: ignore[no-untyped-def]
+    """The verbs no other test drives through docker-py."""
+    c = client.containers.run("busybox", ["sh"], detach=True, tty=True, stdin_open=True, name="dp-before")
+    try:
+        c.rename("dp-after")
+        c.reload()
+        assert c.name == "dp-after"
+        top = c.top()
+        assert top["Titles"] and any("sh" in " ".join(p) for p in top["Processes"])
+        started = c.attrs["State"]["StartedAt"]
+        c.restart(timeout=1)
+        c.reload()
+        assert c.status == "running" and c.attrs["State"]["StartedAt"] != started
+        exec_id = client.api.exec_create(c.id, ["sh"], tty=True, stdin=True)["Id"]
+        sock = client.api.exec_start(exec_id, tty=True, socket=True)
+        client.api.exec_resize(exec_id, height=21, width=77)
+        sock._sock.sendall(b"stty size; exit 5\n")
+        out = b""
+        sock._sock.settimeout(10)
+        while chunk := sock._sock.recv(4096):
+            out += chunk
+        sock._sock.close()
+        assert b"21 77" in out
+        assert client.api.exec_inspect(exec_id)["ExitCode"] == 5
+    finally:
+        c.remove(force=True)
+    # An untagged image that no container uses is dangling: image prune removes it.
+    image = client.images.get("busybox")
+    image.tag("dp-prune", "v1")
+    client.images.remove("dp-prune:v1")  # untag only: busybox:latest still names it
+    assert client.images.get("busybox").id == image.id
+    result = client.images.prune()
+    assert image.id not in [d.get("Deleted") for d in result.get("ImagesDeleted") or []]
