@@ -243,7 +243,7 @@ class ImageService:
                 continue
             out.append({
                 "Id": image_id,
-                "ParentId": "",
+                "ParentId": self.store.parent_of(image_id),
                 "RepoTags": tags,
                 "RepoDigests": digests,
                 "Created": created_ns // 1_000_000_000,
@@ -337,7 +337,8 @@ class ImageService:
         ``in_use(image_id)`` returns the ID of a container (running or not) using the image, or
         None; ``running(image_id)`` the ID of a *running* one. Without ``running``, any container
         ``in_use`` reports counts as running (the removal then cannot be forced).
-        ``prune`` is accepted for the API; images here have no parents to prune.
+        ``prune`` is accepted for the API. An image with child images (committed from it) is never
+        deleted: removing its last tag only untags it, as in Docker.
         """
         running_of = running if running is not None else in_use
 
@@ -400,6 +401,8 @@ class ImageService:
             how = "cannot be forced" if hard else "must be forced"
             return Conflict(f"conflict: unable to delete {short_id(image_id)} ({how}) - {message}")
 
+        if self.store.children(image_id):
+            raise conflict(True, "image has dependent child images")
         user = running_of(image_id)
         if user is not None:
             raise conflict(True, f"image is being used by running container {short_id(user)}")

@@ -181,6 +181,14 @@ class ImageStore:
         if not self.db.execute("UPDATE images SET parent = ? WHERE id = ?", (parent, image_id)):
             raise NotFound(f"No such image: {image_id}")
 
+    def children(self, image_id: str) -> list[str]:
+        """The images committed from ``image_id`` (Docker's local child images)."""
+        return [str(row["id"]) for row in self.db.query("SELECT id FROM images WHERE parent = ?", (image_id,))]
+
+    def parent_of(self, image_id: str) -> str:
+        row = self.db.one("SELECT parent FROM images WHERE id = ?", (image_id,))
+        return str(row["parent"]) if row is not None and row["parent"] else ""
+
     def set_last_tag_time(self, image_id: str, when: str) -> None:
         if not self.db.execute("UPDATE images SET last_tag_time = ? WHERE id = ?", (when, image_id)):
             raise NotFound(f"No such image: {image_id}")

@@ -363,3 +363,32 @@ def test_docker_py_rename_top_restart_exec_resize_and_image_prune(client) -> Non
     assert client.images.get("busybox").id == image.id
     result = client.images.prune()
     assert image.id not in [d.get("Deleted") for d in result.get("ImagesDeleted") or []]
+
+
+def test_parent_images_keep_their_children(client, busybox_tar) -> None:  # type: ignore[no-untyped-def]
+    """A committed image's parent is listed as its ParentId and cannot be deleted while it has children."""
+    api = client.api
+    api.import_image_from_data(busybox_tar.read_bytes(), repository="parentimg", tag="v1",
+                               changes=['CMD ["sh"]', "ENV PARENT=1"])
+    parent = client.images.get("parentimg:v1")
+    c = client.containers.run("parentimg:v1", ["sh", "-c", "echo child > /made-by-child"], detach=True)
+    try:
+        c.wait(timeout=30)
+        child = c.commit("childimg", "v1")
+    finally:
+        c.remove(force=True)
+    try:
+        listed = {i["Id"]: i for i in api.images()}
+        assert listed[child.id]["ParentId"] == parent.id
+        for force in (False, True):
+            with pytest.raises(docker.errors.APIError) as info:
+                api.remove_image(parent.id, force=force)
+            assert info.value.status_code == 409
+            assert "(cannot be forced) - image has dependent child images" in str(info.value)
+        # Removing its last tag only untags it: the child still needs it.
+        assert api.remove_image("parentimg:v1") == [{"Untagged": "parentimg:v1"}]
+        assert client.images.get(parent.id).id == parent.id
+    finally:
+        api.remove_image(child.id)
+    deleted = api.remove_image(parent.id)
+    assert {"Deleted": parent.id} in deleted
