@@ -28,7 +28,7 @@ def _path_arg(request: Request) -> str:
 
 
 def register(router: Router, containers: ContainerService, images: ImageService) -> None:
-    files = ContainerFiles(images)
+    files = ContainerFiles(images, containers.volumes)
 
     @router.route("HEAD", "/containers/{id}/archive")
     async def stat_path(request: Request) -> Response:

@@ -25,11 +25,13 @@ from typing import Any
 
 import dockyard
 from dockyard.containers.clock import rfc3339_nano
+from dockyard.containers.mounts import runtime_mounts
 from dockyard.containers.record import Container
 from dockyard.errors import Conflict, DockyardError, InvalidParameter, NotFound
 from dockyard.images.service import ImageService
 from dockyard.runtime.users import resolve_user
 from dockyard.snapshots.changes import container_changes
+from dockyard.volumes.service import VolumeService
 
 # Go's os.FileMode type bits.
 MODE_DIR = 1 << 31
@@ -82,8 +84,9 @@ def stat_header(stat_obj: dict[str, Any]) -> str:
 class ContainerFiles:
     """File access to containers through the rootfs helper."""
 
-    def __init__(self, images: ImageService) -> None:
+    def __init__(self, images: ImageService, volumes: VolumeService | None = None) -> None:
         self.images = images
+        self.volumes = volumes
 
     # -- the helper -------------------------------------------------------------------------
 
@@ -101,6 +104,12 @@ class ContainerFiles:
         }
         if c.state.running and c.state.pid > 0 and not via_mount:
             request["pid"], request["shim_pid"] = c.state.pid, c.state.shim_pid
+        elif op != "export" and self.volumes is not None:
+            # A stopped container's volumes and binds, as Docker mounts them for `cp` (export leaves
+            # them out, as Docker's does); tmpfs mounts have no content once the container stopped.
+            request["mounts"] = [
+                {"source": m.source, "destination": m.destination, "readonly": m.readonly}
+                for m in runtime_mounts(c.mounts, self.volumes) if m.type == "bind"]
         return request
 
     @staticmethod

@@ -78,9 +78,32 @@ def enter(request: dict[str, Any]) -> None:
         sc.mount("overlay", target, "overlay", 0,
                  f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}")
         root = target
+    _mount_volumes(root, request.get("mounts") or [], writable=not readonly and bool(lowers))
     os.chdir(root)
     os.chroot(".")
     os.chdir("/")
+
+
+def _mount_volumes(root: str, mounts: list[dict[str, Any]], writable: bool) -> None:
+    """Bind a stopped container's volumes and binds at their places in ``root`` (this process's
+    private namespace), destinations resolved inside ``root``; a missing destination is created
+    when the root is writable, else that mount is left out (nothing can be under it anyway)."""
+    from dockyard.runtime.rootfs import resolve_in_root
+
+    for m in sorted(mounts, key=lambda m: m["destination"].count("/")):
+        host = resolve_in_root(root, m["destination"])
+        source_is_dir = os.path.isdir(m["source"])
+        if not os.path.lexists(host):
+            if not writable:
+                continue
+            if source_is_dir:
+                os.makedirs(host, exist_ok=True)
+            else:
+                os.makedirs(os.path.dirname(host), exist_ok=True)
+                os.close(os.open(host, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
+        sc.mount(m["source"], host, None, sc.MS_BIND | sc.MS_REC)
+        if m.get("readonly"):
+            sc.mount(None, host, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY)
 
 
 def _parent_of(pid: int) -> int:

@@ -392,3 +392,41 @@ def test_parent_images_keep_their_children(client, busybox_tar) -> None:  # type
         api.remove_image(child.id)
     deleted = api.remove_image(parent.id)
     assert {"Deleted": parent.id} in deleted
+
+
+def test_cp_of_a_stopped_container_sees_its_volumes(client, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """As in Docker, the archive API on a stopped container reads and writes its volumes and binds."""
+    import io
+    import tarfile
+
+    host_dir = tmp_path / "bound"
+    host_dir.mkdir()
+    (host_dir / "from-host").write_text("host file\n")
+    volume = client.volumes.create("cp-stopped-vol")
+    c = client.containers.run("busybox", ["sh", "-c", "echo in-volume > /vol/made"], detach=True,
+                              volumes={"cp-stopped-vol": {"bind": "/vol", "mode": "rw"},
+                                       str(host_dir): {"bind": "/ro", "mode": "ro"}})
+    try:
+        assert c.wait(timeout=30)["StatusCode"] == 0
+        stream, stat = c.get_archive("/vol/made")
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.extractfile("made")
+            assert member is not None and member.read() == b"in-volume\n"
+        stream, _ = c.get_archive("/ro/from-host")
+        assert b"host file" in b"".join(stream)
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            data = b"put while stopped\n"
+            info = tarfile.TarInfo("put-here")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        assert c.put_archive("/vol", buf.getvalue())
+        with pytest.raises(docker.errors.APIError):
+            c.put_archive("/ro", buf.getvalue())  # a read-only bind stays read-only
+        assert not (host_dir / "put-here").exists()
+        out = client.containers.run("busybox", ["cat", "/vol/put-here"], remove=True,
+                                    volumes={"cp-stopped-vol": {"bind": "/vol", "mode": "ro"}})
+        assert out == b"put while stopped\n"
+    finally:
+        c.remove(force=True)
+        volume.remove(force=True)
