@@ -37,6 +37,21 @@ def _os_name() -> str:
     return "Linux"
 
 
+def backing_filesystem(path: Path) -> str:
+    """The type of the filesystem holding ``path`` (``extfs`` for ext2/3/4, as Docker names it)."""
+    best, kind = "", "unknown"
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                target = left.split()[4]
+                if (str(path) == target or str(path).startswith(target.rstrip("/") + "/")) and len(target) >= len(best):
+                    best, kind = target, right.split()[0]
+    except OSError:
+        pass
+    return "extfs" if kind in ("ext2", "ext3", "ext4") else kind
+
+
 def _mem_total() -> int:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -80,8 +95,9 @@ def register(router: Router, root: Path, containers: ContainerService, images: I
             **counts,
             "Images": len(images.list(all=True)),
             "Driver": "overlay2",
-            "DriverStatus": [["Backing Filesystem", "overlayfs lowerdirs"], ["Supports d_type", "true"]],
-            "Plugins": {"Volume": [], "Network": ["host", "null"], "Authorization": None, "Log": ["json-file"]},
+            "DriverStatus": [["Backing Filesystem", backing_filesystem(root)], ["Supports d_type", "true"]],
+            "Plugins": {"Volume": ["local"], "Network": ["host", "null"], "Authorization": None,
+                        "Log": ["json-file", "local", "none"]},
             **cgroup_features(),  # MemoryLimit, SwapLimit, CpuCfsPeriod… (containers/resources.py)
             "KernelMemory": False, "KernelMemoryTCP": False, "IPv4Forwarding": False,
             "BridgeNfIptables": False, "BridgeNfIp6tables": False, "Debug": False,
@@ -99,7 +115,7 @@ def register(router: Router, root: Path, containers: ContainerService, images: I
             "Runtimes": {"dockyard": {"path": "dockyard-shim"}}, "DefaultRuntime": "dockyard",
             "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False,
                       "Error": "", "RemoteManagers": None},
-            "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "",
+            "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "docker-init",
             "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""}, "InitCommit": {"ID": ""},
-            "SecurityOptions": [], "CDISpecDirs": [], "Warnings": [],
+            "SecurityOptions": ["name=seccomp,profile=builtin"], "CDISpecDirs": [], "Warnings": [],
         })

@@ -223,7 +223,10 @@ def test_images_list_inspect_tag_rmi(client) -> None:  # type: ignore[no-untyped
     assert "busybox-copy:v1" not in client.images.get("busybox").tags
     assert client.api.ping()
     assert client.version()["ApiVersion"] == "1.47"
-    assert client.info()["Driver"] == "overlay2"
+    info = client.info()
+    assert info["Driver"] == "overlay2"
+    assert info["SecurityOptions"] == ["name=seccomp,profile=builtin"] and info["InitBinary"] == "docker-init"
+    assert "local" in info["Plugins"]["Volume"] and info["DriverStatus"][0][1] not in ("", "unknown")
 
 
 def test_daemon_restart_keeps_containers(fresh_daemon: Daemon) -> None:
