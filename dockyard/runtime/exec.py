@@ -51,7 +51,7 @@ class ExecSpec:
     state_dir: Path      # containers/<id>/exec/<exec id>/
     process: ProcessSpec  # env: the container's Env then the exec's; user/cwd resolved inside the container
     hostname: str = ""
-    cgroup_procs: list[Path] = field(default_factory=list)  # cgroup.procs files P2 writes itself into
+    cgroup_procs: list[Path] = field(default_factory=list)  # cgroup.procs files the daemon moves P2 into
     # The container's confinement (caps, seccomp, no_new_privs, rlimits, group_add); None: only the
     # user's ids are set. Its mount-time parts (masks, read-only /) are already in the mount ns.
     security: confinement.SecuritySpec | None = None
@@ -155,7 +155,7 @@ def spawn_exec(spec: ExecSpec, timeout: float = sp.SPAWN_TIMEOUT) -> sp.Spawned:
     deadline = time.monotonic() + timeout
     try:
         try:
-            sp._wait_ready(channel, ready_r, deadline)
+            sp._wait_ready(channel, ready_r, deadline, on_init=lambda pid: _join_cgroups(spec.cgroup_procs, pid))
         finally:
             os.close(ready_r)
         pid2 = channel.init_pid()
@@ -172,6 +172,17 @@ def spawn_exec(spec: ExecSpec, timeout: float = sp.SPAWN_TIMEOUT) -> sp.Spawned:
             raise DockyardError(f"exec {spec.exec_id[:12]} did not start within {timeout}s") from err
         raise DockyardError(f"starting exec {spec.exec_id[:12]}: {err}") from err
     return sp.Spawned(shim_pid=p0, pid=pid2, channel=channel, state_dir=state_dir)
+
+
+def _join_cgroups(procs_files: list[Path], pid: int) -> None:
+    """Move the exec's process into the container's cgroups, from the daemon while the process
+    joins the namespaces (the first write waits for an RCU grace period: overlapped)."""
+    for procs in procs_files:
+        try:
+            with open(procs, "w") as f:
+                f.write(str(pid))
+        except FileNotFoundError:
+            pass  # the container's cgroup went away with it; the exec fails to start anyway
 
 
 # ---- inside the forked children (no threads, no locks, no logging) ------------------------------
@@ -202,12 +213,6 @@ def _p2(spec: ExecSpec, status_w: int, go_r: int, out_w: int, err_w: int, in_r: 
     """P2: the exec process, inside the container's pid ns, up to its execve."""
     proc = spec.process
     os.umask(0o022)
-    for procs in spec.cgroup_procs:
-        try:
-            with open(procs, "w") as f:
-                f.write("0")  # "0": the writing process itself
-        except FileNotFoundError:
-            pass  # the container's cgroup went away with it; the exec will fail to join anyway
     for kind, nstype in NAMESPACES:
         fd = ns_fds.get(kind)
         if fd is not None:
