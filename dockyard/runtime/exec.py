@@ -20,7 +20,6 @@ Status and go pipes, ``Spawned``, 126/127 errors: exactly as in :mod:`dockyard.r
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import socket
@@ -233,31 +232,7 @@ def _p2(spec: ExecSpec, status_w: int, go_r: int, out_w: int, err_w: int, in_r: 
         reason = os.strerror(err.errno or 0).lower()
         raise InvalidParameter(f'chdir to cwd ("{cwd}") set in config.json failed: {reason}') from None
 
-    os.setsid()
-    if tty_sock is not None:
-        master, slave = sp._open_tty(user)
-        fcntl.ioctl(slave, sp.TIOCSCTTY, 0)
-        socket.send_fds(tty_sock, [b"m"], [master])
-        os.close(master)
-        tty_sock.close()
-        for target in (0, 1, 2):
-            os.dup2(slave, target)
-        if slave > 2:
-            os.close(slave)
-    else:
-        if in_r < 0:
-            in_r = os.open("/dev/null", os.O_RDONLY)
-        os.dup2(in_r, 0)
-        os.dup2(out_w, 1)
-        os.dup2(err_w, 2)
-        for fd in {in_r, out_w, err_w}:
-            if fd > 2:
-                os.close(fd)
-
-    sp._report(status_w, "R")
-    if os.read(go_r, 1) != b"G":
-        os._exit(1)  # aborted
-    os.close(go_r)
+    sp.stdio_then_wait_for_go(user, tty_sock, in_r, out_w, err_w, status_w, go_r)
 
     pending = None
     if spec.security is None:

@@ -490,6 +490,38 @@ def _p0(spec: ContainerSpec, hostname: str, shim: Path, status_w: int, go_r: int
     become_shim_parent(Path(spec.state_dir), spec.process, argv, status_w, go_r, ready_w, enter, child)
 
 
+def stdio_then_wait_for_go(user: ResolvedUser, tty_sock: socket.socket | None, in_r: int, out_w: int,
+                           err_w: int, status_w: int, go_r: int) -> None:
+    """In P2, for a container or an exec: a new session; stdio from the tty (made in the container's
+    devpts, its master sent to P0 over ``tty_sock``) or the pipes (stdin /dev/null without -i);
+    then "ready" to the daemon, and block until it says "go" (EOF: aborted, exit)."""
+    os.setsid()
+    if tty_sock is not None:
+        master, slave = _open_tty(user)
+        fcntl.ioctl(slave, TIOCSCTTY, 0)
+        socket.send_fds(tty_sock, [b"m"], [master])
+        os.close(master)
+        tty_sock.close()
+        for target in (0, 1, 2):
+            os.dup2(slave, target)
+        if slave > 2:
+            os.close(slave)
+    else:
+        if in_r < 0:
+            in_r = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(in_r, 0)
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        for fd in {in_r, out_w, err_w}:
+            if fd > 2:
+                os.close(fd)
+
+    _report(status_w, "R")
+    if os.read(go_r, 1) != b"G":
+        os._exit(1)  # aborted
+    os.close(go_r)
+
+
 def _open_tty(user: ResolvedUser) -> tuple[int, int]:
     """Open a pty pair on the container's devpts; returns (master, slave)."""
     master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
@@ -563,31 +595,7 @@ def _p2(spec: ContainerSpec, hostname: str, status_w: int, go_r: int, out_w: int
     security.finish_root(spec.security)  # --read-only
     args = [security.INIT_PATH, "--", *proc.args] if spec.security.init else proc.args
 
-    os.setsid()
-    if tty_sock is not None:
-        master, slave = _open_tty(user)
-        fcntl.ioctl(slave, TIOCSCTTY, 0)
-        socket.send_fds(tty_sock, [b"m"], [master])
-        os.close(master)
-        tty_sock.close()
-        for target in (0, 1, 2):
-            os.dup2(slave, target)
-        if slave > 2:
-            os.close(slave)
-    else:
-        if in_r < 0:
-            in_r = os.open("/dev/null", os.O_RDONLY)
-        os.dup2(in_r, 0)
-        os.dup2(out_w, 1)
-        os.dup2(err_w, 2)
-        for fd in {in_r, out_w, err_w}:
-            if fd > 2:
-                os.close(fd)
-
-    _report(status_w, "R")
-    if os.read(go_r, 1) != b"G":
-        os._exit(1)  # aborted
-    os.close(go_r)
+    stdio_then_wait_for_go(user, tty_sock, in_r, out_w, err_w, status_w, go_r)
 
     pending = security.confine_process(spec.security, user.uid, user.gid, sgids)  # ids, caps, seccomp
     try:
