@@ -24,6 +24,25 @@ DOCKERD = "/usr/sbin/dockerd"
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 
 
+def shutdown(peer: Dockerd) -> None:
+    """Stop a private dockerd and leave nothing of it: containers, processes, mounts, files."""
+    for container in peer.docker("ps", "-aq").stdout.split():
+        peer.docker("rm", "-f", container)
+    peer.process.send_signal(signal.SIGTERM)
+    try:
+        peer.process.wait(30)
+    except subprocess.TimeoutExpired:
+        peer.process.kill()
+        peer.process.wait(10)
+    for pid in _processes_mentioning(str(peer.root)):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _unmount_under(peer.root)
+    shutil.rmtree(peer.root, ignore_errors=True)
+
+
 class Dockerd:
     """A running private dockerd: ``host`` is its ``unix://`` address."""
 
@@ -112,21 +131,7 @@ def dockerd(tmp_path_factory: pytest.TempPathFactory, busybox_tar: Path) -> Iter
     try:
         yield daemon
     finally:
-        for container in daemon.docker("ps", "-aq").stdout.split():
-            daemon.docker("rm", "-f", container)
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-        for pid in _processes_mentioning(str(root)):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        _unmount_under(root)
-        shutil.rmtree(root, ignore_errors=True)
+        shutdown(daemon)
 
 
 def test_run_echo_and_exit_code(dockerd: Dockerd) -> None:

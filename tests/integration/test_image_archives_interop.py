@@ -10,8 +10,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import shutil
-import signal
 import socket
 import subprocess
 import tarfile
@@ -26,9 +24,9 @@ from tests.integration.test_cli_against_dockerd import (
     DOCKER,
     DOCKERD,
     Dockerd,
-    _processes_mentioning,
     _start_dockerd,
     _unmount_under,
+    shutdown,
 )
 
 pytestmark = [pytest.mark.root, pytest.mark.docker_cli]
@@ -53,21 +51,7 @@ def peer(tmp_path_factory: pytest.TempPathFactory, busybox_tar: Path) -> Iterato
         assert imported.returncode == 0, imported.stderr
         yield peer
     finally:
-        for container in peer.docker("ps", "-aq").stdout.split():
-            peer.docker("rm", "-f", container)
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-        for pid in _processes_mentioning(str(root)):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        _unmount_under(root)
-        shutil.rmtree(root, ignore_errors=True)
+        shutdown(peer)
 
 
 @pytest.fixture()
