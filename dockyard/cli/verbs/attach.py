@@ -49,7 +49,7 @@ def proxy_signals(api: EngineAPI, container: str) -> None:
 
 
 def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
-    from dockyard.cli.verbs.run import Relay, exit_status, watch_window
+    from dockyard.cli.verbs.run import Relay, exit_status
 
     container = parsed.args[0]
     api = invocation.api
@@ -79,14 +79,7 @@ def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
     if parsed["sig-proxy"] and not tty:
         proxy_signals(api, cid)
     relay = Relay(pipe, tty, stdin, detach_keys)
-    if tty and terminal.is_terminal(1):
-        watch_window(api, cid)
-    if tty and stdin and terminal.is_terminal(0):
-        with terminal.RawMode(0):
-            relay.run()
-    else:
-        relay.run()
-    pipe.close()
+    relay.run_in_terminal(api, f"/containers/{cid}/resize")
     if relay.detached:
         # Docker's CLI ends an attach that detached this way as a failure of its input stream.
         waiter.close()

@@ -18,7 +18,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from dockyard.cli.engine_api import EngineAPI
     from dockyard.cli.flags import Parsed
     from dockyard.cli.invocation import Invocation
 
@@ -60,16 +59,6 @@ def exec_body(parsed: Parsed, command: list[str], console: tuple[int, int] | Non
     return body
 
 
-def resize(api: EngineAPI, exec_id: str) -> None:
-    size = terminal.window_size(1) or terminal.window_size(0)
-    if size is None:
-        return
-    try:
-        api.request("POST", f"/exec/{exec_id}/resize", [("h", str(size[0])), ("w", str(size[1]))]).read()
-    except (CliFailure, OSError):
-        pass
-
-
 def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
     from dockyard.cli.verbs.run import Relay
 
@@ -96,21 +85,7 @@ def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
         start["ConsoleSize"] = list(console)
     pipe = api.hijack("POST", f"/exec/{exec_id}/start", body=start)
     relay = Relay(pipe, tty, interactive, detach_keys)
-    if tty and terminal.is_terminal(1):
-        import signal
-        import threading
-
-        def on_winch(signum: int, frame: object) -> None:
-            threading.Thread(target=resize, args=(api, exec_id), daemon=True).start()
-
-        signal.signal(signal.SIGWINCH, on_winch)
-        threading.Thread(target=resize, args=(api, exec_id), daemon=True).start()
-    if tty and interactive and terminal.is_terminal(0):
-        with terminal.RawMode(0):
-            relay.run()
-    else:
-        relay.run()
-    pipe.close()
+    relay.run_in_terminal(api, f"/exec/{exec_id}/resize")
     if relay.detached:
         return 0
     state = api.json("GET", f"/exec/{exec_id}/json")

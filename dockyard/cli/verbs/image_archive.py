@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 import sys
 
-from dockyard.cli import jsoncodec
 from dockyard.cli.failure import CliFailure
 from dockyard.cli.flags import Flag, FlagSet
+from dockyard.cli.jsonmessages import StreamError, messages
 from dockyard.cli.terminal import is_terminal, write_all
 
 TYPE_CHECKING = False
@@ -89,19 +89,12 @@ def load(invocation: Invocation, parsed: Parsed) -> int:
     params = [("quiet", "1")] if parsed["quiet"] else []
     try:
         response = invocation.api.request("POST", "/images/load", params, raw_body=_pieces(fd), headers=headers)
-        for line in response.lines():
-            try:
-                message = jsoncodec.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(message, dict):
-                continue
-            error_text = message.get("error") or (message.get("errorDetail") or {}).get("message")
-            if error_text:
-                raise CliFailure(error_text, 1)
+        for message in messages(response):
             if message.get("stream"):
                 sys.stdout.write(message["stream"])
         sys.stdout.flush()
+    except StreamError as error:
+        raise CliFailure(error.text, 1) from None
     finally:
         if close:
             os.close(fd)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import sys
 
-from dockyard.cli import jsoncodec
 from dockyard.cli.failure import CliFailure
 from dockyard.cli.flags import Flag, FlagSet
+from dockyard.cli.jsonmessages import StreamError, messages
 from dockyard.cli.references import split_reference
 
 TYPE_CHECKING = False
@@ -63,18 +63,11 @@ def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
     try:
         response = invocation.api.request("POST", "/images/create", params, raw_body=read_pieces(fd),
                                           headers=headers)
-        for line in response.lines():
-            try:
-                message = jsoncodec.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(message, dict):
-                continue
-            error_text = message.get("error") or (message.get("errorDetail") or {}).get("message")
-            if error_text:
-                raise CliFailure(f"Error response from daemon: {error_text}", 1)
+        for message in messages(response):
             if message.get("status"):
                 sys.stdout.write(message["status"] + "\n")
+    except StreamError as error:
+        raise CliFailure(f"Error response from daemon: {error.text}", 1) from None
     finally:
         if close:
             os.close(fd)

@@ -175,7 +175,7 @@ def attached_streams(parsed: Parsed) -> set[str]:
 
 def pull(api: EngineAPI, image: str) -> None:
     """``POST /images/create?fromImage=&tag=``; progress to stderr; the stream's error is a failure."""
-    from dockyard.cli import jsoncodec
+    from dockyard.cli.jsonmessages import StreamError, messages
 
     name, tag, digest = references.split_reference(image)
     params = [("fromImage", name), ("tag", digest or tag or references.DEFAULT_TAG)]
@@ -183,20 +183,14 @@ def pull(api: EngineAPI, image: str) -> None:
         response = api.request("POST", "/images/create", params)
     except DaemonError as error:
         raise run_failure(error.message) from None
-    for line in response.lines():
-        try:
-            message = jsoncodec.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(message, dict):
-            continue
-        error_text = message.get("error") or (message.get("errorDetail") or {}).get("message")
-        if error_text:
-            raise run_failure(f"Error response from daemon: {error_text}")
-        status = message.get("status")
-        if status and not message.get("progressDetail"):
-            prefix = f"{message['id']}: " if message.get("id") else ""
-            sys.stderr.write(f"{prefix}{status}\n")
+    try:
+        for message in messages(response):
+            status = message.get("status")
+            if status and not message.get("progressDetail"):
+                prefix = f"{message['id']}: " if message.get("id") else ""
+                sys.stderr.write(f"{prefix}{status}\n")
+    except StreamError as error:
+        raise run_failure(f"Error response from daemon: {error.text}") from None
     sys.stderr.flush()
 
 
@@ -252,6 +246,19 @@ class Relay:
         except OSError:
             return
 
+    def run_in_terminal(self, api: EngineAPI, resize_path: str) -> None:
+        """Relay until the stream ends, then close it. With a TTY: follow our window's size
+        (``resize_path``: the container's or the exec's resize endpoint) and, when we forward a
+        stdin that is our terminal, put it in raw mode meanwhile (keys go to the container)."""
+        if self.tty and terminal.is_terminal(1):
+            watch_window(api, resize_path)
+        if self.tty and self.forward_stdin and terminal.is_terminal(0):
+            with terminal.RawMode(0):
+                self.run()
+        else:
+            self.run()
+        self.pipe.close()
+
     def run(self) -> None:
         if self.forward_stdin:
             import threading
@@ -272,27 +279,27 @@ class Relay:
                 terminal.write_all(2 if stream in (stdcopy.STDERR, stdcopy.SYSTEMERR) else 1, payload)
 
 
-def resize(api: EngineAPI, container_id: str) -> None:
+def resize(api: EngineAPI, resize_path: str) -> None:
+    """Send our window's size to ``resize_path`` (a container's or an exec's resize endpoint)."""
     size = terminal.window_size(1) or terminal.window_size(0)
     if size is None:
         return
     try:
-        api.request("POST", f"/containers/{container_id}/resize", [("h", str(size[0])), ("w", str(size[1]))]
-                    ).read()
+        api.request("POST", resize_path, [("h", str(size[0])), ("w", str(size[1]))]).read()
     except (CliFailure, OSError):
         pass
 
 
-def watch_window(api: EngineAPI, container_id: str) -> None:
-    """Resize the container's TTY now and whenever our window changes (SIGWINCH)."""
+def watch_window(api: EngineAPI, resize_path: str) -> None:
+    """Resize the TTY now and whenever our window changes (SIGWINCH)."""
     import signal
     import threading
 
     def on_winch(signum: int, frame: object) -> None:
-        threading.Thread(target=resize, args=(api, container_id), daemon=True).start()
+        threading.Thread(target=resize, args=(api, resize_path), daemon=True).start()
 
     signal.signal(signal.SIGWINCH, on_winch)
-    resize(api, container_id)
+    resize(api, resize_path)
 
 
 def exit_status(api: EngineAPI, waiter: Response, container_id: str) -> int:
@@ -354,15 +361,7 @@ def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
 
     if pipe is not None:
         relay = Relay(pipe, tty, "stdin" in attach)
-        raw = tty and "stdin" in attach and terminal.is_terminal(0)
-        if tty and terminal.is_terminal(1):
-            watch_window(api, container_id)
-        if raw:
-            with terminal.RawMode(0):
-                relay.run()
-        else:
-            relay.run()
-        pipe.close()
+        relay.run_in_terminal(api, f"/containers/{container_id}/resize")
         if relay.detached:
             waiter.close()
             return 0

@@ -51,7 +51,7 @@ def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
 
 def _start_attached(invocation: Invocation, parsed: Parsed) -> int:
     from dockyard.cli.verbs.attach import proxy_signals
-    from dockyard.cli.verbs.run import Relay, exit_status, start_error_status, watch_window
+    from dockyard.cli.verbs.run import Relay, exit_status, start_error_status
 
     api = invocation.api
     info = api.json("GET", f"/containers/{parsed.args[0]}/json")
@@ -78,14 +78,7 @@ def _start_attached(invocation: Invocation, parsed: Parsed) -> int:
     if not tty:
         proxy_signals(api, cid)
     relay = Relay(pipe, tty, stdin, detach_keys)
-    if tty and terminal.is_terminal(1):
-        watch_window(api, cid)
-    if tty and stdin and terminal.is_terminal(0):
-        with terminal.RawMode(0):
-            relay.run()
-    else:
-        relay.run()
-    pipe.close()
+    relay.run_in_terminal(api, f"/containers/{cid}/resize")
     if relay.detached:
         waiter.close()
         return 0
