@@ -16,6 +16,7 @@ not a concern here, since the process doing the lookup already lives in the cont
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,16 +49,21 @@ class GroupEntry:
     members: tuple[str, ...]
 
 
+def _records(text: str, fields: int) -> Iterator[list[str]]:
+    """The colon-separated lines of a passwd-style file with at least ``fields`` fields, comments
+    and blank lines skipped."""
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            parts = line.split(":")
+            if len(parts) >= fields:
+                yield parts
+
+
 def parse_passwd(text: str) -> list[PasswdEntry]:
     """Entries of a passwd file (``name:pw:uid:gid:gecos:home:shell``); bad lines are skipped."""
     out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        parts = line.split(":")
-        if len(parts) < 4:
-            continue
+    for parts in _records(text, 4):
         try:
             uid, gid = int(parts[2]), int(parts[3])
         except ValueError:
@@ -69,13 +75,7 @@ def parse_passwd(text: str) -> list[PasswdEntry]:
 def parse_group(text: str) -> list[GroupEntry]:
     """Entries of a group file (``name:pw:gid:member,member``); bad lines are skipped."""
     out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        parts = line.split(":")
-        if len(parts) < 3:
-            continue
+    for parts in _records(text, 3):
         try:
             gid = int(parts[2])
         except ValueError:
