@@ -322,6 +322,7 @@ class ContainerService:
             if connected:
                 await asyncio.wait(connected, timeout=5)
             live.starting = False
+            await self._apply_console_size(c)
             try:
                 await asyncio.to_thread(spawned.go)
             except DockyardError as exc:
@@ -329,6 +330,15 @@ class ContainerService:
                 c.state.error = exc.message
                 c.save()
                 raise
+
+    async def _apply_console_size(self, c: Container) -> None:
+        """Give a tty container the size its client asked for at create (``HostConfig.ConsoleSize``,
+        ``[height, width]``) before it runs, as Docker does: a shell's first ``stty size`` is right."""
+        size = c.host_config.get("ConsoleSize") or [0, 0]
+        if not c.tty or len(size) != 2 or not all(isinstance(x, int) and x > 0 for x in size):
+            return
+        with contextlib.suppress(DockyardError, OSError):
+            await self.resize(c.id, size[0], size[1])
 
     # -- exit handling ---------------------------------------------------------------------------
     def _watch(self, c: Container) -> None:

@@ -433,3 +433,17 @@ def test_cp_of_a_stopped_container_sees_its_volumes(client, tmp_path) -> None:  
     finally:
         c.remove(force=True)
         volume.remove(force=True)
+
+
+def test_console_size_given_at_create_is_the_tty_size_from_the_start(client) -> None:  # type: ignore[no-untyped-def]
+    # Docker's CLI (API >= 1.42) sends HostConfig.ConsoleSize with `run -it` and resizes only later:
+    # the container's first `stty size` must already see it.
+    api = client.api
+    created = api.create_container("busybox", ["stty", "size"], tty=True,
+                                   host_config={"ConsoleSize": [30, 100], "NetworkMode": "none"})
+    try:
+        api.start(created["Id"])
+        assert api.wait(created["Id"], timeout=30)["StatusCode"] == 0
+        assert api.logs(created["Id"]).decode().split() == ["30", "100"]
+    finally:
+        api.remove_container(created["Id"], force=True)
