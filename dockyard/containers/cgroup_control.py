@@ -28,9 +28,7 @@ def prepare(c: Container, devices: list[Any]) -> Cgroup:
     try:
         cg.create()
         apply(cg, resources_of(c.host_config))
-        if cg.version == "1" and cg.has("devices"):
-            for name, rule in cgroup_rules(devices, bool(c.host_config.get("Privileged"))):
-                cg.write("devices", name, rule)
+        cg.confine_devices(cgroup_rules(devices, bool(c.host_config.get("Privileged"))))
     except OSError as err:
         discard(c.id)
         raise DockyardError(f"failed to set up the cgroup of container {c.id[:12]}: {err}") from err

@@ -1,12 +1,14 @@
 """A container's control groups: create, join, write, freeze, read, remove.
 
 Terms:
-- *mode*: ``"2"`` when ``/sys/fs/cgroup`` is a unified (cgroup2) hierarchy whose
-  ``cgroup.controllers`` lists controllers; ``"1"`` otherwise. A *hybrid* host (v1 controllers plus
-  an empty cgroup2 at ``/sys/fs/cgroup/unified``) counts as v1, as runc and Docker treat it.
+- *mode*: ``"2"`` when ``/sys/fs/cgroup`` is a unified (cgroup2) hierarchy (it has
+  ``cgroup.controllers``, even an empty one); ``"1"`` otherwise. A *hybrid* host (v1 controllers, a
+  tmpfs at ``/sys/fs/cgroup`` and a cgroup2 at ``/sys/fs/cgroup/unified``) counts as v1, as runc and
+  Docker treat it.
 - *controller*: on v1 one hierarchy per controller, mounted at ``/sys/fs/cgroup/<controller>``
   (``cpu`` and ``cpuacct`` may be one co-mounted hierarchy; paths are de-duplicated by realpath).
-  On v2 every controller's files live in the one directory.
+  On v2 every controller's files live in the one directory; ``devices`` is always there (v2 has no
+  devices controller: device rules are a program attached to the directory, see :meth:`Cgroup.confine_devices`).
 - A container's cgroup is ``dockyard/<id>`` under each hierarchy (v1) or under the root (v2).
   The init joins it before it execs, so every process of the container inherits it.
 
@@ -22,6 +24,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from dockyard.runtime.bpf import attach_device_program
+from dockyard.runtime.device_bpf import Policy, program
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PARENT = "dockyard"
 V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "devices", "freezer", "blkio")
@@ -29,12 +34,8 @@ V2_CONTROLLERS = ("cpu", "cpuset", "memory", "pids", "io")
 
 
 def mode(root: Path = CGROUP_ROOT) -> str:
-    """``"2"`` on a unified hierarchy with controllers, else ``"1"`` (hybrid included)."""
-    try:
-        controllers = (root / "cgroup.controllers").read_text().split()
-    except OSError:
-        return "1"
-    return "2" if controllers else "1"
+    """``"2"`` on a unified hierarchy (with or without controllers), else ``"1"`` (hybrid included)."""
+    return "2" if (root / "cgroup.controllers").is_file() else "1"
 
 
 def v1_available(root: Path = CGROUP_ROOT) -> dict[str, Path]:
@@ -68,7 +69,7 @@ class Cgroup:
         version = mode(root)
         if version == "2":
             here = root / PARENT / cid
-            return cls(cid, version, {name: here for name in v2_available(root)})
+            return cls(cid, version, {"devices": here, **{name: here for name in v2_available(root)}})
         return cls(cid, version, {name: base / PARENT / cid for name, base in v1_available(root).items()})
 
     def has(self, controller: str) -> bool:
@@ -97,14 +98,14 @@ class Cgroup:
 
     def _create_once(self) -> None:
         if self.version == "2":
-            path = next(iter(self.dirs.values()), None)
-            if path is None:
-                return
+            path = self._v2_dir()
             root = path.parent.parent
-            wanted = " ".join("+" + c for c in sorted(self.dirs))
-            _write(root / "cgroup.subtree_control", wanted)
+            wanted = " ".join("+" + c for c in sorted(self.dirs) if c != "devices")
+            if wanted:
+                _write(root / "cgroup.subtree_control", wanted)
             path.parent.mkdir(exist_ok=True)
-            _write(path.parent / "cgroup.subtree_control", wanted)
+            if wanted:
+                _write(path.parent / "cgroup.subtree_control", wanted)
             path.mkdir(exist_ok=True)
             return
         for path in self.unique_dirs():
@@ -115,6 +116,26 @@ class Cgroup:
                     for name in ("cpuset.cpus", "cpuset.mems"):
                         if not (level / name).read_text().strip():
                             _write(level / name, (level.parent / name).read_text().strip())
+
+    def confine_devices(self, writes: list[tuple[str, str]]) -> None:
+        """Apply device rules, given as v1 rule writes in order (``devices.cgroup_rules``): on v1
+        write them to the devices controller; on v2 attach the equivalent device program
+        (``device_bpf``), replacing one attached before. Raises OSError when they cannot be
+        applied, so that no container runs with more device access than its rules give."""
+        policy = Policy.from_writes(writes)
+        if self.version == "2":
+            try:
+                attach_device_program(self._v2_dir(), program(policy))
+            except OSError as err:
+                raise OSError(err.errno, "cgroup v2: cannot attach the device program (BPF_CGROUP_DEVICE) "
+                                         f"that enforces the device rules: {err.strerror}") from err
+            return
+        if not self.has("devices"):
+            if policy == Policy(default_allow=True):
+                return
+            raise OSError(errno.ENODEV, "the devices cgroup (v1) is not mounted: the device rules cannot be applied")
+        for name, rule in writes:
+            self.write("devices", name, rule)
 
     def join(self, pid: int) -> None:
         """Move process ``pid`` (its whole thread group) into every hierarchy."""

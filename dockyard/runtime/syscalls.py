@@ -59,8 +59,8 @@ PR_SET_NO_NEW_PRIVS = 38
 
 # syscall numbers for calls without a libc wrapper (x86_64, aarch64)
 _SYSCALLS = {
-    "x86_64": {"pivot_root": 155, "pidfd_send_signal": 424, "pidfd_open": 434},
-    "aarch64": {"pivot_root": 41, "pidfd_send_signal": 424, "pidfd_open": 434},
+    "x86_64": {"pivot_root": 155, "bpf": 321, "pidfd_send_signal": 424, "pidfd_open": 434},
+    "aarch64": {"pivot_root": 41, "bpf": 280, "pidfd_send_signal": 424, "pidfd_open": 434},
 }
 
 
@@ -134,6 +134,16 @@ def pidfd_send_signal(pidfd: int, sig: int) -> None:
         _libc.syscall(ctypes.c_long(_nr("pidfd_send_signal")), ctypes.c_int(pidfd), ctypes.c_int(sig),
                       None, ctypes.c_uint(0)),
         f"pidfd_send_signal({pidfd}, {sig})",
+    )
+
+
+def bpf(cmd: int, attr: ctypes.Structure, what: str) -> int:
+    """bpf(2) command ``cmd`` on ``attr`` (its part of ``union bpf_attr``; the kernel reads and may
+    write it). Returns the call's result (a new fd for loads); ``what`` names the call in errors."""
+    return _check(
+        _libc.syscall(ctypes.c_long(_nr("bpf")), ctypes.c_int(cmd), ctypes.byref(attr),
+                      ctypes.c_uint(ctypes.sizeof(attr))),
+        what,
     )
 
 

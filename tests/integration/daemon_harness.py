@@ -61,8 +61,12 @@ def processes_mentioning(text: str) -> list[int]:
 
 
 class Daemon:
-    def __init__(self, root: Path) -> None:
+    """``prefix``: argv the daemon's command is appended to (e.g. a wrapper that mounts a cgroup2
+    hierarchy at /sys/fs/cgroup in a mount namespace of the daemon's own)."""
+
+    def __init__(self, root: Path, prefix: tuple[str, ...] = ()) -> None:
         self.root = root
+        self.prefix = prefix
         self.sock = root / "d.sock"
         self.host = f"unix://{self.sock}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -73,7 +77,7 @@ class Daemon:
         self.root.mkdir(parents=True, exist_ok=True)
         err = open(self.root / "daemon.stderr", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dockyard.daemon.main", "--root", str(self.root / "data"), "-H", self.host],
+            [*self.prefix, sys.executable, "-m", "dockyard.daemon.main", "--root", str(self.root / "data"), "-H", self.host],
             stdout=err, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 20
         while not ping(self.sock):

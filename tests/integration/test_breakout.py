@@ -6,9 +6,9 @@ matching option lifts it). *Probe*: ``syscall_probe.c``, compiled statically her
 into a created container's writable layer, calls one syscall with harmless arguments and prints
 ``OK`` or ``ERR <errno name>``.
 
-What depends on the devices cgroup (another part of the engine) is marked: the default set has
-CAP_MKNOD, so creating a block device node succeeds in Docker too; only the devices cgroup keeps
-the container from *opening* it.
+Device nodes: the default set has CAP_MKNOD, so creating a block device node succeeds in Docker
+too; only the device rules (v1's devices cgroup, or the device program on cgroup v2) keep the
+container from *opening* it. Those tests run on this host's cgroups and on cgroup v2.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.daemon_harness import Daemon
+from tests.integration.device_nodes import openable_block_device
 
 pytestmark = pytest.mark.root
 
@@ -257,26 +258,32 @@ def test_privileged_sees_host_devices(daemon: Daemon) -> None:
     assert int(sh(daemon, "ls /dev | wc -l").stdout) < 20
 
 
-def _host_block_device() -> tuple[int, int] | None:
-    for line in Path("/proc/partitions").read_text().splitlines()[2:]:
-        parts = line.split()
-        if len(parts) == 4 and not parts[3].startswith(("loop", "ram")):
-            return int(parts[0]), int(parts[1])
-    return None
+@pytest.fixture(params=["host", "cgroup2"])
+def any_cgroup_daemon(request: pytest.FixtureRequest) -> Daemon:
+    """The shared daemon (this host's cgroups), then one that sees cgroup v2 at /sys/fs/cgroup, where
+    device rules are a device program (BPF) rather than v1's devices controller."""
+    daemon: Daemon = request.getfixturevalue("daemon" if request.param == "host" else "cgroup2_daemon")
+    return daemon
 
 
-def test_block_device_nodes(daemon: Daemon) -> None:
-    device = _host_block_device()
-    if device is None:
-        pytest.skip("no host block device to try")
-    major, minor = device
-    made = sh(daemon, f"mknod /tmp/blk b {major} {minor} && echo made")
+def test_block_device_nodes(any_cgroup_daemon: Daemon) -> None:
+    major, minor = openable_block_device()  # the host opens it: a denial comes from the container's rules
+    made = sh(any_cgroup_daemon, f"mknod /tmp/blk b {major} {minor} && echo made")
     assert "made" in made.stdout  # CAP_MKNOD is in Docker's default set too
-    opened = sh(daemon, f"mknod /tmp/blk b {major} {minor} && dd if=/tmp/blk of=/dev/null bs=512 count=1")
-    if opened.returncode == 0:
-        pytest.xfail("opening a host block device depends on the devices cgroup (cgroups work, not yet "
-                     "applied to this container)")
-    assert "Operation not permitted" in opened.stderr
+    opened = sh(any_cgroup_daemon, f"mknod /tmp/blk b {major} {minor} && dd if=/tmp/blk of=/dev/null count=1")
+    assert opened.returncode != 0 and "Operation not permitted" in opened.stderr, "a container opened a disk"
+    privileged = sh(any_cgroup_daemon, f"mknod /tmp/blk b {major} {minor} && dd if=/tmp/blk of=/dev/null count=1",
+                    "--privileged")
+    assert privileged.returncode == 0, privileged.stderr
+
+
+def test_char_device_nodes(any_cgroup_daemon: Daemon) -> None:
+    """/dev/mem and /dev/kmsg are not in the default rules; /dev/null and the ptys are."""
+    for node in ("c 1 1", "c 1 11"):
+        denied = sh(any_cgroup_daemon, f"mknod /tmp/n {node} && head -c 1 /tmp/n")
+        assert denied.returncode != 0 and "Operation not permitted" in denied.stderr, node
+    allowed = sh(any_cgroup_daemon, "mknod /tmp/null c 1 3 && echo x > /tmp/null && head -c 1 /dev/zero | wc -c")
+    assert allowed.returncode == 0 and allowed.stdout.strip() == "1", allowed.stderr
 
 
 def test_read_only_rootfs(daemon: Daemon) -> None:

@@ -148,13 +148,23 @@ def test_device_rules() -> None:
 
 
 def test_mode_detection_treats_hybrid_as_v1(tmp_path: Path) -> None:
+    (tmp_path / "unified").mkdir()  # hybrid: a tmpfs of v1 hierarchies, cgroup2 only at unified/
+    (tmp_path / "unified" / "cgroup.controllers").write_text("")
     assert cgroups.mode(tmp_path) == "1"
     (tmp_path / "cgroup.controllers").write_text("")
-    assert cgroups.mode(tmp_path) == "1"  # an empty unified hierarchy: controllers are on v1
+    assert cgroups.mode(tmp_path) == "2"  # a unified hierarchy without controllers is still v2 (devices!)
+    assert cgroups.Cgroup.of("abc", tmp_path).dirs == {"devices": tmp_path / "dockyard" / "abc"}
     (tmp_path / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
     assert cgroups.mode(tmp_path) == "2"
     cg = cgroups.Cgroup.of("abc", tmp_path)
-    assert cg.version == "2" and cg.dirs["memory"] == tmp_path / "dockyard" / "abc"
+    assert cg.version == "2" and cg.dirs["memory"] == cg.dirs["devices"] == tmp_path / "dockyard" / "abc"
+
+
+def test_v1_without_the_devices_hierarchy_refuses_rules(tmp_path: Path) -> None:
+    cg = cgroups.Cgroup("abc", "1", {"memory": tmp_path / "memory" / "dockyard" / "abc"})
+    with pytest.raises(OSError, match="devices cgroup"):
+        cg.confine_devices(cgroup_rules([], privileged=False))
+    cg.confine_devices(cgroup_rules([], privileged=True))  # allows everything: nothing to enforce
 
 
 def test_stats_row_like_dockers_cli() -> None:
