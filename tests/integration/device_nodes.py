@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 
-def openable_block_device() -> tuple[int, int]:
-    """(major, minor) of a block device this (root) test process can open: a disk, else a loop
+class BlockDevice(NamedTuple):
+    path: str  # on the host
+    major: int
+    minor: int
+
+
+def openable_block_device() -> BlockDevice:
+    """A block device this (root) test process can open: a disk, else a loop
     device. A container's failure to open it then comes from its device rules, not from the host
     (a sandbox may forbid opening its disks even to root)."""
     for entry in sorted(os.listdir("/sys/dev/block")):
@@ -22,5 +29,5 @@ def openable_block_device() -> tuple[int, int]:
         except OSError:
             continue
         major, minor = entry.split(":")
-        return int(major), int(minor)
+        return BlockDevice(f"/dev/{name}", int(major), int(minor))
     pytest.fail("no block device opens on this host: a container's denial could not be told from the host's")

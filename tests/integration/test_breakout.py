@@ -267,7 +267,7 @@ def any_cgroup_daemon(request: pytest.FixtureRequest) -> Daemon:
 
 
 def test_block_device_nodes(any_cgroup_daemon: Daemon) -> None:
-    major, minor = openable_block_device()  # the host opens it: a denial comes from the container's rules
+    _, major, minor = openable_block_device()  # the host opens it: a denial comes from the container's rules
     made = sh(any_cgroup_daemon, f"mknod /tmp/blk b {major} {minor} && echo made")
     assert "made" in made.stdout  # CAP_MKNOD is in Docker's default set too
     opened = sh(any_cgroup_daemon, f"mknod /tmp/blk b {major} {minor} && dd if=/tmp/blk of=/dev/null count=1")

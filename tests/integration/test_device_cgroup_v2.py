@@ -154,7 +154,7 @@ def test_verifier_accepts_the_programs() -> None:
 def test_default_rules_in_a_real_cgroup2(container_cgroup: Cgroup, nodes: Path) -> None:
     container_cgroup.confine_devices(cgroup_rules([], privileged=False))
     assert len(_programs(container_cgroup)) == 1
-    major, minor = openable_block_device()
+    _, major, minor = openable_block_device()
     assert_rules_hold(nodes, [*DEFAULT_CASES, ("b", major, minor, "r", False)], container_cgroup)
 
 
@@ -168,13 +168,13 @@ def test_access_bits_and_mknod_in_a_real_cgroup2(container_cgroup: Cgroup, nodes
 
 def test_privileged_allows_every_device(container_cgroup: Cgroup, nodes: Path) -> None:
     container_cgroup.confine_devices(cgroup_rules([], privileged=True))
-    major, minor = openable_block_device()
+    _, major, minor = openable_block_device()
     cases = [(k, ma, mi, a, True) for k, ma, mi, a, _ in [*DEFAULT_CASES, ("b", major, minor, "r", False)]]
     assert_rules_hold(nodes, cases, container_cgroup)
 
 
 def test_a_new_program_replaces_the_old_one(container_cgroup: Cgroup, nodes: Path) -> None:
-    major, minor = openable_block_device()
+    _, major, minor = openable_block_device()
     disk = [("c", 1, 3, "rw", True), ("b", major, minor, "r", False)]
     container_cgroup.confine_devices(cgroup_rules([], privileged=False))
     first = _programs(container_cgroup)
@@ -206,7 +206,7 @@ def test_container_runs_in_a_v2_cgroup_with_its_device_program(cgroup2_daemon: D
 
 
 def test_container_cannot_open_a_disk_on_v2(cgroup2_daemon: Daemon) -> None:
-    major, minor = openable_block_device()
+    _, major, minor = openable_block_device()
     made = _sh(cgroup2_daemon, f"mknod /tmp/blk b {major} {minor} && echo made && dd if=/tmp/blk of=/dev/null count=1")
     assert "made" in made.stdout
     assert made.returncode != 0 and "Operation not permitted" in made.stderr
@@ -242,3 +242,18 @@ def test_start_fails_when_the_device_program_cannot_be_attached(cgroup2_daemon: 
             parent.rmdir()
         except OSError:
             pass  # still used by a container
+
+
+def test_exec_is_confined_and_device_flag_allowed_on_v2(cgroup2_daemon: Daemon) -> None:
+    disk = openable_block_device()
+    started = cgroup2_daemon.cli("run", "-d", "--device", f"{disk.path}:/dev/xda:r", "busybox", "sleep", "60",
+                                 timeout=60)
+    assert started.returncode == 0, started.stderr
+    cid = started.stdout.strip()
+    try:
+        script = "dd if=/dev/xda of=/dev/null count=1 && echo read; (: >> /dev/xda); mknod /tmp/m c 1 1; head -c 1 /tmp/m"
+        result = cgroup2_daemon.cli("exec", cid, "sh", "-c", script, timeout=60)
+        assert "read" in result.stdout, result.stderr  # --device ...:r: read allowed
+        assert result.stderr.count("Operation not permitted") == 2, result.stderr  # not written; /dev/mem
+    finally:
+        cgroup2_daemon.cli("rm", "-f", cid, timeout=60)
