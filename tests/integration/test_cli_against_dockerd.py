@@ -236,8 +236,8 @@ def test_ps_all_matches_docker(dockerd: Dockerd) -> None:
                  ["ps", "-a", "--no-trunc", "--format", "{{json .}}"]):
         ours, theirs = dockerd.cli(*args), dockerd.docker(*args)
         assert ours.stdout == theirs.stdout or _same_but_clock(ours.stdout, theirs.stdout), args
-    ours = dockerd.cli("ps", "-a").stdout.splitlines()
-    assert ours[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+    lines = dockerd.cli("ps", "-a").stdout.splitlines()
+    assert lines[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
     dockerd.cli("rm", "exited3")
 
 
