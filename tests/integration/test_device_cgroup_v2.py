@@ -146,8 +146,10 @@ def _programs(cg: Cgroup) -> list[int]:
 
 
 def test_verifier_accepts_the_programs() -> None:
+    many = [("devices.allow", f"{'bc'[i % 2]} {i}:{i * 7} {'rwm'[:1 + i % 3]}") for i in range(1, 600)]
     for writes in (cgroup_rules([], privileged=False), cgroup_rules([], privileged=True),
-                   [("devices.allow", "a *:* rwm"), ("devices.deny", "b *:* rw"), ("devices.deny", "c 1:1 r")]):
+                   [("devices.allow", "a *:* rwm"), ("devices.deny", "b *:* rw"), ("devices.deny", "c 1:1 r")],
+                   [("devices.deny", "a *:* rwm"), ("devices.allow", "a 7:* rw"), *many]):
         os.close(bpf.load_device_program(device_bpf.program_for(writes)))
 
 

@@ -167,6 +167,16 @@ def test_v1_without_the_devices_hierarchy_refuses_rules(tmp_path: Path) -> None:
     cg.confine_devices(cgroup_rules([], privileged=True))  # allows everything: nothing to enforce
 
 
+def test_v2_refused_device_program_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(directory: Path, program: bytes) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(cgroups, "attach_device_program", refuse)
+    cg = cgroups.Cgroup("abc", "2", {"devices": tmp_path})
+    with pytest.raises(OSError, match="cannot attach the device program"):
+        cg.confine_devices(cgroup_rules([], privileged=False))
+
+
 def test_stats_row_like_dockers_cli() -> None:
     sample = {
         "id": "a" * 64, "name": "/web", "read": "2024-01-01T00:00:01Z",
