@@ -122,7 +122,10 @@ class Cgroup:
         write them to the devices controller; on v2 attach the equivalent device program
         (``device_bpf``), replacing one attached before. Raises OSError when they cannot be
         applied, so that no container runs with more device access than its rules give."""
-        policy = Policy.from_writes(writes)
+        try:
+            policy = Policy.from_writes(writes)
+        except ValueError as err:
+            raise OSError(errno.EINVAL, str(err)) from err  # what v1's devices.allow answers to it
         if self.version == "2":
             try:
                 attach_device_program(self._v2_dir(), program(policy))

@@ -165,6 +165,8 @@ def test_v1_without_the_devices_hierarchy_refuses_rules(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="devices cgroup"):
         cg.confine_devices(cgroup_rules([], privileged=False))
     cg.confine_devices(cgroup_rules([], privileged=True))  # allows everything: nothing to enforce
+    with pytest.raises(OSError, match="invalid device rule"):
+        cg.confine_devices([("devices.allow", "c 1:3 rwx")])
 
 
 def test_v2_refused_device_program_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
