@@ -763,6 +763,9 @@ int main(int argc, char **argv)
                 ;
             reap();
         }
+        /* Accept before reading the streams: a client whose connect() completed before the
+         * container wrote (the daemon connects attachers before "go") must get that output. */
+        accept_clients();
         for (int i = 0; i < nstreams; i++) {
             struct stream *s = &streams[i];
             if (s->fd < 0 || !pfds[stream_at + (size_t)i].revents)
@@ -814,8 +817,6 @@ int main(int argc, char **argv)
             free(fds);
             free(rev);
         }
-        if (pfds[1].revents)
-            accept_clients();
         free(pfds);
     }
 

@@ -285,6 +285,31 @@ def test_tty_and_resize(h: Harness) -> None:
     assert "/dev/pts/0" in stdout_of(spec)
 
 
+def test_a_client_connected_before_go_gets_all_output_even_if_the_shim_is_late(h: Harness) -> None:
+    """The daemon connects attachers before "go"; a busy shim may not have accepted them when the
+    container has already written and exited. It must accept them before it reads that output."""
+    spec = h.spec(["echo", "attached before go"])
+    s = h.spawn(spec)
+    def wait_for_state(pid: int, state: str) -> None:
+        deadline = time.monotonic() + 20
+        while Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] != state:
+            assert time.monotonic() < deadline, f"process {pid} never reached state {state}"
+            time.sleep(0.002)
+
+    os.kill(s.shim_pid, signal.SIGSTOP)
+    try:
+        wait_for_state(s.shim_pid, "T")
+        client = AttachClient(spec.state_dir)  # connect() completes in the listen backlog
+        s.go()
+        wait_for_state(s.pid, "Z")  # the container wrote, exited, and is not reaped yet
+    finally:
+        os.kill(s.shim_pid, signal.SIGCONT)
+    with client:
+        got = client.read_until_closed()
+    assert got[STDOUT] == b"attached before go\n"
+    assert h.wait(s, spec).exit_code == 0
+
+
 def test_stdin_through_attach(h: Harness) -> None:
     spec = h.spec(["cat"], stdin=True)
     s = h.spawn(spec)
