@@ -224,9 +224,13 @@ def test_default_host_autostarts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert started == [str(path)]
 
 
-def test_daemon_argv_runs_this_python() -> None:
+def test_daemon_argv_runs_this_python_isolated() -> None:
+    """This Python, isolated (no cwd on sys.path, no PYTHON* variables), this checkout's dockyard."""
     import sys
 
     from dockyard.cli import autostart
 
-    assert autostart.daemon_argv() == [sys.executable, "-m", "dockyard.cli.main", "daemon"]
+    argv = autostart.daemon_argv(["--root", "/x"])
+    assert argv[:3] == [sys.executable, "-I", "-c"] and argv[4:] == ["--root", "/x"]
+    assert repr(str(Path(__file__).resolve().parents[2])) in argv[3]
+    assert "-m" not in argv
