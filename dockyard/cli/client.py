@@ -3,7 +3,7 @@
 Terms used here:
 
 - *address*: where the daemon listens, parsed from Docker's host syntax (``unix:///run/x.sock``,
-  ``tcp://host:port``).
+  ``tcp://host:port``); a ``tcp`` address may carry TLS settings (``dockyard.cli.tls``).
 - *framing*: how a response body ends: a ``Content-Length``, ``Transfer-Encoding: chunked``, or the
   server closing the connection.
 - *hijack*: Docker's attach trick: the request carries ``Connection: Upgrade`` and ``Upgrade: tcp``,
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
     from typing import Any
 
+    from dockyard.cli.tls import TLSSettings
+
     Body = bytes | Iterable[bytes] | None
 
 USER_AGENT = "dockyard-cli/0.1.0"
@@ -40,7 +42,7 @@ class ProtocolError(OSError):
 class Address:
     """Where the daemon listens: ``scheme`` is ``unix`` (``path`` set) or ``tcp`` (``host``, ``port``)."""
 
-    __slots__ = ("text", "scheme", "path", "host", "port")
+    __slots__ = ("text", "scheme", "path", "host", "port", "tls")
 
     def __init__(self, text: str, scheme: str, path: str = "", host: str = "", port: int = 0) -> None:
         self.text = text
@@ -48,6 +50,7 @@ class Address:
         self.path = path
         self.host = host
         self.port = port
+        self.tls: TLSSettings | None = None
 
     def __repr__(self) -> str:
         return f"Address({self.text!r})"
@@ -57,7 +60,7 @@ class Address:
         return "docker" if self.scheme == "unix" else f"{self.host}:{self.port}"
 
 
-def parse_address(text: str) -> Address:
+def parse_address(text: str, default_port: int = 2375) -> Address:
     """Parse Docker's ``-H`` syntax; raise ``ValueError`` for anything else."""
     if text.startswith("unix://"):
         path = text[len("unix://"):]
@@ -69,7 +72,7 @@ def parse_address(text: str) -> Address:
             rest = text[len(scheme):].rstrip("/")
             host, sep, port = rest.rpartition(":")
             if not sep:
-                host, port = rest, "2375"
+                host, port = rest, str(default_port)
             host = host.strip("[]") or "127.0.0.1"
             if not port.isdigit():
                 raise ValueError(f"Invalid bind address format: {text}")
@@ -95,6 +98,10 @@ def query_string(params: Iterable[tuple[str, str]]) -> str:
 
 def connect(address: Address, timeout: float | None = None) -> Any:
     """Open a stream socket to ``address``; ``OSError`` (e.g. ``ENOENT``, ``ECONNREFUSED``) if none answers."""
+    if address.tls is not None and address.scheme == "tcp":
+        from dockyard.cli import tls
+
+        return tls.connect(address, address.tls, timeout)
     if address.scheme == "unix":
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         target: Any = address.path
@@ -278,9 +285,10 @@ class Response:
 class Hijacked:
     """The raw two-way byte pipe left after a ``101 Switching Protocols``."""
 
-    def __init__(self, sock: Any, leftover: bytes) -> None:
+    def __init__(self, sock: Any, leftover: bytes, tls: bool = False) -> None:
         self.sock = sock
         self._leftover = leftover
+        self._tls = tls
 
     def recv(self, limit: int = RECV_SIZE) -> bytes:
         if self._leftover:
@@ -292,7 +300,12 @@ class Hijacked:
         self.sock.sendall(data)
 
     def close_write(self) -> None:
-        """Half-close: tell the daemon our input ended while still reading its output."""
+        """Half-close: tell the daemon our input ended while still reading its output.
+
+        Not over TLS: ``ssl`` cannot half-close (a TCP shutdown would tear the TLS session down).
+        """
+        if self._tls:
+            return
         try:
             self.sock.shutdown(_socket.SHUT_WR)
         except OSError:
@@ -383,5 +396,5 @@ def hijack(address: Address, method: str, target: str, body: Body = None,
         raise
     raw_stream = response.headers.get("content-type", "").startswith("application/vnd.docker.raw-stream")
     if response.status == 101 or (response.status == 200 and raw_stream):
-        return response, Hijacked(sock, reader.take_buffer())
+        return response, Hijacked(sock, reader.take_buffer(), address.tls is not None)
     return response, None

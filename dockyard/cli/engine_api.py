@@ -19,9 +19,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from dockyard.cli.tls import TLSSettings
+
 DEFAULT_HOST = "unix:///run/dockyard.sock"
 CLIENT_API_VERSION = "1.47"
 FALLBACK_API_VERSION = "1.24"  # what Docker assumes when /_ping carries no Api-Version
+PLAIN_PORT, TLS_PORT = 2375, 2376  # Docker's defaults for a tcp:// host without a port
 
 
 
@@ -45,13 +48,14 @@ def choose_host(flag_value: str | None, environ: dict[str, str] | None = None) -
 class EngineAPI:
     """A negotiated connection target: every call opens a socket, sends, and reads the head."""
 
-    def __init__(self, host: str, explicit: bool) -> None:
+    def __init__(self, host: str, explicit: bool, tls: TLSSettings | None = None) -> None:
         self.host = host
         self.explicit = explicit
         try:
-            self.address = client.parse_address(host)
+            self.address = client.parse_address(host, TLS_PORT if tls is not None else PLAIN_PORT)
         except ValueError as error:
             raise CliFailure(str(error), 1) from None
+        self.address.tls = tls
         self.server_api_version: str | None = None
         self.api_version: str | None = None
         self._tried_autostart = False

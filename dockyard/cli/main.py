@@ -8,11 +8,16 @@ several verbs) and ``main(invocation, verb, parsed) -> exit status``.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from dockyard.cli.commands import VERBS, Verb
 from dockyard.cli.failure import ArgCountError, CliFailure, FlagError, HelpRequested
 from dockyard.cli.flags import Flag, FlagSet
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dockyard.cli.tls import TLSSettings
 
 VERSION = "0.1.0"
 
@@ -20,6 +25,11 @@ GLOBAL_FLAGS = FlagSet([
     Flag("host", "H", "string", "Daemon socket to connect to", type_name="string"),
     Flag("debug", "D", "bool", "Enable debug mode"),
     Flag("log-level", "l", "string", 'Set the logging level ("debug", "info", "warn", "error", "fatal")'),
+    Flag("tls", "", "bool", "Use TLS; implied by --tlsverify"),
+    Flag("tlscacert", "", "string", "Trust certs signed only by this CA (default $DOCKER_CERT_PATH/ca.pem)"),
+    Flag("tlscert", "", "string", "Path to TLS certificate file (default $DOCKER_CERT_PATH/cert.pem)"),
+    Flag("tlskey", "", "string", "Path to TLS key file (default $DOCKER_CERT_PATH/key.pem)"),
+    Flag("tlsverify", "", "bool", "Use TLS and verify the remote"),
     Flag("version", "v", "bool", "Print version information and quit"),
 ], interspersed=False)
 
@@ -55,8 +65,8 @@ def _load(verb: Verb) -> tuple[object, FlagSet | None]:
     return module, flags
 
 
-def run_verb(name: str, argv: list[str], host: str | None, debug: bool = False) -> int:
-    """Parse ``argv`` for verb ``name`` and run it; return the exit status."""
+def run_verb(name: str, argv: list[str], host: str | None, debug: bool = False, tls: TLSSettings | None = None) -> int:
+    """Parse ``argv`` for verb ``name`` and run it; return the exit status (``tls``: for tcp hosts)."""
     from dockyard.cli.engine_api import choose_host
     from dockyard.cli.invocation import Invocation
 
@@ -81,7 +91,7 @@ def run_verb(name: str, argv: list[str], host: str | None, debug: bool = False) 
              f"{error.hint} 'dockyard {name} --help' for more information")
         return error.status
     resolved, explicit = choose_host(host)
-    return int(module.main(Invocation(resolved, explicit, debug), name, parsed))  # type: ignore[attr-defined]
+    return int(module.main(Invocation(resolved, explicit, debug, tls), name, parsed))  # type: ignore[attr-defined]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,7 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         if name not in VERBS:
             _err(f"dockyard: unknown command: dockyard {name}\n\nRun 'dockyard --help' for more information")
             return 1
-        return run_verb(name, rest, parsed["host"], parsed["debug"])
+        tls = None
+        if parsed.changed & {"tls", "tlsverify"} or "DOCKER_TLS_VERIFY" in os.environ or "DOCKER_TLS" in os.environ:
+            from dockyard.cli import tls as tls_config
+
+            tls = tls_config.settings(parsed.values, parsed.changed)
+        return run_verb(name, rest, parsed["host"], parsed["debug"], tls)
     except CliFailure as failure:
         if failure.message:
             _err(failure.message)
@@ -121,8 +136,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        import os
-
         # Whoever read our output went away (``dockyard ps | head -1``): leave quietly.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

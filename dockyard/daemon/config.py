@@ -1,8 +1,11 @@
 """The daemon's configuration: flags and a ``daemon.json`` in dockerd's format.
 
 Keys known so far (dockerd's names): ``data-root``, ``hosts``, ``log-level``, ``debug``,
-``pidfile``, ``log-driver``, ``log-opts`` (the containers' default log driver and its options). An unknown key, or a key given both as a flag and in the file, is an
-error, worded as dockerd words it.
+``pidfile``, ``log-driver``, ``log-opts`` (the containers' default log driver and its options),
+``tls``, ``tlsverify``, ``tlscacert``, ``tlscert``, ``tlskey`` and ``group`` (see
+``daemon/listeners.py``). An unknown key, or a key given both as a flag and in the file, is an
+error, worded as dockerd words it. A flag counts as given when its value is not ``None``
+(``--tls=false`` is given).
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.containers import logdrivers
+from dockyard.daemon.listeners import TLSOptions, check_tcp_hosts
 from dockyard.errors import InvalidParameter
 
 DEFAULT_ROOT = Path("/var/lib/dockyard")
 DEFAULT_HOST = "unix:///run/dockyard.sock"
 DEFAULT_CONFIG_FILE = Path("/etc/dockyard/daemon.json")
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
-KNOWN_KEYS = {"data-root", "hosts", "log-level", "debug", "pidfile", "log-driver", "log-opts"}
+KNOWN_KEYS = {"data-root", "hosts", "log-level", "debug", "pidfile", "log-driver", "log-opts",
+              "tls", "tlsverify", "tlscacert", "tlscert", "tlskey", "group"}
 
 
 @dataclass
@@ -31,6 +36,8 @@ class DaemonConfig:
     pidfile: Path | None = None
     log_opts: dict[str, str] = field(default_factory=dict)
     log_driver: str = "json-file"
+    tls: TLSOptions = field(default_factory=TLSOptions)
+    group: str | None = None
 
 
 def load_config(flags: dict[str, Any], config_file: Path | None) -> DaemonConfig:
@@ -50,12 +57,13 @@ def load_config(flags: dict[str, Any], config_file: Path | None) -> DaemonConfig
     unknown = sorted(set(file_values) - KNOWN_KEYS)
     if unknown:
         raise InvalidParameter("the following directives don't match any configuration option: " + ", ".join(unknown))
-    both = sorted(k for k in file_values if flags.get(k) not in (None, [], False))
+    given = {k: v for k, v in flags.items() if v is not None and v != []}
+    both = sorted(k for k in file_values if k in given)
     if both:
         details = ", ".join(f"{k}: (from flag: {flags[k]}, from file: {file_values[k]})" for k in both)
         raise InvalidParameter("the following directives are specified both as a flag and in the "
                                f"configuration file: {details}")
-    merged = {**file_values, **{k: v for k, v in flags.items() if v not in (None, [], False)}}
+    merged = {**file_values, **given}
     config = DaemonConfig()
     if "data-root" in merged:
         config.root = Path(merged["data-root"]).absolute()
@@ -78,4 +86,16 @@ def load_config(flags: dict[str, Any], config_file: Path | None) -> DaemonConfig
     config.log_opts = {str(k): str(v) for k, v in opts.items()}
     config.log_driver = str(merged.get("log-driver") or "json-file")
     logdrivers.check_daemon_defaults(config.log_driver, config.log_opts)
+    config.tls = TLSOptions.resolve(_optional_bool(merged, "tls"), _optional_bool(merged, "tlsverify"),
+                                    merged.get("tlscacert"), merged.get("tlscert"), merged.get("tlskey"))
+    check_tcp_hosts(config.hosts, config.tls)
+    if merged.get("group") is not None:
+        config.group = str(merged["group"])
     return config
+
+
+def _optional_bool(values: dict[str, Any], key: str) -> bool | None:
+    value = values.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    raise InvalidParameter(f"{key}: expected true or false, got {value!r}")

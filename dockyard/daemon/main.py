@@ -18,6 +18,7 @@ import sys
 import uuid
 from pathlib import Path
 
+from dockyard.daemon import listeners
 from dockyard.daemon.config import DaemonConfig, load_config
 from dockyard.errors import DockyardError
 
@@ -30,9 +31,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("-H", "--host", dest="hosts", action="append", help="unix:///path or tcp://127.0.0.1:PORT to listen on")
     p.add_argument("--config-file", help="daemon.json (default /etc/dockyard/daemon.json)")
     p.add_argument("-l", "--log-level", dest="log_level", help="debug, info, warn, error, fatal")
-    p.add_argument("-D", "--debug", action="store_true", help="debug logging")
+    p.add_argument("-D", "--debug", action="store_true", default=None, help="debug logging")
     p.add_argument("-p", "--pidfile", help="write the daemon's pid here")
+    p.add_argument("--tls", nargs="?", const=True, type=_flag_bool, help="use TLS on tcp hosts; implies --tlsverify")
+    p.add_argument("--tlsverify", nargs="?", const=True, type=_flag_bool,
+                   help="use TLS and require client certificates signed by --tlscacert")
+    p.add_argument("--tlscacert", help="trust client certs signed only by this CA")
+    p.add_argument("--tlscert", help="the server's TLS certificate file")
+    p.add_argument("--tlskey", help="the server's TLS key file")
+    p.add_argument("-G", "--group", help='group for the unix sockets (default "docker" when it exists)')
     return p.parse_args(argv)
+
+
+def _flag_bool(text: str) -> bool:
+    """pflag's boolean spellings, for ``--tls=false``."""
+    if text in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if text in ("0", "f", "F", "false", "FALSE", "False"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}")
 
 
 def setup_logging(root: Path, level: str) -> None:
@@ -84,6 +101,8 @@ async def serve(cfg: DaemonConfig) -> None:
     from dockyard.containers.service import ContainerService
     from dockyard.images.service import ImageService
 
+    tls_context = cfg.tls.server_context()  # bad certificate files or group: fail before anything starts
+    gid = listeners.socket_gid(cfg.group) if any(not h.startswith("tcp://") for h in cfg.hosts) else None
     root = cfg.root
     images = ImageService(root)
     containers = ContainerService(root, images, log_defaults=cfg.log_opts, log_driver=cfg.log_driver)
@@ -97,10 +116,13 @@ async def serve(cfg: DaemonConfig) -> None:
     sockets: list[str] = []
     for host in cfg.hosts:
         if host.startswith("tcp://"):
-            address = host[len("tcp://"):]
-            name, _, port = address.rpartition(":")
-            servers.append(await asyncio.start_server(on_connection, name or "127.0.0.1", int(port), limit=1 << 20))
-            log.info("API listening on %s", host)
+            address = listeners.parse_tcp(host)
+            if not cfg.tls.authenticates:
+                listeners.warn_unauthenticated(host)
+            servers.append(await asyncio.start_server(on_connection, address.host, address.port, limit=1 << 20,
+                                                      ssl=tls_context))
+            log.info("API listening on %s%s", host, " (TLS, client certificates required)" if cfg.tls.authenticates
+                     else " (TLS)" if tls_context else "")
             continue
         path = host[len("unix://"):] if host.startswith("unix://") else host
         if os.path.exists(path):
@@ -113,7 +135,7 @@ async def serve(cfg: DaemonConfig) -> None:
             servers.append(await asyncio.start_unix_server(on_connection, path, limit=1 << 20))
         finally:
             os.umask(old_umask)
-        os.chmod(path, 0o660)
+        listeners.own_socket(path, gid)
         sockets.append(path)
         log.info("API listening on %s", host)
 
@@ -137,7 +159,8 @@ async def serve(cfg: DaemonConfig) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     flags = {"data-root": args.data_root, "hosts": args.hosts, "log-level": args.log_level,
-             "debug": args.debug, "pidfile": args.pidfile}
+             "debug": args.debug, "pidfile": args.pidfile, "tls": args.tls, "tlsverify": args.tlsverify,
+             "tlscacert": args.tlscacert, "tlscert": args.tlscert, "tlskey": args.tlskey, "group": args.group}
     try:
         config = load_config(flags, Path(args.config_file) if args.config_file else None)
     except DockyardError as exc:

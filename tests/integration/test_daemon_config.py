@@ -43,7 +43,7 @@ def test_config_file_with_unix_and_tcp_hosts(tmp_path: Path) -> None:
     sock = tmp_path / "d.sock"
     config = tmp_path / "daemon.json"
     config.write_text(json.dumps({"data-root": str(tmp_path / "root"), "log-level": "debug",
-                                  "hosts": [f"unix://{sock}", f"tcp://127.0.0.1:{port}"]}))
+                                  "hosts": [f"unix://{sock}", f"tcp://127.0.0.1:{port}"], "tls": False}))
     proc = start(["--config-file", str(config)], tmp_path / "log")
     try:
         deadline = time.monotonic() + 20
