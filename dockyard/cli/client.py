@@ -302,12 +302,18 @@ class Hijacked:
     def close_write(self) -> None:
         """Half-close: tell the daemon our input ended while still reading its output.
 
-        Not over TLS: ``ssl`` cannot half-close (a TCP shutdown would tear the TLS session down).
+        Over TLS, as Docker's CLI does, the TCP connection under the TLS session is half-closed (an
+        ``SSLSocket``'s own ``shutdown`` would end the TLS session and the reading with it).
         """
-        if self._tls:
-            return
         try:
-            self.sock.shutdown(_socket.SHUT_WR)
+            if self._tls:
+                raw = _socket.socket(fileno=self.sock.fileno())
+                try:
+                    raw.shutdown(_socket.SHUT_WR)
+                finally:
+                    raw.detach()
+            else:
+                self.sock.shutdown(_socket.SHUT_WR)
         except OSError:
             pass
 

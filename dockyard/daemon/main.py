@@ -20,6 +20,7 @@ from pathlib import Path
 
 from dockyard.daemon import listeners
 from dockyard.daemon.config import DaemonConfig, load_config
+from dockyard.daemon.tls_transport import start_tls_server
 from dockyard.errors import DockyardError
 
 log = logging.getLogger("dockyard.daemon")
@@ -119,8 +120,11 @@ async def serve(cfg: DaemonConfig) -> None:
             address = listeners.parse_tcp(host)
             if not cfg.tls.authenticates:
                 listeners.warn_unauthenticated(host)
-            servers.append(await asyncio.start_server(on_connection, address.host, address.port, limit=1 << 20,
-                                                      ssl=tls_context))
+            if tls_context is None:
+                servers.append(await asyncio.start_server(on_connection, address.host, address.port, limit=1 << 20))
+            else:
+                servers.append(await start_tls_server(on_connection, address.host, address.port, tls_context,
+                                                      limit=1 << 20))
             log.info("API listening on %s%s", host, " (TLS, client certificates required)" if cfg.tls.authenticates
                      else " (TLS)" if tls_context else "")
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import grp
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -78,8 +79,9 @@ def env(**extra: str) -> dict[str, str]:
     return {**clean, **extra}
 
 
-def run(argv: list[str], **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, env=env(**extra), timeout=60, stdin=subprocess.DEVNULL)
+def run(argv: list[str], input: str | None = None, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, env=env(**extra), timeout=60, input=input,
+                          stdin=subprocess.DEVNULL if input is None else None)
 
 
 def our_cli(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
@@ -87,8 +89,9 @@ def our_cli(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def tls_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSDaemon]:
-    """A daemon with ``--tlsverify`` on a free TCP port, and a unix socket owned by a throwaway group."""
+def tls_daemon(tmp_path_factory: pytest.TempPathFactory, busybox_tar: Path) -> Iterator[TLSDaemon]:
+    """A daemon with ``--tlsverify`` on a free TCP port, and a unix socket owned by a throwaway group;
+    busybox imported."""
     tmp = tmp_path_factory.mktemp("tls")
     certs = tmp / "certs"
     certs.mkdir()
@@ -110,10 +113,19 @@ def tls_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSDaemon]:
             assert proc.poll() is None, d.log.read_text()
             assert time.monotonic() < deadline, d.log.read_text()
             time.sleep(0.05)
+        api = docker.APIClient(base_url=f"unix://{d.sock}", version="auto", timeout=60)
+        api.import_image_from_data(busybox_tar.read_bytes(), repository="busybox", tag="latest",
+                                   changes=['CMD ["sh"]'])
+        api.close()
         yield d
     finally:
         stop(proc)
         subprocess.run(["groupdel", group], check=False)
+        for pid in processes_mentioning(str(tmp / "root")):
+            os.kill(pid, signal.SIGKILL)
+        for target in reversed(mounts_under(tmp)):
+            subprocess.run(["umount", "-l", target], check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_clients_with_a_certificate_get_in(tls_daemon: TLSDaemon, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -121,6 +133,11 @@ def test_clients_with_a_certificate_get_in(tls_daemon: TLSDaemon, monkeypatch: p
     out = our_cli(*d.client_flags(), "info", "--format", "{{.DockerRootDir}}")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("/root")
+    # Attach over TLS (a hijacked stream): the container's output comes back, and the end of our
+    # stdin reaches the container (the client half-closes the TCP connection under TLS, as Docker's does).
+    out = run([sys.executable, "-m", "dockyard.cli.main", *d.client_flags(), "run", "-i", "--rm", "busybox", "cat"],
+              input="piped over tls\n")
+    assert (out.returncode, out.stdout) == (0, "piped over tls\n"), out.stderr
     # Docker's environment variables: DOCKER_CERT_PATH holds ca.pem, cert.pem, key.pem.
     env_dir = certs / "env"
     env_dir.mkdir(exist_ok=True)
@@ -129,8 +146,8 @@ def test_clients_with_a_certificate_get_in(tls_daemon: TLSDaemon, monkeypatch: p
     out = our_cli("-H", d.host, "ps", DOCKER_TLS_VERIFY="1", DOCKER_CERT_PATH=str(env_dir))
     assert out.returncode == 0 and out.stdout.startswith("CONTAINER ID"), out.stderr
     for client in (DOCKER_28, DOCKER_20):
-        out = run([client, *d.client_flags(), "version", "--format", "{{.Server.APIVersion}}"])
-        assert out.returncode == 0 and out.stdout.strip(), (client, out.stderr)
+        out = run([client, *d.client_flags(), "run", "-i", "--rm", "busybox", "cat"], input="piped over tls\n")
+        assert (out.returncode, out.stdout) == (0, "piped over tls\n"), (client, out.stderr)
         out = run([client, "ps"], DOCKER_HOST=d.host, DOCKER_TLS_VERIFY="1", DOCKER_CERT_PATH=str(env_dir))
         assert out.returncode == 0 and out.stdout.startswith("CONTAINER ID"), (client, out.stderr)
     # requests lets these variables override the CA docker-py passes: keep them out of the way.
