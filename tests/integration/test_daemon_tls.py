@@ -135,6 +135,8 @@ def test_clients_with_a_certificate_get_in(tls_daemon: TLSDaemon, monkeypatch: p
     assert out.stdout.strip().endswith("/root")
     # Attach over TLS (a hijacked stream): the container's output comes back, and the end of our
     # stdin reaches the container (the client half-closes the TCP connection under TLS, as Docker's does).
+    out = our_cli(*d.client_flags(), "run", "--rm", "busybox", "echo", "over tls")
+    assert (out.returncode, out.stdout) == (0, "over tls\n"), out.stderr
     out = run([sys.executable, "-m", "dockyard.cli.main", *d.client_flags(), "run", "-i", "--rm", "busybox", "cat"],
               input="piped over tls\n")
     assert (out.returncode, out.stdout) == (0, "piped over tls\n"), out.stderr
@@ -146,6 +148,8 @@ def test_clients_with_a_certificate_get_in(tls_daemon: TLSDaemon, monkeypatch: p
     out = our_cli("-H", d.host, "ps", DOCKER_TLS_VERIFY="1", DOCKER_CERT_PATH=str(env_dir))
     assert out.returncode == 0 and out.stdout.startswith("CONTAINER ID"), out.stderr
     for client in (DOCKER_28, DOCKER_20):
+        out = run([client, *d.client_flags(), "run", "--rm", "busybox", "echo", "over tls"])
+        assert (out.returncode, out.stdout) == (0, "over tls\n"), (client, out.stderr)
         out = run([client, *d.client_flags(), "run", "-i", "--rm", "busybox", "cat"], input="piped over tls\n")
         assert (out.returncode, out.stdout) == (0, "piped over tls\n"), (client, out.stderr)
         out = run([client, "ps"], DOCKER_HOST=d.host, DOCKER_TLS_VERIFY="1", DOCKER_CERT_PATH=str(env_dir))
