@@ -219,20 +219,31 @@ def test_unix_socket_belongs_to_the_group(tls_daemon: TLSDaemon) -> None:
     assert st.st_uid == 0 and oct(st.st_mode & 0o777) == "0o660"
 
 
+def run_daemon(args: list[str], log: Path) -> tuple[int | None, str]:
+    """Start a daemon expected to refuse to start: its exit status (``None`` if it kept running:
+    then it is stopped) and its log."""
+    proc = start(args, log)
+    try:
+        status: int | None = proc.wait(20)
+    except subprocess.TimeoutExpired:
+        status = None
+    finally:
+        stop(proc)
+    return status, log.read_text()
+
+
 def test_plain_tcp_is_refused_unless_tls_is_switched_off(tmp_path: Path) -> None:
     port = free_port()
     root = str(tmp_path / "root")
-    proc = start(["--root", root, "-H", f"tcp://127.0.0.1:{port}"], tmp_path / "refused.log")
-    assert proc.wait(20) == 1
-    text = (tmp_path / "refused.log").read_text()
+    status, text = run_daemon(["--root", root, "-H", f"tcp://127.0.0.1:{port}"], tmp_path / "refused.log")
+    assert status == 1, text
     assert f"refusing to listen on tcp://127.0.0.1:{port} without TLS" in text and "--tls=false" in text
     assert "Traceback" not in text
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
     # No port: a clear error, not a traceback.
-    proc = start(["--root", root, "-H", "tcp://127.0.0.1", "--tls=false"], tmp_path / "noport.log")
-    assert proc.wait(20) == 1
-    text = (tmp_path / "noport.log").read_text()
+    status, text = run_daemon(["--root", root, "-H", "tcp://127.0.0.1", "--tls=false"], tmp_path / "noport.log")
+    assert status == 1, text
     assert "invalid host: tcp://127.0.0.1: a tcp host needs a port" in text and "Traceback" not in text
     # --tls=false: it listens, with dockerd's warning.
     proc = start(["--root", root, "-H", f"tcp://127.0.0.1:{port}", "--tls=false"], tmp_path / "open.log")
