@@ -634,7 +634,9 @@ class ContainerService:
             shim_reader, shim_writer = conn
             wanted = {1} if c.tty else {k for k, on in ((1, stdout), (2, stderr)) if on}
             out = asyncio.create_task(self._pump_output(shim_reader, writer, wanted, c.tty))
-            inp = asyncio.create_task(self._pump_input(reader, shim_writer, buffered, c, scanner)) if stdin else None
+            inp = (asyncio.create_task(self.pump_input(reader, shim_writer, buffered, scanner,
+                                                         close_on_eof=bool(c.config.get("StdinOnce"))))
+                   if stdin else None)
             try:
                 if inp is None:
                     await out
@@ -669,13 +671,17 @@ class ContainerService:
             await client.drain()
 
     @staticmethod
-    async def _pump_input(client: asyncio.StreamReader, shim: asyncio.StreamWriter, buffered: bytes,
-                          c: Container, scanner: detachkeys.Scanner) -> str:
-        """Client stdin → the shim; "eof" when the client closed its side, "detach" on the keys."""
+    async def pump_input(client: asyncio.StreamReader, shim: asyncio.StreamWriter, buffered: bytes,
+                         scanner: detachkeys.Scanner | None, *, close_on_eof: bool) -> str:
+        """Client stdin → the shim (a container's or an exec's); "eof" when the client closed its
+        side (then the process's stdin is closed too if ``close_on_eof``), "detach" when ``scanner``
+        found the detach keys (they are not passed on)."""
         data = buffered
         while True:
             if data:
-                data, detached = scanner.feed(data)
+                detached = False
+                if scanner is not None:
+                    data, detached = scanner.feed(data)
                 if data:
                     shim.write(shimproto.encode_frame(0, data))
                     await shim.drain()
@@ -686,7 +692,7 @@ class ContainerService:
             except ConnectionError:
                 data = b""
             if not data:
-                if c.config.get("StdinOnce"):
+                if close_on_eof:
                     shim.write(shimproto.encode_frame(1, b""))
                     with contextlib.suppress(ConnectionError):
                         await shim.drain()
