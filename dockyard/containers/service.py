@@ -304,8 +304,9 @@ class ContainerService:
                 live.starting = False
                 cgroup_control.discard(c.id)
                 raise
+            # FinishedAt stays that of the last run (dockerd's SetRunning), so a restart shows when it stopped.
             c.state = State(status="running", pid=spawned.pid, shim_pid=spawned.shim_pid,
-                            started_at=rfc3339_nano(), exit_code=0)
+                            started_at=rfc3339_nano(), exit_code=0, finished_at=c.state.finished_at)
             self.health.start(c)
             c.save()
             self._watch(c)
