@@ -33,7 +33,7 @@ from typing import Any
 from dockyard.containers import detachkeys
 from dockyard.containers import security as security_rules
 from dockyard.containers.record import Container
-from dockyard.containers.service import ContainerService, open_shim
+from dockyard.containers.service import ContainerService, open_shim, resize_terminal
 from dockyard.errors import Conflict, DockyardError, InvalidParameter, NotFound
 from dockyard.runtime import shim as shimproto
 from dockyard.runtime.exec import ExecSpec, init_cgroups, spawn_exec
@@ -356,12 +356,9 @@ class ExecService:
         if not e.tty:
             return
         try:
-            _, w = await open_shim(Path(e.state_dir))
+            await resize_terminal(Path(e.state_dir), height, width)
         except OSError as exc:
             raise Conflict(f"cannot resize exec {e.id[:12]}: {exc}") from exc
-        w.write(shimproto.encode_frame(2, height.to_bytes(2, "big") + width.to_bytes(2, "big")))
-        await w.drain()
-        w.close()
 
     # -- exit --------------------------------------------------------------------------------------
     def _watch(self, e: ExecInstance) -> bool:

@@ -92,6 +92,30 @@ async def open_shim(state_dir: Path) -> tuple[asyncio.StreamReader, asyncio.Stre
     return await asyncio.open_unix_connection(sock=sock)
 
 
+RESIZE_ANSWER_TIMEOUT = 2.0  # seconds; a shim built before the "resized" answer never sends it
+
+
+async def resize_terminal(state_dir: Path, height: int, width: int) -> None:
+    """Set the terminal size of the shim in ``state_dir`` and return once it is set (the shim
+    answers with a "resized" frame), so that what the process runs next sees the new size."""
+    reader, writer = await open_shim(state_dir)
+    try:
+        writer.write(shimproto.encode_frame(shimproto.RESIZE, height.to_bytes(2, "big") + width.to_bytes(2, "big")))
+        await writer.drain()
+
+        async def answered() -> None:
+            while True:  # output frames broadcast meanwhile are skipped
+                kind, size = shimproto.FRAME.unpack(await reader.readexactly(shimproto.FRAME.size))
+                await reader.readexactly(size)
+                if kind == shimproto.RESIZED:
+                    return
+
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, TimeoutError):
+            await asyncio.wait_for(answered(), RESIZE_ANSWER_TIMEOUT)
+    finally:
+        writer.close()
+
+
 class ContainerService:
     """Every container verb, over records in ``root/containers`` and the image service."""
 
@@ -706,12 +730,9 @@ class ContainerService:
         if not c.tty:
             return
         try:
-            _, w = await open_shim(c.dir)
+            await resize_terminal(c.dir, height, width)
         except OSError as exc:
             raise Conflict(f"cannot resize container {c.id[:12]}: {exc}") from exc
-        w.write(shimproto.encode_frame(2, height.to_bytes(2, "big") + width.to_bytes(2, "big")))
-        await w.drain()
-        w.close()
 
     # -- daemon shutdown -------------------------------------------------------------------------------------
     def close(self) -> None:
