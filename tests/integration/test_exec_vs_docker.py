@@ -1,4 +1,4 @@
-"""Exec's TTY and detach keys, with a private dockerd (``test_cli_against_dockerd.py``'s fixture) as the reference.
+"""Exec's TTY, detach keys and output, with a private dockerd (``test_cli_against_dockerd.py``'s fixture) as the reference.
 
 Each check sends the same raw Engine API requests to dockerd and to our shared ``daemon``:
 - the process's TTY is fixed at exec create; the start request's ``Tty`` only chooses raw or
@@ -162,3 +162,14 @@ def test_cli_exec_it_detaches_and_the_exec_runs_on(engine: str, daemon: Daemon, 
         exec_ids = api.inspect_container(cid)["ExecIDs"]
         assert len(exec_ids) == 1
         assert api.exec_inspect(exec_ids[0])["Running"] is True  # detached, not ended
+
+
+def test_every_exec_delivers_its_output_and_exit_code(daemon: Daemon) -> None:
+    """Quick execs back to back: none may lose its output (the shim used to read the process's
+    first output before accepting the start's connection) or fail to start (the daemon missed the
+    process's pid when its "ready" came first)."""
+    with _sleeper(str(daemon.sock)) as (api, cid):
+        for index in range(30):
+            exec_id = api.exec_create(cid, ["sh", "-c", f"echo out-{index}; echo err-{index} >&2; exit 3"])["Id"]
+            assert api.exec_start(exec_id, demux=True) == (f"out-{index}\n".encode(), f"err-{index}\n".encode())
+            assert api.exec_inspect(exec_id)["ExitCode"] == 3
