@@ -20,6 +20,7 @@ Terms:
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -92,7 +93,8 @@ class ExecInstance:
             "OpenStdout": self.attach_stdout,
             "CanRemove": False,
             "ContainerID": self.container_id,
-            "DetachKeys": self.detach_keys,
+            # dockerd keeps the parsed keys as bytes, which Go's JSON writes in base64 ("ctrl-x,y" → "GHk=")
+            "DetachKeys": base64.b64encode(detachkeys.parse(self.detach_keys)).decode() if self.detach_keys else "",
             "Pid": self.pid,
         }
 

@@ -110,6 +110,7 @@ def test_detach_keys_end_a_tty_exec_stream(engine: str, keys: str, daemon: Daemo
         since = time.time()
         # docker-py sends the field as "detachKeys": Go's JSON decoder matches names case-insensitively
         exec_id = api.exec_create(cid, ["sh"], tty=True, stdin=True, detach_keys=keys or None)["Id"]
+        assert api.exec_inspect(exec_id)["DetachKeys"] == ("GHk=" if keys else "")  # Go's []byte: base64
         sock, seen = _hijacked_start(path, exec_id, {"Detach": False, "Tty": True})
         with sock:
             sock.sendall(b"echo $((6*7))\n")
