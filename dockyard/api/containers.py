@@ -49,10 +49,19 @@ def stream_type(request: Request, tty: bool) -> str:
     return "application/vnd.docker.raw-stream"
 
 
+def old_client_defaults(body: Any, api_version: str) -> Any:
+    """dockerd's create defaults for clients older than API 1.40 (compose v1 speaks 1.38): a
+    ``HostConfig`` without ``IpcMode`` gets ``shareable`` (the daemon's own default is ``private``)."""
+    host = body.get("HostConfig") if isinstance(body, dict) else None
+    if isinstance(host, dict) and not host.get("IpcMode") and version_tuple(api_version) < (1, 40):
+        return {**body, "HostConfig": {**host, "IpcMode": "shareable"}}
+    return body
+
+
 def register(router: Router, containers: ContainerService) -> None:
     @router.route("POST", "/containers/create")
     async def create(request: Request) -> Response:
-        body = await request.json(required=True)
+        body = old_client_defaults(await request.json(required=True), request.api_version)
         c, warnings = containers.create(request.arg("name") or None, body)
         return JSONResponse({"Id": c.id, "Warnings": warnings}, status=201)
 

@@ -27,15 +27,14 @@ def register(router: Router, execs: ExecService) -> None:
             await execs.start_detached(request.params["id"])
             return NoContent(200)
         e = await execs.prepare(request.params["id"])
-        if "Tty" in body:
-            e.tty = bool(body["Tty"])
+        raw = bool(body.get("Tty"))  # how the output travels; the process's TTY is create's (as dockerd)
         if isinstance(body.get("ConsoleSize"), list) and len(body["ConsoleSize"]) == 2:
             e.console_size = [int(x) for x in body["ConsoleSize"]]
 
         async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, buffered: bytes) -> None:
-            await execs.start_attached(e, reader, writer, buffered)
+            await execs.start_attached(e, reader, writer, buffered, raw=raw)
 
-        return Hijack(handler=run, content_type=stream_type(request, e.tty))
+        return Hijack(handler=run, content_type=stream_type(request, raw))
 
     @router.route("POST", "/exec/{id}/resize")
     async def resize(request: Request) -> Response:

@@ -14,6 +14,7 @@ from dockyard.api.byte_pipes import BodyPipe, ResponsePipe
 from dockyard.api.http import JSONResponse, Request, Response, StreamResponse
 from dockyard.api.router import Router
 from dockyard.containers.service import ContainerService
+from dockyard.errors import DockyardError
 from dockyard.images import garbage
 from dockyard.images.archive_load import load_archive
 from dockyard.images.archive_save import ArchiveWriter, select
@@ -25,9 +26,13 @@ from dockyard.images.service import ImageService
 log = logging.getLogger("dockyard.api")
 
 
-async def _lines(messages: list[str]) -> AsyncIterator[bytes]:
+async def _lines(messages: list[str], error: str | None = None) -> AsyncIterator[bytes]:
+    """The load's JSON message stream; a failed load ends it with dockerd's error message
+    (``errorDetail`` + ``error``), from which clients raise their load error."""
     for message in messages:
         yield (json.dumps({"stream": message + "\n"}) + "\n").encode()
+    if error is not None:
+        yield (json.dumps({"errorDetail": {"message": error}, "error": error}) + "\n").encode()
 
 
 def register(router: Router, root: Path, images: ImageService, containers: ContainerService) -> None:
@@ -58,10 +63,14 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
 
     @router.route("POST", "/images/load")
     async def load(request: Request) -> Response:
+        # As dockerd: the answer is 200 once the body is being read; a bad archive (nothing of it
+        # is stored) is the stream's error message.
         body = BodyPipe()
         feeding = asyncio.create_task(body.feed(request.iter_body()))
         try:
             messages = await asyncio.to_thread(load_archive, images, body, spool)
+        except DockyardError as exc:
+            return StreamResponse(chunks=_lines([], exc.message))
         finally:
             body.abandon()
             await feeding

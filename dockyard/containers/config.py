@@ -109,6 +109,11 @@ def build_config(body: dict[str, Any], image_config: dict[str, Any]) -> dict[str
     health = merge_config(body.get("Healthcheck"), image_config.get("Healthcheck"))
     if health is not None:
         config["Healthcheck"] = health  # probes: containers/health.py
+    shell = body.get("Shell") or image_config.get("Shell")
+    if shell:
+        if not isinstance(shell, list) or not all(isinstance(x, str) for x in shell):
+            raise InvalidParameter("invalid Shell: expected a list of strings")
+        config["Shell"] = shell  # runs CMD-SHELL healthchecks
     stop_signal = body.get("StopSignal") or image_config.get("StopSignal")
     if stop_signal:
         config["StopSignal"] = stop_signal

@@ -10,11 +10,17 @@ Terms:
   a detached one drops it.
 - After a daemon restart, an exec that was running is only watched for its exit record: its
   output stream is gone with the old daemon's connection.
+- *TTY*: whether the process gets a terminal is fixed at create (``Tty``); the start request's
+  ``Tty`` only says how the output travels (raw, or in stdout/stderr frames), as in dockerd.
+- *detach keys*: with a TTY, typing ``DetachKeys`` (default ctrl-p,ctrl-q; see ``detachkeys``) on
+  an attached start ends the connection and leaves the process running (event ``exec_detach``);
+  a TTY exec's stdin is not closed when the client closes its side (Docker closes it only without TTY).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -25,9 +31,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dockyard.containers import detachkeys
 from dockyard.containers import security as security_rules
 from dockyard.containers.record import Container
-from dockyard.containers.service import ContainerService, open_shim
+from dockyard.containers.service import ContainerService, open_shim, resize_terminal
 from dockyard.errors import Conflict, DockyardError, InvalidParameter, NotFound
 from dockyard.runtime import shim as shimproto
 from dockyard.runtime.exec import ExecSpec, init_cgroups, spawn_exec
@@ -86,17 +93,30 @@ class ExecInstance:
             "OpenStdout": self.attach_stdout,
             "CanRemove": False,
             "ContainerID": self.container_id,
-            "DetachKeys": self.detach_keys,
+            # dockerd keeps the parsed keys as bytes, which Go's JSON writes in base64 ("ctrl-x,y" → "GHk=")
+            "DetachKeys": base64.b64encode(detachkeys.parse(self.detach_keys)).decode() if self.detach_keys else "",
             "Pid": self.pid,
         }
 
     @property
     def command_text(self) -> str:
-        return " ".join(self.cmd)
+        """dockerd's text in exec events: the entrypoint, a space, the arguments ("sh " for ``sh``)."""
+        return self.cmd[0] + " " + " ".join(self.cmd[1:])
+
+
+FIELDS = ("AttachStdin", "AttachStdout", "AttachStderr", "ConsoleSize", "DetachKeys", "Tty", "Env", "Cmd",
+          "Privileged", "User", "WorkingDir")
 
 
 def _bool(body: dict[str, Any], key: str) -> bool:
     return bool(body.get(key))
+
+
+def canonical_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """The exec create body with its field names matched as Go's JSON decoder matches them
+    (case-insensitively): docker-py, for one, sends ``detachKeys``."""
+    names = {name.lower(): name for name in FIELDS}
+    return {names.get(key.lower(), key): value for key, value in body.items()}
 
 
 class ExecService:
@@ -145,6 +165,7 @@ class ExecService:
     def create(self, ref: str, body: Any) -> ExecInstance:
         if not isinstance(body, dict):
             raise InvalidParameter("invalid JSON: the exec request must be an object")
+        body = canonical_fields(body)
         c = self.containers.get(ref)
         cmd = body.get("Cmd")
         if isinstance(cmd, str):
@@ -158,6 +179,12 @@ class ExecService:
         for item in env:
             if not item.partition("=")[0]:
                 raise InvalidParameter(f"invalid environment variable: {item}")
+        keys = str(body.get("DetachKeys") or "")
+        if keys:
+            try:
+                detachkeys.parse(keys)
+            except InvalidParameter:
+                raise DockyardError(f"Invalid escape keys ({keys}) provided") from None  # dockerd's 500
         console = body.get("ConsoleSize")
         if console is not None and (not isinstance(console, list) or len(console) != 2):
             raise InvalidParameter("invalid ConsoleSize: expected [height, width]")
@@ -167,7 +194,7 @@ class ExecService:
             working_dir=str(body.get("WorkingDir") or ""), user=str(body.get("User") or ""),
             tty=_bool(body, "Tty"), privileged=_bool(body, "Privileged"),
             attach_stdin=_bool(body, "AttachStdin"), attach_stdout=_bool(body, "AttachStdout"),
-            attach_stderr=_bool(body, "AttachStderr"), detach_keys=str(body.get("DetachKeys") or ""),
+            attach_stderr=_bool(body, "AttachStderr"), detach_keys=keys,
             console_size=[int(x) for x in console] if console else None,
             state_dir=str(c.dir / EXEC_DIR / eid),
         )
@@ -264,13 +291,14 @@ class ExecService:
         return e
 
     async def start_attached(self, e: ExecInstance, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                             buffered: bytes) -> None:
-        """Serve one hijacked exec start: run the process, relay its I/O until it ends."""
+                             buffered: bytes, *, raw: bool) -> None:
+        """Serve one hijacked exec start: run the process, relay its I/O until it ends or the
+        client types the detach keys. ``raw``: the start request's ``Tty`` (output unframed)."""
         try:
             try:
                 spawned = await self._spawn(e)
             except DockyardError as exc:
-                writer.write(self._frame(e, (exc.message + "\r\n").encode()))
+                writer.write(self._frame(raw, (exc.message + "\r\n").encode()))
                 await writer.drain()
                 return
             try:
@@ -279,19 +307,23 @@ class ExecService:
                 await asyncio.to_thread(spawned.abort)
                 raise
             wanted = {1} if e.tty else {k for k, on in ((1, e.attach_stdout), (2, e.attach_stderr)) if on}
-            out = asyncio.create_task(ContainerService._pump_output(shim_reader, writer, wanted, e.tty))
-            inp = (asyncio.create_task(self._pump_input(reader, shim_writer, buffered))
+            out = asyncio.create_task(ContainerService._pump_output(shim_reader, writer, wanted, raw))
+            scanner = detachkeys.Scanner(detachkeys.parse(e.detach_keys or detachkeys.DEFAULT)) if e.tty else None
+            inp = (asyncio.create_task(ContainerService.pump_input(reader, shim_writer, buffered, scanner,
+                                                                   close_on_eof=not e.tty))
                    if e.attach_stdin else None)
             error = await self._go(e, spawned)
             try:
                 if error is not None:
-                    writer.write(self._frame(e, (error + "\r\n").encode()))
+                    writer.write(self._frame(raw, (error + "\r\n").encode()))
                 if inp is None:
                     await out
                 else:
                     done, _ = await asyncio.wait({out, inp}, return_when=asyncio.FIRST_COMPLETED)
-                    if out not in done and inp.exception() is None:
+                    if out not in done and inp.exception() is None and inp.result() == "eof":
                         await out  # stdin ended: keep delivering output until the process exits
+                    elif out not in done and inp.exception() is None:
+                        self.containers.event(self.containers.get(e.container_id), "exec_detach", execID=e.id)
             finally:
                 for task in (out, inp):
                     if task is not None and not task.done():
@@ -310,25 +342,8 @@ class ExecService:
                 writer.close()
 
     @staticmethod
-    def _frame(e: ExecInstance, data: bytes) -> bytes:
-        return data if e.tty else shimproto.encode_frame(1, data)
-
-    @staticmethod
-    async def _pump_input(client: asyncio.StreamReader, shim: asyncio.StreamWriter, buffered: bytes) -> None:
-        if buffered:
-            shim.write(shimproto.encode_frame(0, buffered))
-        while True:
-            try:
-                data = await client.read(65536)
-            except ConnectionError:
-                data = b""
-            if not data:
-                shim.write(shimproto.encode_frame(1, b""))  # the exec's stdin ends with the client's
-                with contextlib.suppress(ConnectionError):
-                    await shim.drain()
-                return
-            shim.write(shimproto.encode_frame(0, data))
-            await shim.drain()
+    def _frame(raw: bool, data: bytes) -> bytes:
+        return data if raw else shimproto.encode_frame(1, data)
 
     async def resize(self, exec_id: str, height: int, width: int) -> None:
         e = self.get(exec_id)
@@ -343,12 +358,9 @@ class ExecService:
         if not e.tty:
             return
         try:
-            _, w = await open_shim(Path(e.state_dir))
+            await resize_terminal(Path(e.state_dir), height, width)
         except OSError as exc:
             raise Conflict(f"cannot resize exec {e.id[:12]}: {exc}") from exc
-        w.write(shimproto.encode_frame(2, height.to_bytes(2, "big") + width.to_bytes(2, "big")))
-        await w.drain()
-        w.close()
 
     # -- exit --------------------------------------------------------------------------------------
     def _watch(self, e: ExecInstance) -> bool:

@@ -4,7 +4,10 @@ Terms (Docker's):
 - *healthcheck config*: ``Config.Healthcheck`` = ``{"Test", "Interval", "Timeout", "StartPeriod",
   "StartInterval", "Retries"}``, durations in nanoseconds, 0 meaning the default (30 s, 30 s, 0,
   5 s, 3). ``Test`` is ``["NONE"]`` (disabled), ``["CMD", arg…]`` (run as is) or
-  ``["CMD-SHELL", "cmd"]`` (run by ``/bin/sh -c``); empty inherits the image's.
+  ``["CMD-SHELL", "cmd", arg…]`` (run by the container's ``Shell``, default ``/bin/sh -c``, the
+  further items becoming ``$0``, ``$1``…); empty inherits the image's (and is left out when the
+  image has none). Any other list (``["true"]``, a legacy bare command, ``["CMD"]`` alone) is
+  stored and reported as given, and, as in dockerd, never probed: the container has no health.
 - *probe*: one run of ``Test`` inside the container (an exec); exit 0 is healthy, anything else
   (or running past ``Timeout``) a failure.
 - *health*: ``State.Health`` = ``{"Status": starting|healthy|unhealthy, "FailingStreak": n,
@@ -70,6 +73,8 @@ def merge_config(requested: Any, image: Any) -> dict[str, Any] | None:
         for key in (*DURATIONS, "Retries"):
             if not merged.get(key):
                 merged[key] = image.get(key) or 0
+    if "Test" in merged and not merged["Test"]:
+        del merged["Test"]  # Go's omitempty: dockerd reports no Test rather than an empty one
     validate_config(merged)
     return merged
 
@@ -86,20 +91,20 @@ def validate_config(config: dict[str, Any]) -> None:
     probe_argv(config.get("Test"))
 
 
-def probe_argv(test: Any) -> list[str] | None:
-    """The probe's command line, or None when there is no healthcheck (``NONE`` or empty)."""
+def probe_argv(test: Any, shell: list[str] | None = None) -> list[str] | None:
+    """The probe's command line, or None when nothing is probed: ``NONE``, empty, a ``CMD`` or
+    ``CMD-SHELL`` without a command, or a form dockerd stores but does not run (``["true"]``).
+    ``shell``: the container's ``Shell`` for ``CMD-SHELL`` (default ``/bin/sh -c``)."""
     if not test:
         return None
     if not isinstance(test, list) or not all(isinstance(t, str) for t in test):
         raise InvalidParameter("invalid Healthcheck.Test: expected a list of strings")
-    kind = test[0]
-    if kind == "NONE":
-        return None
-    if kind == "CMD" and len(test) > 1:
-        return list(test[1:])
-    if kind == "CMD-SHELL" and len(test) > 1:
-        return ["/bin/sh", "-c", " ".join(test[1:])]
-    raise InvalidParameter(f"unknown healthcheck type '{kind}' (expected 'CMD' or 'CMD-SHELL')")
+    kind, command = test[0], list(test[1:])
+    if kind == "CMD" and command:
+        return command
+    if kind == "CMD-SHELL" and command:
+        return [*(shell or ["/bin/sh", "-c"]), *command]
+    return None
 
 
 def setting(config: dict[str, Any], key: str) -> float:
@@ -157,7 +162,7 @@ class HealthMonitor:
         its health so far is kept): begin probing if it has a healthcheck."""
         self.stop(c, mark=False)
         config = c.config.get("Healthcheck") or {}
-        argv = probe_argv(config.get("Test")) if config else None
+        argv = probe_argv(config.get("Test"), c.config.get("Shell")) if config else None
         if argv is None or self.runner is None:
             return
         if not (resume and c.state.health is not None):

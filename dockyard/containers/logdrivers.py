@@ -63,8 +63,7 @@ class LogSettings:
 
 def validate_driver(name: str) -> str:
     if name not in DRIVERS:
-        raise InvalidParameter(f"failed to create task for container: logger: no log driver named '{name}' "
-                               "is registered")
+        raise InvalidParameter(f'error looking up logging plugin {name}: plugin "{name}" not found')  # dockerd's
     return name
 
 

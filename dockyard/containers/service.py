@@ -92,6 +92,30 @@ async def open_shim(state_dir: Path) -> tuple[asyncio.StreamReader, asyncio.Stre
     return await asyncio.open_unix_connection(sock=sock)
 
 
+RESIZE_ANSWER_TIMEOUT = 2.0  # seconds; a shim built before the "resized" answer never sends it
+
+
+async def resize_terminal(state_dir: Path, height: int, width: int) -> None:
+    """Set the terminal size of the shim in ``state_dir`` and return once it is set (the shim
+    answers with a "resized" frame), so that what the process runs next sees the new size."""
+    reader, writer = await open_shim(state_dir)
+    try:
+        writer.write(shimproto.encode_frame(shimproto.RESIZE, height.to_bytes(2, "big") + width.to_bytes(2, "big")))
+        await writer.drain()
+
+        async def answered() -> None:
+            while True:  # output frames broadcast meanwhile are skipped
+                kind, size = shimproto.FRAME.unpack(await reader.readexactly(shimproto.FRAME.size))
+                await reader.readexactly(size)
+                if kind == shimproto.RESIZED:
+                    return
+
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, TimeoutError):
+            await asyncio.wait_for(answered(), RESIZE_ANSWER_TIMEOUT)
+    finally:
+        writer.close()
+
+
 class ContainerService:
     """Every container verb, over records in ``root/containers`` and the image service."""
 
@@ -304,8 +328,9 @@ class ContainerService:
                 live.starting = False
                 cgroup_control.discard(c.id)
                 raise
+            # FinishedAt stays that of the last run (dockerd's SetRunning), so a restart shows when it stopped.
             c.state = State(status="running", pid=spawned.pid, shim_pid=spawned.shim_pid,
-                            started_at=rfc3339_nano(), exit_code=0)
+                            started_at=rfc3339_nano(), exit_code=0, finished_at=c.state.finished_at)
             self.health.start(c)
             c.save()
             self._watch(c)
@@ -634,7 +659,9 @@ class ContainerService:
             shim_reader, shim_writer = conn
             wanted = {1} if c.tty else {k for k, on in ((1, stdout), (2, stderr)) if on}
             out = asyncio.create_task(self._pump_output(shim_reader, writer, wanted, c.tty))
-            inp = asyncio.create_task(self._pump_input(reader, shim_writer, buffered, c, scanner)) if stdin else None
+            inp = (asyncio.create_task(self.pump_input(reader, shim_writer, buffered, scanner,
+                                                         close_on_eof=bool(c.config.get("StdinOnce"))))
+                   if stdin else None)
             try:
                 if inp is None:
                     await out
@@ -669,13 +696,17 @@ class ContainerService:
             await client.drain()
 
     @staticmethod
-    async def _pump_input(client: asyncio.StreamReader, shim: asyncio.StreamWriter, buffered: bytes,
-                          c: Container, scanner: detachkeys.Scanner) -> str:
-        """Client stdin → the shim; "eof" when the client closed its side, "detach" on the keys."""
+    async def pump_input(client: asyncio.StreamReader, shim: asyncio.StreamWriter, buffered: bytes,
+                         scanner: detachkeys.Scanner | None, *, close_on_eof: bool) -> str:
+        """Client stdin → the shim (a container's or an exec's); "eof" when the client closed its
+        side (then the process's stdin is closed too if ``close_on_eof``), "detach" when ``scanner``
+        found the detach keys (they are not passed on)."""
         data = buffered
         while True:
             if data:
-                data, detached = scanner.feed(data)
+                detached = False
+                if scanner is not None:
+                    data, detached = scanner.feed(data)
                 if data:
                     shim.write(shimproto.encode_frame(0, data))
                     await shim.drain()
@@ -686,7 +717,7 @@ class ContainerService:
             except ConnectionError:
                 data = b""
             if not data:
-                if c.config.get("StdinOnce"):
+                if close_on_eof:
                     shim.write(shimproto.encode_frame(1, b""))
                     with contextlib.suppress(ConnectionError):
                         await shim.drain()
@@ -699,12 +730,9 @@ class ContainerService:
         if not c.tty:
             return
         try:
-            _, w = await open_shim(c.dir)
+            await resize_terminal(c.dir, height, width)
         except OSError as exc:
             raise Conflict(f"cannot resize container {c.id[:12]}: {exc}") from exc
-        w.write(shimproto.encode_frame(2, height.to_bytes(2, "big") + width.to_bytes(2, "big")))
-        await w.drain()
-        w.close()
 
     # -- daemon shutdown -------------------------------------------------------------------------------------
     def close(self) -> None:

@@ -12,7 +12,8 @@
  *
  * Output is appended to FILE in Docker's json-file format and broadcast to every client of
  * STATE_DIR/attach.sock as stdcopy frames ([kind:u8][0,0,0][len:u32 BE][payload]). Clients send
- * kind 0 = stdin bytes, 1 = close stdin, 2 = resize (rows u16 BE, cols u16 BE). When PID has exited
+ * kind 0 = stdin bytes, 1 = close stdin, 2 = resize (rows u16 BE, cols u16 BE); a resize is answered,
+ * to its sender only, by an empty kind 3 frame once the size is set. When PID has exited
  * and the output reached EOF, the log is flushed, STATE_DIR/exit is written atomically and the shim
  * exits 0. An empty --log-path ("") means no log at all (exec processes: Docker does not log them).
  * Plain C, libc only.
@@ -47,7 +48,7 @@
 #define STDIN_HIGH_WATER (1u << 20)      /* stop reading clients while this much stdin is queued */
 #define READ_CHUNK 65536
 
-enum { K_STDIN = 0, K_STDOUT = 1, K_STDERR = 2 };
+enum { K_STDIN = 0, K_STDOUT = 1, K_STDERR = 2, K_RESIZED = 3 };
 enum { C_STDIN = 0, C_CLOSE_STDIN = 1, C_RESIZE = 2 };
 
 struct buf {
@@ -449,8 +450,9 @@ static void flush_stdin(void)
         close_stdin();
 }
 
-static void handle_frame(int kind, const unsigned char *p, uint32_t len)
+static void handle_frame(struct client *c, int kind, const unsigned char *p, uint32_t len)
 {
+    static const unsigned char resized[8] = {K_RESIZED, 0, 0, 0, 0, 0, 0, 0};
     switch (kind) {
     case C_STDIN:
         if (stdin_fd >= 0 && !stdin_close_pending)
@@ -467,6 +469,7 @@ static void handle_frame(int kind, const unsigned char *p, uint32_t len)
             if (ioctl(master_fd, TIOCSWINSZ, &ws) < 0)
                 logmsg("TIOCSWINSZ: %s", strerror(errno));
         }
+        buf_append(&c->out, resized, sizeof resized); /* flushed when the client is writable */
         break;
     default:
         logmsg("ignoring client frame of kind %d", kind);
@@ -494,7 +497,7 @@ static int client_read(struct client *c)
         }
         if (buf_pending(&c->in) < 8 + (size_t)len)
             break;
-        handle_frame(h[0], h + 8, len);
+        handle_frame(c, h[0], h + 8, len);
         c->in.off += 8 + (size_t)len;
     }
     buf_compact(&c->in);

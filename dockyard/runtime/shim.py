@@ -4,8 +4,9 @@ The *shim* is the small per-container process that P0 becomes (``execve``) after
 container init; it owns the container's stdio, writes the json-file log, serves
 ``STATE_DIR/attach.sock`` and writes ``STATE_DIR/exit`` when the container is gone. A *frame* is
 Docker's stdcopy unit: an 8-byte header ``[kind:u8][0,0,0][length:u32 BE]`` then ``length`` bytes.
-Shim -> client kinds: 1 stdout, 2 stderr. Client -> shim kinds: 0 stdin bytes, 1 close stdin,
-2 resize (payload rows u16 BE, cols u16 BE).
+Shim -> client kinds: 1 stdout, 2 stderr, 3 resized (empty: the answer to that client's resize,
+once the terminal has the size). Client -> shim kinds: 0 stdin bytes, 1 close stdin, 2 resize
+(payload rows u16 BE, cols u16 BE).
 
 ``python -m dockyard.runtime.shim --build`` compiles the binary (``install.sh`` calls it).
 """
@@ -31,7 +32,7 @@ BINARY_NAME = "dockyard-shim"
 FRAME = struct.Struct(">BxxxI")
 """The frame header: kind, three zero bytes, payload length (big-endian)."""
 
-STDOUT, STDERR = 1, 2  # shim -> client kinds
+STDOUT, STDERR, RESIZED = 1, 2, 3  # shim -> client kinds (RESIZED: to a resize's sender, once set)
 STDIN, CLOSE_STDIN, RESIZE = 0, 1, 2  # client -> shim kinds
 RESIZE_PAYLOAD = struct.Struct(">HH")
 
@@ -131,6 +132,8 @@ class AttachClient:
     def __init__(self, state_dir: Path, timeout: float | None = 30.0) -> None:
         self.sock = connect_attach(state_dir, timeout)
         self._rest = b""
+        self._decoded: list[tuple[int, bytes]] = []  # frames read, not yet returned
+        self._early: list[tuple[int, bytes]] = []  # frames read while waiting for a "resized"
 
     def send_stdin(self, data: bytes) -> None:
         """Queue ``data`` for the container's stdin."""
@@ -141,18 +144,30 @@ class AttachClient:
         self.sock.sendall(encode_frame(CLOSE_STDIN))
 
     def resize(self, rows: int, cols: int) -> None:
-        """Set the container's tty size."""
+        """Set the container's tty size; returns once the shim has set it (output frames that
+        came first are kept for :meth:`iter_frames`)."""
         self.sock.sendall(encode_frame(RESIZE, RESIZE_PAYLOAD.pack(rows, cols)))
+        while (frame := self._next_frame()) is not None and frame[0] != RESIZED:
+            self._early.append(frame)
 
     def iter_frames(self) -> Iterator[tuple[int, bytes]]:
         """(kind, payload) of each frame the shim sends, until it closes the connection."""
-        while True:
+        while self._early:
+            yield self._early.pop(0)
+        while (frame := self._next_frame()) is not None:
+            yield frame
+
+    def _next_frame(self) -> tuple[int, bytes] | None:
+        while not self._decoded:
             frames, self._rest = decode_frames(self._rest)
-            yield from frames
+            if frames:
+                self._decoded.extend(frames)
+                break
             chunk = self.sock.recv(65536)
             if not chunk:
-                return
+                return None
             self._rest += chunk
+        return self._decoded.pop(0)
 
     def read_until_closed(self) -> dict[int, bytes]:
         """Everything the shim sends until it closes, concatenated per kind."""

@@ -333,7 +333,8 @@ def _wait_ready(channel: _Channel, ready_r: int, deadline: float,
                     if reason is not None:
                         raise _exec_error(reason) from None
                     raise
-            init_ready = "R" in channel.messages
+            # P2's "R" can come before P0's "P<pid>" (they write the pipe concurrently): wait for both.
+            init_ready = "R" in channel.messages and channel.init_pid() is not None
 
 
 def _drain_failure(channel: _Channel) -> str | None:

@@ -377,7 +377,7 @@ def test_events_cli_since_until_terminates_and_filters(daemon: Daemon) -> None:
         assert r.returncode == 0, r.stderr
         actions = [json.loads(line)["Action"] for line in r.stdout.splitlines()]
         assert actions[:2] == ["create", "start"]
-        assert "exec_create: true" in actions and "exec_start: true" in actions and "exec_die" in actions
+        assert "exec_create: true " in actions and "exec_start: true " in actions and "exec_die" in actions
         r = daemon.cli("events", "--since", "5m", "--until", later, "--filter", f"container={name}",
                        "--filter", "event=start", timeout=20)
         lines = r.stdout.splitlines()

@@ -172,7 +172,7 @@ def test_log_opt_validation(daemon: Daemon) -> None:
     result = daemon.docker("create", "--log-opt", "bogus=1", "busybox", "true")
     assert "unknown log opt 'bogus' for json-file log driver" in result.stderr
     result = daemon.docker("create", "--log-driver", "syslogx", "busybox", "true")
-    assert "no log driver named 'syslogx' is registered" in result.stderr
+    assert 'error looking up logging plugin syslogx: plugin "syslogx" not found' in result.stderr
     result = daemon.cli("run", "-d", "--log-opt", "max-file=x", "busybox", "true")
     assert "invalid value for max-file: x" in result.stderr
 

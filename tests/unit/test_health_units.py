@@ -39,9 +39,15 @@ def test_merge_and_validate() -> None:
         merge_config({"Test": ["CMD", "true"], "Interval": 10}, None)
     with pytest.raises(InvalidParameter, match="Retries in Healthcheck cannot be negative"):
         merge_config({"Test": ["CMD", "true"], "Retries": -1}, None)
-    with pytest.raises(InvalidParameter, match="unknown healthcheck type 'RUN'"):
-        merge_config({"Test": ["RUN", "true"]}, None)
+    with pytest.raises(InvalidParameter, match="invalid Healthcheck.Test: expected a list of strings"):
+        merge_config({"Test": "true"}, None)
+    # forms dockerd stores as given and never probes
+    for test in (["RUN", "true"], ["true"], ["CMD"], ["CMD-SHELL"], ["NONE", "x"]):
+        assert merge_config({"Test": test}, None) == {"Test": test}
+        assert probe_argv(test) is None
+    assert merge_config({"Test": [], "Interval": 5 * MS}, None) == {"Interval": 5 * MS}
     assert probe_argv(["CMD-SHELL", "exit 1"]) == ["/bin/sh", "-c", "exit 1"]
+    assert probe_argv(["CMD-SHELL", "echo $0", "a"], ["/bin/ash", "-ec"]) == ["/bin/ash", "-ec", "echo $0", "a"]
     assert probe_argv(["CMD", "cat", "/x"]) == ["cat", "/x"]
     assert probe_argv(["NONE"]) is None and probe_argv([]) is None
 

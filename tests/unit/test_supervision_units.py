@@ -94,7 +94,7 @@ def test_log_driver_resolution() -> None:
         logdrivers.resolve({"Type": "none", "Config": {"compress": "true"}}, "json-file", {})
     with pytest.raises(InvalidParameter, match="compression cannot be enabled when max file count is 1"):
         logdrivers.settings("local", {"max-file": "1"})
-    with pytest.raises(InvalidParameter, match="no log driver named 'gelf2' is registered"):
+    with pytest.raises(InvalidParameter, match='error looking up logging plugin gelf2: plugin "gelf2" not found'):
         logdrivers.resolve({"Type": "gelf2"}, "json-file", {})
 
 

@@ -2,8 +2,9 @@
 
 1. ``POST /containers/{id}/exec`` (the exec instance: command, env, user, workdir, tty, streams);
 2. ``-d``: ``POST /exec/{id}/start`` with ``Detach: true`` and exit 0;
-3. otherwise hijack ``POST /exec/{id}/start``, relay I/O (Ctrl-P Ctrl-Q or ``--detach-keys``
-   detach with ``-it``), resize the TTY, and exit with ``GET /exec/{id}/json``'s ``ExitCode``.
+3. otherwise hijack ``POST /exec/{id}/start``, relay I/O, resize the TTY, and exit with
+   ``GET /exec/{id}/json``'s ``ExitCode``. With ``-it``, Ctrl-P Ctrl-Q (or ``--detach-keys``)
+   detaches: the exec runs on, and (as Docker's CLI) we print "read escape sequence" and exit 1.
 """
 
 from __future__ import annotations
@@ -86,8 +87,8 @@ def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
     pipe = api.hijack("POST", f"/exec/{exec_id}/start", body=start)
     relay = Relay(pipe, tty, interactive, detach_keys)
     relay.run_in_terminal(api, f"/exec/{exec_id}/resize")
-    if relay.detached:
-        return 0
+    if relay.detached:  # the exec runs on; Docker's CLI ends its exec this way, with status 1
+        raise CliFailure("read escape sequence", 1)
     state = api.json("GET", f"/exec/{exec_id}/json")
     sys.stdout.flush()
     return int((state or {}).get("ExitCode") or 0)
