@@ -7,6 +7,7 @@ Every layer raises these; the API server maps them to HTTP statuses in one place
     DockyardError                 500  anything unexpected inside the engine
     ├── InvalidParameter          400  a request or input that can never succeed as given
     │   └── CorruptContent        400  bytes whose digest, size or format is wrong
+    ├── Unauthorized              401  credentials missing or refused (a registry login or pull)
     ├── Forbidden                 403  allowed in general, refused here (e.g. removing a running container)
     ├── NotFound                  404  no such container, image, volume, network, exec, route
     ├── Conflict                  409  a name already in use, an image in use by a container
@@ -38,6 +39,10 @@ class InvalidParameter(DockyardError):
 
 class CorruptContent(InvalidParameter):
     """Content whose digest, size or structure does not match what was promised."""
+
+
+class Unauthorized(DockyardError):
+    status = 401
 
 
 class Forbidden(DockyardError):

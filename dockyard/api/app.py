@@ -19,12 +19,15 @@ from dockyard.api import volumes as volume_routes
 from dockyard.api.router import Router
 from dockyard.containers.execs import ExecService
 from dockyard.containers.service import ContainerService
+from dockyard.distribution.endpoints import RegistrySettings
 from dockyard.images.service import ImageService
 
 
-def build_app(root: Path, containers: ContainerService, images: ImageService, daemon_id: str) -> Router:
+def build_app(root: Path, containers: ContainerService, images: ImageService, daemon_id: str,
+              registry: RegistrySettings | None = None) -> Router:
     router = Router()
-    system_routes.register(router, root, containers, images, daemon_id)
+    registry = registry or RegistrySettings()
+    system_routes.register(router, root, containers, images, daemon_id, registry)
     container_routes.register(router, containers)
     resource_routes.register(router, containers)  # stats, update, pause, unpause
     execs = ExecService(containers)
@@ -32,7 +35,7 @@ def build_app(root: Path, containers: ContainerService, images: ImageService, da
     exec_routes.register(router, execs)
     container_management_routes.register(router, containers)
     event_routes.register(router, containers.events)
-    image_routes.register(router, root, images, containers)
+    image_routes.register(router, root, images, containers, registry)
     volume_routes.register(router, containers.volumes, containers)
     image_archive_routes.register(router, root, images, containers)
     disk_usage_routes.register(router, images, containers, getattr(containers, "volumes", None))

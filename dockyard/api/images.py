@@ -7,16 +7,20 @@ import os
 import tempfile
 from pathlib import Path
 
+from dockyard.api.distribution import PullRoutes
 from dockyard.api.http import JSONResponse, NoContent, Request, Response
 from dockyard.api.router import Router
 from dockyard.containers.service import ContainerService
-from dockyard.errors import InvalidParameter, NotFound
+from dockyard.distribution.endpoints import RegistrySettings
+from dockyard.errors import InvalidParameter
 from dockyard.images import garbage
 from dockyard.images.service import ImageService
 from dockyard.metadata import leases
 
 
-def register(router: Router, root: Path, images: ImageService, containers: ContainerService) -> None:
+def register(router: Router, root: Path, images: ImageService, containers: ContainerService,
+             registry: RegistrySettings) -> None:
+    pulls = PullRoutes(images, registry, containers.events)
     spool = root / "tmp"
     spool.mkdir(parents=True, exist_ok=True, mode=0o700)
 
@@ -58,9 +62,7 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
     async def create(request: Request) -> Response:
         from_src = request.arg("fromSrc")
         if request.arg("fromImage"):
-            name = request.arg("fromImage") + (":" + request.arg("tag") if request.arg("tag") else "")
-            raise NotFound(f"pull access denied for {request.arg('fromImage')}: dockyard cannot pull from "
-                           f"registries yet, so {name} must be imported or loaded locally")
+            return await pulls.create(request)
         if not from_src:
             raise InvalidParameter("fromImage or fromSrc is required")
         if from_src != "-":

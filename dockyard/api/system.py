@@ -14,6 +14,7 @@ from dockyard.api.router import API_VERSION, MIN_API_VERSION, Router
 from dockyard.containers.clock import rfc3339_nano
 from dockyard.containers.resources import cgroup_features
 from dockyard.containers.service import ContainerService
+from dockyard.distribution.endpoints import RegistrySettings
 from dockyard.images.service import ImageService
 
 PING_HEADERS = [("Builder-Version", "1"), ("Cache-Control", "no-cache, no-store, must-revalidate"),
@@ -76,7 +77,7 @@ def version_info() -> dict[str, Any]:
 
 
 def register(router: Router, root: Path, containers: ContainerService, images: ImageService,
-             daemon_id: str) -> None:
+             daemon_id: str, registry: RegistrySettings) -> None:
     async def ping(request: Request) -> Response:
         return BytesResponse(body=b"OK" if request.method != "HEAD" else b"", headers=list(PING_HEADERS))
 
@@ -106,8 +107,7 @@ def register(router: Router, root: Path, containers: ContainerService, images: I
             "NEventsListener": 0, "KernelVersion": platform.release(), "OperatingSystem": _os_name(),
             "OSVersion": "", "OSType": "linux", "Architecture": platform.machine(),
             "IndexServerAddress": "https://index.docker.io/v1/",
-            "RegistryConfig": {"AllowNondistributableArtifactsCIDRs": [], "AllowNondistributableArtifactsHostnames": [],
-                               "InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {}, "Mirrors": []},
+            "RegistryConfig": registry.info(),
             "NCPU": os.cpu_count() or 1, "MemTotal": _mem_total(), "GenericResources": None,
             "DockerRootDir": str(root), "HttpProxy": "", "HttpsProxy": "", "NoProxy": "",
             "Name": socket.gethostname(), "Labels": [], "ExperimentalBuild": False,

@@ -3,7 +3,8 @@
 Keys known so far (dockerd's names): ``data-root``, ``hosts``, ``log-level``, ``debug``,
 ``pidfile``, ``log-driver``, ``log-opts`` (the containers' default log driver and its options),
 ``tls``, ``tlsverify``, ``tlscacert``, ``tlscert``, ``tlskey`` and ``group`` (see
-``daemon/listeners.py``). An unknown key, or a key given both as a flag and in the file, is an
+``daemon/listeners.py``), ``registry-mirrors``, ``insecure-registries``, ``max-concurrent-downloads``,
+``max-concurrent-uploads`` (:class:`~dockyard.distribution.endpoints.RegistrySettings`). An unknown key, or a key given both as a flag and in the file, is an
 error, worded as dockerd words it. A flag counts as given when its value is not ``None``
 (``--tls=false`` is given).
 """
@@ -17,6 +18,11 @@ from typing import Any
 
 from dockyard.containers import logdrivers
 from dockyard.daemon.listeners import TLSOptions, check_tcp_hosts
+from dockyard.distribution.endpoints import (
+    DEFAULT_MAX_CONCURRENT_DOWNLOADS,
+    DEFAULT_MAX_CONCURRENT_UPLOADS,
+    RegistrySettings,
+)
 from dockyard.errors import InvalidParameter
 
 DEFAULT_ROOT = Path("/var/lib/dockyard")
@@ -24,7 +30,8 @@ DEFAULT_HOST = "unix:///run/dockyard.sock"
 DEFAULT_CONFIG_FILE = Path("/etc/dockyard/daemon.json")
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
 KNOWN_KEYS = {"data-root", "hosts", "log-level", "debug", "pidfile", "log-driver", "log-opts",
-              "tls", "tlsverify", "tlscacert", "tlscert", "tlskey", "group"}
+              "tls", "tlsverify", "tlscacert", "tlscert", "tlskey", "group",
+              "registry-mirrors", "insecure-registries", "max-concurrent-downloads", "max-concurrent-uploads"}
 
 
 @dataclass
@@ -38,6 +45,7 @@ class DaemonConfig:
     log_driver: str = "json-file"
     tls: TLSOptions = field(default_factory=TLSOptions)
     group: str | None = None
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
 
 
 def load_config(flags: dict[str, Any], config_file: Path | None) -> DaemonConfig:
@@ -91,6 +99,7 @@ def load_config(flags: dict[str, Any], config_file: Path | None) -> DaemonConfig
     check_tcp_hosts(config.hosts, config.tls)
     if merged.get("group") is not None:
         config.group = str(merged["group"])
+    config.registry = _registry_settings(merged)
     return config
 
 
@@ -99,3 +108,23 @@ def _optional_bool(values: dict[str, Any], key: str) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
     raise InvalidParameter(f"{key}: expected true or false, got {value!r}")
+
+
+def _registry_settings(merged: dict[str, Any]) -> RegistrySettings:
+    def strings(key: str) -> list[str]:
+        value = merged.get(key) or []
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise InvalidParameter(f"{key}: expected a list of strings")
+        return list(value)
+
+    def count(key: str, default: int) -> int:
+        value = merged.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidParameter(f"{key}: expected an integer")
+        return value
+
+    return RegistrySettings(mirrors=strings("registry-mirrors"), insecure_registries=strings("insecure-registries"),
+                            max_concurrent_downloads=count("max-concurrent-downloads", DEFAULT_MAX_CONCURRENT_DOWNLOADS),
+                            max_concurrent_uploads=count("max-concurrent-uploads", DEFAULT_MAX_CONCURRENT_UPLOADS))

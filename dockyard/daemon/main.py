@@ -41,6 +41,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--tlscert", help="the server's TLS certificate file")
     p.add_argument("--tlskey", help="the server's TLS key file")
     p.add_argument("-G", "--group", help='group for the unix sockets (default "docker" when it exists)')
+    p.add_argument("--registry-mirror", dest="registry_mirrors", action="append",
+                   help="preferred Docker registry mirror (repeatable)")
+    p.add_argument("--insecure-registry", dest="insecure_registries", action="append",
+                   help="registry (host[:port] or CIDR) reached without verified TLS (repeatable)")
+    p.add_argument("--max-concurrent-downloads", type=int, help="layers downloaded at once per pull (default 3)")
+    p.add_argument("--max-concurrent-uploads", type=int, help="layers uploaded at once per push (default 5)")
     return p.parse_args(argv)
 
 
@@ -108,7 +114,7 @@ async def serve(cfg: DaemonConfig) -> None:
     images = ImageService(root)
     containers = ContainerService(root, images, log_defaults=cfg.log_opts, log_driver=cfg.log_driver)
     containers.recover()
-    app = build_app(root, containers, images, daemon_id(root))
+    app = build_app(root, containers, images, daemon_id(root), cfg.registry)
 
     async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await serve_connection(app, reader, writer)
@@ -164,7 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     flags = {"data-root": args.data_root, "hosts": args.hosts, "log-level": args.log_level,
              "debug": args.debug, "pidfile": args.pidfile, "tls": args.tls, "tlsverify": args.tlsverify,
-             "tlscacert": args.tlscacert, "tlscert": args.tlscert, "tlskey": args.tlskey, "group": args.group}
+             "tlscacert": args.tlscacert, "tlscert": args.tlscert, "tlskey": args.tlskey, "group": args.group,
+             "registry-mirrors": args.registry_mirrors, "insecure-registries": args.insecure_registries,
+             "max-concurrent-downloads": args.max_concurrent_downloads,
+             "max-concurrent-uploads": args.max_concurrent_uploads}
     try:
         config = load_config(flags, Path(args.config_file) if args.config_file else None)
     except DockyardError as exc:

@@ -22,7 +22,7 @@ import posixpath
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Protocol
 
 from dockyard.content import Descriptor, hex_of, is_digest, sha256_digest
 from dockyard.content import mediatypes as mt
@@ -73,6 +73,14 @@ class LoadPlan:
             raise InvalidParameter(
                 f"invalid manifest, layers length mismatch: expected {len(diff_ids)}, got {len(self.layers)}")
         return diff_ids
+
+
+class LayerFiles(Protocol):
+    """Where the layer files of load plans lie: a spooled archive, or a pull's downloaded blobs."""
+
+    def open(self, name: str) -> BinaryIO: ...
+
+    def path(self, name: str) -> Path: ...
 
 
 # -- reading the archive -------------------------------------------------------------------
@@ -216,7 +224,13 @@ def _walk(archive: SpooledArchive, desc: Descriptor, depth: int) -> list[LoadPla
 
 def _platform_matches(platform: dict[str, Any]) -> bool:
     arch, variant = host_arch()
-    if platform.get("os", "linux") != "linux" or platform.get("architecture") != arch:
+    return platform_matches(platform, "linux", arch, variant)
+
+
+def platform_matches(platform: dict[str, Any], os_name: str, arch: str, variant: str) -> bool:
+    """Whether an index entry's ``platform`` runs as ``os_name/arch[/variant]`` (an entry without a
+    variant matches any wanted variant, as containerd's platform matcher does for this case)."""
+    if platform.get("os", "linux") != os_name or platform.get("architecture") != arch:
         return False
     return not variant or not platform.get("variant") or platform.get("variant") == variant
 
@@ -224,7 +238,11 @@ def _platform_matches(platform: dict[str, Any]) -> bool:
 # -- storing -------------------------------------------------------------------------------
 
 class ArchiveLoader:
-    """Stores the images of load plans into an :class:`ImageService`, all or nothing."""
+    """Stores the images of load plans into an :class:`ImageService`, all or nothing.
+
+    ``load`` takes a spooled archive; a pull (:mod:`dockyard.distribution.pull`) calls
+    ``store_layers``, ``record`` and ``roll_back`` itself with its downloaded blobs as the files.
+    """
 
     def __init__(self, images: ImageService) -> None:
         self.images = images
@@ -237,13 +255,13 @@ class ArchiveLoader:
         if not plans:
             raise InvalidParameter("invalid archive: no images found")
         try:
-            stored = [(plan, self._store_layers(archive, plan)) for plan in plans]
-            return self._record(stored)
+            stored = [(plan, self.store_layers(archive, plan)) for plan in plans]
+            return self.record(stored)
         except BaseException:
-            self._roll_back()
+            self.roll_back()
             raise
 
-    def _store_layers(self, archive: SpooledArchive, plan: LoadPlan) -> list[LayerRecord]:
+    def store_layers(self, archive: LayerFiles, plan: LoadPlan) -> list[LayerRecord]:
         content, snapshots = self.images.content, self.images.snapshots
         diff_ids = plan.diff_ids()
         records = []
@@ -263,7 +281,7 @@ class ArchiveLoader:
             parent = chain_id
         return records
 
-    def _store_layer(self, archive: SpooledArchive, source: LayerSource, diff_id: str, chain_id: str,
+    def _store_layer(self, archive: LayerFiles, source: LayerSource, diff_id: str, chain_id: str,
                      parent: str | None) -> None:
         """Unpack one layer (verifying its diff ID) and keep its uncompressed tar as a blob.
 
@@ -290,7 +308,7 @@ class ArchiveLoader:
                 raise CorruptContent(f"digest mismatch: expected {diff_id}, got {packed.digest}")
             content.adopt(archive.path(source.path), diff_id)
 
-    def _record(self, stored: list[tuple[LoadPlan, list[LayerRecord]]]) -> list[str]:
+    def record(self, stored: list[tuple[LoadPlan, list[LayerRecord]]]) -> list[str]:
         store = self.images.store
         messages: list[str] = []
         # The records and tags of every image in the archive are one transaction: all or none.
@@ -314,7 +332,7 @@ class ArchiveLoader:
                     messages.append(f"Loaded image ID: {image_id}")
         return messages
 
-    def _roll_back(self) -> None:
+    def roll_back(self) -> None:
         """Remove the layers and blobs this load created that no image record uses."""
         store = self.images.store
         with store.lock, self.images.metadata.transaction():

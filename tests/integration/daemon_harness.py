@@ -62,11 +62,12 @@ def processes_mentioning(text: str) -> list[int]:
 
 class Daemon:
     """``prefix``: argv the daemon's command is appended to (e.g. a wrapper that mounts a cgroup2
-    hierarchy at /sys/fs/cgroup in a mount namespace of the daemon's own)."""
+    hierarchy at /sys/fs/cgroup in a mount namespace of the daemon's own); ``args``: extra daemon flags."""
 
-    def __init__(self, root: Path, prefix: tuple[str, ...] = ()) -> None:
+    def __init__(self, root: Path, prefix: tuple[str, ...] = (), args: tuple[str, ...] = ()) -> None:
         self.root = root
         self.prefix = prefix
+        self.args = args
         self.sock = root / "d.sock"
         self.host = f"unix://{self.sock}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -77,7 +78,8 @@ class Daemon:
         self.root.mkdir(parents=True, exist_ok=True)
         err = open(self.root / "daemon.stderr", "ab")
         self.proc = subprocess.Popen(
-            [*self.prefix, sys.executable, "-m", "dockyard.daemon.main", "--root", str(self.root / "data"), "-H", self.host],
+            [*self.prefix, sys.executable, "-m", "dockyard.daemon.main", "--root", str(self.root / "data"),
+             "-H", self.host, *self.args],
             stdout=err, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 20
         while not ping(self.sock):

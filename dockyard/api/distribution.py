@@ -1,0 +1,72 @@
+"""Engine API for registries: ``POST /images/create?fromImage=`` (pull), with Docker's JSON progress.
+
+A pull first resolves its manifest and config (:meth:`Puller.resolve`) before any byte of the
+answer goes out, so a missing image or refused credentials is an HTTP error (``404 pull access
+denied …``), as with dockerd; then the answer streams one JSON message per line while the layers
+download, and an error from then on is a last ``{"errorDetail": …, "error": …}`` line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from dockyard.api.byte_pipes import ResponsePipe
+from dockyard.api.http import Request, Response, StreamResponse
+from dockyard.containers.events import EventBus
+from dockyard.distribution.auth import TokenCache, decode_registry_auth
+from dockyard.distribution.endpoints import RegistrySettings
+from dockyard.distribution.pull import Puller, Resolved
+from dockyard.errors import DockyardError, InvalidParameter
+from dockyard.images.reference import Reference, parse_normalized
+from dockyard.images.service import ImageService
+
+
+def pull_reference(from_image: str, tag: str) -> Reference:
+    """``fromImage`` + ``tag`` (a tag or a digest) as dockerd combines them."""
+    ref = parse_normalized(from_image)
+    if tag:
+        if ref.is_canonical or (ref.tag is not None and ref.tag != tag):
+            raise InvalidParameter(f"invalid reference: {from_image} with tag {tag}")
+        if ":" in tag:
+            return parse_normalized(f"{ref.trimmed()}@{tag}")
+        return ref.with_tag(tag)
+    return ref.tag_name_only()
+
+
+class PullRoutes:
+    """``POST /images/create?fromImage=`` for one daemon: its settings and its token cache."""
+
+    def __init__(self, images: ImageService, registry: RegistrySettings, events: EventBus) -> None:
+        self.images = images
+        self.registry = registry
+        self.events = events
+        self.tokens = TokenCache()
+
+    async def create(self, request: Request) -> Response:
+        ref = pull_reference(request.arg("fromImage"), request.arg("tag"))
+        credentials = decode_registry_auth(request.headers.get("x-registry-auth", ""))
+        platform = request.arg("platform")
+        puller = Puller(self.images, self.registry, self.tokens)
+        resolved = await asyncio.to_thread(puller.resolve, ref, credentials, platform)
+        pipe = ResponsePipe()
+        loop = asyncio.get_running_loop()
+
+        def send(message: dict[str, Any]) -> None:
+            pipe.write((json.dumps(message) + "\n").encode())
+            pipe.flush()
+
+        def work(out: ResponsePipe) -> None:
+            puller.progress = send
+            try:
+                image_id = puller.pull(resolved, None if ref.is_canonical else ref)
+            except DockyardError as e:
+                send({"errorDetail": {"message": e.message}, "error": e.message})
+                return
+            loop.call_soon_threadsafe(self._published, resolved, image_id)
+
+        return StreamResponse(chunks=pipe.chunks(work))
+
+    def _published(self, resolved: Resolved, image_id: str) -> None:
+        self.events.publish("image", "pull", resolved.reference.familiar(), {"name": resolved.reference.familiar()})

@@ -1,0 +1,362 @@
+"""``docker pull``: an image out of a registry into the image store, verified, all or nothing.
+
+The steps, as dockerd takes them:
+
+1. *resolve* (:meth:`Puller.resolve`): for each endpoint of the reference's registry (mirrors first
+   for ``docker.io``), fetch the manifest by tag or digest with the Accept list of every manifest
+   type we read; an index (OCI) or manifest list (Docker) picks the entry for the wanted platform
+   (default: the host's) and fetches that manifest by digest; then the image config. Every
+   document is checked against the digest that named it. Errors here happen before any progress
+   is streamed, so the API answers them with an HTTP status, as dockerd does.
+2. *download* (:meth:`Puller.pull`): the layers not already stored (by chain ID and diff ID) are
+   downloaded in parallel (at most ``max-concurrent-downloads``) into the content store, each
+   verified against its digest while it streams; a connection dropped mid-blob is resumed with
+   ``Range``, retried with back-off.
+3. *unpack and record*: the downloaded blobs go, bottom layer first, through the same code as
+   ``docker load`` (:class:`~dockyard.images.archive_load.ArchiveLoader`): safe extraction,
+   diff-ID check, uncompressed layer blobs; then one transaction writes the image record, the tag
+   and the *repo digest* (``busybox@sha256:<manifest digest>``). The compressed downloads are then
+   removed (layers are kept uncompressed, as ``load`` and ``import`` keep them).
+
+The whole pull holds a lease; a pull that fails removes what it created, and one that is killed
+leaves only unreferenced files, which the collector clears. Progress goes to a callback as
+Docker's JSON messages (``Pulling fs layer``, ``Downloading`` with ``progressDetail``, …).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from dockyard.content import Descriptor, IngestWriter, sha256_digest
+from dockyard.content import mediatypes as mt
+from dockyard.distribution.auth import Credentials, TokenCache
+from dockyard.distribution.client import RETRIES, RegistryError, RepositoryClient, Unreachable
+from dockyard.distribution.endpoints import RegistrySettings
+from dockyard.errors import CorruptContent, DockyardError, InvalidParameter, NotFound
+from dockyard.images.archive_load import ArchiveLoader, LayerSource, LoadPlan, platform_matches
+from dockyard.images.reference import Reference
+from dockyard.images.service import ImageService, parse_platform, short_id
+from dockyard.metadata import current_lease, leases
+from dockyard.snapshots import chain_ids
+
+ACCEPT = ", ".join([mt.OCI_INDEX, mt.DOCKER_MANIFEST_LIST, mt.OCI_MANIFEST, mt.DOCKER_MANIFEST])
+_MAX_MANIFEST = 4 << 20
+_MAX_CONFIG = 8 << 20
+_CHUNK = 1 << 16
+_PROGRESS_EVERY = 512 << 10
+_SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
+            "application/vnd.docker.distribution.manifest.v1+prettyjws")
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Resolved:
+    """What step 1 found: where, which manifest (and its digest), the config and the layers."""
+
+    reference: Reference
+    client: RepositoryClient
+    manifest_digest: str  # the digest the reference resolves to (an index's, for a multi-platform image)
+    config: bytes
+    layers: list[Descriptor] = field(default_factory=list)
+
+
+class _Blobs:
+    """The content store's blobs as the files of a load plan (names are digests)."""
+
+    def __init__(self, images: ImageService) -> None:
+        self._content = images.content
+
+    def open(self, name: str) -> BinaryIO:
+        return self._content.open(name)
+
+    def path(self, name: str) -> Path:
+        return self._content.path(name)
+
+
+class Puller:
+    """Pulls into ``images`` with the daemon's registry ``settings`` and a shared token cache."""
+
+    def __init__(self, images: ImageService, settings: RegistrySettings, tokens: TokenCache,
+                 progress: Progress | None = None) -> None:
+        self.images = images
+        self.settings = settings
+        self.tokens = tokens
+        self.progress: Progress = progress or (lambda message: None)
+        self._progress_lock = threading.Lock()
+
+    def emit(self, status: str, id: str = "", **extra: Any) -> None:
+        message: dict[str, Any] = {"status": status, **extra}
+        if id:
+            message["id"] = id
+        with self._progress_lock:
+            self.progress(message)
+
+    # -- 1. resolve ----------------------------------------------------------------------
+
+    def resolve(self, ref: Reference, credentials: Credentials, platform: str = "") -> Resolved:
+        """Find the manifest and config ``ref`` names (see the module docstring)."""
+        want = parse_platform(platform)
+        failures: list[DockyardError] = []
+        endpoints = self.settings.endpoints(ref.domain)
+        for endpoint in endpoints:
+            client = RepositoryClient(endpoint, ref.path, credentials, self.tokens)
+            try:
+                return self._resolve_at(client, ref, want, explicit=bool(platform))
+            except Unreachable as e:  # the next endpoint: HTTP after HTTPS for an insecure registry
+                failures.append(e)
+            except RegistryError as e:  # a mirror that lacks the image hands over, as in dockerd
+                failures.append(e)
+                if not endpoint.mirror:
+                    break
+        raise self._pull_error(ref, failures[-1])
+
+    def _pull_error(self, ref: Reference, error: DockyardError) -> DockyardError:
+        """dockerd's wording for a failed resolve."""
+        if isinstance(error, RegistryError):
+            if error.http_status in (401, 403) or {"NAME_UNKNOWN", "UNAUTHORIZED", "DENIED"} & set(error.codes):
+                return NotFound(f"pull access denied for {ref.familiar_name()}, repository does not exist or may "
+                                f"require 'docker login': {error.message}")
+            if error.http_status == 404:
+                return NotFound(f"manifest for {ref.familiar()} not found: {error.message}")
+        return error
+
+    def _resolve_at(self, client: RepositoryClient, ref: Reference, want: tuple[str, str, str],
+                    explicit: bool) -> Resolved:
+        target = ref.digest or ref.tag or "latest"
+        data, media_type = self._manifest(client, target, ref.digest)
+        manifest_digest = sha256_digest(data)
+        doc = _json_object(data, "manifest")
+        if media_type in mt.INDEX_TYPES or (media_type not in mt.MANIFEST_TYPES and "manifests" in doc):
+            child = _choose(doc, want, ref)
+            data, media_type = self._manifest(client, child.digest, child.digest)
+            doc = _json_object(data, "manifest")
+        if media_type in _SCHEMA1 or doc.get("schemaVersion") == 1:
+            raise InvalidParameter(f"{ref.familiar()}: Docker image manifest schema 1 is not supported "
+                                   "(the registry should serve schema 2 or OCI)")
+        if media_type not in mt.MANIFEST_TYPES and "config" not in doc:
+            raise InvalidParameter(f"{ref.familiar()}: unsupported manifest media type {media_type!r}")
+        config_desc = Descriptor.from_json(doc.get("config"))
+        if config_desc.size > _MAX_CONFIG:
+            raise InvalidParameter(f"image config {config_desc.digest} is too large ({config_desc.size} bytes)")
+        layers = [Descriptor.from_json(raw) for raw in doc.get("layers") or []]
+        for layer in layers:
+            if layer.media_type not in mt.LAYER_TYPES:
+                raise InvalidParameter(f"unsupported layer media type {layer.media_type} in {ref.familiar()}")
+        with client.request("GET", f"/v2/{client.repository}/blobs/{config_desc.digest}") as response:
+            config = response.read_limited(config_desc.size)
+        if sha256_digest(config) != config_desc.digest:
+            raise CorruptContent(f"image config verification failed for digest {config_desc.digest}")
+        if explicit:
+            _check_platform(config, want, ref)
+        return Resolved(ref, client, manifest_digest, config, layers)
+
+    def _manifest(self, client: RepositoryClient, target: str, digest: str | None) -> tuple[bytes, str]:
+        with client.request("GET", f"/v2/{client.repository}/manifests/{target}",
+                            {"Accept": ACCEPT}) as response:
+            media_type = (response.headers.get("Content-Type") or "").split(";")[0].strip()
+            data = response.read_limited(_MAX_MANIFEST)
+        if digest is not None and sha256_digest(data) != digest:
+            raise CorruptContent(f"manifest verification failed for digest {digest}")
+        try:
+            declared = json.loads(data).get("mediaType")
+        except (ValueError, AttributeError):
+            declared = None
+        return data, declared if isinstance(declared, str) and declared else media_type
+
+    # -- 2 and 3. download, unpack, record -----------------------------------------------
+
+    def pull(self, resolved: Resolved, tag_ref: Reference | None) -> str:
+        """Download, unpack and record ``resolved``; tag it ``tag_ref`` (None when pulled by digest).
+        Returns the image ID; progress goes to the callback."""
+        ref = resolved.reference
+        self.emit(f"Pulling from {ref.path}", ref.tag or ref.digest or "latest")
+        before = self.images.store.lookup(tag_ref or _digest_ref(resolved))
+        with leases.hold(self.images.metadata, "pull"):
+            image_id = self._pull(resolved, tag_ref)
+        self.emit(f"Digest: {resolved.manifest_digest}")
+        shown = (tag_ref or _digest_ref(resolved)).familiar()
+        if before == image_id:
+            self.emit(f"Status: Image is up to date for {shown}")
+        else:
+            self.emit(f"Status: Downloaded newer image for {shown}")
+        return image_id
+
+    def _pull(self, resolved: Resolved, tag_ref: Reference | None) -> str:
+        content, snapshots = self.images.content, self.images.snapshots
+        plan = LoadPlan(resolved.config, [LayerSource(d.digest, d.digest, d.size) for d in resolved.layers])
+        diff_ids = plan.diff_ids()
+        lease = current_lease()
+        missing: list[Descriptor] = []
+        for desc, diff_id, chain_id in zip(resolved.layers, diff_ids, chain_ids(diff_ids), strict=True):
+            if lease is not None:
+                lease.add("layer", chain_id)
+                lease.add("blob", diff_id)
+                lease.add("blob", desc.digest)
+            if snapshots.has(chain_id) and content.exists(diff_id):
+                self.emit("Already exists", short_id(desc.digest), progressDetail={})
+            elif desc not in missing:
+                missing.append(desc)
+                self.emit("Pulling fs layer", short_id(desc.digest), progressDetail={})
+        downloaded: list[str] = []
+        loader = ArchiveLoader(self.images)
+        done = False
+        try:
+            self._download_all(resolved.client, missing, downloaded)
+            stored = loader.store_layers(_Blobs(self.images), plan)
+            for desc in missing:
+                self.emit("Pull complete", short_id(desc.digest), progressDetail={})
+            plan.refs = [r for r in (tag_ref, _digest_ref(resolved)) if r is not None]
+            loader.record([(plan, stored)])
+            done = True
+        except BaseException:
+            loader.roll_back()
+            raise
+        finally:  # the compressed downloads: kept only when a record names them (an uncompressed layer)
+            for digest in downloaded:
+                if not (done and digest in diff_ids) and not self._recorded(digest):
+                    content.delete(digest)
+        return plan.image_id
+
+    def _recorded(self, digest: str) -> bool:
+        return self.images.metadata.one("SELECT 1 FROM blobs WHERE digest = ?", (digest,)) is not None
+
+    def _download_all(self, client: RepositoryClient, layers: list[Descriptor], downloaded: list[str]) -> None:
+        if not layers:
+            return
+        failed = threading.Event()
+        workers = min(self.settings.max_concurrent_downloads, len(layers))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pull") as pool:
+            futures = [pool.submit(self._download, client, desc, failed) for desc in layers]
+            errors = []
+            for future in futures:
+                try:
+                    digest = future.result()
+                except BaseException as e:  # noqa: BLE001 - the first one is raised below
+                    failed.set()
+                    errors.append(e)
+                    continue
+                if digest is not None:
+                    downloaded.append(digest)
+        if errors:
+            raise errors[0]
+
+    def _download(self, client: RepositoryClient, desc: Descriptor, failed: threading.Event) -> str | None:
+        """Download one blob into the content store, verified; returns its digest (None if it was there)."""
+        content = self.images.content
+        layer_id = short_id(desc.digest)
+        if content.exists(desc.digest):
+            self.emit("Download complete", layer_id, progressDetail={})
+            return None
+        writer: IngestWriter = content.writer()
+        try:
+            delay = 0.25
+            for attempt in range(RETRIES + 1):
+                if failed.is_set():
+                    raise InvalidParameter("pull cancelled: another layer failed")
+                headers = {"Range": f"bytes={writer.size}-"} if writer.size else {}
+                try:
+                    with client.request("GET", f"/v2/{client.repository}/blobs/{desc.digest}", headers,
+                                        ok=(200, 206)) as response:
+                        if writer.size and response.status != 206:  # no resume: start over
+                            writer.abort()
+                            writer = content.writer()
+                        self._stream(response, writer, desc, layer_id)
+                    break
+                except Unreachable:
+                    if attempt == RETRIES:
+                        raise
+                    time.sleep(delay)
+                    delay *= 2
+            self.emit("Verifying Checksum", layer_id, progressDetail={})
+            if writer.size != desc.size:
+                raise CorruptContent(f"filesystem layer verification failed for digest {desc.digest}: "
+                                     f"expected {desc.size} bytes, got {writer.size}")
+            try:
+                writer.commit(expected=desc.digest, size=desc.size)
+            except CorruptContent:
+                raise CorruptContent(f"filesystem layer verification failed for digest {desc.digest}") from None
+            self.emit("Download complete", layer_id, progressDetail={})
+            return desc.digest
+        finally:
+            writer.abort()
+
+    def _stream(self, response: Any, writer: IngestWriter, desc: Descriptor, layer_id: str) -> None:
+        reported = writer.size
+        while True:
+            try:
+                chunk = response.read(_CHUNK)
+            except (OSError, ValueError) as e:
+                raise Unreachable(f"reading blob {desc.digest}: {e}") from None
+            except Exception as e:  # http.client.IncompleteRead and friends
+                raise Unreachable(f"reading blob {desc.digest}: {type(e).__name__}") from None
+            if not chunk:
+                if writer.size < desc.size:
+                    raise Unreachable(f"reading blob {desc.digest}: connection closed after {writer.size} bytes")
+                return
+            writer.write(chunk)
+            if writer.size > desc.size:
+                raise CorruptContent(f"filesystem layer verification failed for digest {desc.digest}: "
+                                     f"more than {desc.size} bytes")
+            if writer.size - reported >= _PROGRESS_EVERY or writer.size == desc.size:
+                reported = writer.size
+                self.emit("Downloading", layer_id, progressDetail={"current": writer.size, "total": desc.size},
+                          progress=_bar(writer.size, desc.size))
+
+
+def _json_object(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(data)
+    except ValueError as e:
+        raise InvalidParameter(f"invalid {what}: {e}") from None
+    if not isinstance(doc, dict):
+        raise InvalidParameter(f"invalid {what}: not a JSON object")
+    return doc
+
+
+def _choose(index: dict[str, Any], want: tuple[str, str, str], ref: Reference) -> Descriptor:
+    """The index entry for platform ``want`` (os, architecture, variant)."""
+    for raw in index.get("manifests") or []:
+        if isinstance(raw, dict) and isinstance(raw.get("platform"), dict) and platform_matches(raw["platform"], *want):
+            return Descriptor.from_json(raw)
+    os_name, arch, variant = want
+    raise NotFound(f"no matching manifest for {os_name}/{arch}{'/' + variant if variant else ''} "
+                   f"in the manifest list entries: {ref.familiar()}")
+
+
+def _check_platform(config: bytes, want: tuple[str, str, str], ref: Reference) -> None:
+    doc = _json_object(config, "image config")
+    platform = {"os": doc.get("os", ""), "architecture": doc.get("architecture", ""), "variant": doc.get("variant")}
+    if not platform_matches(platform, *want):
+        actual = f"{platform['os']}/{platform['architecture']}" + (f"/{platform['variant']}" if platform["variant"] else "")
+        wanted = "/".join(p for p in want if p)
+        raise NotFound(f"image with reference {ref.familiar()} was found but does not match the specified "
+                       f"platform: wanted {wanted}, actual: {actual}")
+
+
+def _digest_ref(resolved: Resolved) -> Reference:
+    return Reference(resolved.reference.domain, resolved.reference.path, None, resolved.manifest_digest)
+
+
+def _bar(current: int, total: int) -> str:
+    """Docker's text progress bar: ``[=====>      ]  1.2MB/3.4MB``."""
+    width = 50
+    filled = width * current // total if total else width
+    arrow = "=" * max(filled - 1, 0) + (">" if filled < width else "=") if filled else ""
+    return f"[{arrow.ljust(width)}] {_size(current)}/{_size(total)}"
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.3g}{unit}" if unit != "B" else f"{n}B"
+        value /= 1000
+    return f"{n}B"
