@@ -21,6 +21,6 @@ def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
     attach = attached_streams(parsed)
     console = terminal.window_size(1) if parsed["tty"] else None
     body = create_body(parsed, image, command, attach, console)
-    container_id = create(invocation.api, body, parsed["name"])
+    container_id = create(invocation.api, body, parsed["name"], parsed["pull"], parsed["platform"])
     sys.stdout.write(container_id + "\n")
     return 0

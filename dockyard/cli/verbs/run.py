@@ -46,6 +46,8 @@ FLAGS = FlagSet([
     Flag("name", "", "string", "Assign a name to the container"),
     Flag("network", "", "string", "Connect a container to a network", default="default",
          type_name="network"),
+    Flag("platform", "", "string", "Set platform if server is multi-platform capable"),
+    Flag("pull", "", "string", 'Pull image before running ("always", "missing", "never")', default="missing"),
     Flag("rm", "", "bool", "Automatically remove the container and its associated anonymous volumes "
          "when it exits"),
     Flag("tty", "t", "bool", "Allocate a pseudo-TTY"),
@@ -173,29 +175,30 @@ def attached_streams(parsed: Parsed) -> set[str]:
 
 # -- create, pulling if needed -----------------------------------------------------------------
 
-def pull(api: EngineAPI, image: str) -> None:
-    """``POST /images/create?fromImage=&tag=``; progress to stderr; the stream's error is a failure."""
-    from dockyard.cli.jsonmessages import StreamError, messages
+def pull(api: EngineAPI, image: str, platform: str = "") -> None:
+    """``POST /images/create?fromImage=&tag=``; Docker's progress on stderr; the stream's error is a failure."""
+    from dockyard.cli.verbs.pull import pull_image
 
-    name, tag, digest = references.split_reference(image)
-    params = [("fromImage", name), ("tag", digest or tag or references.DEFAULT_TAG)]
     try:
-        response = api.request("POST", "/images/create", params)
+        pull_image(api, image, sys.stderr, platform=platform)
     except DaemonError as error:
         raise run_failure(error.message) from None
-    try:
-        for message in messages(response):
-            status = message.get("status")
-            if status and not message.get("progressDetail"):
-                prefix = f"{message['id']}: " if message.get("id") else ""
-                sys.stderr.write(f"{prefix}{status}\n")
-    except StreamError as error:
-        raise run_failure(f"Error response from daemon: {error.text}") from None
+    except CliFailure as failure:
+        raise run_failure(failure.message) from None
     sys.stderr.flush()
 
 
-def create(api: EngineAPI, body: dict[str, Any], name: str | None) -> str:
+def create(api: EngineAPI, body: dict[str, Any], name: str | None, pull_policy: str = "missing",
+           platform: str = "") -> str:
+    """``POST /containers/create``, pulling the image first as ``--pull`` says (``missing``: only
+    when the daemon answers "No such image"; ``always``; ``never``)."""
+    if pull_policy not in ("missing", "always", "never"):
+        raise run_failure(f'invalid pull option: \'{pull_policy}\': must be one of "always", "missing" or "never"')
+    if pull_policy == "always":
+        pull(api, body["Image"], platform)
     params = [("name", name)] if name else []
+    if platform:
+        params.append(("platform", platform))
     for attempt in (0, 1):
         try:
             created = api.json("POST", "/containers/create", params, body)
@@ -203,10 +206,11 @@ def create(api: EngineAPI, body: dict[str, Any], name: str | None) -> str:
                 sys.stderr.write(f"WARNING: {warning}\n")
             return str(created["Id"])
         except DaemonError as error:
-            if attempt == 0 and error.status_code == 404 and error.daemon_message.startswith("No such image"):
+            missing = error.status_code == 404 and error.daemon_message.startswith("No such image")
+            if attempt == 0 and missing and pull_policy == "missing":
                 sys.stderr.write(f"Unable to find image '{references.with_default_tag(body['Image'])}' locally\n")
                 sys.stderr.flush()
-                pull(api, body["Image"])
+                pull(api, body["Image"], platform)
                 continue
             raise run_failure(error.message) from None
     raise AssertionError("unreachable")
@@ -332,7 +336,7 @@ def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
     console = terminal.window_size(1) if tty else None
     api = invocation.api
     body = create_body(parsed, image, command, attach, console)
-    container_id = create(api, body, parsed["name"])
+    container_id = create(api, body, parsed["name"], parsed["pull"], parsed["platform"])
 
     if parsed["detach"]:
         try:
