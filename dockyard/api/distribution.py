@@ -1,4 +1,5 @@
-"""Engine API for registries: ``POST /images/create?fromImage=`` (pull), with Docker's JSON progress.
+"""Engine API for registries: ``POST /images/create?fromImage=`` (pull), with Docker's JSON progress,
+and ``POST /auth`` (login).
 
 A pull first resolves its manifest and config (:meth:`Puller.resolve`) before any byte of the
 answer goes out, so a missing image or refused credentials is an HTTP error (``404 pull access
@@ -13,10 +14,11 @@ import json
 from typing import Any
 
 from dockyard.api.byte_pipes import ResponsePipe
-from dockyard.api.http import Request, Response, StreamResponse
+from dockyard.api.http import JSONResponse, Request, Response, StreamResponse
 from dockyard.containers.events import EventBus
-from dockyard.distribution.auth import TokenCache, decode_registry_auth
+from dockyard.distribution.auth import TokenCache, credentials_of, decode_registry_auth
 from dockyard.distribution.endpoints import RegistrySettings
+from dockyard.distribution.login import login
 from dockyard.distribution.pull import Puller, Resolved
 from dockyard.errors import DockyardError, InvalidParameter
 from dockyard.images.reference import Reference, parse_normalized
@@ -70,3 +72,12 @@ class PullRoutes:
 
     def _published(self, resolved: Resolved, image_id: str) -> None:
         self.events.publish("image", "pull", resolved.reference.familiar(), {"name": resolved.reference.familiar()})
+
+    async def auth(self, request: Request) -> Response:
+        """``POST /auth``: check the body's credentials against their registry (``docker login``)."""
+        body = await request.json(required=True)
+        if not isinstance(body, dict):
+            raise InvalidParameter("invalid auth configuration: not a JSON object")
+        credentials = credentials_of(body)
+        await asyncio.to_thread(login, self.registry, self.tokens, credentials, str(body.get("serveraddress") or ""))
+        return JSONResponse({"Status": "Login Succeeded", "IdentityToken": ""})

@@ -58,6 +58,8 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
             await asyncio.to_thread(garbage.collect, images, root)  # what the image alone held
         return JSONResponse(report)
 
+    router.route("POST", "/auth")(pulls.auth)
+
     @router.route("POST", "/images/create")
     async def create(request: Request) -> Response:
         from_src = request.arg("fromSrc")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from urllib.parse import unquote
 
 from dockyard.api.errors import error_response
 from dockyard.api.http import Handler, JSONResponse, Request, Response
@@ -84,7 +85,8 @@ class Router:
         for method in wanted:
             for route_method, m, handler in matched:
                 if route_method == method:
-                    request.params = m.groupdict()
+                    # clients percent-encode names (docker-py: ``busybox%40sha256:…``)
+                    request.params = {k: unquote(v) for k, v in m.groupdict().items()}
                     return await handler(request)
         if matched:
             return JSONResponse({"message": "method not allowed"}, status=405)

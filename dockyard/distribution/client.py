@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from dockyard.distribution.auth import Challenge, Credentials, TokenCache, parse_challenges
 from dockyard.distribution.endpoints import Endpoint, tls_context
-from dockyard.errors import DockyardError, InvalidParameter, Unauthorized
+from dockyard.errors import DockyardError, InvalidParameter
 
 _TIMEOUT = 60.0
 _MAX_REDIRECTS = 5
@@ -168,25 +168,24 @@ class RepositoryClient:
     def _authorized(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> Response:
         if self._authorization is None and self.credentials.registry_token:
             self._authorization = "Bearer " + self.credentials.registry_token
-        for attempt in range(2):
+        for attempt in range(3):  # anonymous, answered, and once more with a fresh token
             if self._authorization:
                 headers["Authorization"] = self._authorization
             response = self._send(method, url, headers, body)
-            if response.status != 401 or attempt == 1:
+            if response.status != 401 or attempt == 2:
                 return response
-            challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
-            used_cached = self._token_key is not None
-            if self._token_key is not None:  # the token we had was refused: never reuse it
+            refused = headers.get("Authorization")
+            if self._token_key is not None:  # the token we sent was refused: never reuse it
                 self.tokens.drop(self._token_key)
                 self._token_key = None
-            authorization = self._answer(challenges, fresh=used_cached)
-            if authorization is None or authorization == headers.get("Authorization"):
+            authorization = self._answer(parse_challenges(response.headers.get("WWW-Authenticate", "")))
+            if authorization is None or authorization == refused:
                 return response
             response.close()
             self._authorization = authorization
         raise AssertionError("unreachable")
 
-    def _answer(self, challenges: list[Challenge], *, fresh: bool) -> str | None:
+    def _answer(self, challenges: list[Challenge]) -> str | None:
         """The ``Authorization`` that answers the first challenge we support, or None."""
         for challenge in challenges:
             if challenge.scheme == "bearer" and challenge.params.get("realm"):
@@ -200,13 +199,13 @@ class RepositoryClient:
     def _token(self, challenge: Challenge) -> str:
         realm = challenge.params["realm"]
         service = challenge.params.get("service", "")
-        scope = f"repository:{self.repository}:{self.actions}"
+        scope = f"repository:{self.repository}:{self.actions}" if self.repository else ""  # "": a login
         key = (realm, service, scope, self.credentials.username or self.credentials.identity_token[:16])
         cached = self.tokens.get(key)
         if cached is not None:
             self._token_key = key
             return cached
-        query = [("scope", scope)]
+        query = [("scope", scope)] if scope else []
         if service:
             query.insert(0, ("service", service))
         headers: dict[str, str] = {}
@@ -216,11 +215,11 @@ class RepositoryClient:
             method = "POST"
             headers["Content-Type"] = "application/x-www-form-urlencoded"
             body = urllib.parse.urlencode([("grant_type", "refresh_token"), ("service", service),
-                                           ("client_id", "dockyard"), *query[-1:],
+                                           ("client_id", "dockyard"), *(q for q in query if q[0] == "scope"),
                                            ("refresh_token", self.credentials.identity_token)]).encode()
             url = realm
         else:
-            url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(query)
+            url = realm + (("&" if "?" in realm else "?") + urllib.parse.urlencode(query) if query else "")
             if self.credentials.username:
                 headers["Authorization"] = self.credentials.basic()
         response = self._send(method, url, headers, body)
@@ -229,7 +228,10 @@ class RepositoryClient:
                 data = response.read(_MAX_ERROR_BODY)
                 message, codes = error_message(response.status, response.raw.reason, data)
                 if response.status in (401, 403):
-                    raise Unauthorized(message if codes else "unauthorized: incorrect username or password")
+                    if not codes:
+                        message = ("unauthorized: incorrect username or password" if self.credentials.username
+                                   else f"unauthorized: {message}")
+                    raise RegistryError(message, 401, codes or ["UNAUTHORIZED"])
                 raise RegistryError(f"getting a token from {realm}: {message}", response.status, codes)
             try:
                 doc = json.loads(response.read_limited(_MAX_TOKEN_BODY))
