@@ -12,7 +12,7 @@ WITH_TESTS=0
 [ "${1:-}" = "--test" ] && WITH_TESTS=1
 
 packages=(busybox-static gcc libc6-dev zlib1g-dev python3-venv ca-certificates libseccomp2)
-[ "$WITH_TESTS" = 1 ] && packages+=(docker.io tmux skopeo umoci openssl)
+[ "$WITH_TESTS" = 1 ] && packages+=(docker.io tmux skopeo umoci openssl docker-registry apache2-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -25,6 +25,10 @@ fi
 # dockerd from docker.io is only a test peer: never leave it running as a system service.
 if [ "$WITH_TESTS" = 1 ] && command -v systemctl >/dev/null && systemctl is-active -q docker 2>/dev/null; then
   systemctl stop docker docker.socket 2>/dev/null || true
+fi
+# so is docker-registry: the tests start their own on free ports.
+if [ "$WITH_TESTS" = 1 ] && command -v systemctl >/dev/null && systemctl is-active -q docker-registry 2>/dev/null; then
+  systemctl stop docker-registry 2>/dev/null || true
 fi
 
 # A Python >= 3.11, by absolute path (a pyenv shim on PATH is slow to start).

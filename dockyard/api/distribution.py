@@ -47,11 +47,19 @@ class PullRoutes:
         self.tokens = TokenCache()
 
     async def create(self, request: Request) -> Response:
-        ref = pull_reference(request.arg("fromImage"), request.arg("tag"))
+        """Pull ``fromImage`` at ``tag``; with neither a tag nor a digest, every tag of the repository."""
+        from_image, tag = request.arg("fromImage"), request.arg("tag")
+        ref = pull_reference(from_image, tag)
+        all_tags = not tag and parse_normalized(from_image).is_name_only
         credentials = decode_registry_auth(request.headers.get("x-registry-auth", ""))
         platform = request.arg("platform")
         puller = Puller(self.images, self.registry, self.tokens)
-        resolved = await asyncio.to_thread(puller.resolve, ref, credentials, platform)
+        if all_tags:
+            tags = await asyncio.to_thread(puller.tags, ref, credentials)
+            first = None
+        else:
+            tags = [ref.tag or ""]
+            first = await asyncio.to_thread(puller.resolve, ref, credentials, platform)
         pipe = ResponsePipe()
         loop = asyncio.get_running_loop()
 
@@ -62,11 +70,13 @@ class PullRoutes:
         def work(out: ResponsePipe) -> None:
             puller.progress = send
             try:
-                image_id = puller.pull(resolved, None if ref.is_canonical else ref)
+                for name in tags:
+                    wanted = ref.with_tag(name) if all_tags else ref
+                    resolved = first or puller.resolve(wanted, credentials, platform)
+                    image_id = puller.pull(resolved, None if wanted.is_canonical else wanted)
+                    loop.call_soon_threadsafe(self._published, resolved, image_id)
             except DockyardError as e:
                 send({"errorDetail": {"message": e.message}, "error": e.message})
-                return
-            loop.call_soon_threadsafe(self._published, resolved, image_id)
 
         return StreamResponse(chunks=pipe.chunks(work))
 

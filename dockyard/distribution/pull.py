@@ -49,6 +49,7 @@ from dockyard.snapshots import chain_ids
 ACCEPT = ", ".join([mt.OCI_INDEX, mt.DOCKER_MANIFEST_LIST, mt.OCI_MANIFEST, mt.DOCKER_MANIFEST])
 _MAX_MANIFEST = 4 << 20
 _MAX_CONFIG = 8 << 20
+_MAX_TAG_PAGES = 100
 _CHUNK = 1 << 16
 _PROGRESS_EVERY = 512 << 10
 _SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
@@ -117,6 +118,34 @@ class Puller:
                 if not endpoint.mirror:
                     break
         raise self._pull_error(ref, failures[-1])
+
+    def tags(self, ref: Reference, credentials: Credentials) -> list[str]:
+        """Every tag of ``ref``'s repository (``GET /v2/<name>/tags/list``, following ``Link`` pages)."""
+        failures: list[DockyardError] = []
+        for endpoint in self.settings.endpoints(ref.domain):
+            client = RepositoryClient(endpoint, ref.path, credentials, self.tokens)
+            try:
+                return self._tags_at(client)
+            except Unreachable as e:
+                failures.append(e)
+            except RegistryError as e:
+                failures.append(e)
+                if not endpoint.mirror:
+                    break
+        raise self._pull_error(ref, failures[-1])
+
+    def _tags_at(self, client: RepositoryClient) -> list[str]:
+        tags: list[str] = []
+        path: str | None = f"/v2/{client.repository}/tags/list"
+        for _ in range(_MAX_TAG_PAGES):
+            if path is None:
+                break
+            with client.request("GET", path) as response:
+                doc = _json_object(response.read_limited(_MAX_MANIFEST), "tag list")
+                link = response.headers.get("Link") or ""
+            tags.extend(t for t in doc.get("tags") or [] if isinstance(t, str) and t not in tags)
+            path = link.split(";", 1)[0].strip().strip("<>") or None if 'rel="next"' in link else None
+        return tags
 
     def _pull_error(self, ref: Reference, error: DockyardError) -> DockyardError:
         """dockerd's wording for a failed resolve."""

@@ -79,6 +79,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory, busybox_archive: Path) ->
     try:
         reg.skopeo_copy(f"docker-archive:{busybox_archive}", "library/busybox:latest")
         reg.skopeo_copy(f"docker-archive:{busybox_archive}", "oci/busybox:1")
+        reg.skopeo_copy(f"docker-archive:{busybox_archive}", "oci/busybox:2")
         yield reg
     finally:
         reg.close()
@@ -159,6 +160,17 @@ def test_docker_py_pull_by_tag_and_digest(registry: Registry, puller: Daemon) ->
     assert by_digest.attrs["RepoDigests"] == [f"{registry.host}/oci/busybox@{digest}"]
     out = client.containers.run(f"{registry.host}/oci/busybox@{digest}", ["echo", "by digest"], remove=True)
     assert out == b"by digest\n"
+
+
+def test_pull_all_tags(registry: Registry, puller: Daemon) -> None:
+    repo = f"{registry.host}/oci/busybox"
+    pulled = puller.cli("pull", "--all-tags", repo, timeout=120)
+    assert pulled.returncode == 0, pulled.stderr
+    assert pulled.stdout.splitlines()[-1] == repo
+    tags = sorted(t for image in puller.client().images.list() for t in image.attrs["RepoTags"])
+    assert tags == [f"{repo}:1", f"{repo}:2"]
+    refused = puller.cli("pull", "-a", f"{repo}:1", timeout=30)
+    assert refused.returncode != 0 and "tag can't be used with --all-tags/-a" in refused.stderr
 
 
 def test_run_pull_policies(registry: Registry, puller: Daemon) -> None:
