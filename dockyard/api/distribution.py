@@ -1,5 +1,5 @@
-"""Engine API for registries: ``POST /images/create?fromImage=`` (pull), with Docker's JSON progress,
-and ``POST /auth`` (login).
+"""Engine API for registries: ``POST /images/create?fromImage=`` (pull) and ``POST /images/{name}/push``,
+with Docker's JSON progress, and ``POST /auth`` (login).
 
 A pull first resolves its manifest and config (:meth:`Puller.resolve`) before any byte of the
 answer goes out, so a missing image or refused credentials is an HTTP error (``404 pull access
@@ -20,6 +20,7 @@ from dockyard.distribution.auth import TokenCache, credentials_of, decode_regist
 from dockyard.distribution.endpoints import RegistrySettings
 from dockyard.distribution.login import login
 from dockyard.distribution.pull import Puller, Resolved
+from dockyard.distribution.push import Pusher
 from dockyard.errors import DockyardError, InvalidParameter
 from dockyard.images.reference import Reference, parse_normalized
 from dockyard.images.service import ImageService
@@ -75,6 +76,30 @@ class PullRoutes:
                     resolved = first or puller.resolve(wanted, credentials, platform)
                     image_id = puller.pull(resolved, None if wanted.is_canonical else wanted)
                     loop.call_soon_threadsafe(self._published, resolved, image_id)
+            except DockyardError as e:
+                send({"errorDetail": {"message": e.message}, "error": e.message})
+
+        return StreamResponse(chunks=pipe.chunks(work))
+
+    async def push(self, request: Request) -> Response:
+        """``POST /images/{name}/push?tag=``: every local tag of the repository when no tag is given."""
+        credentials = decode_registry_auth(request.headers.get("x-registry-auth", ""))
+        pusher = Pusher(self.images, self.registry, self.tokens)
+        refs = pusher.local_tags(request.params["name"], request.arg("tag"))
+        pipe = ResponsePipe()
+        loop = asyncio.get_running_loop()
+
+        def send(message: dict[str, Any]) -> None:
+            pipe.write((json.dumps(message) + "\n").encode())
+            pipe.flush()
+
+        def work(out: ResponsePipe) -> None:
+            pusher.progress = send
+            try:
+                for ref in refs:
+                    pusher.push(ref, credentials)
+                    loop.call_soon_threadsafe(self.events.publish, "image", "push", ref.familiar(),
+                                              {"name": ref.familiar()})
             except DockyardError as e:
                 send({"errorDetail": {"message": e.message}, "error": e.message})
 

@@ -59,6 +59,7 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
         return JSONResponse(report)
 
     router.route("POST", "/auth")(pulls.auth)
+    router.route("POST", "/images/{name:path}/push")(pulls.push)
 
     @router.route("POST", "/images/create")
     async def create(request: Request) -> Response:

@@ -22,6 +22,7 @@ import ssl
 import time
 import urllib.parse
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from dockyard.distribution.auth import Challenge, Credentials, TokenCache, parse_challenges
 from dockyard.distribution.endpoints import Endpoint, tls_context
@@ -35,6 +36,8 @@ _MAX_RETRY_AFTER = 5.0
 _MAX_ERROR_BODY = 64 << 10
 _MAX_TOKEN_BODY = 1 << 20
 _USER_AGENT = "dockyard/0.1.0"
+
+Body = bytes | BinaryIO | None
 
 
 class RegistryError(DockyardError):
@@ -121,12 +124,13 @@ class RepositoryClient:
         self.credentials = credentials
         self.tokens = tokens
         self.actions = actions
+        self.extra_scopes: list[str] = []  # e.g. pull on the repository a blob is mounted from
         self._authorization: str | None = None
         self._token_key: tuple[str, str, str, str] | None = None
 
     # -- requests ------------------------------------------------------------------------
 
-    def request(self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes | None = None,
+    def request(self, method: str, path: str, headers: dict[str, str] | None = None, body: Body = None,
                 *, ok: tuple[int, ...] = (200,), retry: bool = True) -> Response:
         """Send ``method path`` (a path under the endpoint, or an absolute URL); answer with a status
         in ``ok`` or raise :class:`RegistryError` / :class:`Unreachable`."""
@@ -165,12 +169,14 @@ class RepositoryClient:
         message, codes = error_message(response.status, response.raw.reason, body)
         return RegistryError(message, response.status, codes)
 
-    def _authorized(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> Response:
+    def _authorized(self, method: str, url: str, headers: dict[str, str], body: Body) -> Response:
         if self._authorization is None and self.credentials.registry_token:
             self._authorization = "Bearer " + self.credentials.registry_token
         for attempt in range(3):  # anonymous, answered, and once more with a fresh token
             if self._authorization:
                 headers["Authorization"] = self._authorization
+            if attempt and body is not None and not isinstance(body, bytes):
+                body.seek(0)  # a file sent once already: send it again from its start
             response = self._send(method, url, headers, body)
             if response.status != 401 or attempt == 2:
                 return response
@@ -199,13 +205,15 @@ class RepositoryClient:
     def _token(self, challenge: Challenge) -> str:
         realm = challenge.params["realm"]
         service = challenge.params.get("service", "")
-        scope = f"repository:{self.repository}:{self.actions}" if self.repository else ""  # "": a login
+        scopes = [f"repository:{self.repository}:{self.actions}"] if self.repository else []  # none: a login
+        scopes += self.extra_scopes
+        scope = " ".join(scopes)
         key = (realm, service, scope, self.credentials.username or self.credentials.identity_token[:16])
         cached = self.tokens.get(key)
         if cached is not None:
             self._token_key = key
             return cached
-        query = [("scope", scope)] if scope else []
+        query = [("scope", s) for s in scopes]
         if service:
             query.insert(0, ("service", service))
         headers: dict[str, str] = {}
@@ -247,7 +255,7 @@ class RepositoryClient:
         self._token_key = key
         return token
 
-    def _send(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> Response:
+    def _send(self, method: str, url: str, headers: dict[str, str], body: Body) -> Response:
         """One exchange, following redirects."""
         first_host = urllib.parse.urlsplit(url).netloc
         for _ in range(_MAX_REDIRECTS + 1):

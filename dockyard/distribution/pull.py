@@ -337,7 +337,7 @@ class Puller:
             if writer.size - reported >= _PROGRESS_EVERY or writer.size == desc.size:
                 reported = writer.size
                 self.emit("Downloading", layer_id, progressDetail={"current": writer.size, "total": desc.size},
-                          progress=_bar(writer.size, desc.size))
+                          progress=progress_bar(writer.size, desc.size))
 
 
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
@@ -374,7 +374,7 @@ def _digest_ref(resolved: Resolved) -> Reference:
     return Reference(resolved.reference.domain, resolved.reference.path, None, resolved.manifest_digest)
 
 
-def _bar(current: int, total: int) -> str:
+def progress_bar(current: int, total: int) -> str:
     """Docker's text progress bar: ``[=====>      ]  1.2MB/3.4MB``."""
     width = 50
     filled = width * current // total if total else width

@@ -1,0 +1,206 @@
+"""``docker push``: a local image's blobs and manifest into a registry repository.
+
+The steps, as dockerd takes them, per layer (at most ``max-concurrent-uploads`` at once), then the
+config, then the manifest last, so a registry never names a blob it lacks:
+
+1. ``HEAD /v2/<name>/blobs/<digest>``: a blob already there is skipped (``Layer already exists``);
+2. else, when another repository of the same registry holds it (a local reference of that registry
+   names an image with this layer), a cross-repository *mount*
+   (``POST …/blobs/uploads/?mount=<digest>&from=<repo>``; ``201``: ``Mounted from <repo>``);
+3. else an upload: ``POST …/blobs/uploads/`` opens a session, and one ``PUT <location>&digest=…``
+   sends the whole blob (a *monolithic* upload), streamed from the content store.
+
+The manifest pushed is the image record's own (an OCI manifest; layers as the store keeps them,
+uncompressed ``application/vnd.oci.image.layer.v1.tar``), ``PUT`` under the tag; its digest becomes the
+image's repo digest (``name@sha256:…``), as after a Docker push.
+"""
+
+from __future__ import annotations
+
+import threading
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, BinaryIO
+
+from dockyard.content import Descriptor, sha256_digest
+from dockyard.content import mediatypes as mt
+from dockyard.distribution.auth import Credentials, TokenCache
+from dockyard.distribution.client import RegistryError, RepositoryClient, Unreachable
+from dockyard.distribution.endpoints import RegistrySettings
+from dockyard.distribution.pull import Progress, progress_bar
+from dockyard.errors import DockyardError, InvalidParameter, NotFound
+from dockyard.images.reference import Reference, parse_normalized
+from dockyard.images.service import ImageService, short_id
+
+_PROGRESS_EVERY = 512 << 10
+
+
+class _Counting:
+    """A blob being uploaded: reads through, reporting how far it got."""
+
+    def __init__(self, raw: BinaryIO, report: Any) -> None:
+        self._raw = raw
+        self._report = report
+        self.count = 0
+        self._reported = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self.count += len(data)
+        if self.count - self._reported >= _PROGRESS_EVERY or not data:
+            self._reported = self.count
+            self._report(self.count)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.count = offset
+        return self._raw.seek(offset, whence)
+
+
+class Pusher:
+    """Pushes from ``images`` with the daemon's registry ``settings`` and a shared token cache."""
+
+    def __init__(self, images: ImageService, settings: RegistrySettings, tokens: TokenCache,
+                 progress: Progress | None = None) -> None:
+        self.images = images
+        self.settings = settings
+        self.tokens = tokens
+        self.progress: Progress = progress or (lambda message: None)
+        self._lock = threading.Lock()
+
+    def emit(self, status: str, id: str = "", **extra: Any) -> None:
+        message: dict[str, Any] = {"status": status, **extra}
+        if id:
+            message["id"] = id
+        with self._lock:
+            self.progress(message)
+
+    def local_tags(self, name: str, tag: str) -> list[Reference]:
+        """The references a push of ``name`` (+ ``tag``; none: every tag of the repository) sends."""
+        repo = parse_normalized(name)
+        if repo.is_canonical:
+            raise InvalidParameter("cannot push a digest reference")
+        if tag or repo.tag:
+            ref = repo.with_tag(tag) if tag else repo
+            if self.images.store.lookup(ref) is None:
+                raise NotFound(f"tag does not exist: {ref.familiar()}")
+            return [ref]
+        refs = [parse_normalized(r) for r in self.images.store.all_references()]
+        found = [r for r in refs if r.name == repo.name and r.tag is not None and not r.is_canonical]
+        if not found:
+            raise NotFound(f"An image does not exist locally with the tag: {repo.familiar_name()}")
+        return sorted(found, key=lambda r: r.tag or "")
+
+    def push(self, ref: Reference, credentials: Credentials) -> str:
+        """Push the image ``ref`` names under its tag; returns the manifest digest."""
+        image_id = self.images.store.lookup(ref)
+        if image_id is None:
+            raise NotFound(f"tag does not exist: {ref.familiar()}")
+        record = self.images.store.get(image_id)
+        manifest = self.images.content.read_bytes(record.manifest)
+        self.emit(f"The push refers to repository [{ref.name}]")
+        failures: list[DockyardError] = []
+        for endpoint in [e for e in self.settings.endpoints(ref.domain) if not e.mirror]:
+            client = RepositoryClient(endpoint, ref.path, credentials, self.tokens, actions="pull,push")
+            try:
+                client.request("GET", "/v2/", ok=(200,), retry=False).close()
+            except Unreachable as e:
+                failures.append(e)
+                continue
+            except RegistryError as e:
+                if e.http_status not in (401, 403):  # a registry that wants a token for everything else
+                    raise
+            layers = [Descriptor(layer.media_type, layer.digest, layer.size) for layer in reversed(record.layers)]
+            config = Descriptor(mt.OCI_CONFIG, image_id, self.images.content.size(image_id))
+            for layer in layers:
+                self.emit("Preparing", short_id(layer.digest), progressDetail={})
+            self._push_blobs(client, ref, layers)
+            self._push_blob(client, ref, config, quiet=True)
+            digest = self._push_manifest(client, ref, manifest)
+            self.images.store.add_reference(Reference(ref.domain, ref.path, None, digest), image_id)
+            self.emit(f"{ref.tag}: digest: {digest} size: {len(manifest)}")
+            self.emit("", progressDetail={}, aux={"Tag": ref.tag, "Digest": digest, "Size": len(manifest)})
+            return digest
+        raise failures[-1]
+
+    def _push_blobs(self, client: RepositoryClient, ref: Reference, layers: list[Descriptor]) -> None:
+        failed = threading.Event()
+        workers = max(1, min(self.settings.max_concurrent_uploads, len(layers)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="push") as pool:
+            futures = [pool.submit(self._push_layer, client, ref, layer, failed) for layer in layers]
+            errors = []
+            for future in futures:
+                try:
+                    future.result()
+                except BaseException as e:  # noqa: BLE001 - the first one is raised below
+                    failed.set()
+                    errors.append(e)
+        if errors:
+            raise errors[0]
+
+    def _push_layer(self, client: RepositoryClient, ref: Reference, layer: Descriptor,
+                    failed: threading.Event) -> None:
+        if failed.is_set():
+            raise InvalidParameter("push cancelled: another layer failed")
+        self._push_blob(client, ref, layer, quiet=False)
+
+    def _push_blob(self, client: RepositoryClient, ref: Reference, blob: Descriptor, *, quiet: bool) -> None:
+        layer_id = short_id(blob.digest)
+        repo = client.repository
+        head = client.request("HEAD", f"/v2/{repo}/blobs/{blob.digest}", ok=(200, 404))
+        head.close()
+        if head.status == 200:
+            if not quiet:
+                self.emit("Layer already exists", layer_id, progressDetail={})
+            return
+        location = None
+        for source in self._mount_sources(ref, blob.digest):
+            client.extra_scopes = [f"repository:{source}:pull"]
+            query = urllib.parse.urlencode([("mount", blob.digest), ("from", source)])
+            with client.request("POST", f"/v2/{repo}/blobs/uploads/?{query}", ok=(201, 202)) as answer:
+                if answer.status == 201:
+                    if not quiet:
+                        self.emit(f"Mounted from {source}", layer_id, progressDetail={})
+                    return
+                location = answer.headers.get("Location")
+            break
+        if location is None:
+            with client.request("POST", f"/v2/{repo}/blobs/uploads/", ok=(202,)) as answer:
+                location = answer.headers.get("Location")
+        if not location:
+            raise RegistryError("the registry opened an upload without a Location", 502, [])
+        url = urllib.parse.urljoin(client.endpoint.url + f"/v2/{repo}/blobs/uploads/", location)
+        url += ("&" if "?" in url else "?") + urllib.parse.urlencode([("digest", blob.digest)])
+
+        def report(count: int) -> None:
+            if not quiet:
+                self.emit("Pushing", layer_id, progressDetail={"current": count, "total": blob.size},
+                          progress=progress_bar(count, blob.size))
+
+        with self.images.content.open(blob.digest) as raw:
+            body = _Counting(raw, report)
+            client.request("PUT", url, {"Content-Type": mt.OCTET_STREAM, "Content-Length": str(blob.size)},
+                           body, ok=(201,)).close()  # type: ignore[arg-type]
+        if not quiet:
+            self.emit("Pushed", layer_id, progressDetail={})
+
+    def _mount_sources(self, ref: Reference, digest: str) -> list[str]:
+        """Other repositories of the same registry that a local image with blob ``digest`` came from."""
+        sources: list[str] = []
+        rows = self.images.metadata.query("SELECT DISTINCT image_id FROM image_layers WHERE digest = ?", (digest,))
+        users = {str(r[0]) for r in rows}
+        for name, image_id in self.images.store.all_references().items():
+            other = parse_normalized(name)
+            if image_id in users and other.domain == ref.domain and other.path != ref.path \
+                    and other.is_canonical and other.path not in sources:
+                sources.append(other.path)  # a repo digest: the image was pushed there or pulled from it
+        return sources[:3]
+
+    def _push_manifest(self, client: RepositoryClient, ref: Reference, manifest: bytes) -> str:
+        with client.request("PUT", f"/v2/{client.repository}/manifests/{ref.tag}",
+                            {"Content-Type": mt.OCI_MANIFEST}, manifest, ok=(201, 200)) as answer:
+            returned = answer.headers.get("Docker-Content-Digest")
+        digest = sha256_digest(manifest)
+        if returned and returned != digest:
+            raise RegistryError(f"the registry stored the manifest as {returned}, expected {digest}", 502, [])
+        return digest
