@@ -81,6 +81,13 @@ class PullRoutes:
 
         return StreamResponse(chunks=pipe.chunks(work))
 
+    async def distribution(self, request: Request) -> Response:
+        """``GET /distribution/{name}/json``: what the registry has under that reference."""
+        ref = parse_normalized(request.params["name"]).tag_name_only()
+        credentials = decode_registry_auth(request.headers.get("x-registry-auth", ""))
+        puller = Puller(self.images, self.registry, self.tokens)
+        return JSONResponse(await asyncio.to_thread(puller.distribution_info, ref, credentials))
+
     async def push(self, request: Request) -> Response:
         """``POST /images/{name}/push?tag=``: every local tag of the repository when no tag is given."""
         credentials = decode_registry_auth(request.headers.get("x-registry-auth", ""))

@@ -60,6 +60,7 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
 
     router.route("POST", "/auth")(pulls.auth)
     router.route("POST", "/images/{name:path}/push")(pulls.push)
+    router.route("GET", "/distribution/{name:path}/json")(pulls.distribution)
 
     @router.route("POST", "/images/create")
     async def create(request: Request) -> Response:

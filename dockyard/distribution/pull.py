@@ -119,6 +119,40 @@ class Puller:
                     break
         raise self._pull_error(ref, failures[-1])
 
+    def distribution_info(self, ref: Reference, credentials: Credentials) -> dict[str, Any]:
+        """``GET /distribution/{name}/json``: the descriptor ``ref`` resolves to and its platforms."""
+        failures: list[DockyardError] = []
+        for endpoint in self.settings.endpoints(ref.domain):
+            client = RepositoryClient(endpoint, ref.path, credentials, self.tokens)
+            try:
+                return self._distribution_info_at(client, ref)
+            except Unreachable as e:
+                failures.append(e)
+            except RegistryError as e:
+                failures.append(e)
+                if not endpoint.mirror:
+                    break
+        raise self._pull_error(ref, failures[-1])
+
+    def _distribution_info_at(self, client: RepositoryClient, ref: Reference) -> dict[str, Any]:
+        data, media_type = self._manifest(client, ref.digest or ref.tag or "latest", ref.digest)
+        doc = _json_object(data, "manifest")
+        platforms: list[dict[str, Any]] = []
+        if media_type in mt.INDEX_TYPES or "manifests" in doc:
+            for entry in doc.get("manifests") or []:
+                if isinstance(entry, dict) and isinstance(entry.get("platform"), dict):
+                    platforms.append(entry["platform"])
+        else:
+            config_desc = Descriptor.from_json(doc.get("config"))
+            with client.request("GET", f"/v2/{client.repository}/blobs/{config_desc.digest}") as response:
+                config = _json_object(response.read_limited(_MAX_CONFIG), "image config")
+            platform = {"architecture": config.get("architecture", ""), "os": config.get("os", "")}
+            if config.get("variant"):
+                platform["variant"] = config["variant"]
+            platforms.append(platform)
+        return {"Descriptor": {"mediaType": media_type, "digest": sha256_digest(data), "size": len(data)},
+                "Platforms": platforms}
+
     def tags(self, ref: Reference, credentials: Credentials) -> list[str]:
         """Every tag of ``ref``'s repository (``GET /v2/<name>/tags/list``, following ``Link`` pages)."""
         failures: list[DockyardError] = []

@@ -286,6 +286,13 @@ def test_index_picks_the_host_platform(fake: FakeRegistry, image_parts: dict[str
     assert pulled.returncode == 0, pulled.stderr
     image = puller.client().images.get(f"{fake.host}/multi:1")
     assert image.attrs["RepoDigests"] == [f"{fake.host}/multi@{index_digest}"]  # the index's digest, as Docker
+    api = puller.client().api
+    described = api.inspect_distribution(f"{fake.host}/multi:1")
+    assert described["Descriptor"] == {"mediaType": OCI_INDEX, "digest": index_digest, "size": len(index)}
+    assert described["Platforms"] == [{"os": "linux", "architecture": "s390x"}, {"os": "linux", "architecture": arch}]
+    single = api.inspect_distribution(f"{fake.host}/bb:v2")
+    assert single["Descriptor"]["mediaType"] == DOCKER_MANIFEST
+    assert single["Platforms"] == [{"architecture": arch, "os": "linux"}]
     other = index_of(manifest, DOCKER_MANIFEST, [{"os": "linux", "architecture": "s390x"}])
     fake.add_image("s390x-only", "1", OCI_INDEX, other, {})
     refused = puller.cli("pull", f"{fake.host}/s390x-only:1", timeout=60)

@@ -91,3 +91,22 @@ def test_push_errors(registry: Registry, pusher: Daemon) -> None:
     pusher.cli("tag", "busybox", unreachable, check=True)
     refused = pusher.cli("push", unreachable, timeout=120)
     assert refused.returncode != 0 and "connection refused" in refused.stderr.lower(), refused.stderr
+
+
+def test_push_with_basic_auth(pusher: Daemon, tmp_path: Path) -> None:
+    htpasswd = tmp_path / "htpasswd"
+    made = subprocess.run(["htpasswd", "-Bbn", "carol", "pw2"], check=True, capture_output=True, text=True)
+    htpasswd.write_text(made.stdout)
+    reg = Registry(tmp_path / "reg", htpasswd=htpasswd)
+    try:
+        ref = f"{reg.host}/carol/bb:1"
+        pusher.cli("tag", "busybox", ref, check=True)
+        denied = pusher.cli("push", ref, timeout=60)
+        assert denied.returncode != 0 and "unauthorized" in denied.stderr.lower(), denied.stdout + denied.stderr
+        pusher.cli("login", "-u", "carol", "--password-stdin", reg.host, input="pw2\n", check=True)
+        pushed = pusher.cli("push", ref, timeout=120)
+        assert pushed.returncode == 0, pushed.stderr
+        subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--creds=carol:pw2", f"docker://{ref}"],
+                       check=True, capture_output=True, timeout=60)
+    finally:
+        reg.close()
