@@ -3,6 +3,7 @@
 ``Registry`` writes a temporary config (filesystem storage under its own dir; optional htpasswd
 Basic auth), starts ``docker-registry serve`` on a free port, waits until ``/v2/`` answers, and
 ``close`` stops it and deletes its dir — also when a test failed. ``skopeo`` puts images into it.
+``make_test_ca`` makes a CA and a server certificate for 127.0.0.1 with ``openssl``, for TLS.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -26,7 +28,7 @@ def free_port() -> int:
 
 
 class Registry:
-    def __init__(self, workdir: Path, htpasswd: Path | None = None) -> None:
+    def __init__(self, workdir: Path, htpasswd: Path | None = None, tls: tuple[Path, Path] | None = None) -> None:
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -40,7 +42,9 @@ class Registry:
             "log:\n  level: warn\n"
             f"storage:\n  filesystem:\n    rootdirectory: {self.dir / 'storage'}\n  delete:\n    enabled: true\n"
             f"http:\n  addr: 127.0.0.1:{self.port}\n"
+            + (f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n" if tls else "")
             + auth)
+        self.tls = tls
         log = open(self.dir / "registry.log", "ab")
         self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
             [REGISTRY_BIN, "serve", str(config)], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
@@ -56,8 +60,12 @@ class Registry:
             time.sleep(0.05)
 
     def _answers(self) -> bool:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
         try:
-            with urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1):
+            with urllib.request.urlopen(f"{'https' if self.tls else 'http'}://{self.host}/v2/", timeout=1,
+                                        context=context):
                 return True
         except urllib.error.HTTPError as e:
             return e.code == 401
@@ -82,3 +90,22 @@ class Registry:
                 self.proc.wait(5)
         self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def make_test_ca(directory: Path) -> tuple[Path, Path, Path]:
+    """A test CA and a server certificate for IP 127.0.0.1 signed by it: (ca.crt, server.crt, server.key)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, ca_crt = directory / "ca.key", directory / "ca.crt"
+    key, csr, crt = directory / "server.key", directory / "server.csr", directory / "server.crt"
+    ext = directory / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=dockyard test CA",
+            "-keyout", str(ca_key), "-out", str(ca_crt))
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(csr))
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key), "-CAcreateserial",
+            "-days", "2", "-extfile", str(ext), "-out", str(crt))
+    return ca_crt, crt, key
