@@ -131,6 +131,10 @@ class Daemon:
         env["DOCKER_CONFIG"] = str(self.root / "docker-config")
         return env
 
+    def cli_argv(self) -> list[str]:
+        """The command line of our CLI (run it with :meth:`env`)."""
+        return [sys.executable, "-m", "dockyard.cli.main"]
+
     def cli(self, *args: str, input: bytes | str | None = None, timeout: float = 30,
             check: bool = False) -> subprocess.CompletedProcess[str]:
         """Run our CLI against this daemon."""

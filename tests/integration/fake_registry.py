@@ -5,7 +5,8 @@ It is not a registry implementation: it answers exactly ``GET/HEAD /v2/``, ``/v2
 ``/v2/<repo>/blobs/<digest>`` (with ``Range``) and ``GET /token``. ``faults`` (a set, changed by the
 test) picks the misbehaviour: ``wrong-digest`` (every blob's last byte flipped), ``drop-once`` (the
 first blob answer is cut in the middle; ``Range`` then resumes it), ``drop-always``,
-``manifest-500``, ``manifest-429-once``, ``token-expire-once`` (the first token is refused after use).
+``manifest-500``, ``manifest-429-once``, ``token-expire-once`` (the first token is refused after use),
+``stall`` (half of each blob, then nothing until ``release`` is set or 60 s pass).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class FakeRegistry:
         self._dropped = False
         self._429 = False
         self._expired = False
+        self.release = threading.Event()
+        self.stalled = threading.Event()  # set once a blob answer has stalled
         registry = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -64,6 +67,7 @@ class FakeRegistry:
         return digest
 
     def close(self) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -134,6 +138,13 @@ class FakeRegistry:
             h.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         h.end_headers()
         if not body:
+            return
+        if "stall" in self.faults and len(data) > 1000:
+            h.wfile.write(data[start:start + (len(data) - start) // 2])
+            h.wfile.flush()
+            self.stalled.set()
+            self.release.wait(60)
+            h.close_connection = True
             return
         if drop:
             with self._lock:

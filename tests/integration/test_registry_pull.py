@@ -335,3 +335,28 @@ def test_429_is_retried(fake: FakeRegistry, puller: Daemon) -> None:
     assert pulled.returncode == 0, pulled.stderr
     manifest_gets = [r for r in fake.requests if r[1] == "/v2/bb/manifests/v2"]
     assert len(manifest_gets) == 2  # the 429, then the retry
+
+
+def test_killed_pull_leaves_pieces_the_collector_clears(fake: FakeRegistry, puller: Daemon) -> None:
+    fake.faults.add("stall")
+    pulling = subprocess.Popen([*puller.cli_argv(), "pull", f"{fake.host}/bb:v2"], env=puller.env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert fake.stalled.wait(60), "the pull never reached the blob"
+        puller.kill9()  # mid-blob: an ingest file and a lease are left behind
+        pulling.wait(30)
+    finally:
+        if pulling.poll() is None:
+            pulling.kill()
+            pulling.wait()
+        fake.release.set()
+    ingest = puller.root / "data" / "content" / "ingest"
+    assert any(ingest.iterdir())  # the half-downloaded blob
+    puller.start()
+    repaired = puller.cli("system", "check", "--repair", timeout=60)
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert_clean(puller)
+    assert not any(ingest.iterdir())
+    fake.faults.discard("stall")
+    again = puller.cli("pull", f"{fake.host}/bb:v2", timeout=120)
+    assert again.returncode == 0, again.stderr
