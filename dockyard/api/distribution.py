@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 from dockyard.api.byte_pipes import ResponsePipe
@@ -19,7 +20,7 @@ from dockyard.containers.events import EventBus
 from dockyard.distribution.auth import TokenCache, credentials_of, decode_registry_auth
 from dockyard.distribution.endpoints import RegistrySettings
 from dockyard.distribution.login import login
-from dockyard.distribution.pull import Puller, Resolved
+from dockyard.distribution.pull import ProgressReporter, Puller, Resolved
 from dockyard.distribution.push import Pusher
 from dockyard.errors import DockyardError, InvalidParameter
 from dockyard.images.reference import Reference, parse_normalized
@@ -38,8 +39,26 @@ def pull_reference(from_image: str, tag: str) -> Reference:
     return ref.tag_name_only()
 
 
-class PullRoutes:
-    """``POST /images/create?fromImage=`` for one daemon: its settings and its token cache."""
+def _progress_stream(reporter: ProgressReporter, work: Callable[[], None]) -> Response:
+    """Run ``work`` in a thread, streaming ``reporter``'s messages; an error is the last line."""
+    pipe = ResponsePipe()
+
+    def send(message: dict[str, Any]) -> None:
+        pipe.write((json.dumps(message) + "\n").encode())
+        pipe.flush()
+
+    def run(out: ResponsePipe) -> None:
+        reporter.progress = send
+        try:
+            work()
+        except DockyardError as e:
+            send({"errorDetail": {"message": e.message}, "error": e.message})
+
+    return StreamResponse(chunks=pipe.chunks(run))
+
+
+class RegistryRoutes:
+    """The registry routes of one daemon: its registry settings and its token cache."""
 
     def __init__(self, images: ImageService, registry: RegistrySettings, events: EventBus) -> None:
         self.images = images
@@ -61,25 +80,16 @@ class PullRoutes:
         else:
             tags = [ref.tag or ""]
             first = await asyncio.to_thread(puller.resolve, ref, credentials, platform)
-        pipe = ResponsePipe()
         loop = asyncio.get_running_loop()
 
-        def send(message: dict[str, Any]) -> None:
-            pipe.write((json.dumps(message) + "\n").encode())
-            pipe.flush()
+        def work() -> None:
+            for name in tags:
+                wanted = ref.with_tag(name) if all_tags else ref
+                resolved = first or puller.resolve(wanted, credentials, platform)
+                image_id = puller.pull(resolved, None if wanted.is_canonical else wanted)
+                loop.call_soon_threadsafe(self._published, resolved, image_id)
 
-        def work(out: ResponsePipe) -> None:
-            puller.progress = send
-            try:
-                for name in tags:
-                    wanted = ref.with_tag(name) if all_tags else ref
-                    resolved = first or puller.resolve(wanted, credentials, platform)
-                    image_id = puller.pull(resolved, None if wanted.is_canonical else wanted)
-                    loop.call_soon_threadsafe(self._published, resolved, image_id)
-            except DockyardError as e:
-                send({"errorDetail": {"message": e.message}, "error": e.message})
-
-        return StreamResponse(chunks=pipe.chunks(work))
+        return _progress_stream(puller, work)
 
     async def distribution(self, request: Request) -> Response:
         """``GET /distribution/{name}/json``: what the registry has under that reference."""
@@ -93,24 +103,15 @@ class PullRoutes:
         credentials = decode_registry_auth(request.headers.get("x-registry-auth", ""))
         pusher = Pusher(self.images, self.registry, self.tokens)
         refs = pusher.local_tags(request.params["name"], request.arg("tag"))
-        pipe = ResponsePipe()
         loop = asyncio.get_running_loop()
 
-        def send(message: dict[str, Any]) -> None:
-            pipe.write((json.dumps(message) + "\n").encode())
-            pipe.flush()
+        def work() -> None:
+            for ref in refs:
+                pusher.push(ref, credentials)
+                loop.call_soon_threadsafe(self.events.publish, "image", "push", ref.familiar(),
+                                          {"name": ref.familiar()})
 
-        def work(out: ResponsePipe) -> None:
-            pusher.progress = send
-            try:
-                for ref in refs:
-                    pusher.push(ref, credentials)
-                    loop.call_soon_threadsafe(self.events.publish, "image", "push", ref.familiar(),
-                                              {"name": ref.familiar()})
-            except DockyardError as e:
-                send({"errorDetail": {"message": e.message}, "error": e.message})
-
-        return StreamResponse(chunks=pipe.chunks(work))
+        return _progress_stream(pusher, work)
 
     def _published(self, resolved: Resolved, image_id: str) -> None:
         self.events.publish("image", "pull", resolved.reference.familiar(), {"name": resolved.reference.familiar()})

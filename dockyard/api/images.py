@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from dockyard.api.distribution import PullRoutes
+from dockyard.api.distribution import RegistryRoutes
 from dockyard.api.http import JSONResponse, NoContent, Request, Response
 from dockyard.api.router import Router
 from dockyard.containers.service import ContainerService
@@ -20,7 +20,7 @@ from dockyard.metadata import leases
 
 def register(router: Router, root: Path, images: ImageService, containers: ContainerService,
              registry: RegistrySettings) -> None:
-    pulls = PullRoutes(images, registry, containers.events)
+    registries = RegistryRoutes(images, registry, containers.events)
     spool = root / "tmp"
     spool.mkdir(parents=True, exist_ok=True, mode=0o700)
 
@@ -58,15 +58,15 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
             await asyncio.to_thread(garbage.collect, images, root)  # what the image alone held
         return JSONResponse(report)
 
-    router.route("POST", "/auth")(pulls.auth)
-    router.route("POST", "/images/{name:path}/push")(pulls.push)
-    router.route("GET", "/distribution/{name:path}/json")(pulls.distribution)
+    router.route("POST", "/auth")(registries.auth)
+    router.route("POST", "/images/{name:path}/push")(registries.push)
+    router.route("GET", "/distribution/{name:path}/json")(registries.distribution)
 
     @router.route("POST", "/images/create")
     async def create(request: Request) -> Response:
         from_src = request.arg("fromSrc")
         if request.arg("fromImage"):
-            return await pulls.create(request)
+            return await registries.create(request)
         if not from_src:
             raise InvalidParameter("fromImage or fromSrc is required")
         if from_src != "-":

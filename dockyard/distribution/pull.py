@@ -32,7 +32,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from dockyard.content import Descriptor, IngestWriter, sha256_digest
 from dockyard.content import mediatypes as mt
@@ -56,6 +56,22 @@ _SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
             "application/vnd.docker.distribution.manifest.v1+prettyjws")
 
 Progress = Callable[[dict[str, Any]], None]
+_T = TypeVar("_T")
+
+
+class ProgressReporter:
+    """Sends Docker's JSON progress messages to ``progress`` (one at a time: layers report from threads)."""
+
+    def __init__(self, progress: Progress | None = None) -> None:
+        self.progress: Progress = progress or (lambda message: None)
+        self._progress_lock = threading.Lock()
+
+    def emit(self, status: str, id: str = "", **extra: Any) -> None:
+        message: dict[str, Any] = {"status": status, **extra}
+        if id:
+            message["id"] = id
+        with self._progress_lock:
+            self.progress(message)
 
 
 @dataclass
@@ -82,35 +98,32 @@ class _Blobs:
         return self._content.path(name)
 
 
-class Puller:
+class Puller(ProgressReporter):
     """Pulls into ``images`` with the daemon's registry ``settings`` and a shared token cache."""
 
     def __init__(self, images: ImageService, settings: RegistrySettings, tokens: TokenCache,
                  progress: Progress | None = None) -> None:
+        super().__init__(progress)
         self.images = images
         self.settings = settings
         self.tokens = tokens
-        self.progress: Progress = progress or (lambda message: None)
-        self._progress_lock = threading.Lock()
-
-    def emit(self, status: str, id: str = "", **extra: Any) -> None:
-        message: dict[str, Any] = {"status": status, **extra}
-        if id:
-            message["id"] = id
-        with self._progress_lock:
-            self.progress(message)
 
     # -- 1. resolve ----------------------------------------------------------------------
 
     def resolve(self, ref: Reference, credentials: Credentials, platform: str = "") -> Resolved:
         """Find the manifest and config ``ref`` names (see the module docstring)."""
         want = parse_platform(platform)
+        return self._at_endpoints(ref, credentials,
+                                  lambda client: self._resolve_at(client, ref, want, explicit=bool(platform)))
+
+    def _at_endpoints(self, ref: Reference, credentials: Credentials,
+                      action: Callable[[RepositoryClient], _T]) -> _T:
+        """``action`` at the first endpoint of ``ref``'s registry that answers it (see ``resolve``)."""
         failures: list[DockyardError] = []
-        endpoints = self.settings.endpoints(ref.domain)
-        for endpoint in endpoints:
+        for endpoint in self.settings.endpoints(ref.domain):
             client = RepositoryClient(endpoint, ref.path, credentials, self.tokens)
             try:
-                return self._resolve_at(client, ref, want, explicit=bool(platform))
+                return action(client)
             except Unreachable as e:  # the next endpoint: HTTP after HTTPS for an insecure registry
                 failures.append(e)
             except RegistryError as e:  # a mirror that lacks the image hands over, as in dockerd
@@ -121,18 +134,7 @@ class Puller:
 
     def distribution_info(self, ref: Reference, credentials: Credentials) -> dict[str, Any]:
         """``GET /distribution/{name}/json``: the descriptor ``ref`` resolves to and its platforms."""
-        failures: list[DockyardError] = []
-        for endpoint in self.settings.endpoints(ref.domain):
-            client = RepositoryClient(endpoint, ref.path, credentials, self.tokens)
-            try:
-                return self._distribution_info_at(client, ref)
-            except Unreachable as e:
-                failures.append(e)
-            except RegistryError as e:
-                failures.append(e)
-                if not endpoint.mirror:
-                    break
-        raise self._pull_error(ref, failures[-1])
+        return self._at_endpoints(ref, credentials, lambda client: self._distribution_info_at(client, ref))
 
     def _distribution_info_at(self, client: RepositoryClient, ref: Reference) -> dict[str, Any]:
         data, media_type = self._manifest(client, ref.digest or ref.tag or "latest", ref.digest)
@@ -155,18 +157,7 @@ class Puller:
 
     def tags(self, ref: Reference, credentials: Credentials) -> list[str]:
         """Every tag of ``ref``'s repository (``GET /v2/<name>/tags/list``, following ``Link`` pages)."""
-        failures: list[DockyardError] = []
-        for endpoint in self.settings.endpoints(ref.domain):
-            client = RepositoryClient(endpoint, ref.path, credentials, self.tokens)
-            try:
-                return self._tags_at(client)
-            except Unreachable as e:
-                failures.append(e)
-            except RegistryError as e:
-                failures.append(e)
-                if not endpoint.mirror:
-                    break
-        raise self._pull_error(ref, failures[-1])
+        return self._at_endpoints(ref, credentials, self._tags_at)
 
     def _tags_at(self, client: RepositoryClient) -> list[str]:
         tags: list[str] = []

@@ -27,7 +27,7 @@ from dockyard.content import mediatypes as mt
 from dockyard.distribution.auth import Credentials, TokenCache
 from dockyard.distribution.client import RegistryError, RepositoryClient, Unreachable
 from dockyard.distribution.endpoints import RegistrySettings
-from dockyard.distribution.pull import Progress, progress_bar
+from dockyard.distribution.pull import Progress, ProgressReporter, progress_bar
 from dockyard.errors import DockyardError, InvalidParameter, NotFound
 from dockyard.images.reference import Reference, parse_normalized
 from dockyard.images.service import ImageService, short_id
@@ -57,23 +57,15 @@ class _Counting:
         return self._raw.seek(offset, whence)
 
 
-class Pusher:
+class Pusher(ProgressReporter):
     """Pushes from ``images`` with the daemon's registry ``settings`` and a shared token cache."""
 
     def __init__(self, images: ImageService, settings: RegistrySettings, tokens: TokenCache,
                  progress: Progress | None = None) -> None:
+        super().__init__(progress)
         self.images = images
         self.settings = settings
         self.tokens = tokens
-        self.progress: Progress = progress or (lambda message: None)
-        self._lock = threading.Lock()
-
-    def emit(self, status: str, id: str = "", **extra: Any) -> None:
-        message: dict[str, Any] = {"status": status, **extra}
-        if id:
-            message["id"] = id
-        with self._lock:
-            self.progress(message)
 
     def local_tags(self, name: str, tag: str) -> list[Reference]:
         """The references a push of ``name`` (+ ``tag``; none: every tag of the repository) sends."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.daemon_harness import Daemon
-from tests.integration.registry_harness import Registry
+from tests.integration.registry_harness import Registry, run_output
 from tests.integration.test_cli_against_dockerd import Dockerd, dockerd  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.root, pytest.mark.docker_cli]
@@ -73,8 +73,8 @@ def test_push_then_pull_with_skopeo_dockyard_and_dockerd(registry: Registry, pus
     # what we pushed pulls and runs elsewhere: a fresh dockyard, and dockerd
     fresh = Daemon(tmp_path_factory.mktemp("dockyard-fresh"))
     try:
-        run = fresh.cli("run", "--rm", ref, "echo", "pushed by dockyard", timeout=120)
-        assert run.returncode == 0 and run.stdout == "pushed by dockyard\n", run.stderr
+        fresh.cli("pull", ref, timeout=120, check=True)
+        assert run_output(fresh, ref, "echo", "pushed by dockyard") == "pushed by dockyard\n"
     finally:
         fresh.close()
     pulled = dockerd.docker("pull", ref)

@@ -17,7 +17,7 @@ from dockyard.distribution.auth import Credentials, TokenCache
 from dockyard.distribution.client import RepositoryClient, TLSFailure
 from dockyard.distribution.endpoints import Endpoint
 from tests.integration.daemon_harness import Daemon
-from tests.integration.registry_harness import Registry, make_test_ca
+from tests.integration.registry_harness import Registry, make_test_ca, run_output
 
 pytestmark = [pytest.mark.root]
 
@@ -53,7 +53,8 @@ def test_pull_from_a_tls_registry(tls_registry: tuple[Registry, Path], tmp_path_
     reg, _ = tls_registry
     d = Daemon(tmp_path_factory.mktemp("dockyard-tls"))
     try:
-        run = d.cli("run", "--rm", f"{reg.host}/tls/busybox:1", "echo", "over tls", timeout=120)
-        assert run.returncode == 0 and run.stdout == "over tls\n", run.stderr
+        pulled = d.cli("pull", f"{reg.host}/tls/busybox:1", timeout=120)
+        assert pulled.returncode == 0, pulled.stderr
+        assert run_output(d, f"{reg.host}/tls/busybox:1", "echo", "over tls") == "over tls\n"
     finally:
         d.close()
