@@ -301,6 +301,27 @@ def test_index_picks_the_host_platform(fake: FakeRegistry, image_parts: dict[str
     assert wrong.returncode != 0 and "does not match the specified platform" in wrong.stderr
 
 
+def test_zstd_and_plain_oci_layers(fake: FakeRegistry, image_parts: dict[str, Any], puller: Daemon) -> None:
+    import zstandard
+
+    config = image_parts["config"]
+    for name, media_type, blob in (
+            ("zstd", "application/vnd.oci.image.layer.v1.tar+zstd", zstandard.ZstdCompressor().compress(image_parts["layer"])),
+            ("plain", "application/vnd.oci.image.layer.v1.tar", image_parts["layer"])):
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": len(config),
+                       "digest": digest_of(config)},
+            "layers": [{"mediaType": media_type, "size": len(blob), "digest": digest_of(blob)}]}).encode()
+        fake.add_image(name, "1", OCI_MANIFEST, manifest, {digest_of(config): config, digest_of(blob): blob})
+        pulled = puller.cli("pull", f"{fake.host}/{name}:1", timeout=120)
+        assert pulled.returncode == 0, pulled.stderr
+        assert run_output(puller, f"{fake.host}/{name}:1", "cat", "/etc/passwd").startswith("root:")
+        puller.cli("rmi", f"{fake.host}/{name}:1", check=True)
+    check = puller.cli("system", "check")
+    assert "No problems found" in check.stdout, check.stdout
+
+
 def test_dropped_connection_is_resumed(fake: FakeRegistry, puller: Daemon) -> None:
     fake.faults.add("drop-once")
     pulled = puller.cli("pull", f"{fake.host}/bb:v2", timeout=120)
