@@ -187,7 +187,7 @@ def test_run_pull_policies(registry: Registry, puller: Daemon) -> None:
 
 
 def test_mirror_stands_in_for_docker_hub(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> None:
-    d = Daemon(tmp_path_factory.mktemp("dockyard-mirror"), ("--registry-mirror", f"http://{registry.host}"))
+    d = Daemon(tmp_path_factory.mktemp("dockyard-mirror"), args=("--registry-mirror", f"http://{registry.host}"))
     try:
         out = d.cli("pull", "busybox", timeout=120)
         assert out.returncode == 0, out.stderr
