@@ -159,8 +159,12 @@ def test_docker_py_pull_by_tag_and_digest(registry: Registry, puller: Daemon) ->
     by_digest = client.images.pull(f"{registry.host}/oci/busybox@{digest}")
     assert by_digest.attrs["RepoTags"] == []
     assert by_digest.attrs["RepoDigests"] == [f"{registry.host}/oci/busybox@{digest}"]
-    out = client.containers.run(f"{registry.host}/oci/busybox@{digest}", ["echo", "by digest"], remove=True)
-    assert out == b"by digest\n"
+    container = client.containers.run(f"{registry.host}/oci/busybox@{digest}", ["echo", "by digest"], detach=True)
+    try:
+        assert container.wait(timeout=60)["StatusCode"] == 0
+        assert container.logs() == b"by digest\n"
+    finally:
+        container.remove(force=True)
 
 
 def test_pull_all_tags(registry: Registry, puller: Daemon) -> None:
