@@ -8,7 +8,9 @@ config, then the manifest last, so a registry never names a blob it lacks:
    names an image with this layer), a cross-repository *mount*
    (``POST …/blobs/uploads/?mount=<digest>&from=<repo>``; ``201``: ``Mounted from <repo>``);
 3. else an upload: ``POST …/blobs/uploads/`` opens a session, and one ``PUT <location>&digest=…``
-   sends the whole blob (a *monolithic* upload), streamed from the content store.
+   sends the whole blob (a *monolithic* upload), streamed from the content store; a blob larger than
+   ``DOCKYARD_UPLOAD_CHUNK_BYTES`` (32 MiB) goes up *chunked*: ``PATCH`` per piece with its
+   ``Content-Range``, each to the ``Location`` the last one answered, then ``PUT …&digest=`` alone.
 
 The manifest pushed is the image record's own (an OCI manifest; layers as the store keeps them,
 uncompressed ``application/vnd.oci.image.layer.v1.tar``), ``PUT`` under the tag; its digest becomes the
@@ -17,6 +19,7 @@ image's repo digest (``name@sha256:…``), as after a Docker push.
 
 from __future__ import annotations
 
+import os
 import threading
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +36,11 @@ from dockyard.images.reference import Reference, parse_normalized
 from dockyard.images.service import ImageService, short_id
 
 _PROGRESS_EVERY = 512 << 10
+DEFAULT_UPLOAD_CHUNK = 32 << 20
+
+
+def _with_digest(url: str, digest: str) -> str:
+    return url + ("&" if "?" in url else "?") + urllib.parse.urlencode([("digest", digest)])
 
 
 class _Counting:
@@ -162,7 +170,6 @@ class Pusher(ProgressReporter):
         if not location:
             raise RegistryError("the registry opened an upload without a Location", 502, [])
         url = urllib.parse.urljoin(client.endpoint.url + f"/v2/{repo}/blobs/uploads/", location)
-        url += ("&" if "?" in url else "?") + urllib.parse.urlencode([("digest", blob.digest)])
 
         def report(count: int) -> None:
             if not quiet:
@@ -170,11 +177,32 @@ class Pusher(ProgressReporter):
                           progress=progress_bar(count, blob.size))
 
         with self.images.content.open(blob.digest) as raw:
-            body = _Counting(raw, report)
-            client.request("PUT", url, {"Content-Type": mt.OCTET_STREAM, "Content-Length": str(blob.size)},
-                           body, ok=(201,)).close()  # type: ignore[arg-type]
+            if blob.size > self.chunk_size:  # chunked: PATCH each piece, then PUT the digest alone
+                offset = 0
+                while offset < blob.size:
+                    piece = raw.read(min(self.chunk_size, blob.size - offset))
+                    with client.request("PATCH", url, {"Content-Type": mt.OCTET_STREAM,
+                                                       "Content-Length": str(len(piece)),
+                                                       "Content-Range": f"{offset}-{offset + len(piece) - 1}"},
+                                        piece, ok=(202,)) as answer:
+                        url = urllib.parse.urljoin(url, answer.headers.get("Location") or url)
+                    offset += len(piece)
+                    report(offset)
+                client.request("PUT", _with_digest(url, blob.digest), {"Content-Length": "0"}, b"", ok=(201,)).close()
+            else:  # monolithic: one PUT with the whole blob
+                client.request("PUT", _with_digest(url, blob.digest),
+                               {"Content-Type": mt.OCTET_STREAM, "Content-Length": str(blob.size)},
+                               _Counting(raw, report), ok=(201,)).close()  # type: ignore[arg-type]
         if not quiet:
             self.emit("Pushed", layer_id, progressDetail={})
+
+    @property
+    def chunk_size(self) -> int:
+        """Blobs larger than this go up in pieces of this size (``DOCKYARD_UPLOAD_CHUNK_BYTES``, default 32 MiB)."""
+        try:
+            return max(int(os.environ.get("DOCKYARD_UPLOAD_CHUNK_BYTES", "")), 1)
+        except ValueError:
+            return DEFAULT_UPLOAD_CHUNK
 
     def _mount_sources(self, ref: Reference, digest: str) -> list[str]:
         """Other repositories of the same registry that a local image with blob ``digest`` came from."""

@@ -29,7 +29,8 @@ def free_port() -> int:
 
 
 class Registry:
-    def __init__(self, workdir: Path, htpasswd: Path | None = None, tls: tuple[Path, Path] | None = None) -> None:
+    def __init__(self, workdir: Path, htpasswd: Path | None = None, tls: tuple[Path, Path] | None = None,
+                 log_level: str = "warn") -> None:
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -40,7 +41,7 @@ class Registry:
         config = self.dir / "config.yml"
         config.write_text(
             "version: 0.1\n"
-            "log:\n  level: warn\n"
+            f"log:\n  level: {log_level}\n"
             f"storage:\n  filesystem:\n    rootdirectory: {self.dir / 'storage'}\n  delete:\n    enabled: true\n"
             f"http:\n  addr: 127.0.0.1:{self.port}\n"
             + (f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n" if tls else "")
@@ -72,6 +73,9 @@ class Registry:
             return e.code == 401
         except OSError:
             return False
+
+    def log(self) -> str:
+        return (self.dir / "registry.log").read_text(errors="replace")
 
     def skopeo_copy(self, source: str, repo_tag: str, *, creds: str | None = None) -> None:
         """Copy ``source`` (any skopeo transport) to ``repo_tag`` in this registry."""

@@ -110,3 +110,26 @@ def test_push_with_basic_auth(pusher: Daemon, tmp_path: Path) -> None:
                        check=True, capture_output=True, timeout=60)
     finally:
         reg.close()
+
+
+def test_chunked_push(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, busybox_tar: Path,
+                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKYARD_UPLOAD_CHUNK_BYTES", str(256 << 10))  # the daemon started below inherits it
+    reg = Registry(tmp_path / "reg", log_level="info")
+    d = Daemon(tmp_path_factory.mktemp("dockyard-chunked"))
+    try:
+        d.import_busybox(busybox_tar)
+        ref = f"{reg.host}/chunked/bb:1"
+        d.cli("tag", "busybox", ref, check=True)
+        pushed = d.cli("push", ref, timeout=120)
+        assert pushed.returncode == 0, pushed.stderr
+        patches = [line for line in reg.log().splitlines() if "http.request.method=PATCH" in line
+                   and "response completed" in line]
+        layer_size = d.client().images.get(ref).attrs["Size"]
+        assert len(patches) >= layer_size // (256 << 10), len(patches)
+        oci = tmp_path / "oci"
+        subprocess.run(["skopeo", "copy", "--insecure-policy", "--src-tls-verify=false", f"docker://{ref}",
+                        f"oci:{oci}:1"], check=True, capture_output=True, timeout=120)
+    finally:
+        d.close()
+        reg.close()
