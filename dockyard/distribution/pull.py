@@ -12,9 +12,10 @@ The steps, as dockerd takes them:
    downloaded in parallel (at most ``max-concurrent-downloads``) into the content store, each
    verified against its digest while it streams; a connection dropped mid-blob is resumed with
    ``Range``, retried with back-off.
-3. *unpack and record*: the downloaded blobs go, bottom layer first, through the same code as
-   ``docker load`` (:class:`~dockyard.images.archive_load.ArchiveLoader`): safe extraction,
-   diff-ID check, uncompressed layer blobs; then one transaction writes the image record, the tag
+3. *unpack and record*: meanwhile each downloaded blob goes, bottom layer first and as soon as it is
+   here, through the same code as ``docker load`` (:class:`~dockyard.images.archive_load.ArchiveLoader`):
+   safe extraction, diff-ID check, uncompressed layer blobs (as dockerd, a layer is unpacked from its
+   downloaded file, not from the wire); then one transaction writes the image record, the tag
    and the *repo digest* (``busybox@sha256:<manifest digest>``). The compressed downloads are then
    removed (layers are kept uncompressed, as ``load`` and ``import`` keep them).
 
@@ -29,7 +30,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -85,17 +86,33 @@ class Resolved:
     layers: list[Descriptor] = field(default_factory=list)
 
 
-class _Blobs:
-    """The content store's blobs as the files of a load plan (names are digests)."""
+class _Downloads:
+    """The layers of a pull as the files of a load plan (names are digests): opening one waits for
+    its download, so each layer is unpacked as soon as it and the layers beneath it are here, while
+    the layers above still download. Opening a layer reports the one before it complete."""
 
-    def __init__(self, images: ImageService) -> None:
-        self._content = images.content
+    def __init__(self, puller: Puller, futures: dict[str, Future[str | None]]) -> None:
+        self._puller = puller
+        self._content = puller.images.content
+        self._futures = futures
+        self._previous: str | None = None
 
     def open(self, name: str) -> BinaryIO:
+        future = self._futures.get(name)
+        if future is not None:
+            future.result()  # its download's error, if it failed
+        self.finished()
+        self._previous = name if future is not None else None
         return self._content.open(name)
 
     def path(self, name: str) -> Path:
         return self._content.path(name)
+
+    def finished(self) -> None:
+        """Report the layer opened last as complete (it has been unpacked)."""
+        if self._previous is not None:
+            self._puller.emit("Pull complete", short_id(self._previous), progressDetail={})
+            self._previous = None
 
 
 class Puller(ProgressReporter):
@@ -259,48 +276,35 @@ class Puller(ProgressReporter):
             elif desc not in missing:
                 missing.append(desc)
                 self.emit("Pulling fs layer", short_id(desc.digest), progressDetail={})
-        downloaded: list[str] = []
         loader = ArchiveLoader(self.images)
+        failed = threading.Event()
         done = False
-        try:
-            self._download_all(resolved.client, missing, downloaded)
-            stored = loader.store_layers(_Blobs(self.images), plan)
-            for desc in missing:
-                self.emit("Pull complete", short_id(desc.digest), progressDetail={})
-            plan.refs = [r for r in (tag_ref, _digest_ref(resolved)) if r is not None]
-            loader.record([(plan, stored)])
-            done = True
-        except BaseException:
-            loader.roll_back()
-            raise
-        finally:  # the compressed downloads: kept only when a record names them (an uncompressed layer)
-            for digest in downloaded:
-                if not (done and digest in diff_ids) and not self._recorded(digest):
-                    content.delete(digest)
+        workers = max(1, min(self.settings.max_concurrent_downloads, len(missing)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pull") as pool:
+            futures = {desc.digest: pool.submit(self._download, resolved.client, desc, failed) for desc in missing}
+            try:
+                files = _Downloads(self, futures)
+                stored = loader.store_layers(files, plan)
+                files.finished()
+                plan.refs = [r for r in (tag_ref, _digest_ref(resolved)) if r is not None]
+                loader.record([(plan, stored)])
+                done = True
+            except BaseException:
+                failed.set()  # the downloads still running stop
+                loader.roll_back()
+                raise
+            finally:  # the compressed downloads: kept only when a record names them (an uncompressed layer)
+                for future in futures.values():
+                    try:
+                        digest = future.result()
+                    except BaseException:  # noqa: BLE001 - reported through store_layers, or moot
+                        continue
+                    if digest is not None and not (done and digest in diff_ids) and not self._recorded(digest):
+                        content.delete(digest)
         return plan.image_id
 
     def _recorded(self, digest: str) -> bool:
         return self.images.metadata.one("SELECT 1 FROM blobs WHERE digest = ?", (digest,)) is not None
-
-    def _download_all(self, client: RepositoryClient, layers: list[Descriptor], downloaded: list[str]) -> None:
-        if not layers:
-            return
-        failed = threading.Event()
-        workers = min(self.settings.max_concurrent_downloads, len(layers))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pull") as pool:
-            futures = [pool.submit(self._download, client, desc, failed) for desc in layers]
-            errors = []
-            for future in futures:
-                try:
-                    digest = future.result()
-                except BaseException as e:  # noqa: BLE001 - the first one is raised below
-                    failed.set()
-                    errors.append(e)
-                    continue
-                if digest is not None:
-                    downloaded.append(digest)
-        if errors:
-            raise errors[0]
 
     def _download(self, client: RepositoryClient, desc: Descriptor, failed: threading.Event) -> str | None:
         """Download one blob into the content store, verified; returns its digest (None if it was there)."""
@@ -322,7 +326,7 @@ class Puller(ProgressReporter):
                         if writer.size and response.status != 206:  # no resume: start over
                             writer.abort()
                             writer = content.writer()
-                        self._stream(response, writer, desc, layer_id)
+                        self._stream(response, writer, desc, layer_id, failed)
                     break
                 except Unreachable:
                     if attempt == RETRIES:
@@ -342,7 +346,8 @@ class Puller(ProgressReporter):
         finally:
             writer.abort()
 
-    def _stream(self, response: Any, writer: IngestWriter, desc: Descriptor, layer_id: str) -> None:
+    def _stream(self, response: Any, writer: IngestWriter, desc: Descriptor, layer_id: str,
+                failed: threading.Event) -> None:
         reported = writer.size
         while True:
             try:
@@ -355,6 +360,8 @@ class Puller(ProgressReporter):
                 if writer.size < desc.size:
                     raise Unreachable(f"reading blob {desc.digest}: connection closed after {writer.size} bytes")
                 return
+            if failed.is_set():
+                raise InvalidParameter("pull cancelled")
             writer.write(chunk)
             if writer.size > desc.size:
                 raise CorruptContent(f"filesystem layer verification failed for digest {desc.digest}: "

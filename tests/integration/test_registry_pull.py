@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import subprocess
 import tarfile
@@ -324,6 +325,43 @@ def test_zstd_and_plain_oci_layers(fake: FakeRegistry, image_parts: dict[str, An
         puller.cli("rmi", f"{fake.host}/{name}:1", check=True)
     check = puller.cli("system", "check")
     assert "No problems found" in check.stdout, check.stdout
+
+
+def _layer(entries: list[tuple[str, bytes]]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in entries:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def test_layers_apply_in_order(fake: FakeRegistry, image_parts: dict[str, Any], puller: Daemon) -> None:
+    """Three layers downloaded in parallel and unpacked bottom first: the top one's whiteout wins."""
+    layers = [image_parts["layer"],
+              _layer([("etc/motd", b"from layer 2\n"), ("etc/kept", b"kept\n")]),
+              _layer([("etc/.wh.motd", b""), ("etc/top", b"from layer 3\n")])]
+    config = json.loads(image_parts["config"])
+    config["rootfs"]["diff_ids"] = [digest_of(layer) for layer in layers]
+    config_bytes = json.dumps(config).encode()
+    packed = [gzip.compress(layer, mtime=0) for layer in layers]
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": len(config_bytes),
+                   "digest": digest_of(config_bytes)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "size": len(p), "digest": digest_of(p)}
+                   for p in packed]}).encode()
+    fake.add_image("layered", "1", OCI_MANIFEST, manifest,
+                   {digest_of(config_bytes): config_bytes, **{digest_of(p): p for p in packed}})
+    pulled = puller.cli("pull", f"{fake.host}/layered:1", timeout=120)
+    assert pulled.returncode == 0, pulled.stderr
+    completes = [line.split(":")[0] for line in pulled.stdout.splitlines() if line.endswith(": Pull complete")]
+    assert completes == [digest_of(p).split(":")[1][:12] for p in packed]  # bottom first, as Docker shows
+    out = run_output(puller, f"{fake.host}/layered:1", "sh", "-c",
+                     "cat /etc/kept /etc/top; test -e /etc/motd && echo motd present || echo motd gone")
+    assert out == "kept\nfrom layer 3\nmotd gone\n"
 
 
 def test_dropped_connection_is_resumed(fake: FakeRegistry, puller: Daemon) -> None:
