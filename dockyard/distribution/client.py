@@ -53,6 +53,10 @@ class RegistryError(DockyardError):
             self.status = 401
 
 
+class TokenRefused(RegistryError):
+    """The token server refused the credentials (or anonymous access)."""
+
+
 class Unreachable(DockyardError):
     """The registry could not be reached (connection refused, TLS failure, dropped connection)."""
 
@@ -239,7 +243,7 @@ class RepositoryClient:
                     if not codes:
                         message = ("unauthorized: incorrect username or password" if self.credentials.username
                                    else f"unauthorized: {message}")
-                    raise RegistryError(message, 401, codes or ["UNAUTHORIZED"])
+                    raise TokenRefused(message, 401, codes or ["UNAUTHORIZED"])
                 raise RegistryError(f"getting a token from {realm}: {message}", response.status, codes)
             try:
                 doc = json.loads(response.read_limited(_MAX_TOKEN_BODY))

@@ -8,7 +8,7 @@ address); a ``Basic`` challenge is answered with the credentials and must then g
 from __future__ import annotations
 
 from dockyard.distribution.auth import Credentials, TokenCache
-from dockyard.distribution.client import RegistryError, RepositoryClient, Unreachable
+from dockyard.distribution.client import RegistryError, RepositoryClient, TokenRefused, Unreachable
 from dockyard.distribution.endpoints import RegistrySettings
 from dockyard.errors import DockyardError, Unauthorized
 from dockyard.images.reference import DEFAULT_DOMAIN
@@ -40,6 +40,8 @@ def login(settings: RegistrySettings, tokens: TokenCache, credentials: Credentia
             return
         except Unreachable as e:  # HTTPS refused by a plain-HTTP insecure registry: try HTTP
             failure = e
+        except TokenRefused as e:  # dockerd's wording
+            raise Unauthorized(f'Get "{endpoint.url}/v2/": {e.message}') from None
         except RegistryError as e:
             if e.http_status == 401:
                 raise Unauthorized(f"login attempt to {endpoint.url}/v2/ failed with status: 401 Unauthorized") from None

@@ -30,12 +30,12 @@ def free_port() -> int:
 
 class Registry:
     def __init__(self, workdir: Path, htpasswd: Path | None = None, tls: tuple[Path, Path] | None = None,
-                 log_level: str = "warn") -> None:
+                 log_level: str = "warn", auth: str = "") -> None:
+        """``auth``: an ``auth:`` config section of the caller's (token auth); ``htpasswd``: Basic auth."""
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
-        auth = ""
         if htpasswd is not None:
             auth = f"auth:\n  htpasswd:\n    realm: basic-realm\n    path: {htpasswd}\n"
         config = self.dir / "config.yml"
