@@ -280,6 +280,8 @@ class Puller(ProgressReporter):
         failed = threading.Event()
         done = False
         workers = max(1, min(self.settings.max_concurrent_downloads, len(missing)))
+        for desc in missing[workers:]:  # queued behind the ones downloading, as Docker shows them
+            self.emit("Waiting", short_id(desc.digest), progressDetail={})
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pull") as pool:
             futures = {desc.digest: pool.submit(self._download, resolved.client, desc, failed) for desc in missing}
             try:

@@ -6,7 +6,9 @@ It is not a registry implementation: it answers exactly ``GET/HEAD /v2/``, ``/v2
 test) picks the misbehaviour: ``wrong-digest`` (every blob's last byte flipped), ``drop-once`` (the
 first blob answer is cut in the middle; ``Range`` then resumes it), ``drop-always``,
 ``manifest-500``, ``manifest-429-once``, ``token-expire-once`` (the first token is refused after use),
-``stall`` (half of each blob, then nothing until ``release`` is set or 60 s pass).
+``stall`` (half of each blob, then nothing until ``release`` is set or 60 s pass), ``redirect-blobs``
+(each blob answered with a 307 to ``http://localhost:<port>/storage/<digest>``: another host, as a
+CDN is; ``storage_auth`` records whether those requests carried an ``Authorization``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class FakeRegistry:
         self.tokens: set[str] = set()
         self.token_requests: list[dict[str, str]] = []
         self.requests: list[tuple[str, str, str]] = []  # (method, path, Range)
+        self.storage_auth: list[bool] = []
         self._lock = threading.Lock()
         self._dropped = False
         self._429 = False
@@ -93,6 +96,9 @@ class FakeRegistry:
         self.requests.append((h.command, path, h.headers.get("Range", "")))
         if path == "/token":
             return self._token(h)
+        if path.startswith("/storage/"):
+            self.storage_auth.append("Authorization" in h.headers)
+            return self._blob(h, path[len("/storage/"):], body)
         if self.users is not None and not self._authorized(h):
             challenge = (f'Bearer realm="http://{self.host}/token",service="fake-registry"'
                          + (f',scope="repository:{path.split("/")[2]}:pull"' if path.count("/") > 3 else ""))
@@ -116,6 +122,9 @@ class FakeRegistry:
             return self._send(h, 200, data, {"Content-Type": media_type, "Docker-Content-Digest": digest_of(data)},
                               body)
         if kind == "blobs":
+            if "redirect-blobs" in self.faults:
+                port = self.host.rsplit(":", 1)[1]
+                return self._send(h, 307, b"", {"Location": f"http://localhost:{port}/storage/{ref}"}, body)
             return self._blob(h, ref, body)
         return self._error(h, 404, "NOT_FOUND", "not found")
 

@@ -118,9 +118,8 @@ def make_test_ca(directory: Path) -> tuple[Path, Path, Path]:
 
 def run_output(daemon: Any, image: str, *command: str) -> str:
     """Run ``command`` in a container of ``image`` on ``daemon`` (our CLI) and return its output,
-    read from the container's log (``run -d``, ``wait``, ``logs``) rather than through attach, which
-    loses a short container's output now and then (seen on main too: ``run --rm busybox echo x``
-    printed nothing in about 1 run of 10 under load)."""
+    read from the container's log (``run -d``, ``wait``, ``logs``), so these tests of registries do
+    not depend on attach (which lost a short container's output under load before the shim fix)."""
     started = daemon.cli("run", "-d", image, *command, timeout=120)
     assert started.returncode == 0, started.stderr
     container = started.stdout.strip().splitlines()[-1]

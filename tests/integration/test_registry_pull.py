@@ -267,6 +267,7 @@ def test_bearer_token_flow(image_parts: dict[str, Any], puller: Daemon) -> None:
         assert denied.returncode != 0 and "pull access denied" in denied.stderr, denied.stderr
         puller.cli("login", "-u", "bob", "--password-stdin", reg.host, input="pw\n", check=True)
         reg.faults.add("token-expire-once")  # the first token is refused after a use: fetch a fresh one
+        reg.faults.add("redirect-blobs")  # blobs come from another host, which never sees the token
         pulled = puller.cli("pull", ref, timeout=120)
         assert pulled.returncode == 0, pulled.stderr
         assert any(t["user"] == "bob" and "scope" not in t for t in reg.token_requests)  # the login's
@@ -274,6 +275,7 @@ def test_bearer_token_flow(image_parts: dict[str, Any], puller: Daemon) -> None:
         assert all(t["scope"] == "repository%3Ateam%2Fbb%3Apull" for t in pulls)
         assert all(t["service"] == "fake-registry" for t in reg.token_requests)
         assert len(pulls) == 2  # one token, cached for every request, and one after it was refused
+        assert reg.storage_auth and not any(reg.storage_auth)
         assert run_output(puller, ref, "echo", "token ok") == "token ok\n"
     finally:
         reg.close()
@@ -338,8 +340,9 @@ def _layer(entries: list[tuple[str, bytes]]) -> bytes:
     return out.getvalue()
 
 
-def test_layers_apply_in_order(fake: FakeRegistry, image_parts: dict[str, Any], puller: Daemon) -> None:
-    """Three layers downloaded in parallel and unpacked bottom first: the top one's whiteout wins."""
+def _layered_image(fake: FakeRegistry, image_parts: dict[str, Any]) -> list[bytes]:
+    """``layered:1``: busybox plus a layer adding /etc/motd and /etc/kept, plus one that whites out
+    /etc/motd and adds /etc/top; returns the three gzip layers, bottom first."""
     layers = [image_parts["layer"],
               _layer([("etc/motd", b"from layer 2\n"), ("etc/kept", b"kept\n")]),
               _layer([("etc/.wh.motd", b""), ("etc/top", b"from layer 3\n")])]
@@ -355,13 +358,34 @@ def test_layers_apply_in_order(fake: FakeRegistry, image_parts: dict[str, Any], 
                    for p in packed]}).encode()
     fake.add_image("layered", "1", OCI_MANIFEST, manifest,
                    {digest_of(config_bytes): config_bytes, **{digest_of(p): p for p in packed}})
+    return packed
+
+
+def test_layers_apply_in_order(fake: FakeRegistry, image_parts: dict[str, Any], puller: Daemon) -> None:
+    """Three layers downloaded in parallel and unpacked bottom first: the top one's whiteout wins."""
+    packed = _layered_image(fake, image_parts)
     pulled = puller.cli("pull", f"{fake.host}/layered:1", timeout=120)
     assert pulled.returncode == 0, pulled.stderr
     completes = [line.split(":")[0] for line in pulled.stdout.splitlines() if line.endswith(": Pull complete")]
+    assert not any(line.endswith(": Waiting") for line in pulled.stdout.splitlines())  # 3 at once by default
     assert completes == [digest_of(p).split(":")[1][:12] for p in packed]  # bottom first, as Docker shows
     out = run_output(puller, f"{fake.host}/layered:1", "sh", "-c",
                      "cat /etc/kept /etc/top; test -e /etc/motd && echo motd present || echo motd gone")
     assert out == "kept\nfrom layer 3\nmotd gone\n"
+
+
+def test_max_concurrent_downloads(fake: FakeRegistry, image_parts: dict[str, Any],
+                                  tmp_path_factory: pytest.TempPathFactory) -> None:
+    packed = _layered_image(fake, image_parts)
+    d = Daemon(tmp_path_factory.mktemp("dockyard-one-download"), args=("--max-concurrent-downloads", "1"))
+    try:
+        pulled = d.cli("pull", f"{fake.host}/layered:1", timeout=120)
+        assert pulled.returncode == 0, pulled.stderr
+        waiting = [line.split(":")[0] for line in pulled.stdout.splitlines() if line.endswith(": Waiting")]
+        assert waiting == [digest_of(p).split(":")[1][:12] for p in packed[1:]]
+        assert run_output(d, f"{fake.host}/layered:1", "cat", "/etc/top") == "from layer 3\n"
+    finally:
+        d.close()
 
 
 def test_dropped_connection_is_resumed(fake: FakeRegistry, puller: Daemon) -> None:
