@@ -278,10 +278,10 @@ class RepositoryClient:
                 raw = conn.getresponse()
             except ssl.SSLError as e:
                 conn.close()
-                raise TLSFailure(f"{method} {url}: {_describe(e)}") from None
+                raise TLSFailure(f"{method.capitalize()} \"{url}\": {_describe(e)}") from None
             except (OSError, http.client.HTTPException) as e:
                 conn.close()
-                raise Unreachable(f"{method} {url}: {_describe(e)}") from None
+                raise Unreachable(f"{method.capitalize()} \"{url}\": {_describe(e)}") from None
             if raw.status in (301, 302, 303, 307, 308) and raw.getheader("Location"):
                 url = urllib.parse.urljoin(url, raw.getheader("Location") or "")
                 raw.close()
@@ -290,7 +290,7 @@ class RepositoryClient:
                     method, body = "GET", None
                 continue
             return Response(raw.status, raw.headers, raw, conn)
-        raise Unreachable(f"{method} {url}: too many redirects")
+        raise Unreachable(f"{method.capitalize()} \"{url}\": too many redirects")
 
     def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
         if scheme == "http":
