@@ -12,13 +12,16 @@ config, then the manifest last, so a registry never names a blob it lacks:
    ``DOCKYARD_UPLOAD_CHUNK_BYTES`` (32 MiB) goes up *chunked*: ``PATCH`` per piece with its
    ``Content-Range``, each to the ``Location`` the last one answered, then ``PUT …&digest=`` alone.
 
-The manifest pushed is the image record's own (an OCI manifest; layers as the store keeps them,
-uncompressed ``application/vnd.oci.image.layer.v1.tar``), ``PUT`` under the tag; its digest becomes the
-image's repo digest (``name@sha256:…``), as after a Docker push.
+Layers go up gzip-compressed, as Docker sends them: each uncompressed layer of the store is compressed
+into a temporary blob (under a ``push`` lease; removed after), deterministically, so pushing it again
+finds it there. The manifest pushed is an OCI manifest of those blobs and the config, ``PUT`` under the
+tag; its digest becomes the image's repo digest (``name@sha256:…``), as after a Docker push.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import threading
 import urllib.parse
@@ -34,6 +37,8 @@ from dockyard.distribution.pull import Progress, ProgressReporter, progress_bar
 from dockyard.errors import DockyardError, InvalidParameter, NotFound
 from dockyard.images.reference import Reference, parse_normalized
 from dockyard.images.service import ImageService, short_id
+from dockyard.images.store import LayerRecord
+from dockyard.metadata import leases
 
 _PROGRESS_EVERY = 512 << 10
 DEFAULT_UPLOAD_CHUNK = 32 << 20
@@ -63,6 +68,19 @@ class _Counting:
     def seek(self, offset: int, whence: int = 0) -> int:
         self.count = offset
         return self._raw.seek(offset, whence)
+
+
+class _Unflushed:
+    """A blob writer as gzip's file object (gzip flushes its file object; the writer needs no flush)."""
+
+    def __init__(self, writer: Any) -> None:
+        self._writer = writer
+
+    def write(self, data: bytes) -> int:
+        return int(self._writer.write(data))
+
+    def flush(self) -> None:
+        pass
 
 
 class Pusher(ProgressReporter):
@@ -97,7 +115,6 @@ class Pusher(ProgressReporter):
         if image_id is None:
             raise NotFound(f"tag does not exist: {ref.familiar()}")
         record = self.images.store.get(image_id)
-        manifest = self.images.content.read_bytes(record.manifest)
         self.emit(f"The push refers to repository [{ref.name}]")
         failures: list[DockyardError] = []
         for endpoint in [e for e in self.settings.endpoints(ref.domain) if not e.mirror]:
@@ -110,12 +127,20 @@ class Pusher(ProgressReporter):
             except RegistryError as e:
                 if e.http_status not in (401, 403):  # a registry that wants a token for everything else
                     raise
-            layers = [Descriptor(layer.media_type, layer.digest, layer.size) for layer in reversed(record.layers)]
             config = Descriptor(mt.OCI_CONFIG, image_id, self.images.content.size(image_id))
-            for layer in layers:
+            for layer in reversed(record.layers):
                 self.emit("Preparing", short_id(layer.digest), progressDetail={})
-            self._push_blobs(client, ref, layers)
-            self._push_blob(client, ref, config, quiet=True)
+            with leases.hold(self.images.metadata, "push"):  # the compressed layers, until they are sent
+                packed: list[str] = []
+                try:
+                    layers = self._push_blobs(client, ref, record.layers, packed)
+                    self._push_blob(client, ref, config, quiet=True)
+                finally:
+                    for digest in packed:
+                        if self.images.metadata.one("SELECT 1 FROM blobs WHERE digest = ?", (digest,)) is None:
+                            self.images.content.delete(digest)
+            manifest = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "config": config.to_json(),
+                                   "layers": [layer.to_json() for layer in layers]}, separators=(",", ":")).encode()
             digest = self._push_manifest(client, ref, manifest)
             self.images.store.add_reference(Reference(ref.domain, ref.path, None, digest), image_id)
             self.emit(f"{ref.tag}: digest: {digest} size: {len(manifest)}")
@@ -123,29 +148,49 @@ class Pusher(ProgressReporter):
             return digest
         raise failures[-1]
 
-    def _push_blobs(self, client: RepositoryClient, ref: Reference, layers: list[Descriptor]) -> None:
+    def _push_blobs(self, client: RepositoryClient, ref: Reference, layers: list[LayerRecord],
+                    packed: list[str]) -> list[Descriptor]:
+        """Push the layers (compressed, in parallel); returns their descriptors, bottom first.
+        ``packed`` collects the compressed blobs made on the way (the caller removes them)."""
         failed = threading.Event()
         workers = max(1, min(self.settings.max_concurrent_uploads, len(layers)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="push") as pool:
-            futures = [pool.submit(self._push_layer, client, ref, layer, failed) for layer in layers]
-            errors = []
+            futures = [pool.submit(self._push_layer, client, ref, layer, failed, packed) for layer in layers]
+            out, errors = [], []
             for future in futures:
                 try:
-                    future.result()
+                    out.append(future.result())
                 except BaseException as e:  # noqa: BLE001 - the first one is raised below
                     failed.set()
                     errors.append(e)
         if errors:
             raise errors[0]
+        return out
 
-    def _push_layer(self, client: RepositoryClient, ref: Reference, layer: Descriptor,
-                    failed: threading.Event) -> None:
+    def _push_layer(self, client: RepositoryClient, ref: Reference, layer: LayerRecord,
+                    failed: threading.Event, packed: list[str]) -> Descriptor:
         if failed.is_set():
             raise InvalidParameter("push cancelled: another layer failed")
-        self._push_blob(client, ref, layer, quiet=False)
+        blob = Descriptor(layer.media_type, layer.digest, layer.size)
+        if layer.media_type in (mt.OCI_LAYER, mt.DOCKER_LAYER):  # sent gzip-compressed, as Docker sends it
+            blob = self._gzip(layer)
+            packed.append(blob.digest)
+        self._push_blob(client, ref, blob, quiet=False, layer_id=short_id(layer.digest), mount_key=layer.digest)
+        return blob
 
-    def _push_blob(self, client: RepositoryClient, ref: Reference, blob: Descriptor, *, quiet: bool) -> None:
-        layer_id = short_id(blob.digest)
+    def _gzip(self, layer: LayerRecord) -> Descriptor:
+        """The layer compressed into a new blob (gzip without a name or time, so the same layer
+        always gives the same digest and a second push finds it there)."""
+        with self.images.content.open(layer.digest) as raw, self.images.content.writer() as writer:
+            with gzip.GzipFile(filename="", mode="wb", fileobj=_Unflushed(writer), mtime=0) as packer:
+                while chunk := raw.read(1 << 20):
+                    packer.write(chunk)
+            info = writer.commit()
+        return Descriptor(mt.OCI_LAYER_GZIP, info.digest, info.size)
+
+    def _push_blob(self, client: RepositoryClient, ref: Reference, blob: Descriptor, *, quiet: bool,
+                   layer_id: str = "", mount_key: str = "") -> None:
+        layer_id = layer_id or short_id(blob.digest)
         repo = client.repository
         head = client.request("HEAD", f"/v2/{repo}/blobs/{blob.digest}", ok=(200, 404))
         head.close()
@@ -154,7 +199,7 @@ class Pusher(ProgressReporter):
                 self.emit("Layer already exists", layer_id, progressDetail={})
             return
         location = None
-        for source in self._mount_sources(ref, blob.digest):
+        for source in self._mount_sources(ref, mount_key) if mount_key else []:
             client.extra_scopes = [f"repository:{source}:pull"]
             query = urllib.parse.urlencode([("mount", blob.digest), ("from", source)])
             with client.request("POST", f"/v2/{repo}/blobs/uploads/?{query}", ok=(201, 202)) as answer:
@@ -205,7 +250,7 @@ class Pusher(ProgressReporter):
             return DEFAULT_UPLOAD_CHUNK
 
     def _mount_sources(self, ref: Reference, digest: str) -> list[str]:
-        """Other repositories of the same registry that a local image with blob ``digest`` came from."""
+        """Other repositories of the same registry that a local image with layer ``digest`` went to or came from."""
         sources: list[str] = []
         rows = self.images.metadata.query("SELECT DISTINCT image_id FROM image_layers WHERE digest = ?", (digest,))
         users = {str(r[0]) for r in rows}
