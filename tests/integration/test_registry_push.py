@@ -138,3 +138,17 @@ def test_chunked_push(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, 
     finally:
         d.close()
         reg.close()
+
+
+def test_push_all_tags(registry: Registry, pusher: Daemon) -> None:
+    repo = f"{registry.host}/many/bb"
+    for tag in ("a", "b"):
+        pusher.cli("tag", "busybox", f"{repo}:{tag}", check=True)
+    pushed = pusher.cli("push", "--all-tags", repo, timeout=120)
+    assert pushed.returncode == 0, pushed.stderr
+    assert [line.split(":")[0] for line in pushed.stdout.splitlines() if ": digest: sha256:" in line] == ["a", "b"]
+    tags = subprocess.run(["skopeo", "list-tags", "--tls-verify=false", f"docker://{repo}"], check=True,
+                          capture_output=True, text=True, timeout=60).stdout
+    assert sorted(json.loads(tags)["Tags"]) == ["a", "b"]
+    default = pusher.cli("push", repo, timeout=60)  # no tag: latest, which this repository lacks
+    assert default.returncode != 0 and "tag does not exist" in default.stderr, default.stderr
