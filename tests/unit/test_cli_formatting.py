@@ -101,3 +101,19 @@ def test_images_rows() -> None:
                                 "busybox      latest    111111111111   30 seconds ago   1.98MB"]
     untagged = images.image_rows({"Id": "sha256:" + "2" * 64, "Created": 0, "Size": 0}, True, now=0)
     assert (untagged[0]["Repository"], untagged[0]["Tag"], untagged[0]["CreatedSince"]) == ("<none>", "<none>", "N/A")
+
+
+def test_version_format_uses_go_field_names_and_a_bad_field_is_a_clean_failure() -> None:
+    from dockyard.cli.failure import CliFailure
+    from dockyard.cli.listing import template_failure
+    from dockyard.cli.template import TemplateError, render_text
+    from dockyard.cli.verbs.version import template_data
+
+    data = template_data("1.47", {"ApiVersion": "1.47", "Version": "0.1.0", "MinAPIVersion": "1.24"})
+    assert render_text("{{.Server.APIVersion}} {{.Client.APIVersion}} {{.Server.MinAPIVersion}}", data) == "1.47 1.47 1.24"
+    try:
+        render_text("{{.Server.Nope}}", data)
+    except TemplateError as error:
+        failure = template_failure(error)
+    assert isinstance(failure, CliFailure)
+    assert "failed to execute template" in str(failure)

@@ -76,6 +76,16 @@ def server_section(info: dict[str, Any]) -> list[str]:
     return lines
 
 
+def template_data(client_api: str, info: dict[str, Any]) -> dict[str, Any]:
+    """What ``--format`` sees, under Go's field names as Docker's CLI has them: the JSON key
+    ``ApiVersion`` is the field ``APIVersion`` (``{{.Server.APIVersion}}``, ``{{.Client.APIVersion}}``)."""
+    server = {("APIVersion" if key == "ApiVersion" else key): value for key, value in info.items()}
+    os_name, arch = go_os_arch().split("/")
+    client = {"Version": CLIENT_VERSION, "APIVersion": client_api, "DefaultAPIVersion": CLIENT_API_VERSION,
+              "Os": os_name, "Arch": arch, "Context": "default", "Platform": {"Name": ""}}
+    return {"Client": client, "Server": server}
+
+
 def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
     api = invocation.api
     try:
@@ -85,12 +95,13 @@ def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
         sys.stdout.flush()
         raise failure from None
     if parsed["format"]:
-        from dockyard.cli.template import render_text
+        from dockyard.cli.listing import template_failure
+        from dockyard.cli.template import TemplateError, render_text
 
-        data = {"Client": {"Version": CLIENT_VERSION, "ApiVersion": api.api_version,
-                           "Os": go_os_arch().split("/")[0], "Arch": go_os_arch().split("/")[1]},
-                "Server": info}
-        sys.stdout.write(render_text(parsed["format"], data) + "\n")
+        try:
+            sys.stdout.write(render_text(parsed["format"], template_data(api.api_version or CLIENT_API_VERSION, info)) + "\n")
+        except TemplateError as error:
+            raise template_failure(error) from None
         return 0
     lines = client_section(api.server_api_version) + [""] + server_section(info)
     sys.stdout.write("\n".join(lines) + "\n")
