@@ -5,6 +5,10 @@
 - :class:`ResponsePipe`: written by a thread with blocking ``write``, drained by the event loop
   as a response's chunks (``docker save`` streams the tar while it is being made).
 
+Both sit on a :class:`Channel`: a bounded FIFO whose thread side blocks on a condition variable
+and whose loop side awaits a future the thread resolves with ``call_soon_threadsafe``. Neither
+side polls, and the loop never lends a thread to wait for a thread.
+
 Either side may give up (``abandon``): the other side then stops blocking, so a client that
 goes away never leaves a thread stuck.
 """
@@ -12,12 +16,14 @@ goes away never leaves a thread stuck.
 from __future__ import annotations
 
 import asyncio
-import queue
+import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from dockyard import blocking
+
 _DEPTH = 16
-_POLL = 0.2
 _EOF = object()
 
 
@@ -25,64 +31,119 @@ class Abandoned(Exception):
     """The other side of a pipe went away."""
 
 
-class _Pipe:
-    def __init__(self) -> None:
-        self._queue: queue.Queue[Any] = queue.Queue(_DEPTH)
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class Channel:
+    """A bounded FIFO from a thread to the loop or from the loop to a thread (made on the loop).
+
+    Terms: the *thread side* calls the blocking ``put_blocking``/``get_blocking``; the *loop
+    side* awaits ``put``/``get``. ``abandon`` (either side) ends it: the remaining items can still
+    be taken, then every call raises :class:`Abandoned`."""
+
+    def __init__(self, depth: int = _DEPTH) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._items: deque[Any] = deque()
+        self._depth = depth
+        self._cond = threading.Condition()
+        self._loop_waiter: asyncio.Future[None] | None = None
         self.abandoned = False
 
+    def _changed(self) -> None:
+        """Wake whoever waits on either side (called with the condition held)."""
+        self._cond.notify_all()
+        waiter, self._loop_waiter = self._loop_waiter, None
+        if waiter is not None:
+            self._loop.call_soon_threadsafe(_wake, waiter)
+
     def abandon(self) -> None:
-        self.abandoned = True
+        with self._cond:
+            self.abandoned = True
+            self._changed()
 
-    def _put(self, item: Any) -> None:
-        """Blocking put that gives up once the pipe is abandoned."""
-        while not self.abandoned:
-            try:
-                self._queue.put(item, timeout=_POLL)
-                return
-            except queue.Full:
-                continue
-        raise Abandoned()
+    # -- thread side --------------------------------------------------------------------------
+    def put_blocking(self, item: Any) -> None:
+        with self._cond:
+            while len(self._items) >= self._depth and not self.abandoned:
+                self._cond.wait()
+            if self.abandoned:
+                raise Abandoned()
+            self._items.append(item)
+            self._changed()
 
-    def _get(self) -> Any:
+    def get_blocking(self) -> Any:
+        with self._cond:
+            while not self._items and not self.abandoned:
+                self._cond.wait()
+            if not self._items:
+                raise Abandoned()
+            item = self._items.popleft()
+            self._changed()
+            return item
+
+    # -- loop side ----------------------------------------------------------------------------
+    async def put(self, item: Any) -> None:
         while True:
-            try:
-                return self._queue.get(timeout=_POLL)
-            except queue.Empty:
+            with self._cond:
                 if self.abandoned:
-                    raise Abandoned() from None
+                    raise Abandoned()
+                if len(self._items) < self._depth:
+                    self._items.append(item)
+                    self._changed()
+                    return
+                waiter = self._loop_waiter = self._loop.create_future()
+            await waiter
+
+    async def get(self) -> Any:
+        while True:
+            with self._cond:
+                if self._items:
+                    item = self._items.popleft()
+                    self._changed()
+                    return item
+                if self.abandoned:
+                    raise Abandoned()
+                waiter = self._loop_waiter = self._loop.create_future()
+            await waiter
 
 
-class BodyPipe(_Pipe):
-    """A request body as a blocking, file-like ``read`` for a worker thread."""
+class BodyPipe:
+    """A request body as a blocking, file-like ``read`` for a worker thread (made on the loop)."""
 
     def __init__(self) -> None:
-        super().__init__()
+        self._channel = Channel()
         self._pending = b""
         self._done = False
+
+    def abandon(self) -> None:
+        self._channel.abandon()
 
     async def feed(self, chunks: AsyncIterator[bytes]) -> None:
         """Pass the body's chunks on; once the reader has abandoned, drain the rest unread."""
         try:
             async for chunk in chunks:
-                if self.abandoned:
+                if self._channel.abandoned:
                     continue
                 try:
-                    await asyncio.to_thread(self._put, bytes(chunk))
+                    await self._channel.put(bytes(chunk))
                 except Abandoned:
                     continue
-            if not self.abandoned:
-                await asyncio.to_thread(self._put, _EOF)
+            await self._channel.put(_EOF)
         except Abandoned:
             pass
         except Exception as e:  # noqa: BLE001 - the reader reports the broken body
-            if not self.abandoned:
-                await asyncio.to_thread(self._put, e)
+            try:
+                await self._channel.put(e)
+            except Abandoned:
+                pass
 
     def read(self, n: int = -1) -> bytes:
         while not self._done and (n < 0 or len(self._pending) < n):
             if self._pending and n >= 0:
                 break  # return what is there rather than wait for more
-            item = self._get()
+            item = self._channel.get_blocking()
             if item is _EOF:
                 self._done = True
             elif isinstance(item, Exception):
@@ -99,14 +160,18 @@ class BodyPipe(_Pipe):
         return True
 
 
-class ResponsePipe(_Pipe):
-    """A blocking ``write`` for a worker thread whose bytes become a response's chunks."""
+class ResponsePipe:
+    """A blocking ``write`` for a worker thread whose bytes become a response's chunks (made on
+    the loop)."""
 
     _FLUSH = 1 << 20
 
     def __init__(self) -> None:
-        super().__init__()
+        self._channel = Channel()
         self._buffer = bytearray()
+
+    def abandon(self) -> None:
+        self._channel.abandon()
 
     def write(self, data: Any) -> int:
         self._buffer += data
@@ -116,16 +181,17 @@ class ResponsePipe(_Pipe):
 
     def flush(self) -> None:
         if self._buffer:
-            self._put(bytes(self._buffer))
+            self._channel.put_blocking(bytes(self._buffer))
             self._buffer.clear()
 
     def close(self, error: BaseException | None = None) -> None:
         """End the stream (after an error, the response is cut short)."""
         self.flush()
-        self._put(error if error is not None else _EOF)
+        self._channel.put_blocking(error if error is not None else _EOF)
 
     async def chunks(self, work: Callable[[ResponsePipe], None]) -> AsyncIterator[bytes]:
-        """Run ``work(self)`` in a thread and yield what it writes; abandons it if the client leaves."""
+        """Run ``work(self)`` on the stream pool and yield what it writes; abandons it if the
+        client leaves."""
 
         def run() -> None:
             try:
@@ -143,10 +209,10 @@ class ResponsePipe(_Pipe):
             except Abandoned:
                 pass
 
-        worker = asyncio.create_task(asyncio.to_thread(run))
+        worker = asyncio.ensure_future(blocking.run_stream(run))
         try:
             while True:
-                item = await asyncio.to_thread(self._get)
+                item = await self._channel.get()
                 if item is _EOF:
                     break
                 if isinstance(item, BaseException):

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
+from dockyard import blocking
 from dockyard.api.http import BytesResponse, JSONResponse, NoContent, Request, Response, StreamResponse
 from dockyard.api.router import Router
 from dockyard.containers import cgroup_control
@@ -79,18 +79,20 @@ def register(router: Router, containers: ContainerService, images: ImageService)
             container_config=c.config, user_config=body, changes=request.query.get("changes", []),
             comment=request.arg("comment"), author=request.arg("author"),
             repo=request.arg("repo"), tag=request.arg("tag"))
-        # Pause (cgroup freezer) while the layer is read, as Docker does unless pause=0.
-        paused = False
-        if request.flag("pause", True) and c.state.status == "running":
+        # Through the container's serializer: no rm deletes the layer while it is read.
+        async with containers.serializer.operation(c.id, "commit"):
+            # Pause (cgroup freezer) while the layer is read, as Docker does unless pause=0.
+            paused = False
+            if request.flag("pause", True) and c.state.status == "running":
+                try:
+                    await cgroup_control.pause(c)
+                    paused = True
+                except DockyardError as err:
+                    log.warning("committing %s without pausing it: %s", c.id[:12], err.message)
             try:
-                await cgroup_control.pause(c)
-                paused = True
-            except DockyardError as err:
-                log.warning("committing %s without pausing it: %s", c.id[:12], err.message)
-        try:
-            image_id = await asyncio.to_thread(commit, images, req)
-        finally:
-            if paused and c.state.status == "paused":
-                await cgroup_control.unpause(c)
+                image_id = await blocking.run_stream(commit, images, req)
+            finally:
+                if paused and c.state.status == "paused":
+                    await cgroup_control.unpause(c)
         containers.event(c, "commit", comment=req.comment)
         return JSONResponse({"Id": image_id}, status=201)

@@ -21,7 +21,7 @@ def register(router: Router, containers: ContainerService) -> None:
 
     @router.route("POST", "/containers/{id}/rename")
     async def rename(request: Request) -> Response:
-        management.rename(containers, request.params["id"], request.arg("name"))
+        await management.rename(containers, request.params["id"], request.arg("name"))
         return NoContent()
 
     @router.route("GET", "/containers/{id}/top")

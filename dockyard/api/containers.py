@@ -62,7 +62,7 @@ def register(router: Router, containers: ContainerService) -> None:
     @router.route("POST", "/containers/create")
     async def create(request: Request) -> Response:
         body = old_client_defaults(await request.json(required=True), request.api_version)
-        c, warnings = containers.create(request.arg("name") or None, body)
+        c, warnings = await containers.create(request.arg("name") or None, body)
         return JSONResponse({"Id": c.id, "Warnings": warnings}, status=201)
 
     @router.route("GET", "/containers/json")

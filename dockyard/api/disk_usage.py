@@ -8,11 +8,11 @@ layer (the overlay upper dir), ``SizeRootFs`` that plus its image's size.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections import Counter
 from typing import Any
 
+from dockyard import blocking
 from dockyard.api.http import JSONResponse, Request, Response
 from dockyard.api.router import Router
 from dockyard.containers.service import ContainerService
@@ -95,4 +95,4 @@ def register(router: Router, images: ImageService, containers: ContainerService,
                 out["BuildCache"] = []
             return out
 
-        return JSONResponse(await asyncio.to_thread(collect))
+        return JSONResponse(await blocking.run_stream(collect))

@@ -15,7 +15,7 @@ def register(router: Router, execs: ExecService) -> None:
     @router.route("POST", "/containers/{id}/exec")
     async def create(request: Request) -> Response:
         body = await request.json(required=True)
-        e = execs.create(request.params["id"], body)
+        e = await execs.create(request.params["id"], body)
         return JSONResponse({"Id": e.id}, status=201)
 
     @router.route("POST", "/exec/{id}/start")

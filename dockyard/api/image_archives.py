@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from dockyard import blocking
 from dockyard.api.byte_pipes import BodyPipe, ResponsePipe
 from dockyard.api.http import JSONResponse, Request, Response, StreamResponse
 from dockyard.api.router import Router
@@ -47,7 +48,7 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
 
     async def save(request: Request, names: list[str]) -> Response:
         # Resolve every name first, so that a missing image is a 404 rather than a cut-off tar.
-        selection = await asyncio.to_thread(select, images.store, images.resolve_id, names)
+        selection = await blocking.run(select, images.store, images.resolve_id, names)
         writer = ArchiveWriter(images.store, spool)
         pipe = ResponsePipe()
         return StreamResponse(chunks=pipe.chunks(lambda out: writer.write(selection, out)),  # type: ignore[arg-type]
@@ -68,7 +69,7 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
         body = BodyPipe()
         feeding = asyncio.create_task(body.feed(request.iter_body()))
         try:
-            messages = await asyncio.to_thread(load_archive, images, body, spool)
+            messages = await blocking.run_stream(load_archive, images, body, spool)
         except DockyardError as exc:
             return StreamResponse(chunks=_lines([], exc.message))
         finally:
@@ -78,13 +79,13 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
 
     @router.route("GET", "/images/{name:path}/history")
     async def history(request: Request) -> Response:
-        return JSONResponse(await asyncio.to_thread(image_history, images, request.params["name"]))
+        return JSONResponse(await blocking.run(image_history, images, request.params["name"]))
 
     @router.route("POST", "/images/prune")
     async def prune(request: Request) -> Response:
         # Read the containers here, on the event loop: the container service is not thread-safe.
         used = {summary.get("ImageID") for summary in containers.list(all=True)}
-        report = await asyncio.to_thread(prune_images, images, request.json_arg("filters"),
+        report = await blocking.run_stream(prune_images, images, request.json_arg("filters"),
                                          lambda image_id: image_id if image_id in used else None)
-        await asyncio.to_thread(garbage.collect, images, root)  # and whatever else nothing references
+        await blocking.run_stream(garbage.collect, images, root)  # and whatever else nothing references
         return JSONResponse(report)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import tempfile
 from pathlib import Path
 
+from dockyard import blocking
 from dockyard.api.distribution import RegistryRoutes
 from dockyard.api.http import JSONResponse, NoContent, Request, Response
 from dockyard.api.router import Router
@@ -55,7 +55,7 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
             if item.get("Deleted"):
                 containers.events.publish("image", "delete", item["Deleted"], {"name": item["Deleted"]})
         if any(item.get("Deleted") for item in report):
-            await asyncio.to_thread(garbage.collect, images, root)  # what the image alone held
+            await blocking.run_stream(garbage.collect, images, root)  # what the image alone held
         return JSONResponse(report)
 
     router.route("POST", "/auth")(registries.auth)
@@ -79,9 +79,9 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
             try:
                 with os.fdopen(fd, "wb") as f:
                     async for chunk in request.iter_body():
-                        await asyncio.to_thread(f.write, chunk)
+                        await blocking.run(f.write, chunk)
                 with open(tmp, "rb") as f:
-                    image_id = await asyncio.to_thread(images.import_tarball, f, reference, changes,
+                    image_id = await blocking.run_stream(images.import_tarball, f, reference, changes,
                                                        request.arg("message"), request.arg("platform"))
             finally:
                 os.unlink(tmp)

@@ -46,23 +46,26 @@ def register(router: Router, containers: ContainerService) -> None:
         body = await request.json(required=True)
         policy = body.get("RestartPolicy") if isinstance(body, dict) else None
         resources = {k: v for k, v in body.items() if k != "RestartPolicy"} if isinstance(body, dict) else body
-        if policy and policy.get("Name") not in (None, ""):
-            update_policy(dict(c.host_config), policy)  # refuse a bad policy before changing anything
-        warnings = cgroup_control.update(c, resources)
-        if policy and policy.get("Name") not in (None, ""):
-            containers.restarts.update(c, policy)
+        async with containers.serializer.operation(c.id, "update"):
+            if policy and policy.get("Name") not in (None, ""):
+                update_policy(dict(c.host_config), policy)  # refuse a bad policy before changing anything
+            warnings = cgroup_control.update(c, resources)
+            if policy and policy.get("Name") not in (None, ""):
+                containers.restarts.update(c, policy)
         return JSONResponse({"Warnings": warnings})
 
     @router.route("POST", "/containers/{id}/pause")
     async def pause(request: Request) -> Response:
         c = containers.get(request.params["id"])
-        await cgroup_control.pause(c)
+        async with containers.serializer.operation(c.id, "pause"):
+            await cgroup_control.pause(c)
         containers.event(c, "pause")
         return NoContent()
 
     @router.route("POST", "/containers/{id}/unpause")
     async def unpause(request: Request) -> Response:
         c = containers.get(request.params["id"])
-        await cgroup_control.unpause(c)
+        async with containers.serializer.operation(c.id, "unpause"):
+            await cgroup_control.unpause(c)
         containers.event(c, "unpause")
         return NoContent()

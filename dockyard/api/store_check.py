@@ -12,10 +12,10 @@ what it finds.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 
+from dockyard import blocking
 from dockyard.api.http import JSONResponse, Request, Response
 from dockyard.api.router import Router
 from dockyard.containers.service import ContainerService
@@ -42,13 +42,13 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
     @router.route("POST", "/dockyard/system/check")
     async def check(request: Request) -> Response:
         if request.flag("repair"):
-            found, collected = await asyncio.to_thread(store_check.repair, images, root, forget_volume)
+            found, collected = await blocking.run_stream(store_check.repair, images, root, forget_volume)
             return JSONResponse({"Problems": [p.to_json() for p in found], "Repaired": True,
                                  "Collected": collected.to_json()})
-        found = await asyncio.to_thread(store_check.check, images, root)
+        found = await blocking.run_stream(store_check.check, images, root)
         return JSONResponse({"Problems": [p.to_json() for p in found], "Repaired": False, "Collected": None})
 
     @router.route("POST", "/dockyard/system/gc")
     async def collect(request: Request) -> Response:
-        collected = await asyncio.to_thread(garbage.collect, images, root)
+        collected = await blocking.run_stream(garbage.collect, images, root)
         return JSONResponse(collected.to_json())

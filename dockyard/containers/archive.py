@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import dockyard
+from dockyard import blocking
 from dockyard.containers.clock import rfc3339_nano
 from dockyard.containers.mounts import runtime_mounts
 from dockyard.containers.record import Container
@@ -203,7 +204,7 @@ class ContainerFiles:
             raise InvalidParameter("container rootfs is marked read-only")
         owner = None
         if copy_uid_gid and c.config.get("User"):
-            owner = await asyncio.to_thread(self._owner, c)
+            owner = await blocking.run(self._owner, c)
         request = self._request(c, "put", readonly=False, path=path, owner=owner,
                                 no_overwrite_dir_non_dir=no_overwrite_dir_non_dir)
         proc = await self._start(request, stdin=True)
@@ -239,5 +240,5 @@ class ContainerFiles:
         snap = self.images.snapshots
         upper = snap.container_dir(c.id) / "upper"
         lowers = snap.lowerdirs_of(c.id)
-        found = await asyncio.to_thread(container_changes, upper, lowers)
+        found = await blocking.run_stream(container_changes, upper, lowers)
         return [{"Path": p, "Kind": k} for p, k in found]

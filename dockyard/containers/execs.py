@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dockyard import blocking
 from dockyard.containers import detachkeys
 from dockyard.containers import security as security_rules
 from dockyard.containers.record import Container
@@ -46,6 +47,8 @@ log = logging.getLogger("dockyard.exec")
 
 EXEC_DIR = "exec"
 RECORD = "exec.json"
+SHIM_EXIT_GRACE = 10.0
+"""Seconds a removal waits for the exec shims of a dead container to exit."""
 OCI_PREFIX = "OCI runtime exec failed: exec failed: unable to start container process: "
 
 
@@ -126,7 +129,9 @@ class ExecService:
         self.containers = containers
         self._execs: dict[str, ExecInstance] = {}
         self._pidfds: dict[str, int] = {}
+        self._ended: dict[str, asyncio.Event] = {}  # exec ID → set when its watched shim exits
         containers.inspect_hooks.append(self._inspect_hook)
+        containers.before_remove.append(self._await_shims)
 
     # -- lookup --------------------------------------------------------------------------------
     def get(self, exec_id: str) -> ExecInstance:
@@ -162,7 +167,7 @@ class ExecService:
                         self._finish(e)
 
     # -- create ----------------------------------------------------------------------------------
-    def create(self, ref: str, body: Any) -> ExecInstance:
+    async def create(self, ref: str, body: Any) -> ExecInstance:
         if not isinstance(body, dict):
             raise InvalidParameter("invalid JSON: the exec request must be an object")
         body = canonical_fields(body)
@@ -172,7 +177,6 @@ class ExecService:
             cmd = [cmd]
         if not cmd or not isinstance(cmd, list):
             raise InvalidParameter("No exec command specified")
-        self._check_running(c)
         env = body.get("Env") or []
         if not isinstance(env, list) or not all(isinstance(x, str) for x in env):
             raise InvalidParameter("invalid Env: expected a list of strings")
@@ -198,11 +202,17 @@ class ExecService:
             console_size=[int(x) for x in console] if console else None,
             state_dir=str(c.dir / EXEC_DIR / eid),
         )
-        Path(e.state_dir).mkdir(parents=True, mode=0o700)
-        e.save()
+        async with self.containers.serializer.operation(c.id, "exec"):  # never into a directory being removed
+            self._check_running(c)
+            await blocking.run(self._write_new, e)
         self._execs[eid] = e
         self.containers.event(c, "exec_create: " + e.command_text, execID=eid)
         return e
+
+    @staticmethod
+    def _write_new(e: ExecInstance) -> None:
+        Path(e.state_dir).mkdir(parents=True, mode=0o700)
+        e.save()
 
     @staticmethod
     def _check_running(c: Container) -> None:
@@ -218,8 +228,13 @@ class ExecService:
 
     # -- start -----------------------------------------------------------------------------------
     async def _spawn(self, e: ExecInstance) -> Any:
-        """Spawn the exec's shim and process (held before execve)."""
+        """Spawn the exec's shim and process (held before execve), through the container's
+        serializer: no removal deletes the directory the new shim is given."""
         c = self.containers.get(e.container_id)
+        async with self.containers.serializer.operation(c.id, "exec"):
+            return await self._spawn_held(c, e)
+
+    async def _spawn_held(self, c: Container, e: ExecInstance) -> Any:
         if e.running:
             raise Conflict(f"Error: Exec command {e.id} is already running")
         if e.started:
@@ -373,6 +388,7 @@ class ExecService:
         except OSError:
             return False
         self._pidfds[e.id] = fd
+        self._ended[e.id] = asyncio.Event()
         asyncio.get_running_loop().add_reader(fd, self._on_shim_exit, e, fd)
         return True
 
@@ -382,6 +398,17 @@ class ExecService:
         self._pidfds.pop(e.id, None)
         reap(e.shim_pid)
         self._finish(e)
+        ended = self._ended.pop(e.id, None)
+        if ended is not None:
+            ended.set()
+
+    async def _await_shims(self, c: Container) -> None:
+        """Before ``c``'s directory is removed: its exec shims write their exit records into it
+        until they exit, which they do soon after the container's init (their pid namespace's)."""
+        ended = [self._ended[e.id] for e in self._execs.values() if e.container_id == c.id and e.id in self._ended]
+        if ended:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*(event.wait() for event in ended)), SHIM_EXIT_GRACE)
 
     def _take_exit_record(self, e: ExecInstance) -> None:
         record = shimproto.read_exit_record(Path(e.state_dir))

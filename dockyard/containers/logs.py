@@ -20,8 +20,10 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
+from dockyard import blocking
 from dockyard.containers.clock import parse_rfc3339
 
 FRAME = struct.Struct(">BxxxI")
@@ -123,57 +125,112 @@ def render(entry: LogEntry, opts: LogOptions, tty: bool) -> bytes:
     return payload if tty else frame(STREAMS.get(entry.stream, 1), payload)
 
 
+class _Follower:
+    """Reads the live log file through one descriptor, opened before anything is read: the lines
+    sent as the backlog and the lines followed come from one read of that file, so no line falls
+    between them and none is sent twice. Its methods block (they run on the pool)."""
+
+    CHUNK = 1 << 20  # bytes read per call, so one busy container cannot hold a pool thread long
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file = open(path, "rb")
+        self.inode = os.fstat(self.file.fileno()).st_ino
+        self.partial = b""
+
+    def close(self) -> None:
+        self.file.close()
+
+    def backlog(self) -> Iterator[LogEntry]:
+        """Every entry so far: the rotated files older than the live one, then the live one."""
+        for file in log_files(self.path)[:-1] if self.path.exists() else log_files(self.path):
+            try:
+                if os.stat(file).st_ino == self.inode:
+                    break  # ours was rotated since it was opened: it is read through the descriptor
+            except FileNotFoundError:
+                continue
+            yield from read_entries_of(file)
+        while True:
+            entries = self._read()
+            if not entries:
+                return
+            yield from entries
+
+    def _read(self) -> list[LogEntry]:
+        chunk = self.file.read(self.CHUNK)
+        if not chunk:
+            return []
+        *lines, self.partial = (self.partial + chunk).split(b"\n")
+        return [e for e in (parse_line(line + b"\n") for line in lines) if e is not None]
+
+    def advance(self) -> list[LogEntry]:
+        """The entries written since the last call, across rotations (a new inode at ``path``)."""
+        entries = self._read()
+        if entries:
+            return entries
+        try:
+            if os.stat(self.path).st_ino == self.inode:
+                return []
+        except FileNotFoundError:
+            return []
+        # Rotated: the old file may have grown between our last read and the rename.
+        tail = self._read()
+        if tail:
+            return tail
+        # Several rotations may have passed: first the complete files newer than ours.
+        done = [e for file in _rotated_after(self.path, self.inode) for e in read_entries_of(file)]
+        self.file.close()
+        self.file = open(self.path, "rb")
+        self.inode = os.fstat(self.file.fileno()).st_ino
+        self.partial = b""
+        return done + self._read()
+
+
+async def _in_batches(make: Callable[[], Iterator[LogEntry]], size: int = 512) -> AsyncIterator[LogEntry]:
+    """The entries of ``make()``, made and advanced on the pool ``size`` at a time (reading a log
+    blocks on the disk; ``select`` with a tail reads it all at once)."""
+    entries: Iterator[LogEntry] | None = None
+
+    def step() -> list[LogEntry]:
+        nonlocal entries
+        if entries is None:
+            entries = make()
+        return list(islice(entries, size))
+
+    while True:
+        batch = await blocking.run(step)
+        if not batch:
+            return
+        for entry in batch:
+            yield entry
+
+
 async def stream_logs(path: Path, opts: LogOptions, tty: bool, running: Callable[[], bool],
                       poll: float = 0.05) -> AsyncIterator[bytes]:
     """The log as the API sends it; with ``follow``, keeps reading until the container stops."""
-    for entry in select(read_entries(path), opts):
-        yield render(entry, opts, tty)
-    if not opts.follow or (opts.until and opts.until <= time.time()):
-        return
-    # Follow: continue from the end of the current file; a rotation shows as a new inode.
-    wanted = {s for s, on in (("stdout", opts.stdout), ("stderr", opts.stderr)) if on}
+    follow = opts.follow and not (opts.until and opts.until <= time.time())
     try:
-        f = open(path, "rb")
+        follower = await blocking.run(_Follower, path) if follow else None
     except FileNotFoundError:
+        follower = None
+    if follower is None:
+        async for entry in _in_batches(lambda: select(read_entries(path), opts)):
+            yield render(entry, opts, tty)
         return
     try:
-        f.seek(0, os.SEEK_END)
-        inode = os.fstat(f.fileno()).st_ino
-        partial = b""
+        async for entry in _in_batches(lambda: select(follower.backlog(), opts)):
+            yield render(entry, opts, tty)
+        wanted = {s for s, on in (("stdout", opts.stdout), ("stderr", opts.stderr)) if on}
         while True:
-            chunk = f.read(65536)
-            if chunk:
-                partial += chunk
-                *lines, partial = partial.split(b"\n")
-                for line in lines:
-                    parsed = parse_line(line + b"\n")
-                    if parsed is not None and parsed.stream in wanted and _in_window(parsed, opts):
-                        yield render(parsed, opts, tty)
-                continue
-            try:
-                if os.stat(path).st_ino != inode:
-                    # Rotated: the old file may have grown between our last read and the rename.
-                    tail = f.read()
-                    if tail:
-                        f.seek(-len(tail), os.SEEK_CUR)
-                        continue
-                    # Several rotations may have passed: first the complete files newer than ours.
-                    for done in _rotated_after(path, inode):
-                        for entry in read_entries_of(done):
-                            if entry.stream in wanted and _in_window(entry, opts):
-                                yield render(entry, opts, tty)
-                    f.close()
-                    f = open(path, "rb")
-                    inode = os.fstat(f.fileno()).st_ino
-                    continue
-            except FileNotFoundError:
-                pass
-            if not running():
-                # One last read: the shim flushes before it records the exit.
-                if not f.read(1):
+            # Asked before the read: what the shim wrote before its exit is in the file by then.
+            stopped = not running()
+            entries = await blocking.run(follower.advance)
+            for entry in entries:
+                if entry.stream in wanted and _in_window(entry, opts):
+                    yield render(entry, opts, tty)
+            if not entries:
+                if stopped:
                     return
-                f.seek(-1, os.SEEK_CUR)
-                continue
-            await asyncio.sleep(poll)
+                await asyncio.sleep(poll)
     finally:
-        f.close()
+        follower.close()

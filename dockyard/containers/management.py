@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dockyard import blocking
 from dockyard.containers.clock import parse_rfc3339
 from dockyard.containers.names import validate_name
 from dockyard.containers.record import Container
@@ -40,21 +41,22 @@ async def restart(svc: ContainerService, ref: str, timeout: int | None = None, s
 
 
 # -- rename ------------------------------------------------------------------------------------------
-def rename(svc: ContainerService, ref: str, new_name: str) -> None:
+async def rename(svc: ContainerService, ref: str, new_name: str) -> None:
     if not ref or not new_name:
         raise InvalidParameter("Neither old nor new names may be empty")
     c = svc.get(ref)
     new_name = validate_name(new_name)
-    if new_name == c.name:
-        raise InvalidParameter("Renaming a container with the same name as its current name")
-    for other in svc.list(all=True):
-        if "/" + new_name in other["Names"]:
-            raise Conflict(f'Conflict. The container name "/{new_name}" is already in use by container '
-                           f'"{other["Id"]}". You have to remove (or rename) that container to be able '
-                           "to reuse that name.")
-    old = c.name
-    c.name = new_name
-    c.save()
+    async with svc.serializer.operation(c.id, "rename"):
+        if new_name == c.name:
+            raise InvalidParameter("Renaming a container with the same name as its current name")
+        svc.check_name_free(new_name)
+        old = c.name
+        c.name = new_name
+        try:
+            await blocking.run(c.save, c.snapshot())
+        except BaseException:
+            c.name = old
+            raise
     svc.event(c, "rename", oldName="/" + old)
 
 
@@ -188,8 +190,6 @@ async def prune(svc: ContainerService, filters: dict[str, list[str]]) -> dict[st
             c = svc.get(summary["Id"])
         except NotFound:
             continue
-        if c.state.running or c.state.status == "removing":
-            continue
         if until and not all(parse_rfc3339(c.created) < u for u in until):
             continue
         labels = c.config.get("Labels") or {}
@@ -197,9 +197,14 @@ async def prune(svc: ContainerService, filters: dict[str, list[str]]) -> dict[st
             continue
         if filters.get("label!") and any(_labels_match(labels, [item]) for item in filters["label!"]):
             continue
-        size_rw, _ = sizes(svc, c)
         try:
-            await svc.remove(c.id)
+            # Through the container's serializer: a start in flight finishes first, and the
+            # container is then judged by what it has become.
+            async with svc.serializer.operation(c.id, "remove"):
+                if c.state.running or c.state.status == "removing":
+                    continue
+                size_rw, _ = await blocking.run(sizes, svc, c)
+                await svc.remove_held(c)
         except DockyardError:
             continue
         deleted.append(c.id)

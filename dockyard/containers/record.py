@@ -98,19 +98,26 @@ class Container:
         """The metadata database of the daemon root holding ``containers/<id>/``, if open."""
         return opened(self.dir.parent.parent)
 
-    def save(self) -> None:
-        """Write the record atomically: a crash leaves the old or the new record, never half."""
-        data = asdict(self)
+    def snapshot(self) -> str:
+        """The record as JSON, taken now (on the event loop, which owns the object)."""
+        return json.dumps(asdict(self))
+
+    def save(self, snapshot: str | None = None) -> None:
+        """Write the record atomically: a crash leaves the old or the new record, never half.
+
+        A worker thread is given a ``snapshot`` taken on the event loop: it never reads the
+        object while the loop changes it."""
+        text = self.snapshot() if snapshot is None else snapshot
         db = self._db()
         if db is not None:
             if not self.dir.is_dir():  # removed meanwhile: never bring a record back (as config.json could not be)
                 raise FileNotFoundError(f"container directory {self.dir} is gone")
             db.execute("INSERT INTO containers VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE "
-                       "SET name = excluded.name, record = excluded.record", (self.id, self.name, json.dumps(data)))
+                       "SET name = excluded.name, record = excluded.record", (self.id, self.name, text))
             return
         tmp = self.dir / "config.json.tmp"
         with open(tmp, "w") as f:
-            json.dump(data, f)
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.dir / "config.json")

@@ -9,6 +9,12 @@ It lives in the daemon's event loop. Terms:
 - *start waiters*: attach requests that arrived before the container started. ``start``
   spawns the container held at its last step, lets every waiting attach connect to the shim,
   and only then releases it, so ``docker run`` sees all of its output.
+- *serializer*: every operation that changes a container runs through its serializer
+  (``serializer.py``), one at a time; blocking filesystem work (the writable layer, ``rmtree``,
+  durable commits) runs on the daemon's pool (``dockyard/blocking.py``), never on the event loop.
+- *removal failure*: when a removal cannot delete the container's files, the container is left
+  ``dead`` with the error in ``State.Error``, and ``wait?condition=removed`` answers with that
+  error (as Docker's ``SetRemovalError``); a later ``rm`` tries again.
 """
 
 from __future__ import annotations
@@ -22,11 +28,12 @@ import secrets
 import shutil
 import signal as signals
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dockyard import blocking
 from dockyard import filters as docker_filters
 from dockyard.containers import cgroup_control, detachkeys, logdrivers
 from dockyard.containers import logs as logfiles
@@ -42,12 +49,14 @@ from dockyard.containers.inspect_defaults import fill_host_config
 from dockyard.containers.names import generate_name, validate_name
 from dockyard.containers.record import Container, State
 from dockyard.containers.restart import RestartScheduler
+from dockyard.containers.serializer import Serializer
 from dockyard.containers.signals import parse_signal
 from dockyard.errors import Conflict, DockyardError, InvalidParameter, NotFound, NotModified
 from dockyard.images.service import ImageService
 from dockyard.metadata import leases
 from dockyard.networks.modes import host_hostname, plan, write_etc_files
 from dockyard.runtime import shim as shimproto
+from dockyard.runtime.cgroups import Cgroup
 from dockyard.runtime.spawn import reap, spawn
 from dockyard.runtime.spec import ContainerSpec, ProcessSpec
 from dockyard.runtime.syscalls import pidfd_open
@@ -70,7 +79,6 @@ class Live:
     start_waiters: list[asyncio.Future[asyncio.Future[None] | None]] = field(default_factory=list)
     exit_waiters: list[asyncio.Future[int]] = field(default_factory=list)
     remove_waiters: list[asyncio.Future[int]] = field(default_factory=list)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 async def open_shim(state_dir: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -129,6 +137,11 @@ class ContainerService:
         self.images = images
         self._containers: dict[str, Container] = {}
         self._live: dict[str, Live] = {}
+        self._reserved_names: set[str] = set()  # names of containers being created
+        self.serializer = Serializer(lambda cid: cid in self._containers)
+        # Awaited before a removal deletes a container's files (the exec service waits there
+        # for the container's exec shims, which write into its directory until they exit).
+        self.before_remove: list[Callable[[Container], Awaitable[None]]] = []
         self.volumes = VolumeService(root)
         self.events = EventBus()
         self.restarts = RestartScheduler(self._start_by_policy)
@@ -218,7 +231,7 @@ class ContainerService:
         return c.id.encode() in cmdline
 
     # -- create ------------------------------------------------------------------------------
-    def create(self, name: str | None, body: dict[str, Any]) -> tuple[Container, list[str]]:
+    async def create(self, name: str | None, body: dict[str, Any]) -> tuple[Container, list[str]]:
         if not isinstance(body, dict):
             raise InvalidParameter("invalid JSON: the create request must be an object")
         image_ref = body.get("Image") or ""
@@ -236,13 +249,9 @@ class ContainerService:
         host_config["LogConfig"] = logdrivers.resolve(host_config["LogConfig"], self.log_driver, self.log_defaults)
         if name:
             name = validate_name(name)
-            for other in self._containers.values():
-                if other.name == name:
-                    raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
-                                   f'"{other.id}". You have to remove (or rename) that container to be able '
-                                   "to reuse that name.")
+            self.check_name_free(name)
         else:
-            name = generate_name({c.name for c in self._containers.values()})
+            name = generate_name({c.name for c in self._containers.values()} | self._reserved_names)
         cid = secrets.token_hex(32)
         while cid in self._containers or cid[:12].isdigit():
             cid = secrets.token_hex(32)
@@ -250,27 +259,52 @@ class ContainerService:
             uts_host = host_config.get("UTSMode") == "host"
             config["Hostname"] = host_hostname() if network.namespace == "host" or uts_host else cid[:12]
         argv = [*(config["Entrypoint"] or []), *(config["Cmd"] or [])]
-        directory = self.root / cid
-        with leases.hold(self.images.metadata, "create"):  # the collector keeps the new dirs until the record exists
-            directory.mkdir(mode=0o700)
-            c = Container(id=cid, name=name, created=rfc3339_nano(), image=image_ref, image_id=image.id,
-                          path=argv[0], args=argv[1:], config=config, host_config=host_config,
-                          state_dir=str(directory), network_warning=network.warning)
-            c.mounts = mounts
-            try:
-                mountpoints.create_volumes(c.mounts, self.volumes)
-                self.images.prepare_container(cid, image)
-                c.save()
-            except BaseException:
-                self.volumes.remove_anonymous(mountpoints.volume_names(c.mounts, anonymous_only=True), lambda _: [])
-                with contextlib.suppress(Exception):
-                    self.images.remove_container_layer(cid)
-                shutil.rmtree(directory, ignore_errors=True)
-                raise
+        c = Container(id=cid, name=name, created=rfc3339_nano(), image=image_ref, image_id=image.id,
+                      path=argv[0], args=argv[1:], config=config, host_config=host_config,
+                      state_dir=str(self.root / cid), network_warning=network.warning)
+        c.mounts = mounts
+        self._reserved_names.add(name)
+        try:
+            async with self.serializer.operation(cid, "create", new=True):
+                # Shielded: a client that leaves mid-create must not leave files without a record.
+                await asyncio.shield(self._create_files(c, image))
+        finally:
+            self._reserved_names.discard(name)
         self._containers[cid] = c
         self.event(c, "create")
         warnings = [network.warning] if network.warning else []
         return c, warnings + resource_warnings
+
+    def check_name_free(self, name: str) -> None:
+        """Docker's Conflict when ``name`` belongs to a container (or one being created)."""
+        owner = next((other.id for other in self._containers.values() if other.name == name), None)
+        if owner is None and name in self._reserved_names:
+            owner = "(being created)"
+        if owner is not None:
+            raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
+                           f'"{owner}". You have to remove (or rename) that container to be able '
+                           "to reuse that name.")
+
+    async def _create_files(self, c: Container, image: Any) -> None:
+        """The container's directory, writable layer and record; nothing left on failure."""
+        with leases.hold(self.images.metadata, "create"):  # the collector keeps the new dirs until the record exists
+            try:
+                mountpoints.create_volumes(c.mounts, self.volumes)
+                await blocking.run(self._write_new, c, image)
+            except BaseException:
+                self.volumes.remove_anonymous(mountpoints.volume_names(c.mounts, anonymous_only=True), lambda _: [])
+                await blocking.run(self._discard_new, c)
+                raise
+
+    def _write_new(self, c: Container, image: Any) -> None:
+        c.dir.mkdir(mode=0o700)
+        self.images.prepare_container(c.id, image)
+        c.save()
+
+    def _discard_new(self, c: Container) -> None:
+        with contextlib.suppress(Exception):
+            self.images.remove_container_layer(c.id)
+        shutil.rmtree(c.dir, ignore_errors=True)
 
     # -- start -------------------------------------------------------------------------------
     async def _start_by_policy(self, ref: str, by_policy: bool) -> None:
@@ -279,82 +313,70 @@ class ContainerService:
     async def start(self, ref: str, by_policy: bool = False) -> None:
         """Start ``ref``; ``by_policy``: a restart by its restart policy (see ``restart.py``)."""
         c = self.get(ref)
-        live = self.live(c)
-        async with live.lock:
-            if by_policy and c.state.status != "restarting":
-                return  # stopped or removed meanwhile
-            if c.state.running and not by_policy:
-                raise NotModified("container already started")
-            if c.state.status in ("removing", "dead"):
-                raise Conflict(f"cannot start a container that is {c.state.status}")
-            if not by_policy:
-                self.restarts.on_user_start(c)
-            image = self.images.resolve(c.image_id)
-            lowerdirs, upper, work, rootfs = self.images.prepare_container(c.id, image)
-            network = plan(c.host_config["NetworkMode"])
-            etc_files = write_etc_files(c.dir, network, c.config["Hostname"])
-            logging = logdrivers.settings(c.host_config["LogConfig"]["Type"] or "json-file",
-                                          c.host_config["LogConfig"]["Config"])
-            spec = ContainerSpec(
-                id=c.id, state_dir=c.dir, lowerdirs=[Path(p) for p in lowerdirs], upperdir=Path(upper),
-                workdir=Path(work), rootfs=Path(rootfs), hostname=c.config["Hostname"], network=network.namespace,
-                process=ProcessSpec(args=[c.path, *c.args], env=list(c.config["Env"]), cwd=c.config["WorkingDir"],
-                                    user=c.config["User"], tty=c.tty, open_stdin=c.config["OpenStdin"]),
-                log_path=c.log_path if logging.enabled else Path(os.devnull),
-                log_max_size=logging.max_size,
-                log_max_file=logging.max_file,
-                log_compress=logging.compress,
-                etc_files=etc_files,
-                mounts=mountpoints.runtime_mounts(c.mounts, self.volumes),
-                devices=resource_rules.device_nodes(c.host_config),
-                security=security_rules.security_spec(c.host_config),  # caps, seccomp, masks, --init…
-            )
-            for stale in (c.dir / "exit", c.attach_socket):
-                stale.unlink(missing_ok=True)
-            live.starting = True
-            live.start_failed = None
-            cgroup = cgroup_control.prepare(c, spec.devices)  # limits are in place before the init joins
-            def join_cgroup(pid: int) -> None:
-                # Before go(), so everything the container runs inherits it; during spawn(), so the
-                # kernel's wait on the first cgroup.procs write overlaps the rootfs set-up.
-                try:
-                    cgroup.join(pid)
-                except OSError as err:
-                    raise DockyardError(f"cannot join the cgroup of container {c.id[:12]}: {err}") from err
+        async with self.serializer.operation(c.id, "start"):
+            await self._start(c, by_policy)
 
-            try:
-                spawned = await asyncio.to_thread(spawn, spec, on_init=join_cgroup)
-            except BaseException:
-                live.starting = False
-                cgroup_control.discard(c.id)
-                raise
-            # FinishedAt stays that of the last run (dockerd's SetRunning), so a restart shows when it stopped.
-            c.state = State(status="running", pid=spawned.pid, shim_pid=spawned.shim_pid,
-                            started_at=rfc3339_nano(), exit_code=0, finished_at=c.state.finished_at)
-            self.health.start(c)
-            c.save()
-            self._watch(c)
-            self.event(c, "start")
-            # Let attach requests that came before start connect, then release the container.
-            waiters, live.start_waiters = live.start_waiters, []
-            connected: list[asyncio.Future[None]] = []
-            loop = asyncio.get_running_loop()
-            for waiter in waiters:
-                if not waiter.done():
-                    done: asyncio.Future[None] = loop.create_future()
-                    waiter.set_result(done)
-                    connected.append(done)
-            if connected:
-                await asyncio.wait(connected, timeout=5)
+    async def _start(self, c: Container, by_policy: bool) -> None:
+        live = self.live(c)
+        if by_policy and c.state.status != "restarting":
+            return  # stopped or removed meanwhile
+        if c.state.running and not by_policy:
+            raise NotModified("container already started")
+        if c.state.status in ("removing", "dead"):
+            raise Conflict(f"cannot start a container that is {c.state.status}")
+        if not by_policy:
+            self.restarts.on_user_start(c)
+        image = self.images.resolve(c.image_id)
+        live.starting = True
+        live.start_failed = None
+        try:
+            spec, cgroup = await blocking.run(self._prepare_start, c, image)
+        except BaseException:
             live.starting = False
-            await self._apply_console_size(c)
+            raise
+
+        def join_cgroup(pid: int) -> None:
+            # Before go(), so everything the container runs inherits it; during spawn(), so the
+            # kernel's wait on the first cgroup.procs write overlaps the rootfs set-up.
             try:
-                await asyncio.to_thread(spawned.go)
-            except DockyardError as exc:
-                live.start_failed = exc
-                c.state.error = exc.message
-                c.save()
-                raise
+                cgroup.join(pid)
+            except OSError as err:
+                raise DockyardError(f"cannot join the cgroup of container {c.id[:12]}: {err}") from err
+
+        try:
+            spawned = await asyncio.to_thread(spawn, spec, on_init=join_cgroup)
+        except BaseException:
+            live.starting = False
+            await blocking.run(cgroup_control.discard, c.id)
+            raise
+        # FinishedAt stays that of the last run (dockerd's SetRunning), so a restart shows when it stopped.
+        c.state = State(status="running", pid=spawned.pid, shim_pid=spawned.shim_pid,
+                        started_at=rfc3339_nano(), exit_code=0, finished_at=c.state.finished_at)
+        # The record is written before the shim is watched: no exit can change it meanwhile.
+        await blocking.run(c.save, c.snapshot())
+        self._watch(c)
+        self.health.start(c)
+        self.event(c, "start")
+        # Let attach requests that came before start connect, then release the container.
+        waiters, live.start_waiters = live.start_waiters, []
+        connected: list[asyncio.Future[None]] = []
+        loop = asyncio.get_running_loop()
+        for waiter in waiters:
+            if not waiter.done():
+                done: asyncio.Future[None] = loop.create_future()
+                waiter.set_result(done)
+                connected.append(done)
+        if connected:
+            await asyncio.wait(connected, timeout=5)
+        live.starting = False
+        await self._apply_console_size(c)
+        try:
+            await asyncio.to_thread(spawned.go)
+        except DockyardError as exc:
+            live.start_failed = exc
+            c.state.error = exc.message
+            c.save()
+            raise
 
     async def _apply_console_size(self, c: Container) -> None:
         """Give a tty container the size its client asked for at create (``HostConfig.ConsoleSize``,
@@ -364,6 +386,32 @@ class ContainerService:
             return
         with contextlib.suppress(DockyardError, OSError):
             await self.resize(c.id, size[0], size[1])
+
+    def _prepare_start(self, c: Container, image: Any) -> tuple[ContainerSpec, Cgroup]:
+        """The blocking half of a start, on the pool: the writable layer, /etc files, the cgroup
+        with its limits (in place before the init joins it), and the runtime's spec."""
+        lowerdirs, upper, work, rootfs = self.images.prepare_container(c.id, image)
+        network = plan(c.host_config["NetworkMode"])
+        etc_files = write_etc_files(c.dir, network, c.config["Hostname"])
+        logging = logdrivers.settings(c.host_config["LogConfig"]["Type"] or "json-file",
+                                      c.host_config["LogConfig"]["Config"])
+        spec = ContainerSpec(
+            id=c.id, state_dir=c.dir, lowerdirs=[Path(p) for p in lowerdirs], upperdir=Path(upper),
+            workdir=Path(work), rootfs=Path(rootfs), hostname=c.config["Hostname"], network=network.namespace,
+            process=ProcessSpec(args=[c.path, *c.args], env=list(c.config["Env"]), cwd=c.config["WorkingDir"],
+                                user=c.config["User"], tty=c.tty, open_stdin=c.config["OpenStdin"]),
+            log_path=c.log_path if logging.enabled else Path(os.devnull),
+            log_max_size=logging.max_size,
+            log_max_file=logging.max_file,
+            log_compress=logging.compress,
+            etc_files=etc_files,
+            mounts=mountpoints.runtime_mounts(c.mounts, self.volumes),
+            devices=resource_rules.device_nodes(c.host_config),
+            security=security_rules.security_spec(c.host_config),  # caps, seccomp, masks, --init…
+        )
+        for stale in (c.dir / "exit", c.attach_socket):
+            stale.unlink(missing_ok=True)
+        return spec, cgroup_control.prepare(c, spec.devices)
 
     # -- exit handling ---------------------------------------------------------------------------
     def _watch(self, c: Container) -> None:
@@ -425,8 +473,10 @@ class ContainerService:
             await self.remove(c.id, force=True, volumes=True)
         except NotFound:
             pass
-        except Exception:
+        except Exception as exc:
             log.exception("auto-remove of %s failed", c.id[:12])
+            if c.id in self._containers and c.state.status != "dead":
+                self._removal_failed(c, f"cannot remove container {c.id}: {exc}")
 
     # -- wait --------------------------------------------------------------------------------------
     async def wait(self, ref: str, condition: str = "not-running") -> dict[str, Any]:
@@ -452,15 +502,17 @@ class ContainerService:
     async def kill(self, ref: str, signal: str | None = None) -> None:
         c = self.get(ref)
         sig = parse_signal(signal)
-        if not c.state.running:
-            raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
-        stop_signal = c.config.get("StopSignal")
-        ends = sig == signals.SIGKILL or not stop_signal or parse_signal(stop_signal) == sig
-        if self.restarts.on_user_stop(c, cancel=ends):
-            return  # it was waiting to restart: there is no process to signal
-        self._signal(c, sig)
+        async with self.serializer.operation(c.id, "kill"):
+            if not c.state.running:
+                raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
+            stop_signal = c.config.get("StopSignal")
+            ends = sig == signals.SIGKILL or not stop_signal or parse_signal(stop_signal) == sig
+            if self.restarts.on_user_stop(c, cancel=ends):
+                return  # it was waiting to restart: there is no process to signal
+            self._signal(c, sig)
+            exited = self._exit_future(c)
         if sig == signals.SIGKILL:
-            await self._wait_exit(c, 10)
+            await self._wait_exit(exited, 10)
 
     def _signal(self, c: Container, sig: int) -> None:
         if c.state.pid <= 0:
@@ -473,61 +525,100 @@ class ContainerService:
         if sig == signals.SIGKILL:
             cgroup_control.thaw_for_kill(c)  # a frozen process gets SIGKILL only once thawed
 
-    async def _wait_exit(self, c: Container, timeout: float | None) -> bool:
-        if not c.state.running:
-            return True
+    def _exit_future(self, c: Container) -> asyncio.Future[int]:
+        """Resolved when the current run of ``c`` exits (at once when it is not running). Taken
+        inside an operation, so that the run waited for is the one just signalled."""
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self.live(c).exit_waiters.append(fut)
+        if c.state.running:
+            self.live(c).exit_waiters.append(fut)
+        else:
+            fut.set_result(c.state.exit_code)
+        return fut
+
+    @staticmethod
+    async def _wait_exit(exited: asyncio.Future[int], timeout: float | None) -> bool:
         try:
-            await asyncio.wait_for(asyncio.shield(fut), timeout)
+            await asyncio.wait_for(asyncio.shield(exited), timeout)
             return True
         except TimeoutError:
             return False
 
     async def stop(self, ref: str, timeout: int | None = None, signal: str | None = None) -> None:
         c = self.get(ref)
-        if not c.state.running:
-            raise NotModified("container already stopped")
-        if self.restarts.on_user_stop(c):
-            self.event(c, "stop")
-            return  # it was waiting to restart: now it is simply stopped
-        sig = parse_signal(signal or c.config.get("StopSignal"), default=signals.SIGTERM)
-        if timeout is None:
-            timeout = c.config.get("StopTimeout")
-            timeout = DEFAULT_STOP_TIMEOUT if timeout is None else timeout
-        self._signal(c, sig)
-        if await self._wait_exit(c, None if timeout < 0 else timeout):
+        async with self.serializer.operation(c.id, "stop"):
+            if not c.state.running:
+                raise NotModified("container already stopped")
+            if self.restarts.on_user_stop(c):
+                self.event(c, "stop")
+                return  # it was waiting to restart: now it is simply stopped
+            sig = parse_signal(signal or c.config.get("StopSignal"), default=signals.SIGTERM)
+            if timeout is None:
+                timeout = c.config.get("StopTimeout")
+                timeout = DEFAULT_STOP_TIMEOUT if timeout is None else timeout
+            self._signal(c, sig)
+            exited = self._exit_future(c)
+        # The grace period passes outside the serializer: a kill or rm -f may come meanwhile.
+        if await self._wait_exit(exited, None if timeout < 0 else timeout):
             self.event(c, "stop")
             return
         log.info("container %s did not stop after %ss: killing it", c.id[:12], timeout)
-        self._signal(c, signals.SIGKILL)
-        if not await self._wait_exit(c, 30):
+        async with self.serializer.operation(c.id, "kill"):
+            if not exited.done():
+                self._signal(c, signals.SIGKILL)
+        if not await self._wait_exit(exited, 30):
             raise DockyardError(f"cannot stop container: {ref}: it did not exit after SIGKILL")
         self.event(c, "stop")
 
     # -- remove ---------------------------------------------------------------------------------------
     async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         c = self.get(ref)
+        async with self.serializer.operation(c.id, "remove"):
+            await self.remove_held(c, force, volumes)
+
+    async def remove_held(self, c: Container, force: bool = False, volumes: bool = False) -> None:
+        """Remove ``c``, whose serializer the caller holds (``remove``, ``prune``)."""
         if c.state.running:
             if not force:
                 raise Conflict(f'cannot remove container "/{c.name}": container is {c.state.status}: stop the '
                                "container before removing or force remove")
             self.restarts.on_user_stop(c)  # a container waiting to restart is now simply exited
             self._signal(c, signals.SIGKILL)
-            if not await self._wait_exit(c, 30):
+            if not await self._wait_exit(self._exit_future(c), 30):
                 raise DockyardError(f"cannot remove container \"/{c.name}\": could not kill it")
-        if c.state.status == "removing" and c.id not in self._containers:
-            return
         c.state.status = "removing"
-        c.save()
-        self._finish_remove(c, volumes)
+        with contextlib.suppress(OSError):
+            await blocking.run(c.save, c.snapshot())
+        for hook in self.before_remove:
+            await hook(c)
+        self.restarts.forget(c)
+        try:
+            await blocking.run(self._remove_files, c)
+        except Exception as exc:  # the writable layer resisted (EPERM, still mounted…)
+            message = f"unable to remove filesystem for {c.id}: {exc}"
+            self._removal_failed(c, message)
+            raise DockyardError(message) from exc
+        self._forget(c, volumes)
 
     def _finish_remove(self, c: Container, volumes: bool = False) -> None:
+        """A removal the daemon's previous run left half done (recovery, before serving)."""
         self.restarts.forget(c)
+        try:
+            self._remove_files(c)
+        except Exception as exc:
+            self._removal_failed(c, f"unable to remove filesystem for {c.id}: {exc}")
+            return
+        self._forget(c, volumes)
+
+    def _remove_files(self, c: Container) -> None:
+        """The blocking half of a removal (on the pool): the writable layer (it may refuse), the
+        cgroup, the record, then the container's directory."""
         self.images.remove_container_layer(c.id)
         cgroup_control.discard(c.id)
         c.delete_record()
         shutil.rmtree(c.dir, ignore_errors=True)
+
+    def _forget(self, c: Container, volumes: bool) -> None:
+        """After the files are gone: drop the container, answer everyone waiting for it."""
         if self._containers.pop(c.id, None) is not None:
             self.event(c, "destroy")
         if volumes:  # rm -v, --rm: the container's anonymous volumes go too
@@ -540,6 +631,21 @@ class ContainerService:
             for waiter in live.start_waiters:  # attach requests waiting for a start that won't come
                 if not waiter.done():
                     waiter.set_result(None)
+
+    def _removal_failed(self, c: Container, message: str) -> None:
+        """The container stays, ``dead`` with the error; whoever waits for its removal gets the
+        error now (Docker's SetRemovalError) instead of waiting forever."""
+        log.error("removing container %s failed: %s", c.id[:12], message)
+        c.state.status = "dead"
+        c.state.error = message
+        with contextlib.suppress(OSError):
+            c.save()
+        live = self._live.get(c.id)
+        if live is not None:
+            waiters, live.remove_waiters = live.remove_waiters, []
+            for w in waiters:
+                if not w.done():
+                    w.set_result(c.state.exit_code)
 
     # -- list / inspect ---------------------------------------------------------------------------------
     def inspect(self, ref: str) -> dict[str, Any]:
