@@ -254,10 +254,12 @@ class ExecService:
         e.started = True
         try:
             spawned = await asyncio.to_thread(spawn_exec, spec)
-        except DockyardError as exc:
+        except (DockyardError, OSError) as exc:  # OSError: the init died under the spawn (a pipe broke)
             e.exit_code = 126
-            e.save()
-            raise DockyardError(OCI_PREFIX + exc.message + ": unknown") from exc
+            with contextlib.suppress(OSError):
+                e.save()
+            reason = exc.message if isinstance(exc, DockyardError) else f"the container's init is gone: {exc}"
+            raise DockyardError(OCI_PREFIX + reason + ": unknown") from exc
         e.running = True
         e.pid = spawned.pid
         e.shim_pid = spawned.shim_pid

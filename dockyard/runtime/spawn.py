@@ -168,6 +168,8 @@ class Spawned:
                 raise _exec_error(failure)
         except TimeoutError as err:
             raise DockyardError(f"container {self.pid} did not exec within {timeout}s") from err
+        except BrokenPipeError as err:  # killed while held (its pid namespace's init died, a kill)
+            raise DockyardError(f"process {self.pid} ended before it could exec") from err
         finally:
             self._channel.close()
 
