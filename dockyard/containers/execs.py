@@ -177,6 +177,7 @@ class ExecService:
             cmd = [cmd]
         if not cmd or not isinstance(cmd, list):
             raise InvalidParameter("No exec command specified")
+        self._check_running(c)
         env = body.get("Env") or []
         if not isinstance(env, list) or not all(isinstance(x, str) for x in env):
             raise InvalidParameter("invalid Env: expected a list of strings")
@@ -203,7 +204,7 @@ class ExecService:
             state_dir=str(c.dir / EXEC_DIR / eid),
         )
         async with self.containers.serializer.operation(c.id, "exec"):  # never into a directory being removed
-            self._check_running(c)
+            self._check_running(c)  # again: it may have stopped while this waited for its turn
             await blocking.run(self._write_new, e)
         self._execs[eid] = e
         self.containers.event(c, "exec_create: " + e.command_text, execID=eid)

@@ -205,6 +205,11 @@ async def _in_batches(make: Callable[[], Iterator[LogEntry]], size: int = 512) -
             yield entry
 
 
+def read_log(path: Path, opts: LogOptions) -> AsyncIterator[LogEntry]:
+    """The chosen entries of the log at ``path`` as it is now, read on the pool."""
+    return _in_batches(lambda: select(read_entries(path), opts))
+
+
 async def stream_logs(path: Path, opts: LogOptions, tty: bool, running: Callable[[], bool],
                       poll: float = 0.05) -> AsyncIterator[bytes]:
     """The log as the API sends it; with ``follow``, keeps reading until the container stops."""
@@ -214,7 +219,7 @@ async def stream_logs(path: Path, opts: LogOptions, tty: bool, running: Callable
     except FileNotFoundError:
         follower = None
     if follower is None:
-        async for entry in _in_batches(lambda: select(read_entries(path), opts)):
+        async for entry in read_log(path, opts):
             yield render(entry, opts, tty)
         return
     try:

@@ -754,7 +754,7 @@ class ContainerService:
         try:
             if logs:
                 opts = logfiles.LogOptions(stdout=stdout, stderr=stderr)
-                for entry in logfiles.select(logfiles.read_entries(c.log_path), opts):
+                async for entry in logfiles.read_log(c.log_path, opts):
                     writer.write(logfiles.render(entry, opts, c.tty))
                 await writer.drain()
             if not stream:
