@@ -266,12 +266,10 @@ class ContainerService:
         self._reserved_names.add(name)
         try:
             async with self.serializer.operation(cid, "create", new=True):
-                # Shielded: a client that leaves mid-create must not leave files without a record.
+                # Shielded: a create whose request goes away still ends with the container known.
                 await asyncio.shield(self._create_files(c, image))
         finally:
             self._reserved_names.discard(name)
-        self._containers[cid] = c
-        self.event(c, "create")
         warnings = [network.warning] if network.warning else []
         return c, warnings + resource_warnings
 
@@ -286,7 +284,8 @@ class ContainerService:
                            "to reuse that name.")
 
     async def _create_files(self, c: Container, image: Any) -> None:
-        """The container's directory, writable layer and record; nothing left on failure."""
+        """The container's directory, writable layer and record, then the container is known;
+        nothing left on failure."""
         with leases.hold(self.images.metadata, "create"):  # the collector keeps the new dirs until the record exists
             try:
                 mountpoints.create_volumes(c.mounts, self.volumes)
@@ -295,6 +294,8 @@ class ContainerService:
                 self.volumes.remove_anonymous(mountpoints.volume_names(c.mounts, anonymous_only=True), lambda _: [])
                 await blocking.run(self._discard_new, c)
                 raise
+        self._containers[c.id] = c
+        self.event(c, "create")
 
     def _write_new(self, c: Container, image: Any) -> None:
         c.dir.mkdir(mode=0o700)
