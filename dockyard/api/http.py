@@ -8,14 +8,21 @@ Terms:
   the body follows as it is made, e.g. ``wait`` and ``logs -f``), or ``Hijack``.
 - *hijack*: Docker's attach/exec streams. The server answers ``101 UPGRADED`` (or ``200`` with
   ``application/vnd.docker.raw-stream`` when the client did not ask to upgrade), then gives the
-  raw socket to the handler, both ways, with any bytes h11 had already buffered.
+  raw socket to the handler, both ways, with any bytes h11 had already buffered. The handler
+  runs only once the client has read the response head (or after :data:`HEAD_READ_LIMIT`):
+  docker-py parses that head through a buffered reader and then reads the raw socket under it,
+  so stream bytes arriving together with the head would be lost to it (docker-py issues 2042,
+  3332).
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
+import struct
+import termios
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +33,27 @@ import h11
 log = logging.getLogger("dockyard.api")
 
 READ_SIZE = 65536
+HEAD_READ_LIMIT = 2.0  # seconds a hijacked stream waits for the client to read the response head
+
+
+async def until_peer_read(writer: asyncio.StreamWriter, limit: float = HEAD_READ_LIMIT) -> None:
+    """Wait until the peer has read every byte written so far (at most ``limit`` seconds).
+
+    ``SIOCOUTQ`` on a unix stream socket counts the bytes queued at the peer and not yet read by
+    it (on TCP, those not yet acknowledged)."""
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while loop.time() < deadline:
+        try:
+            queued = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+        except OSError:
+            return
+        if queued <= 0:
+            return
+        await asyncio.sleep(0.002)
 
 
 class Request:
@@ -264,6 +292,7 @@ class Connection:
             head += f"{k}: {v}\r\n"
         self.writer.write((head + "\r\n").encode("latin-1"))
         await self.writer.drain()
+        await until_peer_read(self.writer)
         assert response.handler is not None
         await response.handler(self.reader, self.writer, bytes(buffered))
 

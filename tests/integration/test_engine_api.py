@@ -162,6 +162,24 @@ def test_attach_before_start_sees_all_output(client) -> None:  # type: ignore[no
         api.remove_container(c["Id"], force=True)
 
 
+def test_attach_logs_right_after_wait_has_the_output(client, daemon: Daemon) -> None:  # type: ignore[no-untyped-def]
+    """wait answers only once the log is complete, and attach logs=1&stream=0 hands it out whole,
+    to docker-py (which reads the upgrade's head through a buffered reader) and to a raw client."""
+    api = client.api
+    for i in range(20):
+        c = api.create_container("busybox", ["echo", f"line {i}"])
+        try:
+            api.start(c["Id"])
+            assert api.wait(c["Id"], timeout=30)["StatusCode"] == 0
+            assert api.attach(c["Id"], stdout=True, stderr=True, logs=True, stream=False) == f"line {i}\n".encode()
+            status, body = raw(daemon, f"POST /v1.47/containers/{c['Id']}/attach?logs=1&stream=0&stdout=1 HTTP/1.1\r\n"
+                                       "Host: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n".encode())
+            assert (status, body) == (101, b"\x01\x00\x00\x00\x00\x00\x00" + bytes([len(f"line {i}\n")]) +
+                                      f"line {i}\n".encode())
+        finally:
+            api.remove_container(c["Id"], force=True)
+
+
 def test_stdin_through_attach(client) -> None:  # type: ignore[no-untyped-def]
     api = client.api
     # docker-py has no StdinOnce argument: send the create body as Docker's CLI does for `run -i`.
