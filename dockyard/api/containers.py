@@ -111,6 +111,8 @@ def register(router: Router, containers: ContainerService) -> None:
             raise InvalidParameter(f"invalid condition: {condition!r}")
         # Subscribe now, so an exit between the headers and the body is not missed.
         result = asyncio.ensure_future(containers.wait(ref, condition))
+        # A client that leaves before the body is sent never awaits it: take its outcome anyway.
+        result.add_done_callback(lambda done: done.cancelled() or done.exception())
 
         async def body() -> AsyncIterator[bytes]:
             try:

@@ -46,10 +46,10 @@ async def until_peer_read(writer: asyncio.StreamWriter, limit: float = HEAD_READ
         return
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit
-    while loop.time() < deadline:
+    while loop.time() < deadline and not writer.transport.is_closing():
         try:
             queued = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
-        except OSError:
+        except (OSError, ValueError):  # ValueError: the socket was closed meanwhile (fd -1)
             return
         if queued <= 0:
             return
@@ -313,3 +313,39 @@ API_VERSION_HEADER = ["1.47"]
 
 async def serve_connection(app: Handler, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     await Connection(reader, writer, app).serve()
+
+
+class Connections:
+    """The tasks serving the clients of one server, held until each ends.
+
+    asyncio keeps only weak references to tasks, and a server's stream protocol drops its
+    reference to the task it started as soon as the client disconnects. A hijacked stream whose
+    client left is then referenced only by its own pump tasks and futures, a cycle the garbage
+    collector destroys while still pending ("Task was destroyed but it is pending", then
+    "coroutine ignored GeneratorExit" from its ``finally``). Holding the tasks here lets every
+    one run to its end; :meth:`close` ends them when the daemon stops."""
+
+    def __init__(self, app: Handler) -> None:
+        self.app = app
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """The server's ``client_connected_cb``."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await Connection(reader, writer, self.app).serve()
+        except asyncio.CancelledError:
+            # Only close() cancels a connection. The task must not end cancelled: the stream
+            # protocol's done callback calls task.exception(), which raises (and is logged) then.
+            pass
+        finally:
+            self._tasks.discard(task)
+
+    async def close(self) -> None:
+        """Cancel every connection (open event streams, attaches, waits) and wait until each ended."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -135,6 +135,9 @@ class ContainerService:
         self.health = HealthMonitor(run_probe, self._on_health_probe)
         # Functions that add to a container's inspect answer (e.g. ExecIDs from the exec service).
         self.inspect_hooks: list[Callable[[Container, dict[str, Any]], None]] = [fill_host_config]
+        # Work started from exit handling (auto-remove), held until done: asyncio keeps only weak
+        # references to tasks.
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def event(self, c: Container, action: str, **extra: str) -> None:
         """Publish a container event with Docker's attributes: labels, image, name, then ``extra``."""
@@ -418,7 +421,9 @@ class ContainerService:
             if not w.done():
                 w.set_result(c.state.exit_code)
         if c.host_config.get("AutoRemove"):
-            asyncio.get_running_loop().create_task(self._auto_remove(c))
+            task = asyncio.get_running_loop().create_task(self._auto_remove(c))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _auto_remove(self, c: Container) -> None:
         try:
@@ -735,15 +740,17 @@ class ContainerService:
             raise Conflict(f"cannot resize container {c.id[:12]}: {exc}") from exc
 
     # -- daemon shutdown -------------------------------------------------------------------------------------
-    def close(self) -> None:
-        """Stop watching shims; the containers keep running without the daemon."""
-        loop = asyncio.get_event_loop()
-        self.health.close()
+    async def close(self) -> None:
+        """Stop watching shims and probing health, let auto-removals and restarts in progress
+        finish; the containers keep running without the daemon."""
+        loop = asyncio.get_running_loop()
+        probes = self.health.close()
         for live in self._live.values():
             if live.pidfd >= 0:
                 loop.remove_reader(live.pidfd)
                 os.close(live.pidfd)
                 live.pidfd = -1
+        await asyncio.gather(*probes, *self._tasks, *self.restarts.close(), return_exceptions=True)
 
     def counts(self) -> dict[str, int]:
         states = [c.state.status for c in self._containers.values()]
