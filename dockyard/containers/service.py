@@ -386,6 +386,46 @@ class ContainerService:
         reap(c.state.shim_pid)
         self._on_exit(c)
 
+    def collect_if_gone(self, c: Container) -> bool:
+        """Whether ``c`` is not running (any more). A running or paused container whose shim is
+        gone (or that has no process at all) has its exit recorded here and now, from the shim's
+        exit record if there is one, rather than waiting for a pidfd event that may never come."""
+        if not c.state.running:
+            return True
+        if c.state.status == "restarting" or (c.state.pid > 0 and self._shim_alive(c)):
+            return False
+        live = self.live(c)
+        if live.pidfd >= 0:
+            asyncio.get_running_loop().remove_reader(live.pidfd)
+            os.close(live.pidfd)
+            live.pidfd = -1
+            reap(c.state.shim_pid)
+        log.warning("container %s has no process left: recording its exit", c.id[:12])
+        self._on_exit(c)
+        return True
+
+    @contextlib.asynccontextmanager
+    async def paused(self, c: Container) -> AsyncIterator[None]:
+        """Keep ``c`` paused (if it runs) while the body runs, as Docker's commit does. Neither
+        pausing nor unpausing fails the body: a container that exits meanwhile has its exit
+        recorded and is not unpaused (its cgroup is gone)."""
+        paused = False
+        if c.state.status == "running":
+            try:
+                await cgroup_control.pause(c)
+                paused = True
+            except DockyardError as err:
+                log.warning("%s is not paused: %s", c.id[:12], err.message)
+        try:
+            yield
+        finally:
+            if paused and not self.collect_if_gone(c) and c.state.status == "paused":
+                try:
+                    await cgroup_control.unpause(c)
+                except DockyardError as err:
+                    log.warning("cannot unpause %s: %s", c.id[:12], err.message)
+                    self.collect_if_gone(c)
+
     def _record_exit(self, c: Container) -> None:
         record = shimproto.read_exit_record(c.dir)
         if record is None:
@@ -479,7 +519,7 @@ class ContainerService:
             cgroup_control.thaw_for_kill(c)  # a frozen process gets SIGKILL only once thawed
 
     async def _wait_exit(self, c: Container, timeout: float | None) -> bool:
-        if not c.state.running:
+        if self.collect_if_gone(c):
             return True
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.live(c).exit_waiters.append(fut)
@@ -487,7 +527,7 @@ class ContainerService:
             await asyncio.wait_for(asyncio.shield(fut), timeout)
             return True
         except TimeoutError:
-            return False
+            return self.collect_if_gone(c)
 
     async def stop(self, ref: str, timeout: int | None = None, signal: str | None = None) -> None:
         c = self.get(ref)
