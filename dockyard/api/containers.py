@@ -152,8 +152,9 @@ def register(router: Router, containers: ContainerService) -> None:
         options["detach_keys"] = request.arg("detachKeys")
         detachkeys.parse(options["detach_keys"] or detachkeys.DEFAULT)  # a bad value is a 400, before the upgrade
 
-        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, buffered: bytes) -> None:
-            await containers.attach(ref, reader, writer, buffered, **options)
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, buffered: bytes,
+                      head_read: asyncio.Future[None]) -> None:
+            await containers.attach(ref, reader, writer, buffered, head_read=head_read, **options)
 
         return Hijack(handler=run, content_type=stream_type(request, c.tty))
 

@@ -8,11 +8,12 @@ Terms:
   the body follows as it is made, e.g. ``wait`` and ``logs -f``), or ``Hijack``.
 - *hijack*: Docker's attach/exec streams. The server answers ``101 UPGRADED`` (or ``200`` with
   ``application/vnd.docker.raw-stream`` when the client did not ask to upgrade), then gives the
-  raw socket to the handler, both ways, with any bytes h11 had already buffered. The handler
-  runs only once the client has read the response head (or after :data:`HEAD_READ_LIMIT`):
-  docker-py parses that head through a buffered reader and then reads the raw socket under it,
-  so stream bytes arriving together with the head would be lost to it (docker-py issues 2042,
-  3332).
+  raw socket to the handler, both ways, with any bytes h11 had already buffered.
+- *head read*: the future a hijack handler gets, done once the client has read the response head
+  (or after :data:`HEAD_READ_LIMIT`). The handler starts at once (an attach must be registered
+  before the client, having seen the head, starts the container), but writes nothing before it:
+  docker-py parses the head through a buffered reader and then reads the raw socket under it,
+  so stream bytes arriving together with the head would be lost to it (docker-py issues 2042, 3332).
 """
 
 from __future__ import annotations
@@ -161,12 +162,13 @@ class StreamResponse(Response):
     content_type: str = "application/json"
 
 
-HijackHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, bytes], Awaitable[None]]
+HijackHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, bytes, "asyncio.Future[None]"],
+                         Awaitable[None]]
 
 
 @dataclass
 class Hijack(Response):
-    """Take over the connection: ``handler(reader, writer, already_buffered_bytes)``.
+    """Take over the connection: ``handler(reader, writer, already_buffered_bytes, head_read)``.
 
     ``prepare`` runs before the 101 goes out, so errors found there still become HTTP errors.
     """
@@ -292,9 +294,12 @@ class Connection:
             head += f"{k}: {v}\r\n"
         self.writer.write((head + "\r\n").encode("latin-1"))
         await self.writer.drain()
-        await until_peer_read(self.writer)
-        assert response.handler is not None
-        await response.handler(self.reader, self.writer, bytes(buffered))
+        head_read = asyncio.ensure_future(until_peer_read(self.writer))
+        try:
+            assert response.handler is not None
+            await response.handler(self.reader, self.writer, bytes(buffered), head_read)
+        finally:
+            head_read.cancel()
 
     async def _send_error_raw(self, status: int, message: str) -> None:
         body = (json.dumps({"message": message}) + "\n").encode()

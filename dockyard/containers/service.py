@@ -684,14 +684,17 @@ class ContainerService:
 
     async def attach(self, ref: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, buffered: bytes,
                      *, stdin: bool, stdout: bool, stderr: bool, logs: bool, stream: bool,
-                     detach_keys: str = "") -> None:
+                     detach_keys: str = "", head_read: asyncio.Future[None] | None = None) -> None:
         """Serve one hijacked attach connection until the container exits, the client leaves, or
-        the client types the detach keys (the container keeps running)."""
+        the client types the detach keys (the container keeps running). Nothing is written to the
+        client before ``head_read`` is done (see ``dockyard.api.http``)."""
         c = self.get(ref)
         scanner = detachkeys.Scanner(detachkeys.parse(detach_keys or detachkeys.DEFAULT))
         self.event(c, "attach")
         try:
             if logs:
+                if head_read is not None:
+                    await head_read
                 opts = logfiles.LogOptions(stdout=stdout, stderr=stderr)
                 for entry in logfiles.select(logfiles.read_entries(c.log_path), opts):
                     writer.write(logfiles.render(entry, opts, c.tty))
@@ -703,7 +706,7 @@ class ContainerService:
                 return
             shim_reader, shim_writer = conn
             wanted = {1} if c.tty else {k for k, on in ((1, stdout), (2, stderr)) if on}
-            out = asyncio.create_task(self._pump_output(shim_reader, writer, wanted, c.tty))
+            out = asyncio.create_task(self._pump_output(shim_reader, writer, wanted, c.tty, head_read))
             inp = (asyncio.create_task(self.pump_input(reader, shim_writer, buffered, scanner,
                                                          close_on_eof=bool(c.config.get("StdinOnce"))))
                    if stdin else None)
@@ -727,7 +730,8 @@ class ContainerService:
 
     @staticmethod
     async def _pump_output(shim: asyncio.StreamReader, client: asyncio.StreamWriter, wanted: set[int],
-                           tty: bool) -> None:
+                           tty: bool, head_read: asyncio.Future[None] | None = None) -> None:
+        """The shim's frames of the ``wanted`` kinds → the client, once it has read the head."""
         while True:
             try:
                 header = await shim.readexactly(8)
@@ -737,6 +741,8 @@ class ContainerService:
                 return
             if kind not in wanted:
                 continue
+            if head_read is not None:
+                await head_read
             client.write(payload if tty else header + payload)
             await client.drain()
 

@@ -155,6 +155,8 @@ def test_attach_before_start_sees_all_output(client) -> None:  # type: ignore[no
         raw_sock.settimeout(10)
         while chunk := raw_sock.recv(4096):
             data += chunk
+        sock.close()
+        raw_sock.close()
         assert b"line1\n" in data and b"line3\n" in data
         assert data.startswith(b"\x01\x00\x00\x00")
         assert api.wait(c["Id"])["StatusCode"] == 0
@@ -195,6 +197,8 @@ def test_stdin_through_attach(client) -> None:  # type: ignore[no-untyped-def]
         data = b""
         while chunk := raw_sock.recv(4096):
             data += chunk
+        sock.close()  # docker-py's SocketIO: the socket closes with the last of them
+        raw_sock.close()
         assert data.endswith(b"ping through stdin\n")
         assert api.wait(c["Id"], timeout=10)["StatusCode"] == 0
     finally:
@@ -321,6 +325,7 @@ def test_verbs_keep_working_after_a_daemon_restart(fresh_daemon: Daemon) -> None
         rest = b"".join(follow)  # logs -f ends when the container stops
         assert rest.endswith(b"bye\n")
         sock._sock.close()
+        sock.close()  # docker-py's SocketIO: the socket closes with the last of them
         fresh_daemon.cli("start", c.id, check=True)
         assert client.containers.get(c.id).status == "running"
     finally:
@@ -342,6 +347,8 @@ def test_detach_keys_end_an_attach_on_the_daemon_side(client) -> None:  # type: 
         raw_sock.sendall(b"\x18y")
         while raw_sock.recv(4096):  # the daemon closes the attach
             pass
+        sock.close()  # docker-py's SocketIO: the socket closes with the last of them
+        raw_sock.close()
         c.reload()
         assert c.status == "running"
         with pytest.raises(docker.errors.APIError) as info:
@@ -373,6 +380,7 @@ def test_docker_py_rename_top_restart_exec_resize_and_image_prune(client) -> Non
         while chunk := sock._sock.recv(4096):
             out += chunk
         sock._sock.close()
+        sock.close()  # docker-py's SocketIO: the socket closes with the last of them
         assert b"21 77" in out
         assert client.api.exec_inspect(exec_id)["ExitCode"] == 5
     finally:

@@ -47,7 +47,8 @@ def make_router() -> Router:
 
     @router.route("POST", "/hijack")
     async def hijack(request: Request) -> Response:
-        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, buffered: bytes) -> None:
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, buffered: bytes,
+                      head_read: asyncio.Future[None]) -> None:
             data = buffered
             while True:
                 chunk = await reader.read(1024)
@@ -62,8 +63,10 @@ def make_router() -> Router:
 
     @router.route("POST", "/talk")
     async def talk(request: Request) -> Response:
-        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, buffered: bytes) -> None:
-            writer.write(b"stream bytes")  # at once, as attach with logs=1 does
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, buffered: bytes,
+                      head_read: asyncio.Future[None]) -> None:
+            await head_read
+            writer.write(b"stream bytes")  # as soon as allowed, as attach with logs=1 does
             await writer.drain()
             writer.close()
 
