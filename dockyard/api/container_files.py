@@ -3,21 +3,19 @@
 
 from __future__ import annotations
 
-import logging
+import contextlib
 
 from dockyard import blocking
 from dockyard.api.http import BytesResponse, JSONResponse, NoContent, Request, Response, StreamResponse
 from dockyard.api.router import Router
-from dockyard.containers import cgroup_control
 from dockyard.containers.archive import ContainerFiles, stat_header
 from dockyard.containers.service import ContainerService
-from dockyard.errors import DockyardError, InvalidParameter
+from dockyard.errors import InvalidParameter
 from dockyard.images.commit import CommitRequest, commit
 from dockyard.images.service import ImageService
 
 STAT_HEADER = "X-Docker-Container-Path-Stat"
 TAR = "application/x-tar"
-log = logging.getLogger("dockyard.api")
 
 
 def _path_arg(request: Request) -> str:
@@ -79,20 +77,10 @@ def register(router: Router, containers: ContainerService, images: ImageService)
             container_config=c.config, user_config=body, changes=request.query.get("changes", []),
             comment=request.arg("comment"), author=request.arg("author"),
             repo=request.arg("repo"), tag=request.arg("tag"))
-        # Through the container's serializer: no rm deletes the layer while it is read.
+        # Through the container's serializer: no rm deletes the layer while it is read. Paused
+        # (cgroup freezer) meanwhile, as Docker does unless pause=0.
         async with containers.serializer.operation(c.id, "commit"):
-            # Pause (cgroup freezer) while the layer is read, as Docker does unless pause=0.
-            paused = False
-            if request.flag("pause", True) and c.state.status == "running":
-                try:
-                    await cgroup_control.pause(c)
-                    paused = True
-                except DockyardError as err:
-                    log.warning("committing %s without pausing it: %s", c.id[:12], err.message)
-            try:
+            async with containers.paused(c) if request.flag("pause", True) else contextlib.nullcontext():
                 image_id = await blocking.run_stream(commit, images, req)
-            finally:
-                if paused and c.state.status == "paused":
-                    await cgroup_control.unpause(c)
         containers.event(c, "commit", comment=req.comment)
         return JSONResponse({"Id": image_id}, status=201)

@@ -111,6 +111,8 @@ def register(router: Router, containers: ContainerService) -> None:
             raise InvalidParameter(f"invalid condition: {condition!r}")
         # Subscribe now, so an exit between the headers and the body is not missed.
         result = asyncio.ensure_future(containers.wait(ref, condition))
+        # A client that leaves before the body is sent never awaits it: take its outcome anyway.
+        result.add_done_callback(lambda done: done.cancelled() or done.exception())
 
         async def body() -> AsyncIterator[bytes]:
             try:
@@ -150,8 +152,9 @@ def register(router: Router, containers: ContainerService) -> None:
         options["detach_keys"] = request.arg("detachKeys")
         detachkeys.parse(options["detach_keys"] or detachkeys.DEFAULT)  # a bad value is a 400, before the upgrade
 
-        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, buffered: bytes) -> None:
-            await containers.attach(ref, reader, writer, buffered, **options)
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, buffered: bytes,
+                      head_read: asyncio.Future[None]) -> None:
+            await containers.attach(ref, reader, writer, buffered, head_read=head_read, **options)
 
         return Hijack(handler=run, content_type=stream_type(request, c.tty))
 

@@ -31,8 +31,9 @@ def register(router: Router, execs: ExecService) -> None:
         if isinstance(body.get("ConsoleSize"), list) and len(body["ConsoleSize"]) == 2:
             e.console_size = [int(x) for x in body["ConsoleSize"]]
 
-        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, buffered: bytes) -> None:
-            await execs.start_attached(e, reader, writer, buffered, raw=raw)
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, buffered: bytes,
+                      head_read: asyncio.Future[None]) -> None:
+            await execs.start_attached(e, reader, writer, buffered, raw=raw, head_read=head_read)
 
         return Hijack(handler=run, content_type=stream_type(request, raw))
 

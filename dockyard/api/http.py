@@ -9,13 +9,21 @@ Terms:
 - *hijack*: Docker's attach/exec streams. The server answers ``101 UPGRADED`` (or ``200`` with
   ``application/vnd.docker.raw-stream`` when the client did not ask to upgrade), then gives the
   raw socket to the handler, both ways, with any bytes h11 had already buffered.
+- *head read*: the future a hijack handler gets, done once the client has read the response head
+  (or after :data:`HEAD_READ_LIMIT`). The handler starts at once (an attach must be registered
+  before the client, having seen the head, starts the container), but writes nothing before it:
+  docker-py parses the head through a buffered reader and then reads the raw socket under it,
+  so stream bytes arriving together with the head would be lost to it (docker-py issues 2042, 3332).
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
+import struct
+import termios
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +34,27 @@ import h11
 log = logging.getLogger("dockyard.api")
 
 READ_SIZE = 65536
+HEAD_READ_LIMIT = 2.0  # seconds a hijacked stream waits for the client to read the response head
+
+
+async def until_peer_read(writer: asyncio.StreamWriter, limit: float = HEAD_READ_LIMIT) -> None:
+    """Wait until the peer has read every byte written so far (at most ``limit`` seconds).
+
+    ``SIOCOUTQ`` on a unix stream socket counts the bytes queued at the peer and not yet read by
+    it (on TCP, those not yet acknowledged)."""
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while loop.time() < deadline and not writer.transport.is_closing():
+        try:
+            queued = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+        except (OSError, ValueError):  # ValueError: the socket was closed meanwhile (fd -1)
+            return
+        if queued <= 0:
+            return
+        await asyncio.sleep(0.002)
 
 
 class Request:
@@ -133,12 +162,13 @@ class StreamResponse(Response):
     content_type: str = "application/json"
 
 
-HijackHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, bytes], Awaitable[None]]
+HijackHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, bytes, "asyncio.Future[None]"],
+                         Awaitable[None]]
 
 
 @dataclass
 class Hijack(Response):
-    """Take over the connection: ``handler(reader, writer, already_buffered_bytes)``.
+    """Take over the connection: ``handler(reader, writer, already_buffered_bytes, head_read)``.
 
     ``prepare`` runs before the 101 goes out, so errors found there still become HTTP errors.
     """
@@ -264,8 +294,12 @@ class Connection:
             head += f"{k}: {v}\r\n"
         self.writer.write((head + "\r\n").encode("latin-1"))
         await self.writer.drain()
-        assert response.handler is not None
-        await response.handler(self.reader, self.writer, bytes(buffered))
+        head_read = asyncio.ensure_future(until_peer_read(self.writer))
+        try:
+            assert response.handler is not None
+            await response.handler(self.reader, self.writer, bytes(buffered), head_read)
+        finally:
+            head_read.cancel()
 
     async def _send_error_raw(self, status: int, message: str) -> None:
         body = (json.dumps({"message": message}) + "\n").encode()
@@ -284,3 +318,39 @@ API_VERSION_HEADER = ["1.47"]
 
 async def serve_connection(app: Handler, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     await Connection(reader, writer, app).serve()
+
+
+class Connections:
+    """The tasks serving the clients of one server, held until each ends.
+
+    asyncio keeps only weak references to tasks, and a server's stream protocol drops its
+    reference to the task it started as soon as the client disconnects. A hijacked stream whose
+    client left is then referenced only by its own pump tasks and futures, a cycle the garbage
+    collector destroys while still pending ("Task was destroyed but it is pending", then
+    "coroutine ignored GeneratorExit" from its ``finally``). Holding the tasks here lets every
+    one run to its end; :meth:`close` ends them when the daemon stops."""
+
+    def __init__(self, app: Handler) -> None:
+        self.app = app
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """The server's ``client_connected_cb``."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await Connection(reader, writer, self.app).serve()
+        except asyncio.CancelledError:
+            # Only close() cancels a connection. The task must not end cancelled: the stream
+            # protocol's done callback calls task.exception(), which raises (and is logged) then.
+            pass
+        finally:
+            self._tasks.discard(task)
+
+    async def close(self) -> None:
+        """Cancel every connection (open event streams, attaches, waits) and wait until each ended."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -9,6 +9,7 @@ the supported range and stored on the request; an unversioned path means the cur
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from urllib.parse import unquote
@@ -59,8 +60,8 @@ class Router:
         try:
             return await self._dispatch(request)
         except BaseException as exc:  # noqa: BLE001 - every error becomes an HTTP answer
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
+            if isinstance(exc, (KeyboardInterrupt, SystemExit, asyncio.CancelledError)):
+                raise  # a cancelled request (the daemon stopping) is no error to answer
             return error_response(exc)
 
     async def _dispatch(self, request: Request) -> Response:

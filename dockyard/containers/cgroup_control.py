@@ -12,7 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
-from dockyard.containers.record import Container
+from dockyard.containers.record import Container, State
 from dockyard.containers.resources import RESOURCE_FIELDS, Machine, resources_of, validate
 from dockyard.errors import Conflict, DockyardError, InvalidParameter
 from dockyard.runtime.cgroups import Cgroup
@@ -82,10 +82,18 @@ async def pause(c: Container) -> None:
     cg = Cgroup.of(c.id)
     if cg.version == "1" and not cg.has("freezer"):
         raise DockyardError("Cannot pause container: the freezer cgroup is not mounted")
+    run = c.state
     try:
         await asyncio.to_thread(cg.freeze)
     except OSError as err:
+        if not _same_run(c, run, "running"):
+            raise Conflict(f"Container {c.id} is not running") from err
         raise DockyardError(f"Cannot pause container {c.id}: {err}") from err
+    # The freeze ran in a thread: the container may have exited (and its exit been recorded,
+    # its cgroup removed) meanwhile. Marking it paused then would leave "Up (Paused)" with no
+    # process, which unpause (no freezer.state) and rm -f (nothing to kill) could never undo.
+    if not _same_run(c, run, "running"):
+        raise Conflict(f"Container {c.id} is not running")
     c.state.status = "paused"
     c.save()
 
@@ -93,12 +101,22 @@ async def pause(c: Container) -> None:
 async def unpause(c: Container) -> None:
     if c.state.status != "paused":
         raise Conflict(f"Container {c.id} is not paused")
+    run = c.state
     try:
         await asyncio.to_thread(Cgroup.of(c.id).thaw)
     except OSError as err:
+        if not _same_run(c, run, "paused"):
+            return  # it exited meanwhile: its cgroup is gone, and it is not paused any more
         raise DockyardError(f"Cannot unpause container {c.id}: {err}") from err
-    c.state.status = "running"
-    c.save()
+    if _same_run(c, run, "paused"):  # else it exited while thawing (e.g. a SIGKILL held by the freezer)
+        c.state.status = "running"
+        c.save()
+
+
+def _same_run(c: Container, run: State, status: str) -> bool:
+    """Whether ``c`` is still in the run whose state is ``run`` (a start makes a new State) and
+    in ``status``: the check after a thread that raced with the container's exit."""
+    return c.state is run and run.status == status
 
 
 def update(c: Container, body: Any) -> list[str]:

@@ -309,13 +309,16 @@ class ExecService:
         return e
 
     async def start_attached(self, e: ExecInstance, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                             buffered: bytes, *, raw: bool) -> None:
+                             buffered: bytes, *, raw: bool, head_read: asyncio.Future[None] | None = None) -> None:
         """Serve one hijacked exec start: run the process, relay its I/O until it ends or the
-        client types the detach keys. ``raw``: the start request's ``Tty`` (output unframed)."""
+        client types the detach keys. ``raw``: the start request's ``Tty`` (output unframed).
+        Nothing is written to the client before ``head_read`` is done (see ``dockyard.api.http``)."""
         try:
             try:
                 spawned = await self._spawn(e)
             except DockyardError as exc:
+                if head_read is not None:
+                    await head_read
                 writer.write(self._frame(raw, (exc.message + "\r\n").encode()))
                 await writer.drain()
                 return
@@ -325,7 +328,7 @@ class ExecService:
                 await asyncio.to_thread(spawned.abort)
                 raise
             wanted = {1} if e.tty else {k for k, on in ((1, e.attach_stdout), (2, e.attach_stderr)) if on}
-            out = asyncio.create_task(ContainerService._pump_output(shim_reader, writer, wanted, raw))
+            out = asyncio.create_task(ContainerService._pump_output(shim_reader, writer, wanted, raw, head_read))
             scanner = detachkeys.Scanner(detachkeys.parse(e.detach_keys or detachkeys.DEFAULT)) if e.tty else None
             inp = (asyncio.create_task(ContainerService.pump_input(reader, shim_writer, buffered, scanner,
                                                                    close_on_eof=not e.tty))
@@ -333,6 +336,8 @@ class ExecService:
             error = await self._go(e, spawned)
             try:
                 if error is not None:
+                    if head_read is not None:
+                        await head_read
                     writer.write(self._frame(raw, (error + "\r\n").encode()))
                 if inp is None:
                     await out

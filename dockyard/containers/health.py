@@ -177,10 +177,13 @@ class HealthMonitor:
         if mark and c.state.health is not None and c.state.health.get("Status") != "unhealthy":
             c.state.health["Status"] = "unhealthy"
 
-    def close(self) -> None:
-        for task in self._tasks.values():
+    def close(self) -> list[asyncio.Task[None]]:
+        """Cancel every probe loop; returns their tasks (to await until they ended)."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
             task.cancel()
         self._tasks.clear()
+        return tasks
 
     def _now(self) -> float:
         return self._clock() if self._clock else parse_rfc3339(rfc3339_nano())

@@ -229,6 +229,14 @@ class RestartScheduler:
                                c.state.started_at != ZERO_TIME):
                 self._spawn(c, False)
 
+    def close(self) -> list[asyncio.Task[None]]:
+        """The daemon stops: no more restarts are scheduled; returns the starts in progress (to
+        await: a start cancelled half-way would leave a half-made container)."""
+        for handle in self._pending.values():
+            handle.cancel()
+        self._pending.clear()
+        return list(self._tasks)
+
     # -- internals ---------------------------------------------------------------------------------
     def _fire(self, c: Container) -> None:
         self._pending.pop(c.id, None)

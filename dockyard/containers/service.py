@@ -148,6 +148,9 @@ class ContainerService:
         self.health = HealthMonitor(run_probe, self._on_health_probe)
         # Functions that add to a container's inspect answer (e.g. ExecIDs from the exec service).
         self.inspect_hooks: list[Callable[[Container, dict[str, Any]], None]] = [fill_host_config]
+        # Work started from exit handling (auto-remove), held until done: asyncio keeps only weak
+        # references to tasks.
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def event(self, c: Container, action: str, **extra: str) -> None:
         """Publish a container event with Docker's attributes: labels, image, name, then ``extra``."""
@@ -432,6 +435,46 @@ class ContainerService:
         reap(c.state.shim_pid)
         self._on_exit(c)
 
+    def collect_if_gone(self, c: Container) -> bool:
+        """Whether ``c`` is not running (any more). A running or paused container whose shim is
+        gone (or that has no process at all) has its exit recorded here and now, from the shim's
+        exit record if there is one, rather than waiting for a pidfd event that may never come."""
+        if not c.state.running:
+            return True
+        if c.state.status == "restarting" or (c.state.pid > 0 and self._shim_alive(c)):
+            return False
+        live = self.live(c)
+        if live.pidfd >= 0:
+            asyncio.get_running_loop().remove_reader(live.pidfd)
+            os.close(live.pidfd)
+            live.pidfd = -1
+            reap(c.state.shim_pid)
+        log.warning("container %s has no process left: recording its exit", c.id[:12])
+        self._on_exit(c)
+        return True
+
+    @contextlib.asynccontextmanager
+    async def paused(self, c: Container) -> AsyncIterator[None]:
+        """Keep ``c`` paused (if it runs) while the body runs, as Docker's commit does. Neither
+        pausing nor unpausing fails the body: a container that exits meanwhile has its exit
+        recorded and is not unpaused (its cgroup is gone)."""
+        paused = False
+        if c.state.status == "running":
+            try:
+                await cgroup_control.pause(c)
+                paused = True
+            except DockyardError as err:
+                log.warning("%s is not paused: %s", c.id[:12], err.message)
+        try:
+            yield
+        finally:
+            if paused and not self.collect_if_gone(c) and c.state.status == "paused":
+                try:
+                    await cgroup_control.unpause(c)
+                except DockyardError as err:
+                    log.warning("cannot unpause %s: %s", c.id[:12], err.message)
+                    self.collect_if_gone(c)
+
     def _record_exit(self, c: Container) -> None:
         record = shimproto.read_exit_record(c.dir)
         if record is None:
@@ -467,7 +510,9 @@ class ContainerService:
             if not w.done():
                 w.set_result(c.state.exit_code)
         if c.host_config.get("AutoRemove"):
-            asyncio.get_running_loop().create_task(self._auto_remove(c))
+            task = asyncio.get_running_loop().create_task(self._auto_remove(c))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _auto_remove(self, c: Container) -> None:
         try:
@@ -513,7 +558,7 @@ class ContainerService:
             self._signal(c, sig)
             exited = self._exit_future(c)
         if sig == signals.SIGKILL:
-            await self._wait_exit(exited, 10)
+            await self._wait_exit(c, exited, 10)
 
     def _signal(self, c: Container, sig: int) -> None:
         if c.state.pid <= 0:
@@ -527,22 +572,24 @@ class ContainerService:
             cgroup_control.thaw_for_kill(c)  # a frozen process gets SIGKILL only once thawed
 
     def _exit_future(self, c: Container) -> asyncio.Future[int]:
-        """Resolved when the current run of ``c`` exits (at once when it is not running). Taken
-        inside an operation, so that the run waited for is the one just signalled."""
+        """Resolved when the current run of ``c`` exits: at once when it is not running, or when its
+        processes are gone (``collect_if_gone`` records that exit). Taken inside an operation, so
+        that the run waited for is the one just signalled."""
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        if c.state.running:
-            self.live(c).exit_waiters.append(fut)
-        else:
+        if self.collect_if_gone(c):
             fut.set_result(c.state.exit_code)
+        else:
+            self.live(c).exit_waiters.append(fut)
         return fut
 
-    @staticmethod
-    async def _wait_exit(exited: asyncio.Future[int], timeout: float | None) -> bool:
+    async def _wait_exit(self, c: Container, exited: asyncio.Future[int], timeout: float | None) -> bool:
+        """Whether the run ``exited`` belongs to ended within ``timeout``; a container whose shim
+        died without telling us counts as ended (its exit is recorded then)."""
         try:
             await asyncio.wait_for(asyncio.shield(exited), timeout)
             return True
         except TimeoutError:
-            return False
+            return self.collect_if_gone(c)
 
     async def stop(self, ref: str, timeout: int | None = None, signal: str | None = None) -> None:
         c = self.get(ref)
@@ -559,14 +606,14 @@ class ContainerService:
             self._signal(c, sig)
             exited = self._exit_future(c)
         # The grace period passes outside the serializer: a kill or rm -f may come meanwhile.
-        if await self._wait_exit(exited, None if timeout < 0 else timeout):
+        if await self._wait_exit(c, exited, None if timeout < 0 else timeout):
             self.event(c, "stop")
             return
         log.info("container %s did not stop after %ss: killing it", c.id[:12], timeout)
         async with self.serializer.operation(c.id, "kill"):
             if not exited.done():
                 self._signal(c, signals.SIGKILL)
-        if not await self._wait_exit(exited, 30):
+        if not await self._wait_exit(c, exited, 30):
             raise DockyardError(f"cannot stop container: {ref}: it did not exit after SIGKILL")
         self.event(c, "stop")
 
@@ -584,7 +631,7 @@ class ContainerService:
                                "container before removing or force remove")
             self.restarts.on_user_stop(c)  # a container waiting to restart is now simply exited
             self._signal(c, signals.SIGKILL)
-            if not await self._wait_exit(self._exit_future(c), 30):
+            if not await self._wait_exit(c, self._exit_future(c), 30):
                 raise DockyardError(f"cannot remove container \"/{c.name}\": could not kill it")
         c.state.status = "removing"
         with contextlib.suppress(OSError):
@@ -746,14 +793,17 @@ class ContainerService:
 
     async def attach(self, ref: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, buffered: bytes,
                      *, stdin: bool, stdout: bool, stderr: bool, logs: bool, stream: bool,
-                     detach_keys: str = "") -> None:
+                     detach_keys: str = "", head_read: asyncio.Future[None] | None = None) -> None:
         """Serve one hijacked attach connection until the container exits, the client leaves, or
-        the client types the detach keys (the container keeps running)."""
+        the client types the detach keys (the container keeps running). Nothing is written to the
+        client before ``head_read`` is done (see ``dockyard.api.http``)."""
         c = self.get(ref)
         scanner = detachkeys.Scanner(detachkeys.parse(detach_keys or detachkeys.DEFAULT))
         self.event(c, "attach")
         try:
             if logs:
+                if head_read is not None:
+                    await head_read
                 opts = logfiles.LogOptions(stdout=stdout, stderr=stderr)
                 async for entry in logfiles.read_log(c.log_path, opts):
                     writer.write(logfiles.render(entry, opts, c.tty))
@@ -765,7 +815,7 @@ class ContainerService:
                 return
             shim_reader, shim_writer = conn
             wanted = {1} if c.tty else {k for k, on in ((1, stdout), (2, stderr)) if on}
-            out = asyncio.create_task(self._pump_output(shim_reader, writer, wanted, c.tty))
+            out = asyncio.create_task(self._pump_output(shim_reader, writer, wanted, c.tty, head_read))
             inp = (asyncio.create_task(self.pump_input(reader, shim_writer, buffered, scanner,
                                                          close_on_eof=bool(c.config.get("StdinOnce"))))
                    if stdin else None)
@@ -789,7 +839,8 @@ class ContainerService:
 
     @staticmethod
     async def _pump_output(shim: asyncio.StreamReader, client: asyncio.StreamWriter, wanted: set[int],
-                           tty: bool) -> None:
+                           tty: bool, head_read: asyncio.Future[None] | None = None) -> None:
+        """The shim's frames of the ``wanted`` kinds → the client, once it has read the head."""
         while True:
             try:
                 header = await shim.readexactly(8)
@@ -799,6 +850,8 @@ class ContainerService:
                 return
             if kind not in wanted:
                 continue
+            if head_read is not None:
+                await head_read
             client.write(payload if tty else header + payload)
             await client.drain()
 
@@ -842,15 +895,17 @@ class ContainerService:
             raise Conflict(f"cannot resize container {c.id[:12]}: {exc}") from exc
 
     # -- daemon shutdown -------------------------------------------------------------------------------------
-    def close(self) -> None:
-        """Stop watching shims; the containers keep running without the daemon."""
-        loop = asyncio.get_event_loop()
-        self.health.close()
+    async def close(self) -> None:
+        """Stop watching shims and probing health, let auto-removals and restarts in progress
+        finish; the containers keep running without the daemon."""
+        loop = asyncio.get_running_loop()
+        probes = self.health.close()
         for live in self._live.values():
             if live.pidfd >= 0:
                 loop.remove_reader(live.pidfd)
                 os.close(live.pidfd)
                 live.pidfd = -1
+        await asyncio.gather(*probes, *self._tasks, *self.restarts.close(), return_exceptions=True)
 
     def counts(self) -> dict[str, int]:
         states = [c.state.status for c in self._containers.values()]

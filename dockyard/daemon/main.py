@@ -104,7 +104,7 @@ def _socket_answers(path: str) -> bool:
 
 async def serve(cfg: DaemonConfig) -> None:
     from dockyard.api.app import build_app
-    from dockyard.api.http import serve_connection
+    from dockyard.api.http import Connections
     from dockyard.containers.service import ContainerService
     from dockyard.images.service import ImageService
 
@@ -114,10 +114,8 @@ async def serve(cfg: DaemonConfig) -> None:
     images = ImageService(root)
     containers = ContainerService(root, images, log_defaults=cfg.log_opts, log_driver=cfg.log_driver)
     containers.recover()
-    app = build_app(root, containers, images, daemon_id(root), cfg.registry)
-
-    async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await serve_connection(app, reader, writer)
+    connections = Connections(build_app(root, containers, images, daemon_id(root), cfg.registry))
+    on_connection = connections.serve
 
     servers = []
     sockets: list[str] = []
@@ -158,7 +156,10 @@ async def serve(cfg: DaemonConfig) -> None:
     log.info("shutting down; containers keep running")
     for server in servers:
         server.close()
-    containers.close()
+    await connections.close()
+    for server in servers:
+        await server.wait_closed()
+    await containers.close()
     for path in sockets:
         try:
             os.unlink(path)

@@ -76,11 +76,11 @@ class Daemon:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        err = open(self.root / "daemon.stderr", "ab")
-        self.proc = subprocess.Popen(
-            [*self.prefix, sys.executable, "-m", "dockyard.daemon.main", "--root", str(self.root / "data"),
-             "-H", self.host, *self.args],
-            stdout=err, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
+        with open(self.root / "daemon.stderr", "ab") as err:  # the daemon has its own copy of the fd
+            self.proc = subprocess.Popen(
+                [*self.prefix, sys.executable, "-m", "dockyard.daemon.main", "--root", str(self.root / "data"),
+                 "-H", self.host, *self.args],
+                stdout=err, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 20
         while not ping(self.sock):
             if self.proc.poll() is not None:

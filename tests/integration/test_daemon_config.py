@@ -24,8 +24,9 @@ def free_port() -> int:
 
 
 def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "dockyard.daemon.main", *args], stdout=log.open("ab"),
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    with log.open("ab") as out:  # the daemon has its own copy of the fd
+        return subprocess.Popen([sys.executable, "-m", "dockyard.daemon.main", *args], stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

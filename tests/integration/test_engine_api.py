@@ -155,11 +155,31 @@ def test_attach_before_start_sees_all_output(client) -> None:  # type: ignore[no
         raw_sock.settimeout(10)
         while chunk := raw_sock.recv(4096):
             data += chunk
+        sock.close()
+        raw_sock.close()
         assert b"line1\n" in data and b"line3\n" in data
         assert data.startswith(b"\x01\x00\x00\x00")
         assert api.wait(c["Id"])["StatusCode"] == 0
     finally:
         api.remove_container(c["Id"], force=True)
+
+
+def test_attach_logs_right_after_wait_has_the_output(client, daemon: Daemon) -> None:  # type: ignore[no-untyped-def]
+    """wait answers only once the log is complete, and attach logs=1&stream=0 hands it out whole,
+    to docker-py (which reads the upgrade's head through a buffered reader) and to a raw client."""
+    api = client.api
+    for i in range(20):
+        c = api.create_container("busybox", ["echo", f"line {i}"])
+        try:
+            api.start(c["Id"])
+            assert api.wait(c["Id"], timeout=30)["StatusCode"] == 0
+            assert api.attach(c["Id"], stdout=True, stderr=True, logs=True, stream=False) == f"line {i}\n".encode()
+            status, body = raw(daemon, f"POST /v1.47/containers/{c['Id']}/attach?logs=1&stream=0&stdout=1 HTTP/1.1\r\n"
+                                       "Host: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n".encode())
+            assert (status, body) == (101, b"\x01\x00\x00\x00\x00\x00\x00" + bytes([len(f"line {i}\n")]) +
+                                      f"line {i}\n".encode())
+        finally:
+            api.remove_container(c["Id"], force=True)
 
 
 def test_stdin_through_attach(client) -> None:  # type: ignore[no-untyped-def]
@@ -177,6 +197,8 @@ def test_stdin_through_attach(client) -> None:  # type: ignore[no-untyped-def]
         data = b""
         while chunk := raw_sock.recv(4096):
             data += chunk
+        sock.close()  # docker-py's SocketIO: the socket closes with the last of them
+        raw_sock.close()
         assert data.endswith(b"ping through stdin\n")
         assert api.wait(c["Id"], timeout=10)["StatusCode"] == 0
     finally:
@@ -303,6 +325,7 @@ def test_verbs_keep_working_after_a_daemon_restart(fresh_daemon: Daemon) -> None
         rest = b"".join(follow)  # logs -f ends when the container stops
         assert rest.endswith(b"bye\n")
         sock._sock.close()
+        sock.close()  # docker-py's SocketIO: the socket closes with the last of them
         fresh_daemon.cli("start", c.id, check=True)
         assert client.containers.get(c.id).status == "running"
     finally:
@@ -324,6 +347,8 @@ def test_detach_keys_end_an_attach_on_the_daemon_side(client) -> None:  # type: 
         raw_sock.sendall(b"\x18y")
         while raw_sock.recv(4096):  # the daemon closes the attach
             pass
+        sock.close()  # docker-py's SocketIO: the socket closes with the last of them
+        raw_sock.close()
         c.reload()
         assert c.status == "running"
         with pytest.raises(docker.errors.APIError) as info:
@@ -355,6 +380,7 @@ def test_docker_py_rename_top_restart_exec_resize_and_image_prune(client) -> Non
         while chunk := sock._sock.recv(4096):
             out += chunk
         sock._sock.close()
+        sock.close()  # docker-py's SocketIO: the socket closes with the last of them
         assert b"21 77" in out
         assert client.api.exec_inspect(exec_id)["ExitCode"] == 5
     finally:

@@ -303,6 +303,9 @@ def test_collections_during_loads_and_imports_take_nothing_in_flight(fresh_daemo
             if p.poll() is None:
                 p.kill()
                 p.wait(10)
+            if p.stderr is not None:
+                p.stderr.close()
+        api.close()
     check_store(d, repair=False)
     for image in ("big:1", "imported:0", "imported:1", "imported:2"):
         assert _ok(d.cli("run", "--rm", image, "sh", "-c", "ls /big2 /ballast 2>/dev/null | wc -l")).strip() == "1"

@@ -6,6 +6,7 @@ import asyncio
 import json
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -46,7 +47,8 @@ def make_router() -> Router:
 
     @router.route("POST", "/hijack")
     async def hijack(request: Request) -> Response:
-        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, buffered: bytes) -> None:
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, buffered: bytes,
+                      head_read: asyncio.Future[None]) -> None:
             data = buffered
             while True:
                 chunk = await reader.read(1024)
@@ -54,6 +56,17 @@ def make_router() -> Router:
                     break
                 data += chunk
             writer.write(b"got:" + data)
+            await writer.drain()
+            writer.close()
+
+        return Hijack(handler=run)
+
+    @router.route("POST", "/talk")
+    async def talk(request: Request) -> Response:
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, buffered: bytes,
+                      head_read: asyncio.Future[None]) -> None:
+            await head_read
+            writer.write(b"stream bytes")  # as soon as allowed, as attach with logs=1 does
             await writer.drain()
             writer.close()
 
@@ -176,6 +189,23 @@ def test_streamed_body_is_chunked(server: str) -> None:
     head, _, body = raw.partition(b"\r\n\r\n")
     assert b"transfer-encoding: chunked" in head.lower()
     assert b'{"first":1}' in body and b'{"second":2}' in body
+
+
+def test_hijacked_stream_waits_until_the_client_read_the_head(server: str) -> None:
+    """docker-py reads the head through a buffered reader, then the raw socket: stream bytes
+    that arrived with the head would be lost to it, so none may be sent before it is read."""
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(server)
+    s.sendall(b"POST /talk HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+    s.settimeout(5)
+    time.sleep(0.3)  # a slow client: everything the server sent meanwhile is queued on the socket
+    first = s.recv(65536)
+    assert first.startswith(b"HTTP/1.1 101 UPGRADED") and first.endswith(b"\r\n\r\n")
+    rest = b""
+    while chunk := s.recv(1024):
+        rest += chunk
+    assert rest == b"stream bytes"
+    s.close()
 
 
 def test_hijack_with_upgrade_and_half_close(server: str) -> None:

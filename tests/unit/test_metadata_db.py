@@ -103,6 +103,8 @@ def test_kill_9_in_the_middle_of_a_transaction_leaves_the_old_state(tmp_path: Pa
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(10)
+        if child.stdout is not None:
+            child.stdout.close()
     reopened = MetadataDB(tmp_path / "m.db")
     assert [r[0] for r in reopened.query("SELECT name FROM volumes")] == ["before"]
     assert reopened.integrity_problems() == []

@@ -1,8 +1,10 @@
-"""Restart decisions, log driver options and the supervision CLI flags, without a daemon."""
+"""Restart decisions, log driver options, the supervision CLI flags, and pause/unpause racing an exit, without a daemon."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -140,3 +142,118 @@ def test_scheduler_update_policy(tmp_path: Path) -> None:
     assert c.host_config["RestartPolicy"] == {"Name": "always", "MaximumRetryCount": 0}
     assert scheduler.manager(c).policy.name == "always"
     assert Container.load(tmp_path).host_config["RestartPolicy"]["Name"] == "always"
+
+
+# -- pause / unpause racing the container's exit ----------------------------------------------------------
+
+class _FakeFreezer:
+    """A cgroup whose freeze/thaw run ``during`` in the worker thread: the exit handling that can
+    run on the event loop meanwhile (it marks the container exited and removes the cgroup)."""
+
+    version = "2"
+    during: Any = None
+
+    @classmethod
+    def of(cls, cid: str) -> _FakeFreezer:
+        return cls()
+
+    def has(self, controller: str) -> bool:
+        return True
+
+    def freeze(self) -> None:
+        self.during()
+
+    thaw = freeze
+
+
+def _exits(c: Any, cgroup_gone: bool) -> Any:
+    def during() -> None:
+        c.state.status, c.state.pid = "exited", 0  # what ContainerService._record_exit does
+        if cgroup_gone:
+            raise FileNotFoundError(2, "No such file or directory", "freezer.state")
+    return during
+
+
+def _container(tmp_path: Path, status: str) -> Any:
+    from dockyard.containers.clock import rfc3339_nano
+    from dockyard.containers.record import Container, State
+
+    return Container(id="b" * 64, name="p", created=rfc3339_nano(), image="busybox", image_id="sha256:1",
+                     path="sleep", args=["9"], config={}, host_config={}, state_dir=str(tmp_path),
+                     state=State(status=status, pid=2 ** 22 + 2, shim_pid=2 ** 22 + 1))  # above pid_max: no such processes
+
+
+@pytest.mark.parametrize("cgroup_gone", [False, True])
+def test_pause_of_a_container_exiting_meanwhile_leaves_it_exited(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 cgroup_gone: bool) -> None:
+    from dockyard.containers import cgroup_control
+    from dockyard.errors import Conflict
+
+    c = _container(tmp_path, "running")
+    monkeypatch.setattr(cgroup_control, "Cgroup", _FakeFreezer)
+    monkeypatch.setattr(_FakeFreezer, "during", staticmethod(_exits(c, cgroup_gone)))
+    with pytest.raises(Conflict, match="is not running"):
+        asyncio.run(cgroup_control.pause(c))
+    assert (c.state.status, c.state.pid) == ("exited", 0)  # never "Up (Paused)" without a process
+
+
+@pytest.mark.parametrize("cgroup_gone", [False, True])
+def test_unpause_of_a_container_exiting_meanwhile_leaves_it_exited(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   cgroup_gone: bool) -> None:
+    from dockyard.containers import cgroup_control
+
+    c = _container(tmp_path, "paused")
+    monkeypatch.setattr(cgroup_control, "Cgroup", _FakeFreezer)
+    monkeypatch.setattr(_FakeFreezer, "during", staticmethod(_exits(c, cgroup_gone)))
+    asyncio.run(cgroup_control.unpause(c))  # its freezer is gone with it: nothing left to thaw
+    assert (c.state.status, c.state.pid) == ("exited", 0)
+
+
+def test_pause_and_unpause_without_a_race(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dockyard.containers import cgroup_control
+    from dockyard.errors import DockyardError
+
+    c = _container(tmp_path, "running")
+    monkeypatch.setattr(cgroup_control, "Cgroup", _FakeFreezer)
+    monkeypatch.setattr(_FakeFreezer, "during", staticmethod(lambda: None))
+    asyncio.run(cgroup_control.pause(c))
+    assert c.state.status == "paused"
+    asyncio.run(cgroup_control.unpause(c))
+    assert c.state.status == "running"
+    asyncio.run(cgroup_control.pause(c))
+
+    def stuck() -> None:
+        raise OSError(16, "the cgroup did not change its frozen state")
+
+    monkeypatch.setattr(_FakeFreezer, "during", staticmethod(stuck))
+    with pytest.raises(DockyardError, match="Cannot unpause container"):
+        asyncio.run(cgroup_control.unpause(c))  # still paused, its processes still there: an error
+    assert c.state.status == "paused"
+
+
+class _NoImages:
+    """The one image-service call removing a container makes."""
+
+    def remove_container_layer(self, cid: str) -> None:
+        pass
+
+
+@pytest.mark.parametrize("status", ["paused", "running"])
+def test_rm_f_of_a_container_without_processes_records_its_exit_and_removes_it(tmp_path: Path,
+                                                                              status: str) -> None:
+    """A record that says running/paused while its shim is gone (nothing will ever signal its
+    exit): rm -f records the exit at once and removes it, instead of waiting to kill nothing."""
+    from dockyard.containers.service import ContainerService
+
+    svc = ContainerService(tmp_path, _NoImages())  # type: ignore[arg-type]
+    c = _container(svc.root / ("b" * 64), status)
+    c.state.pid = 0 if status == "paused" else c.state.pid  # as a paused commit racing an exit left it
+    c.dir.mkdir()
+    c.save()
+    svc._containers[c.id] = c
+    died: list[str] = []
+    svc.events.publish = lambda type, action, actor, attributes=None: died.append(action)  # type: ignore[method-assign,assignment]
+    asyncio.run(asyncio.wait_for(svc.remove(c.id, force=True), 20))
+    assert c.id not in svc._containers and not c.dir.exists()
+    assert (c.state.exit_code, c.state.pid) == (255, 0)
+    assert died[-2:] == ["die", "destroy"]
