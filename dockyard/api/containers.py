@@ -58,10 +58,24 @@ def old_client_defaults(body: Any, api_version: str) -> Any:
     return body
 
 
+def check_newer_fields(body: Any, api_version: str) -> None:
+    """dockerd refuses fields set by a client whose API version predates them: a volume mount's
+    ``VolumeOptions.Subpath`` needs API 1.45."""
+    if version_tuple(api_version) >= (1, 45):
+        return
+    host = body.get("HostConfig") if isinstance(body, dict) else None
+    mounts = host.get("Mounts") if isinstance(host, dict) else None
+    for m in mounts if isinstance(mounts, list) else []:
+        options = m.get("VolumeOptions") if isinstance(m, dict) else None
+        if isinstance(options, dict) and options.get("Subpath"):
+            raise InvalidParameter("VolumeOptions.Subpath needs API v1.45 or newer")
+
+
 def register(router: Router, containers: ContainerService) -> None:
     @router.route("POST", "/containers/create")
     async def create(request: Request) -> Response:
         body = old_client_defaults(await request.json(required=True), request.api_version)
+        check_newer_fields(body, request.api_version)
         c, warnings = await containers.create(request.arg("name") or None, body)
         return JSONResponse({"Id": c.id, "Warnings": warnings}, status=201)
 

@@ -28,7 +28,8 @@ def prepare(c: Container, devices: list[Any]) -> Cgroup:
     try:
         cg.create()
         apply(cg, resources_of(c.host_config))
-        cg.confine_devices(cgroup_rules(devices, bool(c.host_config.get("Privileged"))))
+        cg.confine_devices(cgroup_rules(devices, bool(c.host_config.get("Privileged")),
+                                        c.host_config.get("DeviceCgroupRules") or ()))
     except OSError as err:
         discard(c.id)
         raise DockyardError(f"failed to set up the cgroup of container {c.id[:12]}: {err}") from err

@@ -19,23 +19,24 @@ from dockyard.containers.health import merge_config
 from dockyard.errors import InvalidParameter
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_SHM_SIZE = 64 * 1024 * 1024
+"""The size of every container's /dev/shm (``runtime/rootfs.py``), Docker's default."""
 
 # HostConfig keys we act on; the rest must be empty (0, "", [], {}, None, False).
 HOST_CONFIG_HANDLED = {
-    "NetworkMode", "AutoRemove", "LogConfig", "RestartPolicy", "ConsoleSize",
+    "NetworkMode", "AutoRemove", "LogConfig", "RestartPolicy", "ConsoleSize", "UsernsMode",
     "Binds", "Mounts", "Tmpfs", "VolumesFrom", "VolumeDriver",  # containers/mounts.py
     "Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares", "CpuPeriod", "CpuQuota",
-    "CpusetCpus", "CpusetMems", "PidsLimit", "OomKillDisable", "Devices",  # containers/resources.py
+    "CpusetCpus", "CpusetMems", "PidsLimit", "OomKillDisable", "Devices", "DeviceCgroupRules",
+    "MemorySwappiness", "OomScoreAdj", "CpuCount",  # containers/resources.py
     *security.HOST_CONFIG_FIELDS,  # CapAdd, Privileged, SecurityOpt, IpcMode…: containers/security.py
     # Accepted with their empty/default values only (checked below): Docker's CLI always sends them.
 }
 HOST_CONFIG_DEFAULTS: dict[str, Any] = {
     "CgroupnsMode": ("", "private", "host"),
     "Isolation": ("", "default"),
-    "UsernsMode": ("",),
     "Cgroup": ("",),
-    "ShmSize": (0, 67108864),
-    "MemorySwappiness": (None, -1),
+    "ShmSize": (0, DEFAULT_SHM_SIZE),
     "Runtime": ("", "runc", "dockyard"),
 }
 
@@ -139,11 +140,21 @@ def build_host_config(raw: Any) -> dict[str, Any]:
             continue
         if not _is_empty(value):
             raise InvalidParameter(f"HostConfig.{key} is not supported by dockyard yet")
+    if host.get("UsernsMode") not in (None, "", "host"):
+        raise InvalidParameter(f"HostConfig.UsernsMode={host['UsernsMode']!r} is not supported: dockyard runs "
+                               "containers in the host's user namespace (no userns-remap), so only \"host\" "
+                               "is accepted")
     log_config = host.get("LogConfig") or {}
     if not isinstance(log_config, dict):
         raise InvalidParameter("invalid LogConfig: expected an object")
     host.setdefault("NetworkMode", "default")
     host.setdefault("AutoRemove", False)
+    # dockerd's adaptContainerSettings: the values in effect, for fields sent empty. The cgroup
+    # namespace is the host's: dockyard does not unshare it (dockerd's default on cgroup v1).
+    host["ShmSize"] = host.get("ShmSize") or DEFAULT_SHM_SIZE
+    host["CgroupnsMode"] = host.get("CgroupnsMode") or "host"
+    if host.get("OomKillDisable") is None:
+        host["OomKillDisable"] = False
     # The driver stays "" when not given: the service fills in the daemon's (see logdrivers.py).
     host["LogConfig"] = {"Type": log_config.get("Type") or "", "Config": dict(log_config.get("Config") or {})}
     host["RestartPolicy"] = restart.check_host_config(host)

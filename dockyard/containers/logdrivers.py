@@ -108,17 +108,16 @@ def settings(driver: str, opts: dict[str, str]) -> LogSettings:
 
 
 def resolve(log_config: dict[str, Any], default_driver: str, default_opts: dict[str, str]) -> dict[str, Any]:
-    """A create request's ``LogConfig`` with the daemon's defaults applied, validated.
+    """A create request's ``LogConfig`` with the daemon's defaults (``daemon.json``) applied, validated.
 
-    json-file shows the built-in rotation defaults in inspect (dockyard rotates by default);
-    other drivers show only what was set, as Docker does."""
+    The built-in rotation defaults (:data:`BUILTIN_DEFAULTS`) are checked together with the options
+    but not stored: :func:`settings` applies them at start, and inspect shows only what was asked,
+    as Docker's ``{}`` for a container created without log options."""
     driver = validate_driver(log_config.get("Type") or default_driver)
     opts = {str(k): str(v) for k, v in (log_config.get("Config") or {}).items()}
     if driver == (default_driver or "json-file"):
         opts = {**default_opts, **opts}
-    if driver == "json-file":
-        opts = {**BUILTIN_DEFAULTS["json-file"], **opts}
-    validate_opts(driver, opts)
+    validate_opts(driver, opts)  # with the built-in defaults, as settings() merges them
     return {"Type": driver, "Config": opts}
 
 

@@ -4,13 +4,17 @@ turned into *mount points* at create, and into the runtime's ``MountSpec`` list 
 Terms (Docker's):
 - *mount point*: one entry of the record's ``mounts`` list, a dict in Docker's ``Mounts`` field names
   (Type, Name, Source, Destination, Driver, Mode, RW, Propagation) plus our own keys: ``Anonymous``
-  (a volume made for this container, removed by ``rm -v``), ``CopyUp`` (fill the empty volume with
+  (a volume made for this container, removed by ``rm -v``), ``Subpath`` (``--mount``'s
+  ``volume-subpath``: mount only that directory of a named volume; API >= 1.45), ``CopyUp`` (fill the empty volume with
   the image's content at the destination), ``Options`` (tmpfs mount words), ``Listed`` (shown in
   inspect's ``Mounts``: Docker does not list ``--tmpfs`` mounts there) and ``Origin`` (``binds``:
   a ``-v`` host directory is re-created if missing at start; ``mounts``: it is an error).
 - Precedence for one destination: Binds and Mounts, then VolumesFrom, then the image's volumes.
 - *bind spec*: ``-v``'s ``[source:]destination[:mode]``; a source starting with ``/`` is a host
   path, any other is a volume name; no source makes an anonymous volume.
+- ``HostConfig.VolumeDriver`` is the driver of the volumes of ``-v`` and of the image's VOLUMEs
+  (not of ``--mount``, which names its own): as in dockerd, it is an error only when such a volume
+  is created with a driver other than ``local``.
 """
 
 from __future__ import annotations
@@ -158,12 +162,48 @@ def parse_mount(raw: Any) -> MountPoint:
     if source:
         validate_name(source)
     driver = (options.get("DriverConfig") or {}).get("Name") or "local"
-    if options.get("Subpath"):
-        raise fail("volume subpaths are not supported by dockyard yet")
-    return {"Type": "volume", "Name": source, "Source": "", "Destination": target, "Driver": driver, "Mode": "",
-            "RW": rw, "Propagation": "", "Anonymous": not source, "CopyUp": not options.get("NoCopy"),
-            "Origin": "mounts", "VolumeLabels": options.get("Labels") or None,
-            "VolumeOptions": (options.get("DriverConfig") or {}).get("Options") or None}
+    subpath = options.get("Subpath") or ""
+    if subpath:
+        if not source:
+            raise fail("must not set Subpath when using anonymous volumes")
+        if not isinstance(subpath, str) or not is_local(subpath):
+            raise fail("subpath must be a relative path within the volume")
+    point = {"Type": "volume", "Name": source, "Source": "", "Destination": target, "Driver": driver, "Mode": "",
+             "RW": rw, "Propagation": "", "Anonymous": not source, "CopyUp": not options.get("NoCopy"),
+             "Origin": "mounts", "VolumeLabels": options.get("Labels") or None,
+             "VolumeOptions": (options.get("DriverConfig") or {}).get("Options") or None}
+    if subpath:
+        point["Subpath"] = subpath
+    return point
+
+
+def is_local(path: str) -> bool:
+    """Go's ``filepath.IsLocal``: relative, not empty, and not leaving its base by ``..``."""
+    if not path or path.startswith("/"):
+        return False
+    cleaned = os.path.normpath(path)
+    return cleaned != ".." and not cleaned.startswith("../")
+
+
+def resolve_subpath(base: str, subpath: str) -> str:
+    """dockerd's ``safepath`` check at start: ``subpath`` of the volume directory ``base`` with its
+    symlinks resolved (as the host sees them); it must exist and stay inside ``base``. Returns the
+    resolved path relative to ``base``, which the runtime opens again without following any symlink
+    (``runtime/mounts.py``), so a change made meanwhile cannot redirect the mount."""
+    real_base = os.path.realpath(base)
+    combined = os.path.join(real_base, subpath)
+    try:
+        resolved = os.path.realpath(combined, strict=True)
+    except FileNotFoundError:
+        raise NotFound(f"cannot access path {combined}: lstat {combined}: no such file or directory") from None
+    except OSError as err:
+        raise InvalidParameter(f"error while resolving symlinks in combined path {combined!r}: "
+                               f"{err.strerror or err}") from None
+    relative = os.path.relpath(resolved, real_base)
+    if not is_local(relative):
+        raise InvalidParameter(f"path concatenation escapes the base directory, base: {real_base}, "
+                               f"subpath: {subpath}")
+    return relative
 
 
 def parse_tmpfs(target: str, options: str) -> MountPoint:
@@ -193,9 +233,9 @@ def _from_container(raw: str, lookup: Callable[[str], Any]) -> list[MountPoint]:
 def plan(host_config: dict[str, Any], config: dict[str, Any], image_volumes: Iterable[str],
          lookup: Callable[[str], Any]) -> list[MountPoint]:
     """The container's mount points (volumes not yet created), checking Docker's rules."""
-    if host_config.get("VolumeDriver") not in (None, "", "local"):
-        raise InvalidParameter(f"HostConfig.VolumeDriver={host_config['VolumeDriver']!r} is not supported "
-                               "by dockyard yet: only the local driver exists")
+    driver = host_config.get("VolumeDriver") or "local"
+    if not isinstance(driver, str):
+        raise InvalidParameter("invalid HostConfig.VolumeDriver: expected a string")
     chosen: dict[str, MountPoint] = {}
     for raw in host_config.get("Binds") or []:
         if not isinstance(raw, str):
@@ -232,6 +272,9 @@ def plan(host_config: dict[str, Any], config: dict[str, Any], image_volumes: Ite
             "Mode": "", "RW": True, "Propagation": "", "Anonymous": True, "CopyUp": True, "Origin": "image"})
     if volumes:
         config["Volumes"] = {target: {} for target in volumes}
+    for m in chosen.values():  # VolumeDriver is for -v and image volumes; --mount names its own
+        if m["Type"] == "volume" and m["Origin"] in ("binds", "image"):
+            m["Driver"] = driver
     return list(chosen.values())
 
 
@@ -270,9 +313,16 @@ def runtime_mounts(mounts: list[MountPoint], volumes: VolumeService) -> list[Mou
                                    propagation=m.get("Propagation") or "rprivate"))
             continue
         volume = volumes.get(m["Name"])
+        if volume.kind == "tmpfs" and m.get("Subpath"):
+            # A tmpfs volume is a new, empty tmpfs at each mount: no subpath of it can exist.
+            raise NotFound(f"cannot access path {m['Subpath']} in volume {m['Name']}: a type=tmpfs volume is empty "
+                           "when it is mounted")
         if volume.kind == "tmpfs":
             words = [w for w in (volume.options or {}).get("o", "").split(",") if w]
             specs.append(MountSpec("tmpfs", "tmpfs", m["Destination"], readonly, words))
+        elif m.get("Subpath"):
+            specs.append(MountSpec("bind", volume.source, m["Destination"], readonly, propagation="rprivate",
+                                   subpath=resolve_subpath(volume.source, m["Subpath"])))
         else:
             specs.append(MountSpec("bind", volume.source, m["Destination"], readonly, propagation="rprivate",
                                    copy_up=bool(m.get("CopyUp")) and volume.kind == "dir"))

@@ -4,7 +4,11 @@ turned into runtime :class:`~dockyard.runtime.limits.Resources` and device nodes
 Terms: *machine* is what the host offers (:class:`Machine`: cgroup mode, the CPUs and memory
 nodes of the root cpuset, which v1 files exist). Docker's rules kept here: ``MemorySwap`` 0 with
 a memory limit becomes 2 × memory; ``-1`` is unlimited; swap below memory is refused; NanoCpus
-excludes CpuPeriod/CpuQuota; ``PidsLimit`` <= 0 means unlimited (stored as null).
+excludes CpuPeriod/CpuQuota; ``PidsLimit`` <= 0 means unlimited (stored as null);
+``MemorySwappiness`` -1 means unset (stored as null), a cgroup v1 knob only (v2 has none: it is
+discarded with a warning, before its 0..100 range is checked, as dockerd does); ``OomScoreAdj``
+lies in -1000..1000; ``CpuCount`` is a Windows setting that dockerd on Linux keeps and ignores;
+``DeviceCgroupRules`` are checked by :func:`dockyard.runtime.devices.check_rule`.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 from dockyard.errors import InvalidParameter
 from dockyard.runtime import cgroups
-from dockyard.runtime.devices import DeviceNode, host_device
+from dockyard.runtime.devices import DeviceNode, check_rule, host_device
 from dockyard.runtime.limits import Resources, nano_cpus_to_cfs
 
 MIN_MEMORY = 6 * 1024 * 1024
@@ -52,6 +56,7 @@ class Machine:
     controllers: set[str] = field(default_factory=set)
     swap: bool = False
     oom_kill_disable: bool = False
+    swappiness: bool = False
 
     @classmethod
     def probe(cls, root: Path = cgroups.CGROUP_ROOT) -> Machine:
@@ -68,7 +73,8 @@ class Machine:
         memory = found.get("memory")
         return cls(version, cpus, mems, ncpu, set(found),
                    swap=bool(memory and (memory / "memory.memsw.limit_in_bytes").exists()),
-                   oom_kill_disable=bool(memory and (memory / "memory.oom_control").exists()))
+                   oom_kill_disable=bool(memory and (memory / "memory.oom_control").exists()),
+                   swappiness=bool(memory and (memory / "memory.swappiness").exists()))
 
     @property
     def cfs(self) -> bool:
@@ -118,6 +124,18 @@ def validate(host: dict[str, Any], machine: Machine, *, update: bool = False) ->
         raise InvalidParameter("Minimum memory limit can not be less than memory reservation limit, see usage")
     if memory > 0 and swap == 0 and not update and machine.swap:
         host["MemorySwap"] = memory * 2
+    swappiness = host.get("MemorySwappiness")
+    if swappiness is not None:
+        if isinstance(swappiness, bool) or not isinstance(swappiness, int):
+            raise InvalidParameter("invalid HostConfig.MemorySwappiness: expected an integer")
+        if swappiness == -1:  # Docker's CLI sends -1 for "not set"
+            host["MemorySwappiness"] = swappiness = None
+        elif not machine.swappiness:
+            warnings.append("Your kernel does not support memory swappiness capabilities or the cgroup is not "
+                            "mounted. Memory swappiness discarded.")
+            host["MemorySwappiness"] = swappiness = None
+        elif not 0 <= swappiness <= 100:
+            raise InvalidParameter(f"Invalid value: {swappiness}, valid memory swappiness range is 0-100")
     if host.get("OomKillDisable"):
         if not machine.oom_kill_disable:
             warnings.append("Your kernel does not support OomKillDisable. OomKillDisable discarded.")
@@ -162,6 +180,11 @@ def validate(host: dict[str, Any], machine: Machine, *, update: bool = False) ->
         if not wanted <= parse_uint_list(available):
             raise InvalidParameter(f"Requested {what} are not available - requested {value}, available: {available}")
 
+    oom_score_adj = _int(host, "OomScoreAdj")
+    if not -1000 <= oom_score_adj <= 1000:
+        raise InvalidParameter(f"Invalid value {oom_score_adj}, range for oom score adj is [-1000, 1000]")
+    _int(host, "CpuCount")  # Windows only: dockerd on Linux keeps it in the record and ignores it
+
     pids = host.get("PidsLimit")
     if pids is not None:
         if isinstance(pids, bool) or not isinstance(pids, int):
@@ -186,11 +209,23 @@ def resources_of(host: dict[str, Any]) -> Resources:
                      memory_reservation=_int(host, "MemoryReservation"), cpu_shares=_int(host, "CpuShares"),
                      cpu_period=period, cpu_quota=quota, cpuset_cpus=host.get("CpusetCpus") or "",
                      cpuset_mems=host.get("CpusetMems") or "", pids_limit=-1 if pids < 0 else pids,
-                     oom_kill_disable=bool(host.get("OomKillDisable")))
+                     oom_kill_disable=bool(host.get("OomKillDisable")),
+                     memory_swappiness=-1 if host.get("MemorySwappiness") is None else host["MemorySwappiness"])
 
 
 def validate_devices(host: dict[str, Any]) -> None:
-    """``HostConfig.Devices``: a list of {PathOnHost, PathInContainer, CgroupPermissions}."""
+    """``HostConfig.Devices``: a list of {PathOnHost, PathInContainer, CgroupPermissions}; and
+    ``HostConfig.DeviceCgroupRules``: rules as :func:`check_rule` reads them (dockerd checks them
+    only at start; refusing them at create keeps a container that could never start from being made)."""
+    rules = host.get("DeviceCgroupRules")
+    if rules is not None:
+        if not isinstance(rules, list) or not all(isinstance(rule, str) for rule in rules):
+            raise InvalidParameter("invalid HostConfig.DeviceCgroupRules: expected a list of strings")
+        for rule in rules:
+            try:
+                check_rule(rule)
+            except ValueError as err:
+                raise InvalidParameter(str(err)) from None
     devices = host.get("Devices") or []
     if not isinstance(devices, list):
         raise InvalidParameter("invalid HostConfig.Devices: expected a list")

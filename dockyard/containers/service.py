@@ -315,10 +315,19 @@ class ContainerService:
         await self.start(ref, by_policy=by_policy)
 
     async def start(self, ref: str, by_policy: bool = False) -> None:
-        """Start ``ref``; ``by_policy``: a restart by its restart policy (see ``restart.py``)."""
+        """Start ``ref``; ``by_policy``: a restart by its restart policy (see ``restart.py``).
+        As dockerd, a container with ``AutoRemove`` that fails to start is removed (``docker run
+        --rm`` waits for that); a failure once its process ran is removed by the exit path."""
         c = self.get(ref)
-        async with self.serializer.operation(c.id, "start"):
-            await self._start(c, by_policy)
+        try:
+            async with self.serializer.operation(c.id, "start"):
+                await self._start(c, by_policy)
+        except DockyardError:
+            live = self._live.get(c.id)
+            if (c.host_config.get("AutoRemove") and c.id in self._containers and not c.state.running
+                    and c.state.status == "created" and (live is None or live.start_failed is None)):
+                await self._auto_remove(c)
+            raise
 
     async def _start(self, c: Container, by_policy: bool) -> None:
         live = self.live(c)
@@ -411,6 +420,7 @@ class ContainerService:
             etc_files=etc_files,
             mounts=mountpoints.runtime_mounts(c.mounts, self.volumes),
             devices=resource_rules.device_nodes(c.host_config),
+            oom_score_adj=c.host_config.get("OomScoreAdj") or 0,
             security=security_rules.security_spec(c.host_config),  # caps, seccomp, masks, --init…
         )
         for stale in (c.dir / "exit", c.attach_socket):

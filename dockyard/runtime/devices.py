@@ -4,14 +4,16 @@ Terms: a *rule* is one line of v1's ``devices.allow`` — ``<type> <major>:<mino
 type ``c`` (char), ``b`` (block) or ``a`` (all), ``*`` for any number, and access a subset of
 ``rwm`` (read, write, mknod). A container starts with ``a`` denied and then the rules of
 :data:`DEFAULT_RULES` allowed (runc's and Docker's default list); each ``--device`` adds its own
-rule; a privileged container allows ``a``.
+rule; each ``--device-cgroup-rule`` (``HostConfig.DeviceCgroupRules``) is one more rule, checked
+by :func:`check_rule` as dockerd checks it; a privileged container allows ``a``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 DEFAULT_RULES = (
@@ -28,6 +30,20 @@ DEFAULT_RULES = (
     "c 136:* rwm",    # /dev/pts/*
     "c 10:200 rwm",   # /dev/net/tun
 )
+
+RULE_PATTERN = re.compile(r"([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})")
+"""dockerd's ``deviceCgroupRuleRegex``: type, major, minor, access."""
+
+
+def check_rule(rule: str) -> str:
+    """A ``DeviceCgroupRules`` entry as dockerd accepts it; raises ValueError with dockerd's text."""
+    match = RULE_PATTERN.fullmatch(rule)
+    if match is None:
+        raise ValueError(f"invalid device cgroup rule format: '{rule}'")
+    for number, which in ((match[2], "major"), (match[3], "minor")):
+        if number != "*" and int(number) >= 1 << 63:  # dockerd parses them as int64
+            raise ValueError(f"invalid {which} value in device cgroup rule format: '{rule}'")
+    return rule
 
 
 @dataclass
@@ -61,12 +77,23 @@ def host_device(path_on_host: str, path_in_container: str, access: str) -> Devic
                       mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid, access=access or "rwm")
 
 
-def cgroup_rules(devices: list[DeviceNode], privileged: bool) -> list[tuple[str, str]]:
-    """The v1 writes, in order: ``("devices.deny" | "devices.allow", rule)``."""
+def cgroup_rules(devices: list[DeviceNode], privileged: bool,
+                 extra_rules: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """The v1 writes, in order: ``("devices.deny" | "devices.allow", rule)``; ``extra_rules`` are
+    the container's ``DeviceCgroupRules`` (already checked), allowed after its devices' rules."""
     if privileged:
         return [("devices.allow", "a *:* rwm")]
     return [("devices.deny", "a *:* rwm"), *(("devices.allow", r) for r in DEFAULT_RULES),
-            *(("devices.allow", d.rule) for d in devices)]
+            *(("devices.allow", d.rule) for d in devices),
+            *(("devices.allow", r) for rule in extra_rules for r in _v1_lines(rule))]
+
+
+def _v1_lines(rule: str) -> list[str]:
+    """v1's kernel reads any ``a …`` line as *allow everything*, whatever its numbers and access;
+    a rule of type ``a`` means char and block devices with those numbers, so it is written as two."""
+    if rule.startswith("a "):
+        return ["c" + rule[1:], "b" + rule[1:]]
+    return [rule]
 
 
 def create_nodes(root: str, devices: list[DeviceNode], resolve: Callable[[str, str], str]) -> None:

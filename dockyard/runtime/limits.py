@@ -4,7 +4,7 @@ Terms: in :class:`Resources` a value of ``0`` (or ``""``) means *leave as it is*
 default for a new cgroup), ``-1`` means *unlimited* (written as ``-1`` on v1, ``max`` on v2).
 ``memory_swap`` is Docker's *memory + swap* total, as v1's ``memory.memsw.limit_in_bytes`` takes it;
 v2's ``memory.swap.max`` holds the swap alone (total - memory), as runc converts it.
-``cpu_shares`` become v2's ``cpu.weight`` by runc's linear mapping of [2, 262144] onto [1, 10000].
+``memory_swappiness`` exists on v1 only (``-1``: leave it). ``cpu_shares`` become v2's ``cpu.weight`` by runc's linear mapping of [2, 262144] onto [1, 10000].
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class Resources:
     cpuset_mems: str = ""
     pids_limit: int = 0
     oom_kill_disable: bool = False
+    memory_swappiness: int = -1  # v1's memory.swappiness (0..100); -1 leaves the kernel's value
 
 
 def nano_cpus_to_cfs(nano_cpus: int, period: int = CFS_PERIOD_DEFAULT) -> tuple[int, int]:
@@ -92,6 +93,8 @@ def files(res: Resources, version: str) -> list[tuple[str, str, str]]:
         out.append(("memory", "memory.soft_limit_in_bytes", _v1(res.memory_reservation)))
     if res.oom_kill_disable:
         out.append(("memory", "memory.oom_control", "1"))
+    if res.memory_swappiness >= 0:
+        out.append(("memory", "memory.swappiness", str(res.memory_swappiness)))
     if res.cpu_shares:
         out.append(("cpu", "cpu.shares", str(res.cpu_shares)))
     if res.cpu_period:

@@ -113,6 +113,22 @@ def _make_destination(host: str, directory: bool) -> None:
         os.close(os.open(host, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
 
 
+def open_beneath(base: str, subpath: str) -> int:
+    """An ``O_PATH`` fd for ``base/subpath`` that cannot lie outside ``base``: ``base`` itself must
+    not be a symlink, and no component of ``subpath`` may be one or be ``..`` leaving it
+    (``openat2`` with ``RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS``). Binding the fd's
+    ``/proc/self/fd`` link mounts exactly what was checked, as dockerd's ``safepath`` does."""
+    base_fd = os.open(base, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        return sc.openat2(base_fd, subpath, os.O_PATH | os.O_CLOEXEC,
+                          sc.RESOLVE_BENEATH | sc.RESOLVE_NO_SYMLINKS | sc.RESOLVE_NO_MAGICLINKS)
+    except OSError as err:
+        raise OSError(err.errno, f"cannot access path {os.path.join(base, subpath)}: "
+                      f"{os.strerror(err.errno or 0).lower()}") from None
+    finally:
+        os.close(base_fd)
+
+
 def apply_mounts(root: str, mounts: list[MountSpec], resolve: Callable[[str, str], str]) -> None:
     """Make ``mounts`` inside ``root`` in order (parents before children: the caller sorts them)."""
     for m in mounts:
@@ -124,11 +140,17 @@ def apply_mounts(root: str, mounts: list[MountSpec], resolve: Callable[[str, str
             _make_destination(host, True)
             sc.mount("tmpfs", host, "tmpfs", flags, data or None)
         elif m.type == "bind":
-            is_dir = stat.S_ISDIR(os.stat(m.source).st_mode)
-            if m.copy_up and is_dir:
-                _copy_up(host, m.source)
-            _make_destination(host, is_dir)
-            sc.mount(m.source, host, None, sc.MS_BIND | sc.MS_REC)
+            fd = open_beneath(m.source, m.subpath) if m.subpath else -1
+            source = f"/proc/self/fd/{fd}" if fd >= 0 else m.source
+            try:
+                is_dir = stat.S_ISDIR(os.stat(source).st_mode)
+                if m.copy_up and is_dir:
+                    _copy_up(host, m.source)
+                _make_destination(host, is_dir)
+                sc.mount(source, host, None, sc.MS_BIND | sc.MS_REC)
+            finally:
+                if fd >= 0:
+                    os.close(fd)
             extra = flags & (sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
             if extra:
                 sc.mount(None, host, None, sc.MS_BIND | sc.MS_REMOUNT | extra)

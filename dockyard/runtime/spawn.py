@@ -240,8 +240,8 @@ def spawn(spec: ContainerSpec, timeout: float = SPAWN_TIMEOUT,
     :meth:`Spawned.go` and the shim's attach socket listens. Raises :class:`DockyardError`
     (nothing left running) when set-up fails.
 
-    ``on_init(pid)`` runs as soon as the init's host pid is known, while the init still builds
-    its rootfs: joining the cgroups there overlaps the kernel's RCU wait of the first
+    ``on_init(pid)`` runs as soon as the init's host pid is known (and its ``oom_score_adj`` set),
+    while the init still builds its rootfs: joining the cgroups there overlaps the kernel's RCU wait of the first
     ``cgroup.procs`` write (~6 ms here) with the rootfs set-up. An error it raises aborts."""
     _validate(spec)
     shim = shim_binary()
@@ -272,10 +272,15 @@ def spawn(spec: ContainerSpec, timeout: float = SPAWN_TIMEOUT,
     for fd in (status_w, go_r, ready_w):
         os.close(fd)
 
+    def init_known(pid: int) -> None:
+        _set_oom_score_adj(pid, spec.oom_score_adj)
+        if on_init is not None:
+            on_init(pid)
+
     deadline = time.monotonic() + timeout
     try:
         try:
-            _wait_ready(channel, ready_r, deadline, on_init)
+            _wait_ready(channel, ready_r, deadline, init_known)
         finally:
             os.close(ready_r)
         pid2 = channel.init_pid()
@@ -292,6 +297,17 @@ def spawn(spec: ContainerSpec, timeout: float = SPAWN_TIMEOUT,
             raise DockyardError(f"container {spec.id[:12]} did not start within {timeout}s") from err
         raise DockyardError(f"starting container {spec.id[:12]}: {err}") from err
     return Spawned(shim_pid=p0, pid=pid2, channel=channel, state_dir=state_dir)
+
+
+def _set_oom_score_adj(pid: int, value: int) -> None:
+    """Write the init's OOM score adjustment before it runs anything (Docker writes it even when 0,
+    so that a container never inherits the daemon's own)."""
+    try:
+        with open(f"/proc/{pid}/oom_score_adj", "w") as f:
+            f.write(str(value))
+    except PermissionError:
+        raise DockyardError(f"cannot set the OOM score adjustment of the container to {value}: lowering it "
+                            "needs CAP_SYS_RESOURCE, which the daemon lacks") from None
 
 
 def _wait_ready(channel: _Channel, ready_r: int, deadline: float,

@@ -34,7 +34,8 @@ class MountSpec:
 
     ``type`` is ``bind`` (``source`` is a host path) or ``tmpfs``; ``options`` are mount(8)-style
     (``ro``, ``noexec``, ``size=64m``, ``mode=1777``…); ``propagation`` is Docker's (``rprivate``…);
-    ``copy_up``: fill an empty ``source`` directory with the image's content at ``destination``."""
+    ``copy_up``: fill an empty ``source`` directory with the image's content at ``destination``;
+    ``subpath``: a relative path under ``source`` with no symlinks left in it, bound instead of ``source``."""
 
     type: str
     source: str
@@ -43,6 +44,7 @@ class MountSpec:
     options: list[str] = field(default_factory=list)
     propagation: str = ""
     copy_up: bool = False
+    subpath: str = ""  # bind ``source/subpath``, opened without following symlinks (a volume's subpath)
 
 
 @dataclass
@@ -66,6 +68,7 @@ class ContainerSpec:
     security: SecuritySpec = field(default_factory=SecuritySpec)  # Docker's defaults: caps, seccomp, masks
     mounts: list[MountSpec] = field(default_factory=list)  # volumes, binds, tmpfs; applied in order
     devices: list[DeviceNode] = field(default_factory=list)  # --device nodes, made in the container's /dev
+    oom_score_adj: int = 0  # the init's /proc/PID/oom_score_adj (its children inherit it), as Docker sets it
 
 
 def container_env(process: ProcessSpec, hostname: str, home: str) -> list[str]:

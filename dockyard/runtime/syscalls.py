@@ -51,6 +51,11 @@ MNT_DETACH = 0x2
 MNT_EXPIRE = 0x4
 UMOUNT_NOFOLLOW = 0x8
 
+# openat2(2) resolve flags
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+
 # prctl(2) options
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
@@ -59,8 +64,8 @@ PR_SET_NO_NEW_PRIVS = 38
 
 # syscall numbers for calls without a libc wrapper (x86_64, aarch64)
 _SYSCALLS = {
-    "x86_64": {"pivot_root": 155, "bpf": 321, "pidfd_send_signal": 424, "pidfd_open": 434},
-    "aarch64": {"pivot_root": 41, "bpf": 280, "pidfd_send_signal": 424, "pidfd_open": 434},
+    "x86_64": {"pivot_root": 155, "bpf": 321, "pidfd_send_signal": 424, "pidfd_open": 434, "openat2": 437},
+    "aarch64": {"pivot_root": 41, "bpf": 280, "pidfd_send_signal": 424, "pidfd_open": 434, "openat2": 437},
 }
 
 
@@ -144,6 +149,21 @@ def bpf(cmd: int, attr: ctypes.Structure, what: str) -> int:
         _libc.syscall(ctypes.c_long(_nr("bpf")), ctypes.c_int(cmd), ctypes.byref(attr),
                       ctypes.c_uint(ctypes.sizeof(attr))),
         what,
+    )
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int) -> int:
+    """openat2(2): open ``path`` relative to ``dirfd`` under the ``RESOLVE_*`` restrictions
+    (``RESOLVE_BENEATH``: fail with EXDEV rather than leave ``dirfd``'s tree)."""
+    how = _OpenHow(flags=flags, mode=0, resolve=resolve)
+    return _check(
+        _libc.syscall(ctypes.c_long(_nr("openat2")), ctypes.c_int(dirfd), _b(path), ctypes.byref(how),
+                      ctypes.c_size_t(ctypes.sizeof(how))),
+        f"openat2({path!r})",
     )
 
 

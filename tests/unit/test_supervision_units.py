@@ -83,7 +83,9 @@ def test_policy_validation_messages() -> None:
 
 def test_log_driver_resolution() -> None:
     resolved = logdrivers.resolve({"Type": "", "Config": {}}, "json-file", {})
-    assert resolved == {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}
+    assert resolved == {"Type": "json-file", "Config": {}}  # as Docker shows it; the rotation applies at start
+    s = logdrivers.settings("json-file", resolved["Config"])
+    assert (s.max_size, s.max_file) == (10 * 1024 * 1024, 3)
     local = logdrivers.resolve({"Type": "local", "Config": {}}, "json-file", {"max-size": "1m"})
     assert local == {"Type": "local", "Config": {}}  # the daemon's opts are for its own driver only
     s = logdrivers.settings("local", {})

@@ -3,10 +3,13 @@
 Cgroup limits → ``HostConfig`` fields, converted as Docker's CLI converts them:
 ``-m 64m`` → ``Memory`` bytes (binary units, Docker's ``RAMInBytes``); ``--memory-swap -1`` →
 unlimited; ``--cpus 1.5`` → ``NanoCpus`` 1500000000; ``--device /dev/x[:/dev/y][:rwm]`` →
-``Devices`` entries. ``update`` reuses :func:`resource_body` for its request body.
+``Devices`` entries; ``--device-cgroup-rule`` → ``DeviceCgroupRules`` (checked here with Docker's
+CLI pattern); ``--memory-swappiness``, ``--oom-score-adj``. ``update`` reuses :func:`resource_body` for its request body.
 """
 
 from __future__ import annotations
+
+import re
 
 from dockyard.cli.failure import FlagError
 from dockyard.cli.flags import Flag
@@ -36,8 +39,14 @@ LIMIT_FLAGS: list[Flag] = [
 FLAGS: list[Flag] = [
     *LIMIT_FLAGS,
     Flag("device", "", "list", "Add a host device to the container"),
+    Flag("device-cgroup-rule", "", "list", "Add a rule to the cgroup allowed devices list"),
+    Flag("memory-swappiness", "", "int", "Tune container memory swappiness (0 to 100)", default=-1),
     Flag("oom-kill-disable", "", "bool", "Disable OOM Killer"),
+    Flag("oom-score-adj", "", "int", "Tune host's OOM preferences (-1000 to 1000)", default=0),
 ]
+
+_CGROUP_RULE = re.compile(r"[acb] ([0-9]+|\*):([0-9]+|\*) [rwm]{1,3}")
+"""Docker CLI's ``ValidateDeviceCgroupRule``."""
 
 
 def ram_in_bytes(text: str) -> int | None:
@@ -130,3 +139,16 @@ def apply(parsed: Parsed, body: dict[str, Any]) -> None:
         host["Devices"] = [parse_device(text) for text in parsed["device"]]
     if parsed["oom-kill-disable"]:
         host["OomKillDisable"] = True
+    for text in parsed["device-cgroup-rule"] or []:
+        if not _CGROUP_RULE.fullmatch(text):
+            raise FlagError(f'invalid argument "{text}" for "--device-cgroup-rule" flag: invalid device cgroup '
+                            f"format '{text}'")
+    if parsed["device-cgroup-rule"]:
+        host["DeviceCgroupRules"] = list(parsed["device-cgroup-rule"])
+    if "memory-swappiness" in parsed.changed:
+        swappiness = parsed["memory-swappiness"]
+        if swappiness != -1 and not 0 <= swappiness <= 100:
+            raise FlagError(f"invalid value: {swappiness}. Valid memory swappiness range is 0-100")
+        host["MemorySwappiness"] = swappiness
+    if parsed["oom-score-adj"]:
+        host["OomScoreAdj"] = parsed["oom-score-adj"]

@@ -4,7 +4,7 @@ Isolation flags → ``HostConfig`` fields, as Docker's CLI sends them: ``--cap-a
 → ``CapAdd``/``CapDrop``; ``--privileged``; ``--security-opt`` → ``SecurityOpt`` (a
 ``seccomp=<file>`` is read here and sent as ``seccomp=<compact JSON>``, as Docker's CLI does);
 ``--read-only`` → ``ReadonlyRootfs``; ``--group-add``; ``--ulimit name=soft[:hard]`` →
-``Ulimits``; ``--ipc``/``--pid``/``--uts`` → ``IpcMode``/``PidMode``/``UTSMode``; ``--sysctl
+``Ulimits``; ``--ipc``/``--pid``/``--uts``/``--userns`` → ``IpcMode``/``PidMode``/``UTSMode``/``UsernsMode``; ``--sysctl
 k=v`` → ``Sysctls``. Bad values fail with pflag's ``invalid argument`` wording (exit 125).
 """
 
@@ -30,6 +30,7 @@ FLAGS: list[Flag] = [
     Flag("security-opt", "", "list", "Security Options"),
     Flag("sysctl", "", "list", "Sysctl options", type_name="map"),
     Flag("ulimit", "", "list", "Ulimit options", type_name="ulimit"),
+    Flag("userns", "", "string", "User namespace to use"),
     Flag("uts", "", "string", "UTS namespace to use"),
 ]
 
@@ -117,6 +118,8 @@ def apply(parsed: Parsed, body: dict[str, Any]) -> None:
         host["Ulimits"] = [parse_ulimit(text) for text in parsed["ulimit"]]
     if parsed["sysctl"]:
         host["Sysctls"] = dict(parse_sysctl(text) for text in parsed["sysctl"])
-    for flag, key in (("ipc", "IpcMode"), ("pid", "PidMode"), ("uts", "UTSMode")):
+    if parsed["userns"] not in (None, "", "host"):
+        raise FlagError("--userns: invalid USER mode")
+    for flag, key in (("ipc", "IpcMode"), ("pid", "PidMode"), ("uts", "UTSMode"), ("userns", "UsernsMode")):
         if parsed[flag]:
             host[key] = parsed[flag]
