@@ -99,8 +99,8 @@ Outcome = tuple[int, str, str]
 
 
 def _outcome(docker: Callable[..., subprocess.CompletedProcess[str]], *args: str) -> Outcome:
-    """``docker run -d --network none ARGS``, waited for, read from its log and removed. (The log
-    rather than an attached ``run``: attach can lose a short-lived container's output, see the report.)"""
+    """``docker run -d --network none ARGS``, waited for, read from its log and removed; a container
+    that failed to start is removed too (no ``--rm``: its outcome is read after it exits)."""
     name = f"create-fields-{uuid.uuid4().hex[:12]}"
     try:
         started = docker("run", "-d", "--name", name, "--network", "none", *args)
