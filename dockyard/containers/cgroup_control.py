@@ -96,7 +96,7 @@ async def pause(c: Container) -> None:
     if not _same_run(c, run, "running"):
         raise Conflict(f"Container {c.id} is not running")
     c.state.status = "paused"
-    c.save()
+    c.save_soon()
 
 
 async def unpause(c: Container) -> None:
@@ -111,7 +111,7 @@ async def unpause(c: Container) -> None:
         raise DockyardError(f"Cannot unpause container {c.id}: {err}") from err
     if _same_run(c, run, "paused"):  # else it exited while thawing (e.g. a SIGKILL held by the freezer)
         c.state.status = "running"
-        c.save()
+        c.save_soon()
 
 
 def _same_run(c: Container, run: State, status: str) -> bool:
@@ -163,7 +163,7 @@ def update(c: Container, body: Any) -> list[str]:
     if merged.get("PidsLimit") is not None and merged["PidsLimit"] <= 0:
         merged["PidsLimit"] = None
     c.host_config = merged
-    c.save()
+    c.save_soon()
     return warnings
 
 

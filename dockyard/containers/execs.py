@@ -74,13 +74,18 @@ class ExecInstance:
     shim_pid: int = 0
     state_dir: str = ""
 
-    def save(self) -> None:
-        """Write ``exec.json`` atomically; the directory must exist (it never re-creates the
-        directory of a container removed meanwhile)."""
+    def save(self, snapshot: str | None = None) -> None:
+        """Write ``exec.json`` atomically (``snapshot``: the record as JSON, taken on the event loop
+        when a worker thread writes it); the directory must exist (it never re-creates the directory
+        of a container removed meanwhile)."""
         directory = Path(self.state_dir)
         tmp = directory / (RECORD + ".tmp")
-        tmp.write_text(json.dumps(asdict(self)))
+        tmp.write_text(json.dumps(asdict(self)) if snapshot is None else snapshot)
         os.replace(tmp, directory / RECORD)
+
+    def save_soon(self) -> None:
+        """Queue the write of the record as it is now on the record writer (``blocking.write_soon``)."""
+        blocking.write_soon(f"exec {self.id[:12]}", self.save, json.dumps(asdict(self)))
 
     def to_docker(self) -> dict[str, Any]:
         """Docker's ``GET /exec/{id}/json`` answer."""
@@ -257,14 +262,13 @@ class ExecService:
             spawned = await asyncio.to_thread(spawn_exec, spec)
         except (DockyardError, OSError) as exc:  # OSError: the init died under the spawn (a pipe broke)
             e.exit_code = 126
-            with contextlib.suppress(OSError):
-                e.save()
+            e.save_soon()
             reason = exc.message if isinstance(exc, DockyardError) else f"the container's init is gone: {exc}"
             raise DockyardError(OCI_PREFIX + reason + ": unknown") from exc
         e.running = True
         e.pid = spawned.pid
         e.shim_pid = spawned.shim_pid
-        e.save()
+        e.save_soon()
         self._watch(e)
         self.containers.event(c, "exec_start: " + e.command_text, execID=e.id)
         return spawned
@@ -433,8 +437,7 @@ class ExecService:
             e.exit_code = 126 if not was_running else 255
         e.running = False
         e.pid = 0
-        with contextlib.suppress(OSError):
-            e.save()
+        e.save_soon()
         try:
             c = self.containers.get(e.container_id)
         except DockyardError:

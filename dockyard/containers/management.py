@@ -53,7 +53,7 @@ async def rename(svc: ContainerService, ref: str, new_name: str) -> None:
         old = c.name
         c.name = new_name
         try:
-            await blocking.run(c.save, c.snapshot())
+            await blocking.write(c.save, c.snapshot())
         except BaseException:
             c.name = old
             raise

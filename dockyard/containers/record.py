@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dockyard import blocking
 from dockyard.containers.clock import ZERO_TIME, human_duration, parse_rfc3339
 from dockyard.containers.mounts import inspect_view
 from dockyard.metadata import MetadataDB, opened
@@ -101,6 +102,11 @@ class Container:
     def snapshot(self) -> str:
         """The record as JSON, taken now (on the event loop, which owns the object)."""
         return json.dumps(asdict(self))
+
+    def save_soon(self) -> None:
+        """Queue the write of the record as it is now (see ``blocking.write_soon``): for the event
+        loop, which must not wait on SQLite."""
+        blocking.write_soon(f"container {self.id[:12]}", self.save, self.snapshot())
 
     def save(self, snapshot: str | None = None) -> None:
         """Write the record atomically: a crash leaves the old or the new record, never half.

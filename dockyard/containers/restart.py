@@ -20,7 +20,6 @@ they had not, ``on-failure`` when the last exit was non-zero and retries are lef
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -173,7 +172,7 @@ class RestartScheduler:
 
         For the update route: ``containers.restarts.update(c, body["RestartPolicy"])``."""
         update_policy(c.host_config, raw)
-        c.save()
+        c.save_soon()
         self.set_policy(c)
 
     # -- hooks called by the service --------------------------------------------------------------
@@ -187,7 +186,7 @@ class RestartScheduler:
             return False
         c.restart_count += 1
         c.state.status = "restarting"
-        c.save()
+        c.save_soon()
         loop = asyncio.get_running_loop()
         self._pending[c.id] = loop.call_later(delay, self._fire, c)
         return True
@@ -211,7 +210,7 @@ class RestartScheduler:
         waiting = c.state.status == "restarting"
         if waiting and cancel:
             c.state.status = "exited"
-        c.save()
+        c.save_soon()
         return waiting
 
     def forget(self, c: Container) -> None:
@@ -256,6 +255,5 @@ class RestartScheduler:
             if c.state.status == "restarting":
                 c.state.status = "exited"
                 c.state.error = str(exc)
-                with contextlib.suppress(OSError):
-                    c.save()
+                c.save_soon()
 

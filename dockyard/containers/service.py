@@ -366,7 +366,7 @@ class ContainerService:
         c.state = State(status="running", pid=spawned.pid, shim_pid=spawned.shim_pid,
                         started_at=rfc3339_nano(), exit_code=0, finished_at=c.state.finished_at)
         # The record is written before the shim is watched: no exit can change it meanwhile.
-        await blocking.run(c.save, c.snapshot())
+        await blocking.write(c.save, c.snapshot())
         self._watch(c)
         self.health.start(c)
         self.event(c, "start")
@@ -388,7 +388,7 @@ class ContainerService:
         except DockyardError as exc:
             live.start_failed = exc
             c.state.error = exc.message
-            c.save()
+            c.save_soon()
             raise
 
     async def _apply_console_size(self, c: Container) -> None:
@@ -501,11 +501,11 @@ class ContainerService:
         if live is not None and live.start_failed is not None:
             c.state.status = "created"  # as Docker: a process that never ran leaves the container created
             c.state.error = live.start_failed.message
-        c.save()
+        c.save_soon()
 
     def _on_health_probe(self, c: Container, changed: str) -> None:
         if c.id in self._containers:
-            c.save()
+            c.save_soon()
         if changed:
             self.event(c, f"health_status: {changed}")
 
@@ -645,7 +645,7 @@ class ContainerService:
                 raise DockyardError(f"cannot remove container \"/{c.name}\": could not kill it")
         c.state.status = "removing"
         with contextlib.suppress(OSError):
-            await blocking.run(c.save, c.snapshot())
+            await blocking.write(c.save, c.snapshot())
         for hook in self.before_remove:
             await hook(c)
         self.restarts.forget(c)
@@ -696,8 +696,7 @@ class ContainerService:
         log.error("removing container %s failed: %s", c.id[:12], message)
         c.state.status = "dead"
         c.state.error = message
-        with contextlib.suppress(OSError):
-            c.save()
+        c.save_soon()
         live = self._live.get(c.id)
         if live is not None:
             waiters, live.remove_waiters = live.remove_waiters, []

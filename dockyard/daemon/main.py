@@ -18,6 +18,7 @@ import sys
 import uuid
 from pathlib import Path
 
+from dockyard import blocking
 from dockyard.daemon import listeners
 from dockyard.daemon.config import DaemonConfig, load_config
 from dockyard.daemon.tls_transport import start_tls_server
@@ -160,6 +161,7 @@ async def serve(cfg: DaemonConfig) -> None:
     for server in servers:
         await server.wait_closed()
     await containers.close()
+    await blocking.drain_records()
     for path in sockets:
         try:
             os.unlink(path)

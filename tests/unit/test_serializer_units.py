@@ -98,6 +98,51 @@ def test_the_pool_runs_work_off_the_loop_thread() -> None:
     asyncio.run(main())
 
 
+def test_record_writes_run_off_the_loop_in_the_order_queued(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from dockyard.containers.clock import rfc3339_nano
+    from dockyard.containers.record import Container
+
+    c = Container(id="b" * 64, name="y", created=rfc3339_nano(), image="busybox", image_id="sha256:1",
+                  path="true", args=[], config={}, host_config={}, state_dir=str(tmp_path))
+    writers: list[str] = []
+    original = Container.save
+
+    def save(self: Container, snapshot: str | None = None) -> None:
+        writers.append(threading.current_thread().name)
+        original(self, snapshot)
+
+    async def main() -> None:
+        Container.save = save  # type: ignore[method-assign]
+        try:
+            for status in ("running", "paused", "running", "exited"):
+                c.state.status = status
+                c.save_soon()  # each a snapshot taken now; the loop does not wait
+            c.state.status = "removing"  # changed after the last write was queued: not written
+            await blocking.drain_records()
+        finally:
+            Container.save = original  # type: ignore[method-assign]
+
+    asyncio.run(main())
+    assert Container.load(tmp_path).state.status == "exited"
+    assert len(writers) == 4 and all(name.startswith("dockyard-records") for name in writers)
+
+
+def test_a_record_whose_directory_is_gone_is_not_written_back(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from dockyard.containers.clock import rfc3339_nano
+    from dockyard.containers.record import Container
+
+    gone = tmp_path / "gone"
+    c = Container(id="c" * 64, name="z", created=rfc3339_nano(), image="busybox", image_id="sha256:1",
+                  path="true", args=[], config={}, host_config={}, state_dir=str(gone))
+
+    async def main() -> None:
+        c.save_soon()  # logged at debug, never raised into the loop, never re-creates the directory
+        await blocking.drain_records()
+
+    asyncio.run(main())
+    assert not gone.exists()
+
+
 def test_channel_from_a_thread_applies_back_pressure_and_keeps_order() -> None:
     async def main() -> None:
         channel = Channel(depth=2)

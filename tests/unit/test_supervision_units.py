@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from dockyard import blocking
 from dockyard.cli.failure import FlagError
 from dockyard.cli.flags import FlagSet
 from dockyard.cli.options import supervision
@@ -143,6 +144,7 @@ def test_scheduler_update_policy(tmp_path: Path) -> None:
     scheduler.update(c, {"Name": "always"})
     assert c.host_config["RestartPolicy"] == {"Name": "always", "MaximumRetryCount": 0}
     assert scheduler.manager(c).policy.name == "always"
+    asyncio.run(blocking.drain_records())  # the record is written by the record writer, not here
     assert Container.load(tmp_path).host_config["RestartPolicy"]["Name"] == "always"
 
 
