@@ -30,15 +30,15 @@ def register(router: Router, volumes: VolumeService, containers: ContainerServic
         body = await request.json() or {}
         if not isinstance(body, dict):
             raise InvalidParameter("invalid JSON: the volume create request must be an object")
-        volume = volumes.create(body.get("Name") or "", body.get("Driver") or "", body.get("DriverOpts"),
-                                body.get("Labels"))
+        volume = await volumes.create(body.get("Name") or "", body.get("Driver") or "", body.get("DriverOpts"),
+                                      body.get("Labels"))
         return JSONResponse(volume.to_docker(), status=201)
 
     @router.route("POST", "/volumes/prune")
     async def prune(request: Request) -> Response:
         # Before API 1.42 (Docker 23) prune removed named dangling volumes too.
         old_api = bool(request.api_version) and version_tuple(request.api_version) < (1, 42)
-        return JSONResponse(volumes.prune(filters_arg(request), users, all_by_default=old_api))
+        return JSONResponse(await volumes.prune(filters_arg(request), users, all_by_default=old_api))
 
     @router.route("GET", "/volumes/{name}")
     async def inspect(request: Request) -> Response:
@@ -46,5 +46,5 @@ def register(router: Router, volumes: VolumeService, containers: ContainerServic
 
     @router.route("DELETE", "/volumes/{name}")
     async def remove(request: Request) -> Response:
-        volumes.remove(request.params["name"], users, force=request.flag("force"))
+        await volumes.remove(request.params["name"], users, force=request.flag("force"))
         return NoContent()

@@ -278,7 +278,7 @@ def plan(host_config: dict[str, Any], config: dict[str, Any], image_volumes: Ite
     return list(chosen.values())
 
 
-def create_volumes(mounts: list[MountPoint], volumes: VolumeService) -> list[str]:
+async def create_volumes(mounts: list[MountPoint], volumes: VolumeService) -> list[str]:
     """Create the volumes the mount points name (or make anonymous ones) and bind-source dirs
     of ``-v``; returns the names of the anonymous volumes made, to undo a failed create."""
     made = []
@@ -287,8 +287,8 @@ def create_volumes(mounts: list[MountPoint], volumes: VolumeService) -> list[str
             os.makedirs(m["Source"], mode=0o755, exist_ok=True)  # Docker's -v creates a missing host dir
         if m["Type"] != "volume" or m.get("Origin") == "volumes-from":
             continue
-        volume = volumes.create(m["Name"], m.get("Driver") or "local", m.pop("VolumeOptions", None),
-                                m.pop("VolumeLabels", None))
+        volume = await volumes.create(m["Name"], m.get("Driver") or "local", m.pop("VolumeOptions", None),
+                                      m.pop("VolumeLabels", None))
         if not m["Name"]:
             made.append(volume.name)
         m["Name"], m["Source"], m["Driver"] = volume.name, volume.mountpoint, volume.driver

@@ -291,10 +291,11 @@ class ContainerService:
         nothing left on failure."""
         with leases.hold(self.images.metadata, "create"):  # the collector keeps the new dirs until the record exists
             try:
-                mountpoints.create_volumes(c.mounts, self.volumes)
+                await mountpoints.create_volumes(c.mounts, self.volumes)
                 await blocking.run(self._write_new, c, image)
             except BaseException:
-                self.volumes.remove_anonymous(mountpoints.volume_names(c.mounts, anonymous_only=True), lambda _: [])
+                await self.volumes.remove_anonymous(mountpoints.volume_names(c.mounts, anonymous_only=True),
+                                                    lambda _: [])
                 await blocking.run(self._discard_new, c)
                 raise
         self._containers[c.id] = c
@@ -655,7 +656,13 @@ class ContainerService:
             message = f"unable to remove filesystem for {c.id}: {exc}"
             self._removal_failed(c, message)
             raise DockyardError(message) from exc
-        self._forget(c, volumes)
+        self._forget(c)
+        try:
+            if volumes:  # rm -v, --rm: the container's anonymous volumes go too
+                await self.volumes.remove_anonymous(mountpoints.volume_names(c.mounts, anonymous_only=True),
+                                                    self.volume_users)
+        finally:
+            self._answer_removed(c)
 
     def _finish_remove(self, c: Container, volumes: bool = False) -> None:
         """A removal the daemon's previous run left half done (recovery, before serving)."""
@@ -665,7 +672,11 @@ class ContainerService:
         except Exception as exc:
             self._removal_failed(c, f"unable to remove filesystem for {c.id}: {exc}")
             return
-        self._forget(c, volumes)
+        self._forget(c)
+        if volumes:
+            self.volumes.remove_anonymous_now(mountpoints.volume_names(c.mounts, anonymous_only=True),
+                                              self.volume_users)
+        self._answer_removed(c)
 
     def _remove_files(self, c: Container) -> None:
         """The blocking half of a removal (on the pool): the writable layer (it may refuse), the
@@ -675,12 +686,13 @@ class ContainerService:
         c.delete_record()
         shutil.rmtree(c.dir, ignore_errors=True)
 
-    def _forget(self, c: Container, volumes: bool) -> None:
-        """After the files are gone: drop the container, answer everyone waiting for it."""
+    def _forget(self, c: Container) -> None:
+        """After the files are gone: drop the container (its anonymous volumes are unused from now)."""
         if self._containers.pop(c.id, None) is not None:
             self.event(c, "destroy")
-        if volumes:  # rm -v, --rm: the container's anonymous volumes go too
-            self.volumes.remove_anonymous(mountpoints.volume_names(c.mounts, anonymous_only=True), self.volume_users)
+
+    def _answer_removed(self, c: Container) -> None:
+        """Answer everyone waiting for the removal of ``c``."""
         live = self._live.pop(c.id, None)
         if live is not None:
             for w in live.remove_waiters + live.exit_waiters:

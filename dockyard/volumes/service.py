@@ -18,6 +18,8 @@ Terms:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import re
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dockyard import blocking
 from dockyard.errors import Conflict, InvalidParameter, NotFound
 from dockyard.metadata import MetadataDB, open_db
 
@@ -153,6 +156,7 @@ class VolumeService:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o701)
         self.db = metadata if metadata is not None else open_db(root)
         self._volumes: dict[str, Volume] = {}
+        self._creating: dict[str, asyncio.Future[None]] = {}  # names whose create is on the pool
         for directory in sorted(self.root.iterdir()):
             if directory.name.startswith("."):  # a create or remove that did not finish
                 shutil.rmtree(directory, ignore_errors=True)
@@ -164,18 +168,23 @@ class VolumeService:
                 continue
 
     # -- create / lookup -----------------------------------------------------------------
-    def create(self, name: str = "", driver: str = "", options: dict[str, str] | None = None,
-               labels: dict[str, str] | None = None) -> Volume:
-        """Create (or return the existing) volume ``name``; no name makes an anonymous volume."""
+    async def create(self, name: str = "", driver: str = "", options: dict[str, str] | None = None,
+                     labels: dict[str, str] | None = None) -> Volume:
+        """Create (or return the existing) volume ``name``; no name makes an anonymous volume. The
+        directory and the row are made on the blocking pool; a second create of a name being made
+        waits for the first."""
         driver = driver or "local"
         labels = dict(labels) if labels is not None else None
         if not name:
             name = secrets.token_hex(32)
-            while name in self._volumes:
+            while name in self._volumes or name in self._creating:
                 name = secrets.token_hex(32)
             labels = {**(labels or {}), ANONYMOUS_LABEL: ""}
         else:
             validate_name(name)
+        while name in self._creating:
+            with contextlib.suppress(Exception):  # its own caller gets its error
+                await asyncio.shield(self._creating[name])
         existing = self._volumes.get(name)
         if existing is not None:
             if existing.driver != driver:
@@ -187,19 +196,28 @@ class VolumeService:
         if not isinstance(options or {}, dict) or not isinstance(labels or {}, dict):
             raise InvalidParameter(f"create {name}: DriverOpts and Labels must be objects")
         check_local_options(name, options or {})
-        directory = self.root / name
-        volume = Volume(name=name, mountpoint=str(directory / "_data"), created_at=rfc3339_seconds(time.time()),
-                        labels=labels, options=dict(options) if options is not None else None)
-        tmp = self.root / f".{name}.creating"  # names never start with "."
+        volume = Volume(name=name, mountpoint=str(self.root / name / "_data"),
+                        created_at=rfc3339_seconds(time.time()), labels=labels,
+                        options=dict(options) if options is not None else None)
+        made: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._creating[name] = made
+        try:
+            await blocking.run(self._create_files, volume)
+            self._volumes[name] = volume
+        finally:
+            del self._creating[name]
+            made.set_result(None)
+        return volume
+
+    def _create_files(self, volume: Volume) -> None:
+        tmp = self.root / f".{volume.name}.creating"  # names never start with "."
         shutil.rmtree(tmp, ignore_errors=True)
         (tmp / "_data").mkdir(parents=True, mode=0o755)
         # The directory appears and its row is added under the database's lock, which the collector
         # holds while it decides: it never sees the one without the other.
         with self.db.transaction(durable=True) as conn:
-            os.rename(tmp, directory)
-            conn.execute("INSERT OR REPLACE INTO volumes VALUES (?, ?)", (name, json.dumps(volume.__dict__)))
-        self._volumes[name] = volume
-        return volume
+            os.rename(tmp, self.root / volume.name)
+            conn.execute("INSERT OR REPLACE INTO volumes VALUES (?, ?)", (volume.name, json.dumps(volume.__dict__)))
 
     def get(self, name: str) -> Volume:
         volume = self._volumes.get(name)
@@ -238,7 +256,7 @@ class VolumeService:
         return {"Volumes": [v.to_docker() for v in volumes], "Warnings": []}
 
     # -- remove / prune ------------------------------------------------------------------------
-    def remove(self, name: str, users: Users, force: bool = False) -> None:
+    async def remove(self, name: str, users: Users, force: bool = False) -> None:
         volume = self._volumes.get(name)
         if volume is None:
             if force:
@@ -247,9 +265,15 @@ class VolumeService:
         using = users(name)
         if using:
             raise Conflict(f"remove {name}: volume is in use - [{', '.join(using)}]")
-        self._delete(volume)
+        await self._delete(volume)
 
-    def _delete(self, volume: Volume) -> int:
+    async def _delete(self, volume: Volume) -> int:
+        """Forget ``volume`` now (no one on the loop sees it any more), then delete its row and its
+        files on the blocking pool; the bytes it held."""
+        self._volumes.pop(volume.name, None)
+        return await blocking.run(self._delete_files, volume)
+
+    def _delete_files(self, volume: Volume) -> int:
         directory = self.root / volume.name
         size = _tree_size(str(directory / "_data"))
         # Rename first so that a crash never leaves a half-deleted volume that still looks valid.
@@ -257,18 +281,25 @@ class VolumeService:
         shutil.rmtree(doomed, ignore_errors=True)
         self.db.execute("DELETE FROM volumes WHERE name = ?", (volume.name,), durable=True)
         os.rename(directory, doomed)
-        self._volumes.pop(volume.name, None)
         shutil.rmtree(doomed, ignore_errors=True)
         return size
 
-    def remove_anonymous(self, names: list[str], users: Users) -> None:
-        """``rm -v``: remove those of ``names`` that are anonymous and no longer used."""
-        for name in names:
-            volume = self._volumes.get(name)
-            if volume is not None and volume.anonymous and not users(name):
-                self._delete(volume)
+    def _dangling_anonymous(self, names: list[str], users: Users) -> list[Volume]:
+        found = [self._volumes.get(name) for name in names]
+        return [v for v in found if v is not None and v.anonymous and not users(v.name)]
 
-    def prune(self, filters: Filters, users: Users, all_by_default: bool = False) -> dict[str, Any]:
+    async def remove_anonymous(self, names: list[str], users: Users) -> None:
+        """``rm -v``: remove those of ``names`` that are anonymous and no longer used."""
+        for volume in self._dangling_anonymous(names, users):
+            await self._delete(volume)
+
+    def remove_anonymous_now(self, names: list[str], users: Users) -> None:
+        """``remove_anonymous`` for the daemon's recovery, before it serves (no event loop yet)."""
+        for volume in self._dangling_anonymous(names, users):
+            self._volumes.pop(volume.name, None)
+            self._delete_files(volume)
+
+    async def prune(self, filters: Filters, users: Users, all_by_default: bool = False) -> dict[str, Any]:
         """Remove dangling volumes: anonymous ones only unless ``all=true`` (or an API older than 1.42)."""
         prune_all = _bool_filter("all", filters["all"]) if filters.get("all") else all_by_default
         wanted = {k: v for k, v in filters.items() if k != "all"}
@@ -276,7 +307,7 @@ class VolumeService:
         for volume in self.select(wanted, users, ("label", "label!")):
             if users(volume.name) or (not prune_all and not volume.anonymous):
                 continue
-            reclaimed += self._delete(volume)
+            reclaimed += await self._delete(volume)
             deleted.append(volume.name)
         return {"VolumesDeleted": deleted, "SpaceReclaimed": reclaimed}
 

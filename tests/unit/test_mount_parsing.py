@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -96,22 +97,30 @@ def test_split_options() -> None:
 def test_volume_service(tmp_path: Path) -> None:
     service = VolumeService(tmp_path)
     users: dict[str, list[str]] = {}
-    named = service.create("named", labels={"a": "1"})
-    assert Path(named.mountpoint).is_dir() and service.create("named") is named
-    anon = service.create()
-    assert len(anon.name) == 64 and anon.labels == {ANONYMOUS_LABEL: ""}
-    with pytest.raises(InvalidParameter, match="supports type=tmpfs and type=none,o=bind,device=<dir> only"):
-        service.create("nfs", options={"type": "nfs", "device": ":/export"})
-    with pytest.raises(NotFound, match="plugin \"other\" not found"):
-        service.create("x1", driver="other")
-    users["named"] = ["c" * 64]
-    with pytest.raises(Conflict, match=f"remove named: volume is in use - \\[{'c' * 64}\\]"):
-        service.remove("named", lambda n: users.get(n, []))
     lookup = lambda n: users.get(n, [])  # noqa: E731
-    assert [v.name for v in service.select({"dangling": ["true"]}, lookup, ("dangling",))] == [anon.name]
-    assert service.prune({}, lookup)["VolumesDeleted"] == [anon.name]
-    users.clear()
-    assert service.prune({}, lookup)["VolumesDeleted"] == []
-    assert service.prune({"all": ["true"]}, lookup)["VolumesDeleted"] == ["named"]
+
+    async def scenario() -> None:
+        named = await service.create("named", labels={"a": "1"})
+        assert Path(named.mountpoint).is_dir() and await service.create("named") is named
+        # Two creates of one name at once: one volume, the second waits for the first.
+        twins = await asyncio.gather(service.create("twin"), service.create("twin"))
+        assert twins[0] is twins[1]
+        await service.remove("twin", lookup)
+        anon = await service.create()
+        assert len(anon.name) == 64 and anon.labels == {ANONYMOUS_LABEL: ""}
+        with pytest.raises(InvalidParameter, match="supports type=tmpfs and type=none,o=bind,device=<dir> only"):
+            await service.create("nfs", options={"type": "nfs", "device": ":/export"})
+        with pytest.raises(NotFound, match="plugin \"other\" not found"):
+            await service.create("x1", driver="other")
+        users["named"] = ["c" * 64]
+        with pytest.raises(Conflict, match=f"remove named: volume is in use - \\[{'c' * 64}\\]"):
+            await service.remove("named", lookup)
+        assert [v.name for v in service.select({"dangling": ["true"]}, lookup, ("dangling",))] == [anon.name]
+        assert (await service.prune({}, lookup))["VolumesDeleted"] == [anon.name]
+        users.clear()
+        assert (await service.prune({}, lookup))["VolumesDeleted"] == []
+        assert (await service.prune({"all": ["true"]}, lookup))["VolumesDeleted"] == ["named"]
+
+    asyncio.run(scenario())
     reloaded = VolumeService(tmp_path)
     assert reloaded.listing({}, lookup) == {"Volumes": [], "Warnings": []}
