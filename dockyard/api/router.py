@@ -3,6 +3,9 @@
 A *path pattern* is a Docker path with ``{name}`` parameters, e.g. ``/containers/{id}/json``;
 a parameter matches one path segment, except a trailing ``{name:path}`` that matches the rest
 (image names contain slashes: ``/images/localhost:5000/app/json``).
+The path is percent-decoded once, before matching, as Go's ``URL.Path`` is for dockerd's router:
+docker-py sends ``/images/busybox%40sha256:…/json`` for a digest reference, and an encoded ``/``
+(``%2F``) becomes a slash, so it may end up in a ``{name:path}`` parameter.
 Paths may carry a version prefix (``/v1.45/containers/json``): the version is checked against
 the supported range and stored on the request; an unversioned path means the current version.
 """
@@ -31,6 +34,14 @@ SWARM_MESSAGE = ('This node is not a swarm manager. Use "docker swarm init" or "
 def version_tuple(version: str) -> tuple[int, int]:
     major, _, minor = version.partition(".")
     return int(major), int(minor or 0)
+
+
+def decode_path(path: str) -> str:
+    """``path`` with its percent-escapes decoded as UTF-8, once; InvalidParameter if they are not UTF-8."""
+    try:
+        return unquote(path, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidParameter(f"invalid URL path {path!r}: percent-escapes are not UTF-8") from None
 
 
 class Router:
@@ -65,7 +76,7 @@ class Router:
             return error_response(exc)
 
     async def _dispatch(self, request: Request) -> Response:
-        path = request.path
+        path = decode_path(request.path)
         match = _VERSION_PREFIX.match(path)
         if match:
             version, path = match.group(1), match.group(2)

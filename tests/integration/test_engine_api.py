@@ -251,6 +251,28 @@ def test_images_list_inspect_tag_rmi(client) -> None:  # type: ignore[no-untyped
     assert "local" in info["Plugins"]["Volume"] and info["DriverStatus"][0][1] not in ("", "unknown")
 
 
+def test_percent_encoded_references_are_decoded(client, daemon: Daemon) -> None:  # type: ignore[no-untyped-def]
+    # docker-py quotes "@" in a digest reference: /images/busybox%40sha256:.../json.
+    digest = "sha256:" + "0" * 64
+    with pytest.raises(docker.errors.ImageNotFound) as info:
+        client.images.get(f"busybox@{digest}")
+    assert f"No such image: busybox@{digest}" in str(info.value)
+    status, body = raw(daemon, f"GET /v1.45/images/busybox%40{digest}/json HTTP/1.1\r\nHost: d\r\n"
+                               "Connection: close\r\n\r\n".encode())
+    assert status == 404 and json.loads(body) == {"message": f"No such image: busybox@{digest}"}
+    image_id = client.images.get("busybox").id
+    status, body = raw(daemon, f"GET /v1.45/images/{image_id.replace(':', '%3A')}/json HTTP/1.1\r\nHost: d\r\n"
+                               "Connection: close\r\n\r\n".encode())
+    assert status == 200 and json.loads(body)["Id"] == image_id
+    c = client.containers.create("busybox", ["true"], name="pct-name")
+    try:
+        status, body = raw(daemon, b"GET /v1.45/containers/%70ct-name/json HTTP/1.1\r\nHost: d\r\n"
+                                   b"Connection: close\r\n\r\n")
+        assert status == 200 and json.loads(body)["Id"] == c.id
+    finally:
+        c.remove(force=True)
+
+
 def test_daemon_restart_keeps_containers(fresh_daemon: Daemon) -> None:
     client = fresh_daemon.client()
     c = client.containers.run("busybox", ["sh", "-c", "echo before; sleep 3; echo after; exit 5"], detach=True)

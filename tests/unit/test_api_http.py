@@ -147,6 +147,22 @@ def test_image_names_with_slashes(server: str) -> None:
     assert json.loads(body) == {"name": "localhost:5000/team/app:v1"}
 
 
+def test_percent_encoded_paths_are_decoded_once(server: str) -> None:
+    # docker-py quotes everything but "/" and ":": a digest reference arrives as busybox%40sha256:...
+    digest = "sha256:" + "a" * 64
+    _, _, body = get(server, f"/v1.45/images/busybox%40{digest}/json")
+    assert json.loads(body) == {"name": f"busybox@{digest}"}
+    _, _, body = get(server, "/things/a%20b%2525/json")  # decoded once: %2525 -> %25, not %
+    assert json.loads(body)["id"] == "a b%25"
+    _, _, body = get(server, "/images/localhost%3A5000%2Fteam%2Fapp/json")  # an encoded / is a slash
+    assert json.loads(body) == {"name": "localhost:5000/team/app"}
+    _, _, body = get(server, "/%76%31.41/things/x/json")  # the version prefix too
+    assert json.loads(body)["v"] == "1.41"
+    status, _, body = get(server, "/things/%ff/json")
+    assert status == 400
+    assert "percent-escapes are not UTF-8" in json.loads(body)["message"]
+
+
 def test_version_out_of_range(server: str) -> None:
     status, _, body = get(server, "/v1.99/things/a/json")
     assert status == 400
