@@ -4,6 +4,11 @@ Terms: a *sample* is one reading (``read`` time, cpu, memory, pids, blkio); Dock
 it with the previous one (``preread``/``precpu_stats``) so clients compute CPU % from the deltas:
 ``(cpu.total_usage delta / system_cpu_usage delta) × online_cpus × 100``. *System CPU usage* is the
 host's total CPU time from ``/proc/stat``, in nanoseconds like the cgroup's counters.
+
+``networks`` maps each interface of the container's network namespace to its counters, read from
+``/proc/<init pid>/net/dev``. As dockerd reports only the interfaces it put into the sandbox, ``lo``
+is left out, and so is the key itself when nothing is left (``--network none``, the loopback-only
+``bridge`` of today) or when the container shares the host's namespace (``--network host``).
 """
 
 from __future__ import annotations
@@ -27,6 +32,33 @@ def system_cpu_usage(stat_path: Path = Path("/proc/stat")) -> int:
             ticks = sum(int(v) for v in line.split()[1:8])
             return ticks * NANOS // CLOCK_TICKS
     return 0
+
+
+NET_DEV_FIELDS = {"rx_bytes": 0, "rx_packets": 1, "rx_errors": 2, "rx_dropped": 3,
+                  "tx_bytes": 8, "tx_packets": 9, "tx_errors": 10, "tx_dropped": 11}
+
+
+def parse_net_dev(text: str) -> dict[str, dict[str, int]]:
+    """Per-interface counters from ``/proc/net/dev`` text, in Docker's ``NetworkStats`` keys."""
+    out: dict[str, dict[str, int]] = {}
+    for line in text.splitlines()[2:]:
+        name, sep, rest = line.partition(":")
+        values = rest.split()
+        if not sep or len(values) < 16:
+            continue
+        out[name.strip()] = {key: int(values[i]) for key, i in NET_DEV_FIELDS.items()}
+    return out
+
+
+def network_stats(c: Container) -> dict[str, dict[str, int]]:
+    """The counters of ``c``'s own interfaces but ``lo``; empty with the host's namespace or none running."""
+    if c.host_config.get("NetworkMode") == "host" or c.config.get("NetworkDisabled") or not c.state.pid:
+        return {}
+    try:
+        text = Path(f"/proc/{c.state.pid}/net/dev").read_text()
+    except OSError:  # it has just exited
+        return {}
+    return {name: counters for name, counters in parse_net_dev(text).items() if name != "lo"}
 
 
 def machine_memory() -> int:
@@ -128,6 +160,9 @@ def sample(c: Container) -> dict[str, Any]:
         if limit > 0:
             pids["limit"] = limit
     base.update({"pids_stats": pids, "blkio_stats": _blkio(cg), "cpu_stats": _cpu(cg), "memory_stats": _memory(cg)})
+    networks = network_stats(c)
+    if networks:
+        base["networks"] = networks
     return base
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.containers import stats as statistics
 from dockyard.runtime.cgroups import Cgroup
 from tests.integration.daemon_harness import DOCKER_20, Daemon
 
@@ -141,6 +142,38 @@ def test_stats_no_stream_with_docker_28(daemon: Daemon, name: str) -> None:
     assert every.returncode == 0 and name in every.stdout, every.stderr
     old = daemon.docker("stats", "--no-stream", name, client=DOCKER_20, timeout=60)
     assert old.returncode == 0 and "/ 64MiB" in old.stdout, old.stderr
+
+
+def test_stats_networks_are_the_containers_own_interfaces(daemon: Daemon, name: str) -> None:
+    # A veth pair made inside the container's own network namespace (NET_ADMIN there touches no host
+    # interface): Docker's shape, keyed by interface name, without lo; traffic on it shows.
+    script = ("ip link add v0 type veth && for i in $(ls /sys/class/net); do ip link set $i up; done && "
+              "ip addr add 10.77.0.1/24 dev v0 && cat /proc/net/dev > /tmp/before && "
+              "touch /tmp/ready && sleep 60")
+    daemon.cli("run", "-d", "--name", name, "--cap-add", "NET_ADMIN", "busybox", "sh", "-c", script, check=True)
+    plain = daemon.cli("run", "-d", "--network", "none", "busybox", "sleep", "60", check=True).stdout.strip()
+    host = daemon.cli("run", "-d", "--network", "host", "busybox", "sleep", "60", check=True).stdout.strip()
+    try:
+        api = daemon.client().api
+        deadline = time.monotonic() + 20
+        while daemon.cli("exec", name, "test", "-e", "/tmp/ready").returncode != 0:
+            assert time.monotonic() < deadline, "the container did not set up its veth pair"
+            time.sleep(0.1)
+        before = daemon.cli("exec", name, "cat", "/tmp/before", check=True).stdout
+        names = {line.split(":")[0].strip() for line in before.splitlines()[2:]}
+        networks = api.stats(name, stream=False, one_shot=True)["networks"]
+        assert set(networks) == names - {"lo"} and {"v0"} < set(networks)
+        keys = {f"{d}_{k}" for d in ("rx", "tx") for k in ("bytes", "packets", "errors", "dropped")}
+        assert all(set(counters) == keys for counters in networks.values())
+        earlier = statistics.parse_net_dev(before)
+        assert all(networks[n][k] >= earlier[n][k] for n in networks for k in keys)  # counters only grow
+        daemon.cli("exec", name, "ping", "-c", "3", "-W", "1", "10.77.0.2")  # sent out of v0, unanswered
+        later = api.stats(name, stream=False, one_shot=True)["networks"]
+        assert later["v0"]["tx_packets"] >= networks["v0"]["tx_packets"] + 1
+        for other in (plain, host):  # only lo, or the host's namespace: no networks, as with dockerd
+            assert "networks" not in api.stats(other, stream=False, one_shot=True)
+    finally:
+        daemon.cli("rm", "-f", plain, host)
 
 
 def _counter(daemon: Daemon, cid: str) -> int:

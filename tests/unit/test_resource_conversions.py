@@ -11,6 +11,7 @@ from dockyard.cli.failure import FlagError
 from dockyard.cli.flags import FlagSet
 from dockyard.cli.options import resources as cli_resources
 from dockyard.cli.verbs import stats as cli_stats
+from dockyard.containers import stats as container_stats
 from dockyard.containers.resources import Machine, parse_uint_list, resources_of, validate
 from dockyard.errors import InvalidParameter
 from dockyard.runtime import cgroups
@@ -193,3 +194,15 @@ def test_stats_row_like_dockers_cli() -> None:
     assert row["CPUPerc"] == "40.00%"
     assert row["MemUsage"] == "2MiB / 64MiB" and row["MemPerc"] == "3.12%"
     assert row["BlockIO"] == "1kB / 0B" and row["NetIO"] == "0B / 0B" and row["PIDs"] == "3"
+
+
+def test_net_dev_counters_in_dockers_keys() -> None:
+    text = ("Inter-|   Receive                                                |  Transmit\n"
+            " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n"
+            "    lo:     120       2    0    0    0     0          0         0      120       2    0    0    0     0       0          0\n"
+            "  eth0:1234567      89    1    2    0     0          0         3     4321      21    4    5    0     0       0          0\n")
+    assert container_stats.parse_net_dev(text) == {
+        "lo": {"rx_bytes": 120, "rx_packets": 2, "rx_errors": 0, "rx_dropped": 0,
+               "tx_bytes": 120, "tx_packets": 2, "tx_errors": 0, "tx_dropped": 0},
+        "eth0": {"rx_bytes": 1234567, "rx_packets": 89, "rx_errors": 1, "rx_dropped": 2,
+                 "tx_bytes": 4321, "tx_packets": 21, "tx_errors": 4, "tx_dropped": 5}}
