@@ -10,11 +10,11 @@ from typing import Any
 from dockyard.api.http import Hijack, JSONResponse, NoContent, Request, Response, StreamResponse
 from dockyard.api.router import Router, version_tuple
 from dockyard.containers import detachkeys
-from dockyard.containers.clock import parse_rfc3339
 from dockyard.containers.logs import LogOptions
 from dockyard.containers.management import sizes
 from dockyard.containers.service import ContainerService
 from dockyard.errors import InvalidParameter
+from dockyard.formats import timestamps
 
 
 def _int_arg(request: Request, name: str, default: int | None = None) -> int | None:
@@ -27,19 +27,10 @@ def _int_arg(request: Request, name: str, default: int | None = None) -> int | N
         raise InvalidParameter(f"invalid value for {name}: {raw!r}") from None
 
 
-def _time_arg(request: Request, name: str) -> float:
-    """Docker's ``since``/``until``: unix seconds (with optional fraction) or RFC 3339."""
+def time_arg(request: Request, name: str) -> float:
+    """Docker's ``since``/``until`` in unix seconds (0 when absent): see :func:`timestamps.parse_time_arg`."""
     raw = request.arg(name)
-    if not raw:
-        return 0.0
-    try:
-        return float(raw)
-    except ValueError:
-        pass
-    try:
-        return parse_rfc3339(raw)
-    except ValueError:
-        raise InvalidParameter(f"invalid value for {name}: {raw!r}") from None
+    return timestamps.parse_time_arg(raw) / timestamps.NANOS if raw else 0.0
 
 
 def stream_type(request: Request, tty: bool) -> str:
@@ -154,7 +145,7 @@ def register(router: Router, containers: ContainerService) -> None:
                 tail = -1  # Docker treats an unparsable tail as "all"
         opts = LogOptions(stdout=stdout, stderr=stderr, follow=request.flag("follow"),
                           timestamps=request.flag("timestamps"), tail=tail,
-                          since=_time_arg(request, "since"), until=_time_arg(request, "until"))
+                          since=time_arg(request, "since"), until=time_arg(request, "until"))
         c, chunks = containers.logs(request.params["id"], opts)
         return StreamResponse(chunks=chunks, content_type=stream_type(request, c.tty))
 

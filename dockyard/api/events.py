@@ -12,10 +12,10 @@ import json
 import time
 from collections.abc import AsyncIterator
 
-from dockyard.api.containers import _time_arg
 from dockyard.api.http import Request, Response, StreamResponse
 from dockyard.api.router import Router
 from dockyard.containers.events import Event, EventBus, normalize_filters
+from dockyard.formats import timestamps
 
 
 def _encode(event: Event) -> bytes:
@@ -26,10 +26,8 @@ def register(router: Router, bus: EventBus) -> None:
     @router.route("GET", "/events")
     async def events(request: Request) -> Response:
         filters = normalize_filters(request.json_arg("filters"))
-        since = _time_arg(request, "since")
-        until = _time_arg(request, "until")
-        since_ns = int(since * 1e9) if request.arg("since") else None
-        until_ns = int(until * 1e9) if request.arg("until") else None
+        since_ns = timestamps.parse_time_arg(request.arg("since")) if request.arg("since") else None
+        until_ns = timestamps.parse_time_arg(request.arg("until")) if request.arg("until") else None
         history, queue = bus.subscribe()
 
         async def body() -> AsyncIterator[bytes]:

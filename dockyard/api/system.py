@@ -11,10 +11,10 @@ from typing import Any
 import dockyard
 from dockyard.api.http import BytesResponse, JSONResponse, Request, Response
 from dockyard.api.router import API_VERSION, MIN_API_VERSION, Router
-from dockyard.containers.clock import rfc3339_nano
 from dockyard.containers.resources import cgroup_features
 from dockyard.containers.service import ContainerService
 from dockyard.distribution.endpoints import RegistrySettings
+from dockyard.formats import timestamps
 from dockyard.images.service import ImageService
 
 PING_HEADERS = [("Builder-Version", "1"), ("Cache-Control", "no-cache, no-store, must-revalidate"),
@@ -102,7 +102,7 @@ def register(router: Router, root: Path, containers: ContainerService, images: I
             **cgroup_features(),  # MemoryLimit, SwapLimit, CpuCfsPeriod… (containers/resources.py)
             "KernelMemory": False, "KernelMemoryTCP": False, "IPv4Forwarding": False,
             "BridgeNfIptables": False, "BridgeNfIp6tables": False, "Debug": False,
-            "NFd": len(os.listdir("/proc/self/fd")), "NGoroutines": 0, "SystemTime": rfc3339_nano(),
+            "NFd": len(os.listdir("/proc/self/fd")), "NGoroutines": 0, "SystemTime": timestamps.now(),
             "LoggingDriver": "json-file", "CgroupDriver": "cgroupfs", "CgroupVersion": cgroup_version(),
             "NEventsListener": 0, "KernelVersion": platform.release(), "OperatingSystem": _os_name(),
             "OSVersion": "", "OSType": "linux", "Architecture": platform.machine(),

@@ -25,10 +25,10 @@ from typing import Any
 
 import dockyard
 from dockyard import blocking
-from dockyard.containers.clock import rfc3339_nano
 from dockyard.containers.mounts import runtime_mounts
 from dockyard.containers.record import Container
 from dockyard.errors import Conflict, DockyardError, InvalidParameter, NotFound
+from dockyard.formats import timestamps
 from dockyard.images.service import ImageService
 from dockyard.runtime.users import resolve_user
 from dockyard.snapshots.changes import container_changes
@@ -63,18 +63,10 @@ def go_file_mode(st_mode: int) -> int:
     return mode
 
 
-def go_time(ns: int) -> str:
-    """Go's ``time.Time`` in JSON: RFC 3339 with the fraction's trailing zeros dropped."""
-    text = rfc3339_nano(ns)
-    main, _, frac = text[:-1].partition(".")
-    frac = frac.rstrip("0")
-    return f"{main}.{frac}Z" if frac else f"{main}Z"
-
-
 def path_stat(raw: dict[str, Any]) -> dict[str, Any]:
     """The helper's stat as Docker's ``ContainerPathStat``."""
     return {"name": raw["name"], "size": raw["size"], "mode": go_file_mode(raw["mode"]),
-            "mtime": go_time(raw["mtime_ns"]), "linkTarget": raw["link_target"]}
+            "mtime": timestamps.format_ns(raw["mtime_ns"]), "linkTarget": raw["link_target"]}
 
 
 def stat_header(stat_obj: dict[str, Any]) -> str:

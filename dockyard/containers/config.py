@@ -160,14 +160,3 @@ def build_host_config(raw: Any) -> dict[str, Any]:
     host["RestartPolicy"] = restart.check_host_config(host)
     security.check_host_config(host)
     return host
-
-
-def parse_size(text: str) -> int:
-    """``10m`` → bytes, as Docker's log-opt max-size reads it (k, m, g; decimal-free)."""
-    units = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3, "gb": 1024**3}
-    text = text.strip().lower()
-    number = text.rstrip("kmgb")
-    unit = text[len(number):]
-    if not number.isdigit() or unit not in units:
-        raise InvalidParameter(f"invalid size: {text!r}")
-    return int(number) * units[unit]

@@ -25,13 +25,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dockyard.containers.clock import parse_rfc3339, rfc3339_nano
 from dockyard.containers.record import Container
 from dockyard.errors import InvalidParameter
+from dockyard.formats import timestamps
 
 log = logging.getLogger("dockyard.containers.health")
 
@@ -128,7 +129,7 @@ def apply_result(health: dict[str, Any], result: ProbeResult, config: dict[str, 
         health["Status"] = "healthy"
         return
     if health["Status"] == "starting":
-        in_start_period = parse_rfc3339(result.start) - parse_rfc3339(started_at) < setting(config, "StartPeriod")
+        in_start_period = timestamps.stored_seconds(result.start) - timestamps.stored_seconds(started_at) < setting(config, "StartPeriod")
         if in_start_period:
             return
     health["FailingStreak"] += 1
@@ -138,7 +139,7 @@ def apply_result(health: dict[str, Any], result: ProbeResult, config: dict[str, 
 
 def next_wait(health: dict[str, Any], config: dict[str, Any], started_at: str, now: float) -> float:
     """Seconds until the next probe: ``StartInterval`` while starting within the start period."""
-    if health["Status"] == "starting" and now - parse_rfc3339(started_at) < setting(config, "StartPeriod"):
+    if health["Status"] == "starting" and now - timestamps.stored_seconds(started_at) < setting(config, "StartPeriod"):
         return setting(config, "StartInterval")
     return setting(config, "Interval")
 
@@ -186,7 +187,7 @@ class HealthMonitor:
         return tasks
 
     def _now(self) -> float:
-        return self._clock() if self._clock else parse_rfc3339(rfc3339_nano())
+        return self._clock() if self._clock else time.time()
 
     async def _loop(self, c: Container, config: dict[str, Any], argv: list[str]) -> None:
         assert self.runner is not None
@@ -203,7 +204,7 @@ class HealthMonitor:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a probe that cannot run is a failed probe, as in Docker
-                now = rfc3339_nano()
+                now = timestamps.now()
                 result = ProbeResult(now, now, -1, str(exc)[:MAX_OUTPUT])
             if c.state.status != "running" or c.state.started_at != started_at or c.state.health is not health:
                 return

@@ -16,10 +16,10 @@ import shutil
 import signal
 import time
 
-from dockyard.containers.clock import rfc3339_nano
 from dockyard.containers.health import MAX_OUTPUT, ProbeResult
 from dockyard.containers.record import Container
 from dockyard.errors import DockyardError
+from dockyard.formats import timestamps
 from dockyard.runtime import shim as shimproto
 from dockyard.runtime.exec import ExecSpec, init_cgroups, spawn_exec
 from dockyard.runtime.spawn import reap
@@ -49,7 +49,7 @@ async def run_probe(c: Container, argv: list[str], timeout: float) -> ProbeResul
     probe_id = secrets.token_hex(16)
     state_dir = c.dir / PROBE_DIR / probe_id
     state_dir.mkdir(parents=True, mode=0o700)
-    start = rfc3339_nano()
+    start = timestamps.now()
     try:
         spec = ExecSpec(
             container_id=c.id, exec_id=probe_id, init_pid=c.state.pid, state_dir=state_dir,
@@ -94,7 +94,7 @@ async def run_probe(c: Container, argv: list[str], timeout: float) -> ProbeResul
             if reader is not None:
                 writer.close()
         await _reap(spawned.shim_pid)
-        end = rfc3339_nano()
+        end = timestamps.now()
         if timed_out:
             return ProbeResult(start, end, -1, f"Health check exceeded timeout ({go_duration(timeout)})")
         record = shimproto.read_exit_record(state_dir)

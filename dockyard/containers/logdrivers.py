@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dockyard.containers.config import parse_size
 from dockyard.errors import InvalidParameter, NotImplementedYet
+from dockyard.formats.sizes import from_human_size
 
 DRIVERS = ("json-file", "local", "none")
 OPTIONS = {
@@ -32,7 +32,7 @@ OPTIONS = {
 }
 BUILTIN_DEFAULTS = {
     "json-file": {"max-size": "10m", "max-file": "3"},   # dockyard rotates json-file by default
-    "local": {"max-size": "20m", "max-file": "5", "compress": "true"},  # Docker's local defaults
+    "local": {"max-size": str(20 << 20), "max-file": "5", "compress": "true"},  # Docker's local defaults
     "none": {},
 }
 NO_READING = "configured logging driver does not support reading"
@@ -92,7 +92,7 @@ def settings(driver: str, opts: dict[str, str]) -> LogSettings:
         return LogSettings("none")
     merged = {**BUILTIN_DEFAULTS[driver], **opts}
     try:
-        max_size = parse_size(str(merged["max-size"]))
+        max_size = from_human_size(str(merged["max-size"]))  # decimal units, as Docker's log drivers
     except InvalidParameter:
         raise InvalidParameter(f"invalid value for max-size: {merged['max-size']}") from None
     raw_files = str(merged["max-file"])

@@ -24,7 +24,7 @@ from itertools import islice
 from pathlib import Path
 
 from dockyard import blocking
-from dockyard.containers.clock import parse_rfc3339
+from dockyard.formats import timestamps
 
 FRAME = struct.Struct(">BxxxI")
 STREAMS = {"stdout": 1, "stderr": 2}
@@ -114,7 +114,7 @@ def select(entries: Iterator[LogEntry], opts: LogOptions) -> Iterator[LogEntry]:
 def _in_window(entry: LogEntry, opts: LogOptions) -> bool:
     if not opts.since and not opts.until:
         return True
-    t = parse_rfc3339(entry.time)
+    t = timestamps.stored_seconds(entry.time)
     if opts.since and t < opts.since:
         return False
     return not (opts.until and t > opts.until)

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import shlex
-import time
 from pathlib import Path
 from typing import Any
 
 from dockyard import blocking
-from dockyard.containers.clock import parse_rfc3339
 from dockyard.containers.names import validate_name
 from dockyard.containers.record import Container
 from dockyard.containers.service import ContainerService
 from dockyard.errors import Conflict, DockyardError, InvalidParameter, NotFound
+from dockyard.formats import timestamps
 
 
 # -- restart ----------------------------------------------------------------------------------------
@@ -150,26 +148,6 @@ def sizes(svc: ContainerService, c: Container) -> tuple[int, int]:
 
 
 # -- prune ---------------------------------------------------------------------------------------------------
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(h|m|s|ms|us|ns))+$")
-_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
-
-
-def parse_timestamp(value: str, now: float | None = None) -> float:
-    """Docker's filter times: a Go duration (``24h``, ``1h30m``: that long ago), unix seconds, or RFC 3339."""
-    now = time.time() if now is None else now
-    if _DURATION.match(value):
-        seconds = sum(float(n) * _UNITS[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(h|m|s|ms|us|ns)", value))
-        return now - seconds
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        return parse_rfc3339(value)
-    except ValueError:
-        raise InvalidParameter(f"failed to parse value as time or duration: \"{value}\"") from None
-
-
 def _labels_match(labels: dict[str, str], wanted: list[str]) -> bool:
     for item in wanted:
         key, eq, value = item.partition("=")
@@ -182,7 +160,7 @@ async def prune(svc: ContainerService, filters: dict[str, list[str]]) -> dict[st
     for key in filters:
         if key not in ("until", "label", "label!"):
             raise InvalidParameter(f"invalid filter '{key}'")
-    until = [parse_timestamp(v) for v in filters.get("until", [])]
+    until = [timestamps.parse_time_arg(v) / timestamps.NANOS for v in filters.get("until", [])]
     deleted: list[str] = []
     reclaimed = 0
     for summary in svc.list(all=True):
@@ -190,7 +168,7 @@ async def prune(svc: ContainerService, filters: dict[str, list[str]]) -> dict[st
             c = svc.get(summary["Id"])
         except NotFound:
             continue
-        if until and not all(parse_rfc3339(c.created) < u for u in until):
+        if until and not all(timestamps.stored_seconds(c.created) < u for u in until):
             continue
         labels = c.config.get("Labels") or {}
         if filters.get("label") and not _labels_match(labels, filters["label"]):

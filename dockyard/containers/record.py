@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from dockyard import blocking
-from dockyard.containers.clock import ZERO_TIME, human_duration, parse_rfc3339
+from dockyard.containers.clock import human_duration
 from dockyard.containers.mounts import inspect_view
+from dockyard.formats import timestamps
 from dockyard.metadata import MetadataDB, opened
 
 
@@ -33,8 +34,8 @@ class State:
     shim_pid: int = 0
     exit_code: int = 0
     error: str = ""
-    started_at: str = ZERO_TIME
-    finished_at: str = ZERO_TIME
+    started_at: str = timestamps.ZERO_TIME
+    finished_at: str = timestamps.ZERO_TIME
     oom_killed: bool = False
     health: dict[str, Any] | None = None  # Docker's State.Health: see containers/health.py
 
@@ -162,7 +163,7 @@ class Container:
         now = time.time() if now is None else now
         s = self.state
         if s.status in ("running", "paused"):
-            text = "Up " + human_duration(now - parse_rfc3339(s.started_at))
+            text = "Up " + human_duration(now - timestamps.stored_seconds(s.started_at))
             if s.status == "paused":
                 return text + " (Paused)"
             if s.health is not None:  # Docker: "(health: starting)", "(healthy)", "(unhealthy)"
@@ -170,11 +171,11 @@ class Container:
                 return text + (" (health: starting)" if status == "starting" else f" ({status})")
             return text
         if s.status == "restarting":
-            return f"Restarting ({s.exit_code}) " + human_duration(now - parse_rfc3339(s.finished_at)) + " ago"
+            return f"Restarting ({s.exit_code}) " + human_duration(now - timestamps.stored_seconds(s.finished_at)) + " ago"
         if s.status == "exited":
-            if s.finished_at == ZERO_TIME:
+            if s.finished_at == timestamps.ZERO_TIME:
                 return f"Exited ({s.exit_code})"
-            return f"Exited ({s.exit_code}) " + human_duration(now - parse_rfc3339(s.finished_at)) + " ago"
+            return f"Exited ({s.exit_code}) " + human_duration(now - timestamps.stored_seconds(s.finished_at)) + " ago"
         if s.status == "removing":
             return "Removal In Progress"
         if s.status == "dead":
@@ -238,7 +239,7 @@ class Container:
             "Image": self.image,
             "ImageID": self.image_id,
             "Command": self.command_text(),
-            "Created": int(parse_rfc3339(self.created)),
+            "Created": int(timestamps.stored_seconds(self.created)),
             "Ports": [],
             "Labels": self.config.get("Labels") or {},
             "State": self.state.status,

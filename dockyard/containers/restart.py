@@ -25,9 +25,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from dockyard.containers.clock import ZERO_TIME, parse_rfc3339
 from dockyard.containers.record import Container
 from dockyard.errors import InvalidParameter
+from dockyard.formats import timestamps
 
 log = logging.getLogger("dockyard.containers.restart")
 
@@ -180,7 +180,7 @@ class RestartScheduler:
         """Right after an exit was recorded: schedule a restart if the policy says so."""
         if c.state.status != "exited":
             return False  # the process never ran (start failed): Docker does not restart that
-        ran_for = max(0.0, parse_rfc3339(c.state.finished_at) - parse_rfc3339(c.state.started_at))
+        ran_for = max(0.0, timestamps.stored_seconds(c.state.finished_at) - timestamps.stored_seconds(c.state.started_at))
         delay = self.manager(c).should_restart(c.state.exit_code, c.manually_stopped, ran_for)
         if delay is None:
             return False
@@ -225,7 +225,7 @@ class RestartScheduler:
             if c.state.status != "exited":
                 continue
             if restart_at_boot(c.host_config, c.state.exit_code, c.manually_stopped, c.restart_count,
-                               c.state.started_at != ZERO_TIME):
+                               c.state.started_at != timestamps.ZERO_TIME):
                 self._spawn(c, False)
 
     def close(self) -> list[asyncio.Task[None]]:

@@ -40,7 +40,6 @@ from dockyard.containers import logs as logfiles
 from dockyard.containers import mounts as mountpoints
 from dockyard.containers import resources as resource_rules
 from dockyard.containers import security as security_rules
-from dockyard.containers.clock import rfc3339_nano
 from dockyard.containers.config import build_config, build_host_config
 from dockyard.containers.events import EventBus
 from dockyard.containers.health import HealthMonitor
@@ -50,8 +49,9 @@ from dockyard.containers.names import generate_name, validate_name
 from dockyard.containers.record import Container, State
 from dockyard.containers.restart import RestartScheduler
 from dockyard.containers.serializer import Serializer
-from dockyard.containers.signals import parse_signal
 from dockyard.errors import Conflict, DockyardError, InvalidParameter, NotFound, NotModified
+from dockyard.formats import timestamps
+from dockyard.formats.signals import parse_signal
 from dockyard.images.service import ImageService
 from dockyard.metadata import leases
 from dockyard.networks.modes import host_hostname, plan, write_etc_files
@@ -262,7 +262,7 @@ class ContainerService:
             uts_host = host_config.get("UTSMode") == "host"
             config["Hostname"] = host_hostname() if network.namespace == "host" or uts_host else cid[:12]
         argv = [*(config["Entrypoint"] or []), *(config["Cmd"] or [])]
-        c = Container(id=cid, name=name, created=rfc3339_nano(), image=image_ref, image_id=image.id,
+        c = Container(id=cid, name=name, created=timestamps.now(), image=image_ref, image_id=image.id,
                       path=argv[0], args=argv[1:], config=config, host_config=host_config,
                       state_dir=str(self.root / cid), network_warning=network.warning)
         c.mounts = mounts
@@ -365,7 +365,7 @@ class ContainerService:
             raise
         # FinishedAt stays that of the last run (dockerd's SetRunning), so a restart shows when it stopped.
         c.state = State(status="running", pid=spawned.pid, shim_pid=spawned.shim_pid,
-                        started_at=rfc3339_nano(), exit_code=0, finished_at=c.state.finished_at)
+                        started_at=timestamps.now(), exit_code=0, finished_at=c.state.finished_at)
         # The record is written before the shim is watched: no exit can change it meanwhile.
         await blocking.write(c.save, c.snapshot())
         self._watch(c)
@@ -491,7 +491,7 @@ class ContainerService:
         if record is None:
             c.state.exit_code = 255 if c.state.exit_code == 0 else c.state.exit_code
             c.state.error = c.state.error or "the container's shim exited without recording an exit code"
-            c.state.finished_at = rfc3339_nano()
+            c.state.finished_at = timestamps.now()
         else:
             c.state.exit_code = record.exit_code
             c.state.finished_at = record.finished_at

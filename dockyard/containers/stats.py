@@ -17,8 +17,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dockyard.containers.clock import ZERO_TIME, rfc3339_nano
 from dockyard.containers.record import Container
+from dockyard.formats import timestamps
 from dockyard.runtime.cgroups import Cgroup
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -146,13 +146,13 @@ def _blkio(cg: Cgroup) -> dict[str, Any]:
 
 def sample(c: Container) -> dict[str, Any]:
     """One reading of container ``c`` (zeros when it is not running)."""
-    base: dict[str, Any] = {"name": "/" + c.name, "id": c.id, "read": rfc3339_nano(), "preread": ZERO_TIME,
+    base: dict[str, Any] = {"name": "/" + c.name, "id": c.id, "read": timestamps.now(), "preread": timestamps.ZERO_TIME,
                             "pids_stats": {}, "blkio_stats": _blkio(Cgroup(c.id, "1", {})), "num_procs": 0,
                             "storage_stats": {}, "cpu_stats": empty_cpu(), "precpu_stats": empty_cpu(),
                             "memory_stats": {}}
     cg = Cgroup.of(c.id)
     if not c.state.running or not cg.exists():
-        base["read"] = ZERO_TIME
+        base["read"] = timestamps.ZERO_TIME
         return base
     pids: dict[str, Any] = {"current": cg.read_int("pids", "pids.current")} if cg.has("pids") else {}
     if cg.has("pids"):

@@ -27,7 +27,7 @@ from typing import Any, BinaryIO, Protocol
 from dockyard.content import Descriptor, hex_of, is_digest, sha256_digest
 from dockyard.content import mediatypes as mt
 from dockyard.errors import Conflict, CorruptContent, DockyardError, InvalidParameter, NotFound
-from dockyard.images import timestamps
+from dockyard.formats import timestamps
 from dockyard.images.archive_save import ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME
 from dockyard.images.archive_spool import SpooledArchive
 from dockyard.images.reference import Reference, parse_normalized

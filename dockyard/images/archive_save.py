@@ -29,7 +29,7 @@ from typing import IO, Any
 from dockyard.content import Descriptor, hex_of, sha256_digest
 from dockyard.content import mediatypes as mt
 from dockyard.errors import NotFound
-from dockyard.images import timestamps
+from dockyard.formats import timestamps
 from dockyard.images.reference import Reference, parse_any
 from dockyard.images.service import ImageService
 from dockyard.images.store import ImageStore, LayerRecord
@@ -120,7 +120,7 @@ class ArchiveWriter:
                 record = self.store.get(image_id)
                 config_bytes = self.store.content.read_bytes(image_id)
                 config = json.loads(config_bytes)
-                mtime = timestamps.parse_ns(str(config.get("created") or timestamps.ZERO_TIME)) // 1_000_000_000
+                mtime = timestamps.stored_ns(str(config.get("created") or timestamps.ZERO_TIME)) // 1_000_000_000
                 mtime = max(mtime, 0)
                 self._add_bytes(tar, image_id, config_bytes, mtime)
                 layers = [self._add_layer(tar, layer, mtime) for layer in record.layers]

@@ -19,12 +19,13 @@ import copy
 import json
 import posixpath
 import re
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from dockyard.errors import InvalidParameter
+from dockyard.formats.durations import parse_go_duration
+from dockyard.formats.signals import parse_signal
 
 VALID_CHANGE_COMMANDS = frozenset({
     "cmd", "entrypoint", "healthcheck", "env", "expose", "label", "onbuild", "stopsignal", "user",
@@ -305,58 +306,6 @@ def parse_name_values(inst: Instruction, label: str) -> list[tuple[str, str]]:
 
 # -- values that need checking -----------------------------------------------------------------
 
-_DURATION_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
-                   "m": 60_000_000_000, "h": 3_600_000_000_000}
-_DURATION_PART = re.compile(r"(\d*\.?\d*)(ns|us|µs|μs|ms|s|m|h)")
-
-
-def parse_go_duration(text: str) -> int:
-    """Go's ``time.ParseDuration`` in nanoseconds (``1m30s``, ``1.5h``, ``300ms``)."""
-    s = text
-    sign = 1
-    if s[:1] in ("+", "-"):
-        sign = -1 if s[0] == "-" else 1
-        s = s[1:]
-    if s == "0":
-        return 0
-    if not s:
-        raise InvalidParameter(f"time: invalid duration {json.dumps(text)}")
-    total = 0.0
-    pos = 0
-    while pos < len(s):
-        m = _DURATION_PART.match(s, pos)
-        if m is None or m.group(1) in ("", "."):
-            if re.fullmatch(r"[\d.]+", s[pos:]):
-                raise InvalidParameter(f"time: missing unit in duration {json.dumps(text)}")
-            raise InvalidParameter(f"time: invalid duration {json.dumps(text)}")
-        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-        pos = m.end()
-    return sign * int(round(total))
-
-
-def _signal_names() -> set[str]:
-    names = {s.name[3:] for s in signal.Signals if s.name.startswith("SIG") and not s.name.startswith("SIG_")}
-    names |= {"CLD", "IOT", "POLL", "RTMIN", "RTMAX"}
-    names |= {f"RTMIN+{i}" for i in range(1, 16)} | {f"RTMAX-{i}" for i in range(1, 15)}
-    return names
-
-
-SIGNAL_NAMES = frozenset(_signal_names())
-
-
-def validate_signal(raw: str) -> None:
-    """moby's ``signal.ParseSignal``: a non-zero number, or a name with or without ``SIG``."""
-    if re.fullmatch(r"[+-]?\d+", raw):
-        if int(raw) == 0:
-            raise InvalidParameter(f"invalid signal: {raw}")
-        return
-    name = raw.upper()
-    if name.startswith("SIG"):
-        name = name[3:]
-    if name not in SIGNAL_NAMES:
-        raise InvalidParameter(f"invalid signal: {raw}")
-
-
 def parse_port_spec(spec: str) -> list[str]:
     """An EXPOSE word → ``port/proto`` keys (ranges expanded), as go-connections' nat does."""
     container = spec.split(":")[-1]
@@ -548,7 +497,7 @@ def _do_volume(state: _State, inst: Instruction, words: list[str]) -> None:
 
 def _do_stopsignal(state: _State, inst: Instruction, value: str) -> None:
     sig = expand(value, state.env)
-    validate_signal(sig)
+    parse_signal(sig)
     state.config["StopSignal"] = sig
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from dockyard.content import mediatypes as mt
-from dockyard.images import timestamps
+from dockyard.formats import timestamps
 from dockyard.images.changes import apply_changes, empty_container_config
 from dockyard.images.service import DOCKER_VERSION, ImageService
 from dockyard.images.store import LayerRecord

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from dockyard.errors import DockyardError
-from dockyard.images import timestamps
+from dockyard.formats import timestamps
 from dockyard.images.service import ImageService
 
 MISSING = "<missing>"

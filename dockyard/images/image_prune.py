@@ -14,58 +14,16 @@ where N sums the unpacked layers actually removed (``ImagesDeleted`` is null whe
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from dockyard import filters as docker_filters
 from dockyard.errors import InvalidParameter
-from dockyard.images import timestamps
+from dockyard.formats import timestamps
 from dockyard.images.service import ImageService
 
-_DURATION_PART = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)")
-_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
-            "m": 60_000_000_000, "h": 3_600_000_000_000}
 _ALLOWED = ("dangling", "until", "label", "label!")
-
-
-def go_duration_ns(text: str) -> int | None:
-    """Nanoseconds of a Go duration (``1h30m``, ``-5s``, ``1.5h``); None if ``text`` is not one."""
-    sign = -1 if text.startswith("-") else 1
-    body = text.lstrip("+-")
-    if not body:
-        return None
-    if body == "0":
-        return 0
-    pos, total = 0, 0.0
-    while pos < len(body):
-        m = _DURATION_PART.match(body, pos)
-        if m is None:
-            return None
-        total += float(m.group(1)) * _UNIT_NS[m.group(2)]
-        pos = m.end()
-    return sign * int(total)
-
-
-def timestamp_ns(value: str, now_ns: int) -> int:
-    """Docker's ``GetTimestamp``: a duration before now, an RFC 3339 time or date, or Unix seconds."""
-    duration = go_duration_ns(value)
-    if duration is not None:
-        return now_ns - duration
-    parsed = timestamps.parse_ns(value)
-    if parsed:
-        return parsed
-    for fmt in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"):
-        try:
-            return int(datetime.strptime(value, fmt).replace(tzinfo=UTC).timestamp()) * 1_000_000_000
-        except ValueError:
-            continue
-    seconds, _, frac = value.partition(".")
-    if seconds.lstrip("-").isdigit() and (not frac or frac.isdigit()):
-        return int(seconds) * 1_000_000_000 + int((frac or "0")[:9].ljust(9, "0"))
-    raise InvalidParameter(f'failed to parse value "{value}" as a time')
 
 
 def label_filter_matches(labels: dict[str, str], positive: list[str], negative: list[str]) -> bool:
@@ -88,7 +46,7 @@ def prune_images(images: ImageService, raw_filters: Any,
             raise InvalidParameter(f"Invalid filter 'dangling={sorted(f['dangling'])[0]}'")
         dangling_only = next(iter(values)) in ("true", "1")
     now_ns = time.time_ns()
-    until = [timestamp_ns(v, now_ns) for v in f.get("until", [])]
+    until = [timestamps.parse_time_arg(v, now_ns) for v in f.get("until", [])]
     store, snapshots = images.store, images.snapshots
     deleted: list[dict[str, str]] = []
     reclaimed = 0
@@ -100,7 +58,7 @@ def prune_images(images: ImageService, raw_filters: Any,
             if in_use(image_id) is not None:
                 continue
             config = store.config(image_id)
-            created = timestamps.parse_ns(str(config.get("created") or ""))
+            created = timestamps.stored_ns(str(config.get("created") or ""))
             if until and not all(created < u for u in until):
                 continue
             labels = (config.get("config") or {}).get("Labels") or {}

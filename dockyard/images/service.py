@@ -21,7 +21,7 @@ from dockyard import filters as docker_filters
 from dockyard.content import ContentStore
 from dockyard.content import mediatypes as mt
 from dockyard.errors import Conflict, InvalidParameter, NotFound
-from dockyard.images import timestamps
+from dockyard.formats import timestamps
 from dockyard.images.changes import apply_changes, empty_container_config
 from dockyard.images.reference import (
     IdReference,
@@ -223,7 +223,7 @@ class ImageService:
         out = []
         for image_id in self.store.ids():
             image = self._image(image_id)
-            created_ns = timestamps.parse_ns(image.created)
+            created_ns = timestamps.stored_ns(image.created)
             if before is not None and created_ns >= before:
                 continue
             if since is not None and created_ns <= since:
@@ -259,7 +259,7 @@ class ImageService:
     def _created_of(self, values: builtins.list[str] | None, name: str) -> int | None:
         if not values:
             return None
-        return timestamps.parse_ns(self.resolve(values[0]).created)
+        return timestamps.stored_ns(self.resolve(values[0]).created)
 
     def inspect(self, ref: str) -> dict[str, Any]:
         """``GET /images/{name}/json``."""

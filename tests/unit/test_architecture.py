@@ -14,8 +14,8 @@ REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "dockyard"
 
 # folder -> layer number, as in docs/architecture.md
-LAYERS = {"errors": 0, "filters": 0, "blocking": 0, "content": 1, "metadata": 1, "snapshots": 2, "runtime": 3, "images": 4,
-          "containers": 4, "distribution": 4,
+LAYERS = {"errors": 0, "filters": 0, "blocking": 0, "formats": 0, "content": 1, "metadata": 1, "snapshots": 2,
+          "runtime": 3, "images": 4, "containers": 4, "distribution": 4,
           "networks": 4, "volumes": 4, "api": 5, "daemon": 5, "cli": 6}
 
 

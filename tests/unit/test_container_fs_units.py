@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.cli.verbs.cp import split_arg
-from dockyard.containers.archive import MODE_DIR, MODE_SYMLINK, go_file_mode, go_time
+from dockyard.containers.archive import MODE_DIR, MODE_SYMLINK, go_file_mode
 from dockyard.images.commit import merge_config
 from dockyard.runtime.rootfs_helper import absolute, base_name
 from dockyard.snapshots.changes import container_changes
@@ -29,11 +29,6 @@ def test_go_file_mode() -> None:
     assert go_file_mode(stat.S_IFCHR | 0o666) == (1 << 26) | (1 << 21) | 0o666
     assert go_file_mode(stat.S_IFREG | stat.S_ISUID | 0o755) == (1 << 23) | 0o755
     assert go_file_mode(stat.S_IFDIR | stat.S_ISVTX | 0o777) == MODE_DIR | (1 << 20) | 0o777
-
-
-def test_go_time_trims_the_fraction() -> None:
-    assert go_time(1_700_000_000_000_000_000) == "2023-11-14T22:13:20Z"
-    assert go_time(1_700_000_000_120_000_000) == "2023-11-14T22:13:20.12Z"
 
 
 @pytest.mark.parametrize(("given", "expected"), [

@@ -12,7 +12,7 @@ from dockyard.cli.failure import CliFailure
 from dockyard.cli.verbs.container import target
 from dockyard.cli.verbs.events import default_line
 from dockyard.containers.events import EventBus, normalize_filters
-from dockyard.containers.management import parse_ps, parse_timestamp
+from dockyard.containers.management import parse_ps
 from dockyard.errors import DockyardError, InvalidParameter
 
 
@@ -71,14 +71,6 @@ def test_parse_ps_keeps_the_containers_rows_and_joins_the_command() -> None:
                                 ["root", "11", "10", "0", "10:00", "?", "00:00:00", "sh -c echo hi there"]]
     with pytest.raises(DockyardError, match="Couldn't find PID field in ps output"):
         parse_ps("USER COMMAND\nroot init\n", {1})
-
-
-def test_prune_until_accepts_durations_unix_times_and_rfc3339() -> None:
-    assert parse_timestamp("1h30m", now=10_000.0) == 10_000.0 - 5400
-    assert parse_timestamp("1700000000.5") == 1700000000.5
-    assert parse_timestamp("2024-01-02T03:04:05Z") == 1704164645.0
-    with pytest.raises(InvalidParameter):
-        parse_timestamp("yesterday")
 
 
 def test_detach_keys() -> None:

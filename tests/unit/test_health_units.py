@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.containers.clock import rfc3339_nano
 from dockyard.containers.health import (
     HealthMonitor,
     ProbeResult,
@@ -19,6 +18,7 @@ from dockyard.containers.health import (
 from dockyard.containers.health_probe import go_duration
 from dockyard.containers.record import Container, State
 from dockyard.errors import InvalidParameter
+from dockyard.formats import timestamps
 
 MS = 1_000_000
 
@@ -75,10 +75,10 @@ def test_state_machine() -> None:
 
 
 def _container(tmp_path: Path, test: list[str]) -> Container:
-    c = Container(id="c" * 64, name="x", created=rfc3339_nano(), image="busybox", image_id="sha256:1", path="sh",
+    c = Container(id="c" * 64, name="x", created=timestamps.now(), image="busybox", image_id="sha256:1", path="sh",
                   args=[], config={"Healthcheck": {"Test": test, "Interval": 10 * MS, "Retries": 2}},
                   host_config={}, state_dir=str(tmp_path))
-    c.state = State(status="running", pid=1, started_at=rfc3339_nano())
+    c.state = State(status="running", pid=1, started_at=timestamps.now())
     return c
 
 
@@ -88,7 +88,7 @@ def test_scheduler_with_fake_runner(tmp_path: Path) -> None:
 
     async def runner(c: Container, argv: list[str], timeout: float) -> ProbeResult:
         assert argv == ["/bin/sh", "-c", "probe"] and timeout == 30.0
-        now = rfc3339_nano()
+        now = timestamps.now()
         return ProbeResult(now, now, codes.pop(0) if codes else 0, "")
 
     async def scenario() -> None:

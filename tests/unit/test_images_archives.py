@@ -17,7 +17,7 @@ import pytest
 from dockyard.errors import CorruptContent, InvalidParameter, NotFound
 from dockyard.images.archive_load import load_archive
 from dockyard.images.archive_save import save_images
-from dockyard.images.image_prune import go_duration_ns, prune_images, timestamp_ns
+from dockyard.images.image_prune import prune_images
 from dockyard.images.service import ImageService
 
 
@@ -234,14 +234,6 @@ def test_prune_dangling_then_all(svc: ImageService) -> None:
     assert report["ImagesDeleted"][:2] == [{"Untagged": "kept:1"}, {"Deleted": kept}]
     with pytest.raises(InvalidParameter):
         prune_images(svc, {"bogus": ["1"]}, lambda image_id: None)
-
-
-def test_timestamps_for_until() -> None:
-    assert go_duration_ns("1h30m") == 5_400_000_000_000
-    assert go_duration_ns("nope") is None
-    assert timestamp_ns("10s", 100_000_000_000) == 90_000_000_000
-    assert timestamp_ns("1700000000", 0) == 1_700_000_000 * 1_000_000_000
-    assert timestamp_ns("2024-01-01", 0) == timestamp_ns("2024-01-01T00:00:00Z", 0)
 
 
 def test_history_sizes_per_layer_and_oci_config_in_inspect(other: ImageService) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dockyard.errors import InvalidParameter
-from dockyard.images.changes import apply_changes, empty_container_config, expand, parse_go_duration
+from dockyard.images.changes import apply_changes, empty_container_config, expand
 
 
 def apply(*lines: str) -> dict:  # type: ignore[type-arg]
@@ -99,9 +99,5 @@ def test_a_bad_line_applies_nothing() -> None:
         apply("ENV A=1", "FOO")
 
 
-def test_expand_and_durations() -> None:
+def test_expand() -> None:
     assert expand("'$A'\"$A\"\\$A", {"A": "x"}) == "$Ax$A"
-    assert parse_go_duration("1h2m3.5s") == 3_723_500_000_000
-    assert parse_go_duration("300ms") == 300_000_000
-    with pytest.raises(InvalidParameter, match="missing unit"):
-        parse_go_duration("10")

@@ -128,14 +128,14 @@ def test_cli_flags() -> None:
 
 
 def test_scheduler_update_policy(tmp_path: Path) -> None:
-    from dockyard.containers.clock import rfc3339_nano
     from dockyard.containers.record import Container
     from dockyard.containers.restart import RestartScheduler
+    from dockyard.formats import timestamps
 
     async def start(cid: str, by_policy: bool) -> None:
         raise AssertionError("not started here")
 
-    c = Container(id="a" * 64, name="x", created=rfc3339_nano(), image="busybox", image_id="sha256:1",
+    c = Container(id="a" * 64, name="x", created=timestamps.now(), image="busybox", image_id="sha256:1",
                   path="true", args=[], config={}, host_config={"AutoRemove": False,
                                                                 "RestartPolicy": {"Name": "no"}},
                   state_dir=str(tmp_path))
