@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.daemon_harness import DOCKER
+
 pytestmark = [pytest.mark.root, pytest.mark.docker_cli]
 
 DOCKERD = "/usr/sbin/dockerd"
-DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 
 
 def shutdown(peer: Dockerd) -> None:

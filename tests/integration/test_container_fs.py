@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.daemon_harness import DOCKER_28, Daemon, mounts_under
+from tests.integration.daemon_harness import DOCKER, Daemon, mounts_under
 
 pytestmark = pytest.mark.root
 
@@ -258,12 +258,12 @@ def test_cp_both_ways(daemon: Daemon, made: Containers, tmp_path: Path, cli: str
     stopped = made.stopped()
     cp(str(src / "a.txt"), f"{stopped}:/data/")
     assert _file_in(daemon, stopped, "/data/a.txt") == b"A"
-    piped = subprocess.run([*([sys.executable, "-m", "dockyard.cli.main"] if cli == "dockyard" else [DOCKER_28]),
+    piped = subprocess.run([*([sys.executable, "-m", "dockyard.cli.main"] if cli == "dockyard" else [DOCKER]),
                             "cp", "-", f"{stopped}:/data"], input=_one_file_tar("piped.txt", b"P"),
                            capture_output=True, env=daemon.env())
     assert piped.returncode == 0, piped.stderr
     assert _file_in(daemon, stopped, "/data/piped.txt") == b"P"
-    out = subprocess.run([*([sys.executable, "-m", "dockyard.cli.main"] if cli == "dockyard" else [DOCKER_28]),
+    out = subprocess.run([*([sys.executable, "-m", "dockyard.cli.main"] if cli == "dockyard" else [DOCKER]),
                           "cp", f"{stopped}:/data/piped.txt", "-"], capture_output=True, env=daemon.env())
     assert out.returncode == 0 and list(_tar_members(out.stdout)) == ["piped.txt"]
     missing = run("cp", f"{stopped}:/nope", str(tmp_path / "nope"))

@@ -17,7 +17,7 @@ CLIENTS = [c for c in (DOCKER_28, DOCKER_20) if os.path.exists(c)]
 
 
 def test_both_docker_clients_are_installed() -> None:
-    # install.sh --test installs docker.io; the 28.x client ships with the machine image.
+    # install.sh --test installs docker.io; a 28.x client at DOCKER_28 is used too when present.
     assert os.path.exists(DOCKER_20), "Debian's docker.io client is missing"
 
 

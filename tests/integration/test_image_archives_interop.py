@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.daemon_harness import DOCKER_28, Daemon
+from tests.integration.daemon_harness import DOCKER, Daemon
 from tests.integration.test_cli_against_dockerd import (
-    DOCKER,
     DOCKERD,
     Dockerd,
     _start_dockerd,
@@ -211,7 +210,7 @@ def test_history_and_system_df(ours: Daemon) -> None:
     df = ok(our_cli(ours, "system", "df")).decode()
     assert df.splitlines()[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
     assert df == ours.docker("system", "df").stdout  # Docker's CLI renders the same answer the same way
-    docker_df = ours.docker("system", "df", "-v", client=DOCKER_28)
+    docker_df = ours.docker("system", "df", "-v", client=DOCKER)
     assert docker_df.returncode == 0 and "busybox" in docker_df.stdout, docker_df.stderr
 
 
