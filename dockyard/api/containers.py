@@ -111,7 +111,7 @@ def register(router: Router, containers: ContainerService) -> None:
     async def wait(request: Request) -> Response:
         ref = request.params["id"]
         containers.get(ref)  # 404 before the headers go out
-        condition = request.arg("condition", "not-running")
+        condition = request.arg("condition") or "not-running"  # empty means the default, as in dockerd
         if condition not in ("not-running", "next-exit", "removed"):
             raise InvalidParameter(f"invalid condition: {condition!r}")
         # Subscribe now, so an exit between the headers and the body is not missed.

@@ -273,6 +273,19 @@ def test_percent_encoded_references_are_decoded(client, daemon: Daemon) -> None:
         c.remove(force=True)
 
 
+def test_wait_with_an_empty_condition_means_not_running(client, daemon: Daemon) -> None:  # type: ignore[no-untyped-def]
+    # Docker's 20.10 CLI sends ?condition= for `docker wait`; dockerd reads it as the default.
+    c = client.containers.run("busybox", ["sh", "-c", "exit 4"], detach=True)
+    try:
+        status, body = raw(daemon, f"POST /v1.41/containers/{c.id}/wait?condition= HTTP/1.1\r\nHost: d\r\n"
+                                   "Content-Length: 0\r\nConnection: close\r\n\r\n".encode())
+        assert status == 200, body
+        answer = json.loads(body[body.index(b"{"):body.rindex(b"}") + 1])  # one chunk: the exit
+        assert answer["StatusCode"] == 4
+    finally:
+        c.remove(force=True)
+
+
 def test_daemon_restart_keeps_containers(fresh_daemon: Daemon) -> None:
     client = fresh_daemon.client()
     c = client.containers.run("busybox", ["sh", "-c", "echo before; sleep 3; echo after; exit 5"], detach=True)
