@@ -38,7 +38,7 @@ DOCKER_DEFAULT_CAPS = "00000000a80425fb"
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("gcc") is None:
-        pytest.skip("gcc is needed to build the syscall probe")
+        pytest.fail("gcc is needed to build the syscall probe: install.sh installs it")
     out = tmp_path_factory.mktemp("probe") / "syscall_probe"
     subprocess.run(["gcc", "-O2", "-static", "-o", str(out), str(PROBE_SOURCE)], check=True)
     return out
