@@ -9,6 +9,7 @@ deletes it — also when a test failed.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -27,6 +28,39 @@ REPO = Path(__file__).resolve().parents[2]
 DOCKER_28 = os.environ.get("DOCKYARD_TEST_DOCKER_28", "/usr/local/bin/docker")
 DOCKER_20 = "/usr/bin/docker"
 DOCKER = DOCKER_28 if os.access(DOCKER_28, os.X_OK) else DOCKER_20
+
+# Where Docker's 20.10 CLI words a message otherwise than 28.x does (dockyard's CLI follows 28.x): each
+# a rewrite of the 20.10 text into 28.x's. Tests that compare our CLI's output with Docker's pass Docker's
+# through as_docker_28, so they compare like with like on a machine that has only Debian's client.
+CLI_20_TO_28 = [
+    # `run` of a missing command: 20.10 ends the daemon's error with "." (and may log the cancelled wait)
+    (re.compile(r'^(docker: Error response from daemon: [^\n]*)\.\n'
+                r'(?:time="[^"]*" level=error msg="error waiting for container: context canceled"\n)?$'),
+     r"\1\n\nRun 'docker run --help' for more information\n"),
+    # --rm with --restart
+    (re.compile(r"^docker: Conflicting options: --restart and --rm\.\nSee 'docker run --help'\.\n$"),
+     "docker: conflicting options: cannot specify both --restart and --rm\n\n"
+     "Run 'docker run --help' for more information\n"),
+    # a flag `run` does not know: 28.x shows the usage line
+    (re.compile(r"^(unknown flag: \S+)\nSee 'docker run --help'\.\n$"),
+     r"\1\n\nUsage:  docker run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun 'docker run --help' for more information\n"),
+    # `save -o` into a missing directory
+    (re.compile(r'invalid output path: directory "([^"]+)" does not exist\n'),
+     r"invalid output path: stat \1: no such file or directory\n"),
+    # `rmi` of an unknown name: 28.x shows the daemon's error (with the default tag)
+    (re.compile(r"^Error: No such image: ([^:\s]+)\n$"), r"Error response from daemon: No such image: \1:latest\n"),
+    # `ps --format '{{json .}}'`: 28.x has a Platform field (null without one)
+    (re.compile(r'("Networks":"[^"]*",)("Ports":)'), r'\1"Platform":null,\2'),
+]
+
+
+def as_docker_28(text: str, client: str = DOCKER) -> str:
+    """``text`` printed by Docker's CLI ``client``, in 28.x's words (unchanged when it is 28.x)."""
+    if client == DOCKER_28:
+        return text
+    for pattern, replacement in CLI_20_TO_28:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def ping(sock: Path) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.daemon_harness import DOCKER
+from tests.integration.daemon_harness import DOCKER, as_docker_28
 
 pytestmark = [pytest.mark.root, pytest.mark.docker_cli]
 
@@ -162,13 +162,13 @@ def test_run_errors_match_docker(dockerd: Dockerd) -> None:
     ours = dockerd.cli("run", "busybox", "nosuchcmd")
     theirs = dockerd.docker("run", "busybox", "nosuchcmd")
     assert ours.returncode == theirs.returncode == 127
-    assert ours.stderr.replace("dockyard", "docker") == theirs.stderr
+    assert ours.stderr.replace("dockyard", "docker") == as_docker_28(theirs.stderr)
     ours = dockerd.cli("run", "busybox", "/etc/passwd")
     assert ours.returncode == 126
     ours = dockerd.cli("run", "--foo", "busybox")
     theirs = dockerd.docker("run", "--foo", "busybox")
     assert ours.returncode == theirs.returncode == 125
-    assert ours.stderr.replace("dockyard", "docker") == theirs.stderr
+    assert ours.stderr.replace("dockyard", "docker") == as_docker_28(theirs.stderr)
 
 
 def test_unknown_image(dockerd: Dockerd) -> None:
@@ -236,7 +236,8 @@ def test_ps_all_matches_docker(dockerd: Dockerd) -> None:
     for args in (["ps", "-a", "--format", "{{.Names}}\t{{.Status}}"], ["ps", "-aq"], ["ps", "-a", "-n", "1"],
                  ["ps", "-a", "--no-trunc", "--format", "{{json .}}"]):
         ours, theirs = dockerd.cli(*args), dockerd.docker(*args)
-        assert ours.stdout == theirs.stdout or _same_but_clock(ours.stdout, theirs.stdout), args
+        expected = as_docker_28(theirs.stdout)
+        assert ours.stdout == expected or _same_but_clock(ours.stdout, expected), args
     lines = dockerd.cli("ps", "-a").stdout.splitlines()
     assert lines[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
     dockerd.cli("rm", "exited3")
@@ -278,7 +279,7 @@ def test_images_tag_rmi(dockerd: Dockerd) -> None:
     removed = dockerd.cli("rmi", "example/box:v1")
     assert removed.stdout == "Untagged: example/box:v1\n"
     missing = dockerd.cli("rmi", "nosuch")
-    assert (missing.returncode, missing.stderr) == (1, dockerd.docker("rmi", "nosuch").stderr)
+    assert (missing.returncode, missing.stderr) == (1, as_docker_28(dockerd.docker("rmi", "nosuch").stderr))
 
 
 def test_import_with_changes(dockerd: Dockerd, busybox_tar: Path) -> None:

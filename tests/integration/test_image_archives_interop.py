@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.daemon_harness import DOCKER, Daemon
+from tests.integration.daemon_harness import DOCKER, Daemon, as_docker_28
 from tests.integration.test_cli_against_dockerd import (
     DOCKERD,
     Dockerd,
@@ -315,7 +315,7 @@ def test_errors_read_like_dockers(ours: Daemon, tmp_path: Path, args: list[str])
     (tmp_path / "garbage").write_bytes(b"garbage" * 1000)
     argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
     mine, theirs = ours.cli(*argv), ours.docker(*argv)
-    assert (mine.returncode, mine.stdout, mine.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
+    assert (mine.returncode, mine.stdout, mine.stderr) == (theirs.returncode, theirs.stdout, as_docker_28(theirs.stderr))
     assert mine.returncode == 1
 
 

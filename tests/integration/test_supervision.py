@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.daemon_harness import Daemon
+from tests.integration.daemon_harness import Daemon, as_docker_28
 
 pytestmark = pytest.mark.root
 
@@ -82,7 +82,7 @@ def test_kill_cancels_restart_and_restarting_state_is_visible(daemon: Daemon) ->
 def test_restart_and_rm_conflict(daemon: Daemon) -> None:
     result = daemon.docker("run", "--rm", "--restart", "always", "busybox", "true")
     assert result.returncode != 0
-    assert "conflicting options: cannot specify both --restart and --rm" in result.stderr
+    assert "conflicting options: cannot specify both --restart and --rm" in as_docker_28(result.stderr)
     result = daemon.cli("run", "--rm", "--restart", "always", "busybox", "true")
     assert result.returncode == 125
     assert "conflicting options: cannot specify both --restart and --rm" in result.stderr
