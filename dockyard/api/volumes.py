@@ -6,12 +6,42 @@ volume passes ``containers.volume_users``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from dockyard import filters as docker_filters
 from dockyard.api.http import JSONResponse, NoContent, Request, Response
 from dockyard.api.router import Router, version_tuple
 from dockyard.containers.service import ContainerService
 from dockyard.errors import InvalidParameter
 from dockyard.volumes.service import VolumeService
+
+_JSON_KINDS = {bool: "bool", int: "number", float: "number", str: "string", list: "array", dict: "object"}
+
+
+def create_options(body: Any) -> tuple[str, str, dict[str, str] | None, dict[str, str] | None]:
+    """Name, Driver, DriverOpts and Labels of a volume create body, typed as dockerd's decoder wants them."""
+    if not isinstance(body, dict):
+        raise InvalidParameter("invalid JSON: the volume create request must be an object")
+
+    def wrong(key: str, value: Any, go_type: str) -> InvalidParameter:
+        kind = _JSON_KINDS.get(type(value), "value")
+        return InvalidParameter(f"json: cannot unmarshal {kind} into Go struct field CreateOptions.{key} of type {go_type}")
+
+    texts = []
+    for key in ("Name", "Driver"):
+        value = body.get(key)
+        if value is not None and not isinstance(value, str):
+            raise wrong(key, value, "string")
+        texts.append(value or "")
+    maps: list[dict[str, str] | None] = []
+    for key in ("DriverOpts", "Labels"):
+        value = body.get(key)
+        if value is not None and not isinstance(value, dict):
+            raise wrong(key, value, "map[string]string")
+        if value is not None and not all(isinstance(v, str) for v in value.values()):
+            raise wrong(key, next(v for v in value.values() if not isinstance(v, str)), "string")
+        maps.append(value)
+    return texts[0], texts[1], maps[0], maps[1]
 
 
 def filters_arg(request: Request) -> dict[str, list[str]]:
@@ -27,11 +57,8 @@ def register(router: Router, volumes: VolumeService, containers: ContainerServic
 
     @router.route("POST", "/volumes/create")
     async def create(request: Request) -> Response:
-        body = await request.json() or {}
-        if not isinstance(body, dict):
-            raise InvalidParameter("invalid JSON: the volume create request must be an object")
-        volume = await volumes.create(body.get("Name") or "", body.get("Driver") or "", body.get("DriverOpts"),
-                                      body.get("Labels"))
+        body = await request.json()
+        volume = await volumes.create(*create_options({} if body is None else body))
         return JSONResponse(volume.to_docker(), status=201)
 
     @router.route("POST", "/volumes/prune")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import threading
 import time
@@ -242,3 +243,22 @@ def test_hijack_with_upgrade_and_half_close(server: str) -> None:
         rest += chunk
     assert rest == b"got:early-late"
     s.close()
+
+
+def test_volume_create_bodies_are_typed_as_dockerd_decodes_them() -> None:
+    # Found by the API fuzzing (tests/integration/test_api_fuzz.py): DriverOpts 0 was a 500.
+    from dockyard.api.volumes import create_options
+    from dockyard.errors import InvalidParameter
+
+    assert create_options({}) == ("", "", None, None)
+    assert create_options({"Name": "v", "Driver": None, "DriverOpts": {"o": "x"}, "Labels": {}}) == \
+        ("v", "", {"o": "x"}, {})
+    for body, message in (
+            ({"DriverOpts": 0}, "cannot unmarshal number into Go struct field CreateOptions.DriverOpts of type "
+                                "map[string]string"),
+            ({"Labels": ["a"]}, "cannot unmarshal array into Go struct field CreateOptions.Labels"),
+            ({"Labels": {"a": 1}}, "cannot unmarshal number into Go struct field CreateOptions.Labels of type string"),
+            ({"Name": 5}, "cannot unmarshal number into Go struct field CreateOptions.Name of type string"),
+            ([], "must be an object")):
+        with pytest.raises(InvalidParameter, match=re.escape(message)):
+            create_options(body)
