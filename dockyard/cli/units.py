@@ -3,6 +3,7 @@
 - *human duration*: ``Less than a second``, ``3 seconds``, ``About a minute``, ``5 hours``, ...
 - *human size*: decimal units with 3 significant digits (``1.98MB``), as ``docker images`` shows.
 - *bytes size*: binary units with 4 significant digits (``23.54GiB``), as ``docker info`` shows.
+- *RAM size*: ``64m``, ``1.5g``, ``512kb`` → bytes, binary units (go-units ``RAMInBytes``), for flags.
 - *RFC 3339*: the API's timestamps (``2024-05-01T10:00:00.123456789Z``), parsed without ``datetime``.
 """
 
@@ -12,6 +13,7 @@ import time
 
 _DECIMAL = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
 _BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
+_BINARY_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
                    "h": 3600.0}
 
@@ -68,6 +70,23 @@ def bytes_size(size: float) -> str:
     """Binary size (``BytesSize``): ``23.54GiB``."""
     value, unit = _scaled(float(size), 1024.0, _BINARY)
     return f"{value:.4g}{unit}"
+
+
+def ram_in_bytes(text: str) -> int | None:
+    """Docker's ``RAMInBytes``: ``64m`` → 67108864 (binary units, ``b``/``ib`` suffix allowed)."""
+    value = text.strip().lower()
+    for suffix in ("ib", "b"):
+        if value.endswith(suffix) and len(value) > len(suffix):
+            value = value[: -len(suffix)]
+            break
+    unit = value[-1:] if value[-1:] in _BINARY_UNITS and value[-1:] else ""
+    number = value[: len(value) - len(unit)].strip()
+    if not number or number.startswith("-"):
+        return None
+    try:
+        return int(float(number) * _BINARY_UNITS[unit])
+    except ValueError:
+        return None
 
 
 def _days_from_civil(year: int, month: int, day: int) -> int:

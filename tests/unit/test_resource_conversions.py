@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from dockyard.cli import units as cli_units
 from dockyard.cli.failure import FlagError
 from dockyard.cli.flags import FlagSet
 from dockyard.cli.options import resources as cli_resources
@@ -29,12 +30,12 @@ def _parse(*argv: str) -> Any:
 
 
 def test_ram_in_bytes_like_docker() -> None:
-    assert cli_resources.ram_in_bytes("64m") == 64 * MIB
-    assert cli_resources.ram_in_bytes("1.5g") == 1536 * MIB
-    assert cli_resources.ram_in_bytes("512kb") == 512 * 1024
-    assert cli_resources.ram_in_bytes("100") == 100
-    assert cli_resources.ram_in_bytes("lots") is None
-    assert cli_resources.ram_in_bytes("-1") is None
+    assert cli_units.ram_in_bytes("64m") == 64 * MIB
+    assert cli_units.ram_in_bytes("1.5g") == 1536 * MIB
+    assert cli_units.ram_in_bytes("512kb") == 512 * 1024
+    assert cli_units.ram_in_bytes("100") == 100
+    assert cli_units.ram_in_bytes("lots") is None
+    assert cli_units.ram_in_bytes("-1") is None
 
 
 def test_resource_flags_fill_host_config() -> None:

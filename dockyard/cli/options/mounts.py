@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dockyard.cli.failure import FlagError
 from dockyard.cli.flags import Flag
+from dockyard.cli.units import ram_in_bytes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,24 +29,6 @@ FLAGS: list[Flag] = [
 ]
 
 _BOOL_KEYS = {"readonly", "ro", "volume-nocopy", "bind-nonrecursive", "bind-create-mountpoint"}
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-
-
-def ram_in_bytes(text: str) -> int | None:
-    """Docker's ``RAMInBytes``: ``64m`` → 67108864 (binary units; ``b``/``ib`` suffixes allowed)."""
-    value = text.strip().lower()
-    for suffix in ("ib", "b"):
-        if value.endswith(suffix) and len(value) > len(suffix):
-            value = value[: -len(suffix)]
-            break
-    unit = value[-1:] if value[-1:] in _UNITS and value[-1:] else ""
-    number = value[: len(value) - len(unit)].strip()
-    try:
-        return int(float(number) * _UNITS[unit])
-    except ValueError:
-        return None
-
-
 def _bool(key: str, value: str) -> bool:
     if value in ("1", "t", "T", "true", "TRUE", "True"):
         return True

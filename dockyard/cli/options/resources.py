@@ -13,14 +13,13 @@ import re
 
 from dockyard.cli.failure import FlagError
 from dockyard.cli.flags import Flag
+from dockyard.cli.units import ram_in_bytes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
     from dockyard.cli.flags import Parsed
-
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
 LIMIT_FLAGS: list[Flag] = [
     Flag("cpu-period", "", "int", "Limit CPU CFS (Completely Fair Scheduler) period", default=0),
@@ -47,23 +46,6 @@ FLAGS: list[Flag] = [
 
 _CGROUP_RULE = re.compile(r"[acb] ([0-9]+|\*):([0-9]+|\*) [rwm]{1,3}")
 """Docker CLI's ``ValidateDeviceCgroupRule``."""
-
-
-def ram_in_bytes(text: str) -> int | None:
-    """Docker's ``RAMInBytes``: ``64m`` → 67108864 (binary units, ``b``/``ib`` suffix allowed)."""
-    value = text.strip().lower()
-    for suffix in ("ib", "b"):
-        if value.endswith(suffix) and len(value) > len(suffix):
-            value = value[: -len(suffix)]
-            break
-    unit = value[-1:] if value[-1:] in _UNITS and value[-1:] else ""
-    number = value[: len(value) - len(unit)].strip()
-    if not number or number.startswith("-"):
-        return None
-    try:
-        return int(float(number) * _UNITS[unit])
-    except ValueError:
-        return None
 
 
 def _bytes(parsed: Parsed, name: str, label: str, swap: bool = False) -> int:
