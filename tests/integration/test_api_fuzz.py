@@ -70,8 +70,11 @@ def _session(daemon: Daemon) -> requests.Session:
     return session
 
 
-def _ensure_targets(daemon: Daemon) -> None:
-    """Recreate what earlier cases may have removed: the container, the image tag, the volume."""
+def _ensure_targets(daemon: Daemon, busybox_tar: Path) -> None:
+    """Recreate what earlier cases may have removed (a prune, a delete): busybox, the container, the
+    image tag, the volume."""
+    if daemon.cli("image", "inspect", "busybox:latest").returncode != 0:
+        daemon.import_busybox(busybox_tar)
     if daemon.cli("inspect", "--type", "container", CONTAINER).returncode != 0:
         daemon.cli("create", "--name", CONTAINER, "busybox", "true", check=True)  # started, it ends at once
     if daemon.cli("image", "inspect", IMAGE).returncode != 0:
@@ -125,8 +128,8 @@ def _describe(case: Any) -> str:
 class Fuzzer:
     """Sends one operation's cases and keeps the counts and the bad answers."""
 
-    def __init__(self, daemon: Daemon, session: requests.Session) -> None:
-        self.daemon, self.session = daemon, session
+    def __init__(self, daemon: Daemon, session: requests.Session, busybox_tar: Path) -> None:
+        self.daemon, self.session, self.busybox_tar = daemon, session, busybox_tar
         self.failures: dict[str, list[str]] = {}
         self.answered = self.streams = self.operations = 0
 
@@ -168,18 +171,18 @@ class Fuzzer:
 
         run()
         self.operations += 1
-        _ensure_targets(self.daemon)
+        _ensure_targets(self.daemon, self.busybox_tar)
 
 
 @pytest.mark.timeout(max(600, EXAMPLES_PER_OPERATION * 50))
-def test_malformed_requests_get_4xx_json_errors(fuzzed: Daemon) -> None:
+def test_malformed_requests_get_4xx_json_errors(fuzzed: Daemon, busybox_tar: Path) -> None:
     schema = schemathesis.openapi.from_path(str(SPEC))
     session = _session(fuzzed)
-    _ensure_targets(fuzzed)
+    _ensure_targets(fuzzed, busybox_tar)
     operations = [result.ok() for result in schema.get_all_operations()]
     served = [op for op in operations if (op.method.upper(), op.path) not in NOT_FUZZED
               and _served(session, op.method.upper(), op.path)]
-    fuzzer = Fuzzer(fuzzed, session)
+    fuzzer = Fuzzer(fuzzed, session, busybox_tar)
     for op in served:
         fuzzer.fuzz(op)
     failures = fuzzer.failures
