@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from dockyard.snapshots import SnapshotStore  # noqa: E402
-from tests.integration.daemon_harness import DOCKER_28, Daemon  # noqa: E402
+from tests.integration.daemon_harness import DOCKER, Daemon  # noqa: E402
 from tests.integration.test_cli_against_dockerd import _start_dockerd, _unmount_under  # noqa: E402
 
 WORDS = [("".join(random.Random(i).choice("abcdefghijklmnopqrstuvwxyz") for _ in range(1 + i % 9))).encode()
@@ -109,7 +109,7 @@ def bench_docker(work: Path, archive: Path) -> float | str:
     try:
         if failure:
             return "dockerd did not start"
-        docker = [DOCKER_28, "-H", f"unix://{root}/docker.sock"]
+        docker = [DOCKER, "-H", f"unix://{root}/docker.sock"]
         return median_of_loads([*docker, "load", "-q", "-i", str(archive)], [*docker, "rmi", TAG])
     finally:
         process.send_signal(signal.SIGTERM)
