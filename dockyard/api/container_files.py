@@ -22,6 +22,8 @@ def _path_arg(request: Request) -> str:
     path = request.arg("path")
     if not path:
         raise InvalidParameter("path is required" if "path" not in request.query else "path cannot be empty")
+    if "\0" in path:  # no file name holds one: the kernel would refuse it (EINVAL)
+        raise InvalidParameter(f"invalid path {path!r}: a path cannot contain a NUL byte")
     return path
 
 

@@ -273,6 +273,21 @@ def test_percent_encoded_references_are_decoded(client, daemon: Daemon) -> None:
         c.remove(force=True)
 
 
+def test_archive_path_with_a_nul_byte_is_a_400(client, daemon: Daemon) -> None:  # type: ignore[no-untyped-def]
+    # Found by the API fuzzing (test_api_fuzz.py): it was a 500 from the helper reading the rootfs.
+    c = client.containers.create("busybox", ["true"])
+    try:
+        for method in ("GET", "PUT"):
+            status, body = raw(daemon, f"{method} /v1.47/containers/{c.id}/archive?path=/etc%00x HTTP/1.1\r\n"
+                                       "Host: d\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
+            assert status == 400 and "cannot contain a NUL byte" in json.loads(body)["message"], (method, body)
+        status, _ = raw(daemon, f"HEAD /v1.47/containers/{c.id}/archive?path=/etc%00x HTTP/1.1\r\n"
+                                "Host: d\r\nConnection: close\r\n\r\n".encode())
+        assert status == 400
+    finally:
+        c.remove(force=True)
+
+
 def test_wait_with_an_empty_condition_means_not_running(client, daemon: Daemon) -> None:  # type: ignore[no-untyped-def]
     # Docker's 20.10 CLI sends ?condition= for `docker wait`; dockerd reads it as the default.
     c = client.containers.run("busybox", ["sh", "-c", "exit 4"], detach=True)
