@@ -19,7 +19,7 @@ def parse(keys: str) -> bytes:
     out = bytearray()
     for key in keys.split(","):
         low = key.strip().lower()
-        if len(key) == 1:
+        if len(key.encode()) == 1:  # one byte, as Go's len(key): "é" is two and so no key
             out.append(ord(key))
         elif low.startswith("ctrl-") and len(low) == 6 and ("a" <= low[5] <= "z"):
             out.append(ord(low[5]) - ord("a") + 1)
