@@ -16,7 +16,7 @@ def parse_detach_keys(text: str) -> bytes:
     out = bytearray()
     for key in text.split(","):
         lowered = key.lower()
-        if len(key) == 1:
+        if len(key.encode()) == 1:  # one byte, as Go's len(key)
             out.append(ord(key))
         elif lowered.startswith("ctrl-") and len(key) == 6:
             ch = lowered[5]

@@ -78,6 +78,8 @@ def test_detach_keys() -> None:
     assert parse_detach_keys("ctrl-@,a,ctrl-_") == b"\x00a\x1f"
     with pytest.raises(CliFailure, match=r"Invalid detach keys \(ctrl-pp\) provided"):
         parse_detach_keys("ctrl-pp")
+    with pytest.raises(CliFailure, match=r"Invalid detach keys \(é\) provided"):  # two bytes: no key
+        parse_detach_keys("é")
 
 
 def test_container_management_verbs_map_to_top_level_verbs() -> None:
