@@ -97,8 +97,7 @@ class Router:
         for method in wanted:
             for route_method, m, handler in matched:
                 if route_method == method:
-                    # clients percent-encode names (docker-py: ``busybox%40sha256:…``)
-                    request.params = {k: unquote(v) for k, v in m.groupdict().items()}
+                    request.params = m.groupdict()  # decoded with the whole path (decode_path)
                     return await handler(request)
         if matched:
             return JSONResponse({"message": "method not allowed"}, status=405)

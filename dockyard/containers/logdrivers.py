@@ -31,7 +31,7 @@ OPTIONS = {
     "none": set(),
 }
 BUILTIN_DEFAULTS = {
-    "json-file": {"max-size": "10m", "max-file": "3"},   # dockyard rotates json-file by default
+    "json-file": {"max-size": str(10 << 20), "max-file": "3"},   # dockyard rotates json-file by default
     "local": {"max-size": str(20 << 20), "max-file": "5", "compress": "true"},  # Docker's local defaults
     "none": {},
 }

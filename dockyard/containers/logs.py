@@ -121,7 +121,8 @@ def _in_window(entry: LogEntry, opts: LogOptions) -> bool:
 
 
 def render(entry: LogEntry, opts: LogOptions, tty: bool) -> bytes:
-    payload = (entry.time.encode() + b" " + entry.data) if opts.timestamps else entry.data
+    stamp = timestamps.format_ns_fixed(timestamps.stored_ns(entry.time)) if opts.timestamps else ""
+    payload = (stamp.encode() + b" " + entry.data) if opts.timestamps else entry.data
     return payload if tty else frame(STREAMS.get(entry.stream, 1), payload)
 
 

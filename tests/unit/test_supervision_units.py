@@ -179,10 +179,10 @@ def _exits(c: Any, cgroup_gone: bool) -> Any:
 
 
 def _container(tmp_path: Path, status: str) -> Any:
-    from dockyard.containers.clock import rfc3339_nano
     from dockyard.containers.record import Container, State
+    from dockyard.formats import timestamps
 
-    return Container(id="b" * 64, name="p", created=rfc3339_nano(), image="busybox", image_id="sha256:1",
+    return Container(id="b" * 64, name="p", created=timestamps.now(), image="busybox", image_id="sha256:1",
                      path="sleep", args=["9"], config={}, host_config={}, state_dir=str(tmp_path),
                      state=State(status=status, pid=2 ** 22 + 2, shim_pid=2 ** 22 + 1))  # above pid_max: no such processes
 
