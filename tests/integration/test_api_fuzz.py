@@ -9,7 +9,7 @@ lookups. Every answer must be Docker's error format: a 4xx with a JSON ``{"messa
 
 Bounded: a fixed number of derandomized examples per operation (the same cases every run, about a
 minute in all); the counts are printed.
-Left out: ``GET /events`` (a stream that lasts until the client leaves).
+Left out (see NOT_FUZZED): ``GET /events``, and the operations that reach out to registries.
 """
 
 from __future__ import annotations
@@ -36,7 +36,11 @@ SPEC = Path(__file__).with_name("api_spec") / "swagger.yaml"
 BASE_URL = "http://dockyard/v1.47"  # every http:// request of the session goes to the unix socket
 # With derandomize: the same cases every run. DOCKYARD_FUZZ_EXAMPLES asks for a longer, deeper run.
 EXAMPLES_PER_OPERATION = int(os.environ.get("DOCKYARD_FUZZ_EXAMPLES", "12"))
-NOT_FUZZED = {("GET", "/events")}
+# Not fuzzed: a stream that lasts until the client leaves, and what reaches out to registries (a pull, a
+# push, a login, a registry lookup): a test sends nothing off this machine, and an unreachable registry is
+# a 500 in dockerd too.
+NOT_FUZZED = {("GET", "/events"), ("POST", "/images/create"), ("POST", "/images/{name}/push"), ("POST", "/auth"),
+              ("GET", "/distribution/{name}/json")}
 # 501: a feature dockyard does not have yet, said so in Docker's format (also checked below).
 ALLOWED_5XX = {501}
 # Answers that may last as long as a container does (a hijacked stream, a wait for the next exit): a
