@@ -99,10 +99,10 @@ def test_the_pool_runs_work_off_the_loop_thread() -> None:
 
 
 def test_record_writes_run_off_the_loop_in_the_order_queued(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from dockyard.containers.clock import rfc3339_nano
+    from dockyard.formats import timestamps
     from dockyard.containers.record import Container
 
-    c = Container(id="b" * 64, name="y", created=rfc3339_nano(), image="busybox", image_id="sha256:1",
+    c = Container(id="b" * 64, name="y", created=timestamps.now(), image="busybox", image_id="sha256:1",
                   path="true", args=[], config={}, host_config={}, state_dir=str(tmp_path))
     writers: list[str] = []
     original = Container.save
@@ -128,11 +128,11 @@ def test_record_writes_run_off_the_loop_in_the_order_queued(tmp_path) -> None:  
 
 
 def test_a_record_whose_directory_is_gone_is_not_written_back(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from dockyard.containers.clock import rfc3339_nano
+    from dockyard.formats import timestamps
     from dockyard.containers.record import Container
 
     gone = tmp_path / "gone"
-    c = Container(id="c" * 64, name="z", created=rfc3339_nano(), image="busybox", image_id="sha256:1",
+    c = Container(id="c" * 64, name="z", created=timestamps.now(), image="busybox", image_id="sha256:1",
                   path="true", args=[], config={}, host_config={}, state_dir=str(gone))
 
     async def main() -> None:
