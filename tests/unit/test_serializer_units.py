@@ -99,8 +99,8 @@ def test_the_pool_runs_work_off_the_loop_thread() -> None:
 
 
 def test_record_writes_run_off_the_loop_in_the_order_queued(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from dockyard.formats import timestamps
     from dockyard.containers.record import Container
+    from dockyard.formats import timestamps
 
     c = Container(id="b" * 64, name="y", created=timestamps.now(), image="busybox", image_id="sha256:1",
                   path="true", args=[], config={}, host_config={}, state_dir=str(tmp_path))
@@ -128,8 +128,8 @@ def test_record_writes_run_off_the_loop_in_the_order_queued(tmp_path) -> None:  
 
 
 def test_a_record_whose_directory_is_gone_is_not_written_back(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from dockyard.formats import timestamps
     from dockyard.containers.record import Container
+    from dockyard.formats import timestamps
 
     gone = tmp_path / "gone"
     c = Container(id="c" * 64, name="z", created=timestamps.now(), image="busybox", image_id="sha256:1",
