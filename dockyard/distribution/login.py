@@ -10,8 +10,8 @@ from __future__ import annotations
 from dockyard.distribution.auth import Credentials, TokenCache
 from dockyard.distribution.client import RegistryError, RepositoryClient, TokenRefused, Unreachable
 from dockyard.distribution.endpoints import RegistrySettings
-from dockyard.errors import DockyardError, Unauthorized
-from dockyard.images.reference import DEFAULT_DOMAIN
+from dockyard.errors import DockyardError, InvalidParameter, Unauthorized
+from dockyard.images.reference import DEFAULT_DOMAIN, DOMAIN_AND_PORT_RE
 
 _HUB_ADDRESSES = ("", "docker.io", "index.docker.io", "registry-1.docker.io", "https://index.docker.io/v1/",
                   "https://index.docker.io/v1", "index.docker.io/v1/")
@@ -25,7 +25,10 @@ def registry_domain(server_address: str) -> str:
     for scheme in ("https://", "http://"):
         if host.startswith(scheme):
             host = host[len(scheme):]
-    return host.split("/", 1)[0] or DEFAULT_DOMAIN
+    host = host.split("/", 1)[0] or DEFAULT_DOMAIN
+    if not DOMAIN_AND_PORT_RE.fullmatch(host):
+        raise InvalidParameter(f"invalid registry address {server_address!r}: {host!r} is not a host name")
+    return host
 
 
 def login(settings: RegistrySettings, tokens: TokenCache, credentials: Credentials, server_address: str) -> None:

@@ -125,6 +125,10 @@ def test_pull_reference_and_login_domain() -> None:
         pull_reference("busybox:1", "2")
     assert registry_domain("") == registry_domain("https://index.docker.io/v1/") == "docker.io"
     assert registry_domain("http://127.0.0.1:5000/") == "127.0.0.1:5000"
+    # Not a host name (found by the API fuzzer: once a 500 from the idna codec): a 400, no request made.
+    for bad in ("\u0080\u00e9..", "a b", "-bad-.example", "host:port", "..", "[::1"):
+        with pytest.raises(InvalidParameter, match="invalid registry address"):
+            registry_domain(bad)
 
 
 # -- the CLI's side ---------------------------------------------------------------------------------
