@@ -100,6 +100,17 @@ def processes_mentioning(text: str) -> list[int]:
     return pids
 
 
+def terminate(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM ``proc`` if it still runs; SIGKILL after 10 s."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 class Daemon:
     """``prefix``: argv the daemon's command is appended to (e.g. a wrapper that mounts a cgroup2
     hierarchy at /sys/fs/cgroup in a mount namespace of the daemon's own); ``args``: extra daemon flags."""
@@ -136,13 +147,7 @@ class Daemon:
         self.proc = None
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc)
         self.proc = None
 
     def close(self) -> None:

@@ -9,7 +9,6 @@ Basic auth), starts ``docker-registry serve`` on a free port, waits until ``/v2/
 from __future__ import annotations
 
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -18,6 +17,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from tests.integration.daemon_harness import terminate
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 
@@ -86,13 +87,7 @@ class Registry:
                        timeout=120)
 
     def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc)
         self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
