@@ -161,8 +161,8 @@ def parse(text: str, filename: str = "Dockerfile") -> ParsedDockerfile:
     current = 0
     index = 0
 
-    def fail(detail: str, start: int, end: int | None = None) -> DockerfileError:
-        return DockerfileError(detail, line=start, end_line=end, filename=filename)
+    def fail(detail: str, start: int, end: int | None = None, keyword: str | None = None) -> DockerfileError:
+        return DockerfileError(detail, line=start, end_line=end, instruction=keyword, filename=filename)
 
     while index < len(lines):
         raw = _trim_newline(lines[index]).lstrip()
@@ -198,12 +198,12 @@ def parse(text: str, filename: str = "Dockerfile") -> ParsedDockerfile:
         try:
             node = _node_from_line(joined, directives.escape)
         except DockerfileError as err:
-            raise fail(err.detail, start, current) from None
+            raise fail(err.detail, start, current, joined.split(None, 1)[0]) from None
         if _can_contain_heredoc(node) and "<<" in joined:
             try:
                 docs = _heredocs_in(joined)
             except ShellWordError as err:
-                raise fail(err.message, start, current) from None
+                raise fail(err.message, start, current, node.keyword) from None
             target = node.trigger if node.trigger is not None else node
             for doc in docs:
                 body: list[str] = []
@@ -220,7 +220,7 @@ def parse(text: str, filename: str = "Dockerfile") -> ParsedDockerfile:
                         break
                     body.append(candidate)
                 if not terminated:
-                    raise fail("unterminated heredoc", start, current)
+                    raise fail("unterminated heredoc", start, current, node.keyword)
                 target.heredocs.append(Heredoc(doc.name, "".join(body), doc.expand, doc.chomp, doc.fd))
         node.line, node.end_line = start, current
         if node.trigger is not None:

@@ -20,6 +20,7 @@ precedence over the context's ``.dockerignore`` (:func:`ignore_file_for`).
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,11 +105,11 @@ class Pattern:
     def matches(self, path: str) -> bool:
         if self.suffix is not None:
             return path.endswith(self.suffix) or (self.suffix.startswith("/") and path == self.suffix[1:])
-        return self.regex.match(path) is not None
+        return self.regex.fullmatch(path) is not None
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
-    """``pattern`` as an anchored regular expression (the rules of moby/patternmatcher)."""
+    """``pattern`` as a regular expression for ``fullmatch`` (the rules of moby/patternmatcher)."""
     out = ["^"]
     i = 0
     n = len(pattern)
@@ -129,18 +130,15 @@ def _compile(pattern: str) -> re.Pattern[str]:
         elif ch in _ESCAPED:
             out.append("\\" + ch)
         elif ch == "\\":
-            if i < n:
-                out.append(re.escape(pattern[i]))
-                i += 1
-            else:
-                out.append("\\\\")
-        elif ch in "[]":
-            out.append(ch)
+            # the escape and its character go to the expression as they are, as moby's matcher does
+            out.append("\\" + pattern[i] if i < n else "\\")  # a trailing escape is a bad pattern
+            i += 1
         else:
-            out.append(re.escape(ch))
-    out.append("$")
+            out.append(ch)  # other characters, ``[...]`` classes included, mean the same in both syntaxes
     try:
-        return re.compile("".join(out), re.DOTALL)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # "[[" is a literal in Go, a future set in Python
+            return re.compile("".join(out), re.DOTALL)
     except re.error:
         raise InvalidParameter("syntax error in pattern") from None
 

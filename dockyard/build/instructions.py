@@ -14,9 +14,17 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dockyard.build.dockerfile import DockerfileError, Heredoc, Node, ParsedDockerfile, parse, parse_heredoc_marker
+from dockyard.build.dockerfile import (
+    DockerfileError,
+    Heredoc,
+    Node,
+    ParsedDockerfile,
+    parse,
+    parse_heredoc_marker,
+)
 
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9-_.]*$")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -104,7 +112,11 @@ class Copy(Instruction):
     checksum: str = ""
     keep_git_dir: bool | None = None
     unpack: bool | None = None
-    is_add: bool = False
+
+
+@dataclass(frozen=True)
+class Add(Copy):
+    """ADD: COPY's fields plus URLs, git sources, archives unpacked (``unpack``), ``checksum``."""
 
 
 @dataclass(frozen=True)
@@ -438,7 +450,7 @@ def _shell(node: Node) -> Shell:
     return Shell(*_base(node), list(node.args))
 
 
-def _copy(node: Node) -> Copy:
+def _copy(node: Node) -> Copy | Add:
     is_add = node.command == "add"
     keyword = "ADD" if is_add else "COPY"
     if len(node.args) < 2:
@@ -463,10 +475,10 @@ def _copy(node: Node) -> Copy:
             continue
         found = bodies.get(marker.name, marker)
         contents.append(Heredoc(marker.name, found.body() if marker.chomp else found.content, marker.expand))
-    return Copy(*_base(node), paths, dest, contents, flags.string("from"), flags.string("chown"),
+    kind = Add if is_add else Copy
+    return kind(*_base(node), paths, dest, contents, flags.string("from"), flags.string("chown"),
                 flags.string("chmod"), flags.flag("link"), flags.strings("exclude"), flags.flag("parents"),
-                flags.string("checksum"), flags.optional_flag("keep-git-dir"), flags.optional_flag("unpack"),
-                is_add)
+                flags.string("checksum"), flags.optional_flag("keep-git-dir"), flags.optional_flag("unpack"))
 
 
 def _pairs(node: Node, keyword: str) -> list[tuple[str, str]]:
@@ -618,7 +630,7 @@ def _onbuild(node: Node) -> Onbuild:
     return Onbuild(*_base(node), expression, trigger)
 
 
-_HANDLERS = {
+_HANDLERS: dict[str, Callable[[Node], Instruction | Stage]] = {
     "from": _from, "run": _run, "cmd": _cmd, "entrypoint": _entrypoint, "shell": _shell,
     "copy": _copy, "add": _copy, "env": _env, "label": _label, "arg": _arg, "workdir": _workdir,
     "user": _user, "expose": _expose, "volume": _volume, "stopsignal": _stopsignal,

@@ -15,7 +15,7 @@ PACKAGE = REPO / "dockyard"
 
 # folder -> layer number, as in docs/architecture.md
 LAYERS = {"errors": 0, "filters": 0, "blocking": 0, "formats": 0, "content": 1, "metadata": 1, "snapshots": 2,
-          "runtime": 3, "images": 4, "containers": 4, "distribution": 4,
+          "runtime": 3, "images": 4, "containers": 4, "distribution": 4, "build": 4,
           "networks": 4, "volumes": 4, "api": 5, "daemon": 5, "cli": 6}
 
 
