@@ -25,12 +25,15 @@ from dockyard.build.dockerfile import (
     parse,
     parse_heredoc_marker,
 )
+from dockyard.build.suggest import with_suggestion
 
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9-_.]*$")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 NETWORK_MODES = ("default", "none", "host")
 MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
 SHARING_MODES = ("shared", "private", "locked")
+_MOUNT_KEYS = ("type", "from", "source", "target", "readonly", "id", "sharing", "required", "size", "mode", "uid",
+               "gid", "src", "dst", "destination", "ro", "rw", "readwrite", "env")
 
 
 @dataclass(frozen=True)
@@ -236,7 +239,7 @@ class _Flags:
             key = name[2:]
             kind = self.kinds.get(key)
             if kind is None:
-                raise DockerfileError(f"unknown flag: {name}")
+                raise DockerfileError(with_suggestion(f"unknown flag: {name}", key, self.kinds, True))
             if key in self.used and kind != "strings":
                 raise DockerfileError(f"duplicate flag specified: {name}")
             self.used.add(key)
@@ -296,7 +299,8 @@ def instruction_from_node(node: Node) -> Instruction | Stage:
     detail (no location) when Docker would refuse it."""
     handler = _HANDLERS.get(node.command)
     if handler is None:
-        raise DockerfileError(f"unknown instruction: {node.keyword}")
+        raise DockerfileError(with_suggestion(f"unknown instruction: {node.keyword}", node.keyword,
+                                              [name.upper() for name in _HANDLERS], False))
     return handler(node)
 
 
@@ -366,7 +370,7 @@ def parse_mount(value: str) -> Mount:
             continue
         if key == "type":
             if val.lower() not in MOUNT_TYPES:
-                raise DockerfileError(f"unsupported mount type {_quote(val)}")
+                raise DockerfileError(with_suggestion(f"unsupported mount type {_quote(val)}", val, MOUNT_TYPES, True))
             kv["type"] = val.lower()
         elif key in ("from", "id", "env"):
             kv["from_" if key == "from" else key] = val
@@ -392,7 +396,8 @@ def parse_mount(value: str) -> Mount:
             kv["size"] = val
         elif key == "sharing":
             if val.lower() not in SHARING_MODES:
-                raise DockerfileError(f"unsupported sharing value {_quote(val)}")
+                raise DockerfileError(with_suggestion(f"unsupported sharing value {_quote(val)}", val, SHARING_MODES,
+                                                      True))
             kv["sharing"] = val.lower()
         elif key in ("mode", "uid", "gid"):
             try:
@@ -400,7 +405,7 @@ def parse_mount(value: str) -> Mount:
             except ValueError:
                 raise DockerfileError(f"invalid value {val} for {key}") from None
         else:
-            raise DockerfileError(f"unexpected key '{key}' in '{item}'")
+            raise DockerfileError(with_suggestion(f"unexpected key '{key}' in '{item}'", key, _MOUNT_KEYS, True))
     kind = str(kv["type"])
     if kind not in ("secret", "ssh", "cache"):
         for key in ("mode", "uid", "gid"):

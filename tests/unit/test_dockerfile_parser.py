@@ -201,7 +201,7 @@ def test_stopsignal_and_arg_ignore_flags_as_docker_does() -> None:
 # Errors found while reading lines (BuildKit's parser package) carry their line but not the
 # "dockerfile parse error on line N:" prefix, which BuildKit adds to instruction errors only.
 MALFORMED = [
-    ("FROM scratch\nFOO bar\n", "dockerfile parse error on line 2: unknown instruction: FOO", 2),
+    ("FROM scratch\nFOO bar\n", "dockerfile parse error on line 2: unknown instruction: FOO (did you mean FROM?)", 2),
     ("RUN echo\nFROM scratch\n", "no build stage in current context", 1),
     ("ARG A\n", None, 0),  # no stages: checked when stages are resolved
     ("", "file with no instructions", 0),
@@ -275,7 +275,17 @@ MALFORMED = [
     ("FROM scratch\nUSER --x=1 a\n", "dockerfile parse error on line 2: unknown flag: --x", 2),
     ("# escape=x\nFROM scratch\n", "invalid escape token 'x' does not match ` or \\", 1),
     ("# escape=\\\n# escape=`\nFROM scratch\n", "only one escape parser directive can be used", 2),
-    ("FROM scratch\nRUN a\\\n  b\nFOO\n", "dockerfile parse error on line 4: unknown instruction: FOO", 4),
+    ("FROM scratch\nFORM x\n", "dockerfile parse error on line 2: unknown instruction: FORM (did you mean FROM?)", 2),
+    ("FROM scratch\nrunn x\n", "dockerfile parse error on line 2: unknown instruction: runn (did you mean run?)", 2),
+    ("FROM scratch\nCOPY --chmown=1 a b\n", "dockerfile parse error on line 2: unknown flag: --chmown (did you "
+     "mean chown?)", 2),
+    ("FROM scratch\nRUN --mount=type=cahce x\n", 'dockerfile parse error on line 2: unsupported mount type "cahce" '
+     "(did you mean cache?)", 2),
+    ("FROM scratch\nRUN --mount=type=cache,target=/x,sharing=lockd x\n", "dockerfile parse error on line 2: "
+     'unsupported sharing value "lockd" (did you mean locked?)', 2),
+    ("FROM scratch\nRUN --mount=type=cache,targt=/x x\n", "dockerfile parse error on line 2: unexpected key "
+     "'targt' in 'targt=/x' (did you mean target?)", 2),
+    ("FROM scratch\nRUN a\\\n  b\nXYZZY\n", "dockerfile parse error on line 4: unknown instruction: XYZZY", 4),
 ]
 
 
