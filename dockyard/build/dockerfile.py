@@ -25,7 +25,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from dockyard.build.shell_words import ShellLexer, ShellWordError
+from dockyard.build.shell_words import ShellLexer, ShellWordError, is_space, trim, trim_left
 from dockyard.errors import InvalidParameter
 
 _WHITESPACE = re.compile(r"[\t\v\f\r ]+")
@@ -127,7 +127,7 @@ class _Directives:
         if not line.startswith("#"):
             self.done = True
             return False
-        match = _DIRECTIVE.match(line[1:].lstrip())
+        match = _DIRECTIVE.match(trim_left(line[1:]))
         if not match or match.group(1).lower() not in _KNOWN_DIRECTIVES:
             self.done = True
             return False
@@ -144,7 +144,7 @@ class _Directives:
 
 
 def _is_comment(line: str) -> bool:
-    return line.lstrip().startswith("#")
+    return trim_left(line).startswith("#")
 
 
 def _trim_newline(line: str) -> str:
@@ -154,7 +154,8 @@ def _trim_newline(line: str) -> str:
 def parse(text: str, filename: str = "Dockerfile") -> ParsedDockerfile:
     """Read a Dockerfile into nodes; raise :class:`DockerfileError` with Docker's text and line."""
     text = text.removeprefix("\ufeff")
-    lines = text.splitlines(keepends=True)
+    # Lines end at "\n" only (Go's scanner); str.splitlines would also cut at \u2028, \x1c and others.
+    lines = re.findall(r"[^\n]*\n|[^\n]+$", text)
     directives = _Directives()
     nodes: list[Node] = []
     warnings: list[str] = []
@@ -165,7 +166,7 @@ def parse(text: str, filename: str = "Dockerfile") -> ParsedDockerfile:
         return DockerfileError(detail, line=start, end_line=end, instruction=keyword, filename=filename)
 
     while index < len(lines):
-        raw = _trim_newline(lines[index]).lstrip()
+        raw = trim_left(_trim_newline(lines[index]))
         index += 1
         try:
             directives.feed(raw)
@@ -187,7 +188,7 @@ def parse(text: str, filename: str = "Dockerfile") -> ParsedDockerfile:
             current += 1
             if _is_comment(nxt):
                 continue
-            if not nxt.strip():
+            if not trim_left(nxt):
                 empty_continuation = True
                 continue
             nxt, ended = _trim_continuation(nxt, directives)
@@ -275,11 +276,11 @@ def parse_heredoc_marker(word: str) -> Heredoc | None:
 
 def _split_command(line: str, escape: str) -> tuple[str, list[str], str]:
     """The keyword, the leading ``--flags`` and the rest of an instruction line."""
-    pieces = _WHITESPACE.split(line.strip(), maxsplit=1)
+    pieces = _WHITESPACE.split(trim(line), maxsplit=1)
     if len(pieces) < 2:
         return pieces[0], [], ""
     rest, flags = _extract_flags(pieces[1], escape)
-    return pieces[0], flags, rest.strip()
+    return pieces[0], flags, trim(rest)
 
 
 def _extract_flags(line: str, escape: str) -> tuple[str, list[str]]:
@@ -288,7 +289,7 @@ def _extract_flags(line: str, escape: str) -> tuple[str, list[str]]:
     pos = 0
     n = len(line)
     while True:
-        while pos < n and line[pos].isspace():
+        while pos < n and is_space(line[pos]):
             pos += 1
         if pos >= n:
             return "", words
@@ -313,7 +314,7 @@ def _extract_flags(line: str, escape: str) -> tuple[str, list[str]]:
                     word.append(ch)
                 pos += 1
                 continue
-            if ch.isspace():
+            if is_space(ch):
                 break
             if ch in "'\"":
                 quote, blank_ok = ch, True
@@ -343,12 +344,12 @@ def _parse_words(rest: str, escape: str) -> list[str]:
     while i < n:
         ch = rest[i]
         if not in_word:
-            if ch.isspace():
+            if is_space(ch):
                 i += 1
                 continue
             in_word = True
         if not quote:
-            if ch.isspace():
+            if is_space(ch):
                 if blank_ok or buf:
                     words.append("".join(buf))
                 buf, blank_ok, in_word = [], False, False
@@ -388,7 +389,7 @@ def _no_float(_text: str) -> float:
 
 def _parse_json(rest: str) -> list[str] | None:
     """The strings of an exec-form array, or None when ``rest`` is not a JSON array (shell form)."""
-    rest = rest.lstrip()
+    rest = trim_left(rest)
     if not rest.startswith("["):
         return None
     try:
@@ -458,11 +459,11 @@ def _node_from_line(line: str, escape: str) -> Node:
 
 def _healthcheck_args(node: Node, rest: str) -> None:
     sep = 0
-    while sep < len(rest) and not rest[sep].isspace():
+    while sep < len(rest) and not is_space(rest[sep]):
         sep += 1
     if sep == 0:
         return
-    after = rest[sep:].lstrip()
+    after = trim_left(rest[sep:])
     node.args = [rest[:sep]]
     if after:
         parsed = _parse_json(after)

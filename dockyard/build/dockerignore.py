@@ -54,7 +54,8 @@ def go_clean(path: str) -> str:
 def read_ignore_file(text: str) -> list[str]:
     """The patterns of a ``.dockerignore`` file, cleaned, in order (``!`` kept as a prefix)."""
     patterns: list[str] = []
-    for number, line in enumerate(text.splitlines()):
+    for number, line in enumerate(text.split("\n")):
+        line = line.removesuffix("\r")  # Go's line scanner: "\n" ends a line, a "\r" before it is dropped
         if number == 0:
             line = line.removeprefix("\ufeff")
         if line.startswith("#"):

@@ -27,6 +27,27 @@ from dockyard.errors import InvalidParameter
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
 
 
+def is_space(ch: str) -> bool:
+    """Go's ``unicode.IsSpace``: Python's ``isspace`` less the separators U+001C..U+001F."""
+    return ch.isspace() and ch not in "\x1c\x1d\x1e\x1f"
+
+
+def trim_left(text: str) -> str:
+    """``text`` without leading Go-whitespace (:func:`is_space`)."""
+    i = 0
+    while i < len(text) and is_space(text[i]):
+        i += 1
+    return text[i:]
+
+
+def trim(text: str) -> str:
+    """``text`` without leading or trailing Go-whitespace (Go's ``strings.TrimSpace``)."""
+    end = len(text)
+    while end and is_space(text[end - 1]):
+        end -= 1
+    return trim_left(text[:end])
+
+
 class ShellWordError(InvalidParameter):
     """A word the lexer cannot read (an unclosed quote, a bad substitution)."""
 
@@ -40,7 +61,7 @@ class _Words:
     in_word: bool = False
 
     def add_char(self, ch: str) -> None:
-        if ch.isspace():
+        if is_space(ch):
             if self.in_word and self.buf:
                 self.words.append("".join(self.buf))
                 self.buf.clear()

@@ -68,6 +68,13 @@ def test_comments_and_indentation() -> None:
     assert parsed.nodes[0].line == 3
 
 
+def test_lines_end_at_newline_only() -> None:
+    parsed = parse("FROM scratch\r\nLABEL a=\"x\u2028y\x1cz\"\r\nUSER me")
+    assert [n.keyword for n in parsed.nodes] == ["FROM", "LABEL", "USER"]
+    assert parsed.nodes[1].pairs == [("a", '"x\u2028y\x1cz"', True)]
+    assert parsed.nodes[2].line == 3
+
+
 def test_lowercase_keywords() -> None:
     inst = only("run echo hi")
     assert isinstance(inst, Run) and inst.keyword == "run"

@@ -15,6 +15,10 @@ def test_reading_cleans_and_skips_comments() -> None:
     assert read_ignore_file(text) == ["*.log", "abs", "rel", "!keep.log", "# indented is a pattern", "twice"]
 
 
+def test_reading_splits_at_newline_only() -> None:
+    assert read_ignore_file("a\r\nb\u2028c\n") == ["a", "b\u2028c"]
+
+
 def test_go_clean() -> None:
     cases = {"": ".", "a/./b/": "a/b", "../x": "../x", "/../x": "/x", "a/../..": "..", "//a": "/a", "./": "."}
     assert {k: go_clean(k) for k in cases} == cases
