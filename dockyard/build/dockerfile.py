@@ -40,8 +40,11 @@ class DockerfileError(InvalidParameter):
     """A Dockerfile Docker would refuse, located: ``filename``, ``line`` (1-based, 0 when the file
     as a whole is wrong), ``end_line``, ``instruction`` (its keyword as written, when there is one).
 
-    ``message`` is Docker's text (BuildKit's wording): instruction errors read ``dockerfile parse
-    error on line N: <detail>``; ``detail`` holds the part after the colon."""
+    ``message`` is Docker's text in BuildKit's wording: instruction errors read ``dockerfile parse
+    error on line N: <detail>``; errors found while reading lines (bad JSON array, ``ENV`` syntax,
+    directives, heredocs) are the bare detail, as BuildKit has them. ``detail`` is the text after the
+    prefix. (The classic builder of Docker 20.10 says ``dockerfile parse error line N: ...`` and
+    ``failed to parse Dockerfile: ...`` instead, and has older flag texts; we follow BuildKit.)"""
 
     def __init__(self, detail: str, *, line: int = 0, end_line: int | None = None,
                  instruction: str | None = None, filename: str = "Dockerfile", prefixed: bool = False) -> None:

@@ -4,6 +4,8 @@ instruction and flag, and Docker's errors with their lines (BuildKit's wording).
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dockyard.build.dockerfile import DockerfileError, parse
 from dockyard.build.instructions import (
@@ -26,6 +28,8 @@ from dockyard.build.instructions import (
     Workdir,
     parse_dockerfile,
 )
+from dockyard.build.stages import StageScope, global_args, resolve_stages
+from dockyard.errors import InvalidParameter
 
 
 def only(text: str, index: int = 0) -> object:
@@ -314,3 +318,21 @@ def test_error_names_the_instruction_and_span() -> None:
         parse_dockerfile("FROM scratch\ncopy \\\n  onlyone\n")
     assert err.value.instruction == "copy" and (err.value.line, err.value.end_line) == (2, 3)
     assert err.value.status == 400
+
+
+KEYWORDS = ["FROM a", "RUN", "COPY", "ADD", "ENV", "ARG", "LABEL", "CMD", "ONBUILD", "HEALTHCHECK", "EXPOSE",
+            "VOLUME", "SHELL", "USER", "WORKDIR", "STOPSIGNAL", "MAINTAINER", "# escape=`", "#"]
+
+
+@given(st.lists(st.tuples(st.sampled_from(KEYWORDS), st.text(alphabet=" -=[]\"'\\`$<{}:#,abEOF\t\n"))))
+def test_parser_never_crashes(lines: list[tuple[str, str]]) -> None:
+    text = "\n".join(f"{keyword} {rest}" for keyword, rest in lines)
+    try:
+        df = parse_dockerfile(text)
+        resolve_stages(df, global_args(df, {}))
+        for stage in df.stages:
+            scope = StageScope({}, {}, {})
+            for instruction in stage.instructions:
+                scope.apply(instruction)
+    except InvalidParameter:
+        pass

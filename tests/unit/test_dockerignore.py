@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dockyard.build.dockerignore import PatternMatcher, go_clean, ignore_file_for, read_ignore_file
 from dockyard.errors import InvalidParameter
@@ -92,3 +94,12 @@ def test_dockerfile_specific_ignore_file_wins(tmp_path: Path) -> None:
     specific.write_text("x\n")
     assert ignore_file_for(tmp_path, dockerfile) == specific
     assert ignore_file_for(tmp_path, None) == tmp_path / ".dockerignore"
+
+
+@given(st.lists(st.text(alphabet="*?[]!\\/.ab-^ ")), st.text(alphabet="ab/.*"))
+def test_never_crashes(patterns: list[str], path: str) -> None:
+    try:
+        matcher = PatternMatcher(patterns)
+    except InvalidParameter:
+        return
+    assert matcher.matches(path) in (True, False)
