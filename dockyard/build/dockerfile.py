@@ -25,7 +25,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from dockyard.build.shell_words import ShellLexer, ShellWordError, is_space, trim, trim_left
+from dockyard.build.shell_words import ShellLexer, ShellWordError, go_quote, is_space, trim, trim_left
 from dockyard.errors import InvalidParameter
 
 _WHITESPACE = re.compile(r"[\t\v\f\r ]+")
@@ -418,14 +418,10 @@ def _name_values(rest: str, key: str, escape: str) -> list[tuple[str, str, bool]
     pairs = []
     for word in words:
         if "=" not in word:
-            raise DockerfileError(f"Syntax error - can't find = in {_go_quote(word)}. Must be of the form: name=value")
+            raise DockerfileError(f"Syntax error - can't find = in {go_quote(word)}. Must be of the form: name=value")
         name, value = word.split("=", 1)
         pairs.append((name, value, True))
     return pairs
-
-
-def _go_quote(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
 
 
 def _node_from_line(line: str, escape: str) -> Node:

@@ -25,10 +25,13 @@ from dockyard.build.dockerfile import (
     parse,
     parse_heredoc_marker,
 )
+from dockyard.build.shell_words import go_quote
 from dockyard.build.suggest import with_suggestion
+from dockyard.errors import InvalidParameter
+from dockyard.formats.durations import parse_go_duration
+from dockyard.formats.sizes import ram_in_bytes
 
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9-_.]*$")
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 NETWORK_MODES = ("default", "none", "host")
 MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
 SHARING_MODES = ("shared", "private", "locked")
@@ -68,7 +71,7 @@ class Mount:
     id: str = ""
     sharing: str = ""
     required: bool = False
-    size: str = ""
+    size: int = 0  # tmpfs bytes; 0: no limit
     mode: int | None = None
     uid: int | None = None
     gid: int | None = None
@@ -167,13 +170,13 @@ class StopSignal(Instruction):
 @dataclass(frozen=True)
 class Healthcheck(Instruction):
     """``test`` is Docker's form: ``["NONE"]``, ``["CMD", ...]`` or ``["CMD-SHELL", "cmd"]``;
-    durations are seconds (0: the default)."""
+    durations are nanoseconds, as in the image config (0: the default)."""
 
     test: list[str]
-    interval: float = 0.0
-    timeout: float = 0.0
-    start_period: float = 0.0
-    start_interval: float = 0.0
+    interval: int = 0
+    timeout: int = 0
+    start_period: int = 0
+    start_interval: int = 0
     retries: int = 0
 
 
@@ -321,7 +324,7 @@ def _from(node: Node) -> Stage:
     if len(args) == 3 and args[1].lower() == "as":
         name = args[2].lower()
         if not _STAGE_NAME.match(name):
-            raise DockerfileError(f"invalid name for build stage: {_quote(args[2])}, "
+            raise DockerfileError(f"invalid name for build stage: {go_quote(args[2])}, "
                                   "name can't start with a number or contain symbols")
     elif len(args) != 1:
         raise DockerfileError("FROM requires either one or three arguments")
@@ -329,18 +332,14 @@ def _from(node: Node) -> Stage:
     return Stage(0, args[0], name, flags.string("platform"), node.line, node.original.strip())
 
 
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def _run(node: Node) -> Run:
     flags = _Flags(node.flags).declare(mount="strings", network="string", security="string").parse()
     network = flags.string("network") or "default"
     if network not in NETWORK_MODES:
-        raise DockerfileError(f"invalid network mode {_quote(network)}")
+        raise DockerfileError(f"invalid network mode {go_quote(network)}")
     security = flags.string("security") or "sandbox"
     if security not in ("sandbox", "insecure"):
-        raise DockerfileError(f"security {_quote(security)} is not valid")
+        raise DockerfileError(f"security {go_quote(security)} is not valid")
     mounts = [parse_mount(value) for value in flags.strings("mount")]
     return Run(*_base(node), _command_line(node, False), mounts, network, security)
 
@@ -370,7 +369,7 @@ def parse_mount(value: str) -> Mount:
             continue
         if key == "type":
             if val.lower() not in MOUNT_TYPES:
-                raise DockerfileError(with_suggestion(f"unsupported mount type {_quote(val)}", val, MOUNT_TYPES, True))
+                raise DockerfileError(with_suggestion(f"unsupported mount type {go_quote(val)}", val, MOUNT_TYPES, True))
             kv["type"] = val.lower()
         elif key in ("from", "id", "env"):
             kv["from_" if key == "from" else key] = val
@@ -393,10 +392,13 @@ def parse_mount(value: str) -> Mount:
         elif key == "size":
             if kv["type"] != "tmpfs":
                 raise DockerfileError(f"unexpected key '{key}' for mount type '{kv['type']}'")
-            kv["size"] = val
+            try:
+                kv["size"] = ram_in_bytes(val)
+            except InvalidParameter:
+                raise DockerfileError(f"invalid value for {key}: {val}") from None
         elif key == "sharing":
             if val.lower() not in SHARING_MODES:
-                raise DockerfileError(with_suggestion(f"unsupported sharing value {_quote(val)}", val, SHARING_MODES,
+                raise DockerfileError(with_suggestion(f"unsupported sharing value {go_quote(val)}", val, SHARING_MODES,
                                                       True))
             kv["sharing"] = val.lower()
         elif key in ("mode", "uid", "gid"):
@@ -563,28 +565,19 @@ def _volume(node: Node) -> Volume:
     return Volume(*_base(node), paths)
 
 
-def parse_duration(text: str) -> float:
-    """A Go duration (``30s``, ``1m30s``, ``500ms``) in seconds; DockerfileError if malformed."""
-    if text in ("0", "+0", "-0"):
-        return 0.0
-    match = re.fullmatch(r"([-+]?)((?:\d*\.?\d+(?:ns|us|µs|μs|ms|s|m|h))+)", text)
-    if not match or not re.fullmatch(r"(?:(?:\d+\.?\d*|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+", match.group(2)):
-        raise DockerfileError(f"time: invalid duration {_quote(text)}")
-    total = sum(float(num) * _DURATION_UNITS[unit]
-                for num, unit in re.findall(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)", match.group(2)))
-    return -total if match.group(1) == "-" else total
-
-
-def _interval(flags: _Flags, key: str) -> float:
+def _interval(flags: _Flags, key: str) -> int:
     text = flags.string(key)
     if not text:
-        return 0.0
-    seconds = parse_duration(text)
-    if seconds == 0:
-        return 0.0
-    if seconds < 0.001:
+        return 0
+    try:
+        ns = parse_go_duration(text)
+    except InvalidParameter as err:
+        raise DockerfileError(err.message) from None
+    if ns == 0:
+        return 0
+    if ns < 1_000_000:
         raise DockerfileError(f'Interval "{key}" cannot be less than 1ms')
-    return seconds
+    return ns
 
 
 def _healthcheck(node: Node) -> Healthcheck:
@@ -600,7 +593,7 @@ def _healthcheck(node: Node) -> Healthcheck:
                                           ("interval", "timeout", "start-period", "start-interval", "retries")})
     flags.parse()
     if kind != "CMD":
-        raise DockerfileError(f"Unknown type {_quote(kind)} in HEALTHCHECK (try CMD)")
+        raise DockerfileError(f"Unknown type {go_quote(kind)} in HEALTHCHECK (try CMD)")
     command = list(rest) if node.json else ([" ".join(rest)] if rest else [])
     if not command:
         raise DockerfileError("Missing command after HEALTHCHECK CMD")
@@ -610,7 +603,7 @@ def _healthcheck(node: Node) -> Healthcheck:
         try:
             retries = int(flags.string("retries"), 10)
         except ValueError:
-            raise DockerfileError(f'strconv.ParseInt: parsing {_quote(flags.string("retries"))}: invalid syntax') from None
+            raise DockerfileError(f'strconv.ParseInt: parsing {go_quote(flags.string("retries"))}: invalid syntax') from None
         if retries < 0:
             raise DockerfileError(f"--retries cannot be negative ({retries})")
     return Healthcheck(*_base(node), test, _interval(flags, "interval"), _interval(flags, "timeout"),

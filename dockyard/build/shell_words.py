@@ -113,10 +113,10 @@ class ShellLexer:
         try:
             return scan.stop_on(None, self.raw_escapes)
         except ShellWordError as err:
-            raise ShellWordError(f"failed to process {_go_quote(text)}: {err.message}") from None
+            raise ShellWordError(f"failed to process {go_quote(text)}: {err.message}") from None
 
 
-def _go_quote(text: str) -> str:
+def go_quote(text: str) -> str:
     """``text`` quoted the way Go's ``%q`` does for printable text."""
     out = ['"']
     for ch in text:

@@ -42,7 +42,7 @@ from dockyard.build.instructions import (
     Volume,
     Workdir,
 )
-from dockyard.build.shell_words import ShellLexer, ShellWordError
+from dockyard.build.shell_words import ShellLexer, ShellWordError, go_quote
 
 PROXY_ARGS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
               "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy")
@@ -158,14 +158,10 @@ def _add_source(dockerfile: Dockerfile, item: ResolvedStage, source: str, instru
             return
         index = found
     if index >= item.stage.index:
-        raise DockerfileError(f"cannot copy from stage {_go_quote(source)}, it needs to be defined before current "
-                              f"stage {_go_quote(item.stage.name or str(item.stage.index))}",
+        raise DockerfileError(f"cannot copy from stage {go_quote(source)}, it needs to be defined before current "
+                              f"stage {go_quote(item.stage.name or str(item.stage.index))}",
                               line=instruction.line, instruction=instruction.keyword)
     item.deps.add(index)
-
-
-def _go_quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def target_index(dockerfile: Dockerfile, target: str | None) -> int:
@@ -175,7 +171,7 @@ def target_index(dockerfile: Dockerfile, target: str | None) -> int:
     for stage in dockerfile.stages:
         if stage.name and stage.name == target.lower():
             return stage.index
-    raise DockerfileError(f"target stage {_go_quote(target)} could not be found")
+    raise DockerfileError(f"target stage {go_quote(target)} could not be found")
 
 
 def stages_for_target(resolved: list[ResolvedStage], target: int) -> list[int]:

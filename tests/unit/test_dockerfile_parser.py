@@ -141,7 +141,7 @@ def test_run_flags() -> None:
     cache, secret, tmpfs, bind = run.mounts
     assert (cache.type, cache.target, cache.sharing, cache.id, cache.readonly) == ("cache", "/root/.cache", "locked", "pip", False)
     assert (secret.type, secret.id, secret.required, secret.readonly) == ("secret", "tok", True, True)
-    assert (tmpfs.type, tmpfs.target, tmpfs.size) == ("tmpfs", "/t", "10m")
+    assert (tmpfs.type, tmpfs.target, tmpfs.size) == ("tmpfs", "/t", 10 * 1024 * 1024)
     assert (bind.from_, bind.source, bind.target, bind.readonly) == ("b", "/s", "/d", False)
     assert isinstance(only("RUN --network=host x"), Run)
 
@@ -189,7 +189,8 @@ def test_healthcheck() -> None:
               "CMD curl -f http://localhost/")
     assert isinstance(hc, Healthcheck)
     assert hc.test == ["CMD-SHELL", "curl -f http://localhost/"]
-    assert (hc.interval, hc.timeout, hc.start_period, hc.start_interval, hc.retries) == (90.0, 0.5, 2.0, 1.0, 3)
+    assert (hc.interval, hc.timeout, hc.start_period, hc.start_interval, hc.retries) == \
+        (90 * 10**9, 5 * 10**8, 2 * 10**9, 10**9, 3)
     exec_form = only('HEALTHCHECK CMD ["true"]')
     assert isinstance(exec_form, Healthcheck) and exec_form.test == ["CMD", "true"]
     none = only("HEALTHCHECK NONE")
@@ -268,6 +269,8 @@ MALFORMED = [
     ("FROM scratch\nRUN --mount=type=nfs x\n", 'dockerfile parse error on line 2: unsupported mount type "nfs"', 2),
     ("FROM scratch\nRUN --mount=type=bind,bogus=1 x\n", "dockerfile parse error on line 2: unexpected key 'bogus' "
      "in 'bogus=1'", 2),
+    ("FROM scratch\nRUN --mount=type=tmpfs,size=lots x\n", "dockerfile parse error on line 2: invalid value for "
+     "size: lots", 2),
     ("FROM scratch\nRUN --mount=type=bind,size=1 x\n", "dockerfile parse error on line 2: unexpected key 'size' for "
      "mount type 'bind'", 2),
     ("FROM scratch\nRUN --mount=type=tmpfs,mode=0700 x\n", 'dockerfile parse error on line 2: mode not allowed for '
