@@ -210,7 +210,9 @@ class Stage:
 
 @dataclass
 class Dockerfile:
-    """A parsed Dockerfile: the global ``ARG``s before the first FROM, then the stages."""
+    """A parsed Dockerfile: the global ``ARG``s before the first FROM, then the stages; ``warnings``
+    are what BuildKit reports without failing (empty continuation lines, its lint rules on stage names
+    and MAINTAINER)."""
 
     meta_args: list[Arg]
     stages: list[Stage]
@@ -278,14 +280,19 @@ def parse_dockerfile(text: str, filename: str = "Dockerfile") -> Dockerfile:
     parsed: ParsedDockerfile = parse(text, filename)
     meta_args: list[Arg] = []
     stages: list[Stage] = []
+    warnings = list(parsed.warnings)
     for node in parsed.nodes:
         try:
             value = instruction_from_node(node)
         except DockerfileError as err:
             raise DockerfileError(err.detail, line=node.line, end_line=node.end_line, instruction=node.keyword,
                                   filename=filename, prefixed=True) from None
+        if isinstance(value, Maintainer):
+            warnings.append(f"MaintainerDeprecated: Maintainer instruction is deprecated in favor of using label "
+                            f"(line {value.line})")
         if isinstance(value, Stage):
             value.index = len(stages)
+            warnings += _stage_name_warnings(value, stages)
             stages.append(value)
         elif not stages and isinstance(value, Arg):
             meta_args.append(value)
@@ -294,7 +301,21 @@ def parse_dockerfile(text: str, filename: str = "Dockerfile") -> Dockerfile:
                                   instruction=node.keyword, filename=filename)
         else:
             stages[-1].instructions.append(value)
-    return Dockerfile(meta_args, stages, parsed.escape, parsed.warnings)
+    return Dockerfile(meta_args, stages, parsed.escape, warnings)
+
+
+def _stage_name_warnings(stage: Stage, earlier: list[Stage]) -> list[str]:
+    """BuildKit's lint warnings on a stage name (warnings, not errors, by default)."""
+    if not stage.name:
+        return []
+    out = []
+    if stage.name in ("context", "scratch"):
+        out.append(f"ReservedStageName: Stage name should not use the same name as reserved stage "
+                   f"{go_quote(stage.name)} (line {stage.line})")
+    if any(s.name == stage.name for s in earlier):
+        out.append(f"DuplicateStageName: Duplicate stage name {go_quote(stage.name)}, stage names should be unique "
+                   f"(line {stage.line})")
+    return out
 
 
 def instruction_from_node(node: Node) -> Instruction | Stage:

@@ -206,6 +206,15 @@ def test_onbuild() -> None:
     assert isinstance(heredoc.trigger, Run) and heredoc.trigger.command.files[0].content == "echo hi\n"
 
 
+def test_lint_warnings() -> None:
+    df = parse_dockerfile("FROM a AS x\nMAINTAINER me\nFROM b AS X\nFROM c AS scratch\n")
+    assert df.warnings == [
+        "MaintainerDeprecated: Maintainer instruction is deprecated in favor of using label (line 2)",
+        'DuplicateStageName: Duplicate stage name "x", stage names should be unique (line 3)',
+        'ReservedStageName: Stage name should not use the same name as reserved stage "scratch" (line 4)',
+    ]
+
+
 def test_stopsignal_and_arg_ignore_flags_as_docker_does() -> None:
     assert isinstance(only("STOPSIGNAL --x 9"), StopSignal)
 
