@@ -318,6 +318,26 @@ def _stage_name_warnings(stage: Stage, earlier: list[Stage]) -> list[str]:
     return out
 
 
+def parse_trigger(expression: str, from_line: int) -> Instruction:
+    """An ``ONBUILD`` trigger from a parent image's config, as the child build runs it: one
+    instruction (heredocs included), located at the child's ``FROM`` line (``from_line``)."""
+    try:
+        nodes = parse(expression).nodes
+    except DockerfileError as err:
+        raise DockerfileError(err.detail, line=from_line, instruction="FROM") from None
+    if len(nodes) != 1:
+        raise DockerfileError("onbuild trigger should be a single expression", line=from_line, instruction="FROM")
+    node = nodes[0]
+    node.line = node.end_line = from_line
+    try:
+        value = instruction_from_node(node)
+    except DockerfileError as err:
+        raise DockerfileError(err.detail, line=from_line, instruction=node.keyword) from None
+    if isinstance(value, Stage):
+        raise DockerfileError("FROM isn't allowed as an ONBUILD trigger", line=from_line, instruction=node.keyword)
+    return value
+
+
 def instruction_from_node(node: Node) -> Instruction | Stage:
     """One node as its typed instruction (a :class:`Stage` for FROM); DockerfileError with the
     detail (no location) when Docker would refuse it."""

@@ -27,6 +27,7 @@ from dockyard.build.instructions import (
     Volume,
     Workdir,
     parse_dockerfile,
+    parse_trigger,
 )
 from dockyard.build.stages import StageScope, global_args, resolve_stages
 from dockyard.errors import InvalidParameter
@@ -204,6 +205,20 @@ def test_onbuild() -> None:
     heredoc = only("ONBUILD RUN <<EOF\necho hi\nEOF")
     assert isinstance(heredoc, Onbuild) and heredoc.expression == "RUN <<EOF\necho hi\nEOF"
     assert isinstance(heredoc.trigger, Run) and heredoc.trigger.command.files[0].content == "echo hi\n"
+
+
+def test_onbuild_triggers_parse_back_in_the_child_build() -> None:
+    parent = parse_dockerfile("FROM scratch\nONBUILD RUN <<EOF\necho hi\nEOF\nONBUILD COPY --from=x a /b\n")
+    expressions = [i.expression for i in parent.stages[0].instructions if isinstance(i, Onbuild)]
+    run, copy = (parse_trigger(e, 7) for e in expressions)
+    assert isinstance(run, Run) and run.command.files[0].content == "echo hi\n" and run.line == 7
+    assert isinstance(copy, Copy) and copy.from_ == "x" and copy.sources == ["a"]
+    with pytest.raises(DockerfileError) as err:
+        parse_trigger("RUN a\nRUN b", 3)
+    assert (err.value.message, err.value.line) == ("onbuild trigger should be a single expression", 3)
+    with pytest.raises(DockerfileError) as err:
+        parse_trigger("COPY a", 3)
+    assert err.value.message.startswith("COPY requires at least two arguments") and err.value.line == 3
 
 
 def test_lint_warnings() -> None:
