@@ -6,11 +6,11 @@ from __future__ import annotations
 import base64
 import gzip
 import io
-import random
-import zlib
 import json
 import os
+import random
 import stat
+import zlib
 from pathlib import Path
 
 import pytest
