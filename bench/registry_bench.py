@@ -1,8 +1,9 @@
 """Registry pull and push, side by side: dockyard vs skopeo vs Docker (a private dockerd) vs Podman.
 
 A local ``docker-registry`` (Debian's distribution 2.8) on 127.0.0.1 holds one image: busybox plus
-a ~100 MB layer of incompressible random data, put there once by skopeo. Then, each several times
-(median and min):
+a ~100 MB layer of incompressible random data, put there once by skopeo. Then, in rounds that
+time each tool once in turn (so a change in the machine's load falls on all alike; median and min;
+one untimed pull each first):
 - pull: ``dockyard pull`` through a private dockyard daemon (download, verify, unpack; the image
   is removed between runs, so every run downloads and unpacks), ``skopeo copy`` to a ``dir:``
   (download only, no unpack), ``docker pull`` on a private dockerd (``rmi`` between runs);
@@ -18,6 +19,7 @@ Run as root: ``.venv/bin/python bench/registry_bench.py [-n 3] [--mb 100]``.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import io
 import json
@@ -31,6 +33,8 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,19 +87,6 @@ def run(argv: list[str], env: dict[str, str] | None = None) -> None:
         raise RuntimeError(f"{' '.join(argv[:4])}: {result.stderr.decode(errors='replace')[-400:]}")
 
 
-def samples(n: int, command: Callable[[int], list[str]], between: Callable[[int], object],
-            env: dict[str, str] | None = None) -> list[float]:
-    """``n`` wall times of ``command(i)``, ``between(i)`` run after each (not timed), after a sync."""
-    times = []
-    for i in range(n):
-        os.sync()
-        start = time.perf_counter()
-        run(command(i), env)
-        times.append(time.perf_counter() - start)
-        between(i)
-    return times
-
-
 class PushTargets:
     """An empty registry for each push run: ``fresh`` stops the last one and starts another."""
 
@@ -120,12 +111,7 @@ class Results:
     def __init__(self) -> None:
         self.table: dict[str, dict[str, object]] = {}
 
-    def record(self, name: str, measure: Callable[[], list[float]]) -> None:
-        try:
-            times = measure()
-        except Exception as exc:  # report and go on with the others
-            self.skip(name, f"failed: {exc}")
-            return
+    def record(self, name: str, times: list[float]) -> None:
         self.table[name] = {"median_s": round(statistics.median(times), 3), "min_s": round(min(times), 3),
                             "samples": [round(t, 3) for t in times]}
         print(f"{name:<34} {statistics.median(times):7.3f} s  (min {min(times):.3f})", flush=True)
@@ -144,90 +130,119 @@ class Results:
                 print(f"  {base} / {peer}: {ratio:.2f}")
 
 
-def bench_dockyard(work: Path, registry: Registry, targets: PushTargets, n: int, results: Results) -> None:
+@dataclass
+class Engine:
+    """One tool under test: ``pull`` (argv, None if it does not pull) and ``after_pull`` (untimed,
+    removes what the pull made); ``push`` gives the argv that pushes to a target reference (after
+    any untimed tagging), ``after_push`` removes the tag; ``before_pushes`` gets the image."""
+
+    name: str
+    pull: list[str] | None
+    after_pull: Callable[[], object]
+    push: Callable[[str], list[str]]
+    after_push: Callable[[str], object]
+    before_pushes: Callable[[], object] = lambda: None
+    env: dict[str, str] | None = None
+
+
+def untimed(argv: list[str], env: dict[str, str] | None = None) -> Callable[[], None]:
+    return lambda: run(argv, env)
+
+
+def dockyard_engine(stack: ExitStack, work: Path, ref: str) -> Engine:
     daemon = Daemon(work / "dockyard")
+    stack.callback(daemon.close)
     env = daemon.env()
-    ref = f"{registry.host}/{IMAGE}"
-    try:
-        run([*DOCKYARD, "pull", ref], env)  # warm-up (and the image the pushes push)
-        run([*DOCKYARD, "rmi", ref], env)
-        results.record("dockyard pull", lambda: samples(
-            n, lambda i: [*DOCKYARD, "pull", ref], lambda i: run([*DOCKYARD, "rmi", ref], env), env))
-        run([*DOCKYARD, "pull", ref], env)
 
-        pushed: list[str] = []
+    def tag_and_push(target: str) -> list[str]:
+        run([*DOCKYARD, "tag", ref, target], env)
+        return [*DOCKYARD, "push", target]
 
-        def tagged(i: int) -> list[str]:
-            pushed.append(targets.fresh())
-            run([*DOCKYARD, "tag", ref, pushed[-1]], env)
-            return [*DOCKYARD, "push", pushed[-1]]
-
-        results.record("dockyard push", lambda: samples(n, tagged, lambda i: run([*DOCKYARD, "rmi", pushed[-1]], env), env))
-    finally:
-        daemon.close()
+    return Engine("dockyard", [*DOCKYARD, "pull", ref], untimed([*DOCKYARD, "rmi", ref], env), tag_and_push,
+                  lambda target: run([*DOCKYARD, "rmi", target], env), untimed([*DOCKYARD, "pull", ref], env), env)
 
 
-def bench_skopeo(work: Path, registry: Registry, targets: PushTargets, archive: Path, n: int,
-                 results: Results) -> None:
+def skopeo_engine(work: Path, ref: str, archive: Path) -> Engine:
     target = work / "skopeo-dir"
-    results.record("skopeo copy to dir: (download only)", lambda: samples(
-        n, lambda i: [*SKOPEO, f"docker://{registry.host}/{IMAGE}", f"dir:{target}"],
-        lambda i: shutil.rmtree(target)))
-    results.record("skopeo push (docker-archive:)", lambda: samples(
-        n, lambda i: [*SKOPEO, f"docker-archive:{archive}", f"docker://{targets.fresh()}"], lambda i: None))
+    return Engine("skopeo", [*SKOPEO, f"docker://{ref}", f"dir:{target}"], lambda: shutil.rmtree(target),
+                  lambda to: [*SKOPEO, f"docker-archive:{archive}", f"docker://{to}"], lambda to: None)
 
 
-def bench_docker(work: Path, registry: Registry, targets: PushTargets, n: int, results: Results) -> None:
+def docker_engine(stack: ExitStack, work: Path, ref: str) -> Engine | str:
     root = work / "dockerd"
     root.mkdir()
     process, failure = _start_dockerd(root, [])
-    try:
-        if failure:
-            results.skip("docker pull", "dockerd did not start: " + failure[-200:])
-            results.skip("docker push", "dockerd did not start")
-            return
-        docker = [DOCKER_28, "-H", f"unix://{root}/docker.sock"]
-        ref = f"{registry.host}/{IMAGE}"
-        run([*docker, "pull", ref])  # warm-up
-        run([*docker, "rmi", ref])
-        results.record("docker pull", lambda: samples(
-            n, lambda i: [*docker, "pull", ref], lambda i: run([*docker, "rmi", ref])))
-        run([*docker, "pull", ref])
 
-        pushed: list[str] = []
-
-        def tagged(i: int) -> list[str]:
-            pushed.append(targets.fresh())
-            run([*docker, "tag", ref, pushed[-1]])
-            return [*docker, "push", pushed[-1]]
-
-        results.record("docker push", lambda: samples(n, tagged, lambda i: run([*docker, "rmi", pushed[-1]])))
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
+    def stop() -> None:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
         _unmount_under(root)
         shutil.rmtree(root, ignore_errors=True)
 
+    stack.callback(stop)
+    if failure:
+        return "dockerd did not start: " + failure[-200:]
+    docker = [DOCKER_28, "-H", f"unix://{root}/docker.sock"]
 
-def bench_podman(work: Path, registry: Registry, targets: PushTargets, n: int, results: Results) -> None:
+    def tag_and_push(target: str) -> list[str]:
+        run([*docker, "tag", ref, target])
+        return [*docker, "push", target]
+
+    return Engine("docker", [*docker, "pull", ref], untimed([*docker, "rmi", ref]), tag_and_push,
+                  lambda target: run([*docker, "rmi", target]), untimed([*docker, "pull", ref]))
+
+
+def podman_engine(stack: ExitStack, work: Path, ref: str) -> Engine | str:
     if shutil.which("podman") is None:
-        results.skip("podman pull", "podman not installed")
-        results.skip("podman push", "podman not installed")
-        return
+        return "podman not installed"
     root = work / "podman"
     podman = ["podman", "--root", str(root / "root"), "--runroot", str(root / "run"), "--storage-driver", "overlay"]
-    ref = f"{registry.host}/{IMAGE}"
-    try:
-        results.record("podman pull", lambda: samples(
-            n, lambda i: [*podman, "pull", "--tls-verify=false", ref], lambda i: run([*podman, "rmi", ref])))
-        run([*podman, "pull", "--tls-verify=false", ref])
-        results.record("podman push", lambda: samples(
-            n, lambda i: [*podman, "push", "--tls-verify=false", ref, f"docker://{targets.fresh()}"],
-            lambda i: None))
-    finally:
+
+    def reset() -> None:
         subprocess.run([*podman, "system", "reset", "-f"], capture_output=True)
         _unmount_under(root)
         shutil.rmtree(root, ignore_errors=True)
+
+    stack.callback(reset)
+    return Engine("podman", [*podman, "pull", "--tls-verify=false", ref], untimed([*podman, "rmi", ref]),
+                  lambda to: [*podman, "push", "--tls-verify=false", ref, f"docker://{to}"], lambda to: None,
+                  untimed([*podman, "pull", "--tls-verify=false", ref]))
+
+
+def measure(engines: list[Engine], n: int, phase: str, targets: PushTargets, results: Results) -> None:
+    """``n`` rounds; each round times every engine once, in turn, so that a change in the machine's
+    load falls on all of them alike."""
+    times: dict[str, list[float]] = {e.name: [] for e in engines}
+    failed: dict[str, str] = {}
+    for _ in range(n):
+        for engine in engines:
+            if engine.name in failed:
+                continue
+            try:
+                if phase == "pull":
+                    assert engine.pull is not None
+                    argv, after = engine.pull, engine.after_pull
+                else:
+                    target = targets.fresh()
+                    argv, after = engine.push(target), functools.partial(engine.after_push, target)
+                os.sync()
+                start = time.perf_counter()
+                run(argv, engine.env)
+                times[engine.name].append(time.perf_counter() - start)
+                after()
+            except Exception as exc:  # report and go on with the others
+                failed[engine.name] = f"failed: {exc}"
+    for engine in engines:
+        label = LABELS.get((engine.name, phase), f"{engine.name} {phase}")
+        if engine.name in failed:
+            results.skip(label, failed[engine.name])
+        else:
+            results.record(label, times[engine.name])
+
+
+LABELS = {("skopeo", "pull"): "skopeo copy to dir: (download only)",
+          ("skopeo", "push"): "skopeo push (docker-archive:)"}
 
 
 def main() -> int:
@@ -237,22 +252,30 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="registry-bench-"))
     results = Results()
-    registry: Registry | None = None
-    targets = PushTargets(work)
-    try:
+    with ExitStack() as stack:
+        stack.callback(shutil.rmtree, work, ignore_errors=True)
+        stack.callback(_unmount_under, work)
         archive = make_archive(work, args.mb)
         registry = Registry(work / "registry")
+        stack.callback(registry.close)
+        targets = PushTargets(work)
+        stack.callback(targets.close)
         registry.skopeo_copy(f"docker-archive:{archive}", IMAGE)
-        bench_dockyard(work, registry, targets, args.n, results)
-        bench_skopeo(work, registry, targets, archive, args.n, results)
-        bench_docker(work, registry, targets, args.n, results)
-        bench_podman(work, registry, targets, args.n, results)
-    finally:
-        targets.close()
-        if registry is not None:
-            registry.close()
-        _unmount_under(work)
-        shutil.rmtree(work, ignore_errors=True)
+        ref = f"{registry.host}/{IMAGE}"
+        engines = [dockyard_engine(stack, work, ref), skopeo_engine(work, ref, archive)]
+        for name, made in (("docker", docker_engine(stack, work, ref)), ("podman", podman_engine(stack, work, ref))):
+            if isinstance(made, str):
+                results.skip(f"{name} pull", made)
+                results.skip(f"{name} push", made)
+            else:
+                engines.append(made)
+        for engine in engines:  # warm-up: one pull each, not timed
+            run(engine.pull or [], engine.env)
+            engine.after_pull()
+        measure(engines, args.n, "pull", targets, results)
+        for engine in engines:
+            engine.before_pushes()
+        measure(engines, args.n, "push", targets, results)
     print("\nratios (dockyard / peer; below 1: dockyard is faster):")
     results.ratios("dockyard pull", ["skopeo copy to dir: (download only)", "docker pull", "podman pull"])
     results.ratios("dockyard push", ["skopeo push (docker-archive:)", "docker push", "podman push"])
