@@ -13,14 +13,13 @@ config, then the manifest last, so a registry never names a blob it lacks:
    ``Content-Range``, each to the ``Location`` the last one answered, then ``PUT …&digest=`` alone.
 
 Layers go up gzip-compressed, as Docker sends them: each uncompressed layer of the store is compressed
-into a temporary blob (under a ``push`` lease; removed after), deterministically, so pushing it again
-finds it there. The manifest pushed is an OCI manifest of those blobs and the config, ``PUT`` under the
+into a temporary blob (under a ``push`` lease; removed after), on every core
+(:mod:`~dockyard.distribution.parallel_gzip`), deterministically, so pushing it again finds it there. The manifest pushed is an OCI manifest of those blobs and the config, ``PUT`` under the
 tag; its digest becomes the image's repo digest (``name@sha256:…``), as after a Docker push.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import threading
@@ -33,6 +32,7 @@ from dockyard.content import mediatypes as mt
 from dockyard.distribution.auth import Credentials, TokenCache
 from dockyard.distribution.client import RegistryError, RepositoryClient, Unreachable
 from dockyard.distribution.endpoints import RegistrySettings
+from dockyard.distribution.parallel_gzip import gzip_stream
 from dockyard.distribution.pull import Progress, ProgressReporter, progress_bar
 from dockyard.errors import DockyardError, InvalidParameter, NotFound
 from dockyard.images.reference import Reference, parse_normalized
@@ -68,19 +68,6 @@ class _Counting:
     def seek(self, offset: int, whence: int = 0) -> int:
         self.count = offset
         return self._raw.seek(offset, whence)
-
-
-class _Unflushed:
-    """A blob writer as gzip's file object (gzip flushes its file object; the writer needs no flush)."""
-
-    def __init__(self, writer: Any) -> None:
-        self._writer = writer
-
-    def write(self, data: bytes) -> int:
-        return int(self._writer.write(data))
-
-    def flush(self) -> None:
-        pass
 
 
 class Pusher(ProgressReporter):
@@ -179,12 +166,10 @@ class Pusher(ProgressReporter):
         return blob
 
     def _gzip(self, layer: LayerRecord) -> Descriptor:
-        """The layer compressed into a new blob (gzip without a name or time, so the same layer
-        always gives the same digest and a second push finds it there)."""
+        """The layer compressed into a new blob, on every core (gzip without a name or time, in fixed
+        blocks, so the same layer always gives the same digest and a second push finds it there)."""
         with self.images.content.open(layer.digest) as raw, self.images.content.writer() as writer:
-            with gzip.GzipFile(filename="", mode="wb", fileobj=_Unflushed(writer), mtime=0) as packer:
-                while chunk := raw.read(1 << 20):
-                    packer.write(chunk)
+            gzip_stream(raw, writer.write)
             info = writer.commit()
         return Descriptor(mt.OCI_LAYER_GZIP, info.digest, info.size)
 

@@ -4,10 +4,13 @@ daemon.json keys, and the CLI's config.json / credential helper handling and pro
 from __future__ import annotations
 
 import base64
+import gzip
 import io
 import json
 import os
+import random
 import stat
+import zlib
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,7 @@ from dockyard.distribution.auth import Credentials, TokenCache, decode_registry_
 from dockyard.distribution.client import error_message
 from dockyard.distribution.endpoints import RegistrySettings, validate_mirror
 from dockyard.distribution.login import registry_domain
+from dockyard.distribution.parallel_gzip import BLOCK, gzip_stream
 from dockyard.errors import InvalidParameter
 
 # -- WWW-Authenticate -------------------------------------------------------------------------------
@@ -210,3 +214,31 @@ def test_progress_display_plain_and_terminal() -> None:
     # the layer's line is rewritten in place (cursor up 1, clear, text, back down)
     assert "\x1b[1A\x1b[2K\raaa: Downloading [==>  ]\x1b[1B\r" in tty.getvalue()
     assert "\x1b[1A\x1b[2K\raaa: Pull complete\x1b[1B\r" in tty.getvalue()
+
+
+def _parallel_gzip(data: bytes, workers: int) -> bytes:
+    out = io.BytesIO()
+    gzip_stream(io.BytesIO(data), out.write, workers=workers)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("size", [0, 1, BLOCK - 1, BLOCK, 3 * BLOCK + 12345])
+def test_parallel_gzip_is_one_gzip_stream_of_the_input(size: int) -> None:
+    data = random.Random(size).randbytes(size)
+    packed = _parallel_gzip(data, workers=3)
+    assert gzip.decompress(packed) == data
+    unpacker = zlib.decompressobj(31)  # exactly one member, nothing after its trailer
+    assert unpacker.decompress(packed) == data and unpacker.eof and unpacker.unused_data == b""
+    assert packed[:10] == b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # no name, no time
+    assert _parallel_gzip(data, workers=1) == packed  # the same bytes whatever the thread count
+
+
+def test_parallel_gzip_matches_reach_across_blocks() -> None:
+    """A 20 KiB random unit repeated over 4 blocks: each block's start matches the block before it
+    (the preset dictionary), so the unit is paid for once, not once per block: about as small as
+    one-thread gzip (without the dictionary each block would add ~20 KB)."""
+    unit = random.Random(7).randbytes(20 << 10)
+    data = (unit * (4 * BLOCK // len(unit) + 1))[:4 * BLOCK]
+    packed = _parallel_gzip(data, workers=2)
+    assert gzip.decompress(packed) == data
+    assert len(packed) < len(gzip.compress(data, 6)) + 10_000
