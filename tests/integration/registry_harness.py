@@ -12,6 +12,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +22,7 @@ from typing import Any
 from tests.integration.daemon_harness import terminate
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -53,6 +55,10 @@ class Registry:
             [REGISTRY_BIN, "serve", str(config)], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
             start_new_session=True)
         log.close()
+        self._wait_until_answering()
+
+    def _wait_until_answering(self) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + 20
         while not self._answers():
             if self.proc.poll() is not None:
@@ -90,6 +96,29 @@ class Registry:
         terminate(self.proc)
         self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class DockyardRegistry(Registry):
+    """Our own registry server, ``dockyard registry serve`` (run through our CLI), on a free port,
+    storing under ``<workdir>/storage``; ``extra`` are more ``serve`` flags (``--read-only``)."""
+
+    def __init__(self, workdir: Path, *extra: str, root: Path | None = None) -> None:
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.root = root or self.dir / "storage"
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.tls = None
+        log = open(self.dir / "registry.log", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dockyard.cli.main", "registry", "serve", "--addr", self.host,
+             "--root", str(self.root), *extra],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True, cwd=REPO)
+        log.close()
+        self._wait_until_answering()
+
+    def url(self, path: str) -> str:
+        return f"http://{self.host}{path}"
 
 
 def make_test_ca(directory: Path) -> tuple[Path, Path, Path]:
