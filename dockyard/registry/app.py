@@ -11,6 +11,8 @@ Routes (``<name>`` may contain ``/``; the reference is the last component)::
     GET|PATCH|PUT|DELETE /v2/<name>/blobs/uploads/<uuid>     status, a chunk, finish (``?digest=``), cancel
     GET  /v2/<name>/referrers/<digest>[?artifactType=]       the manifests whose ``subject`` is the digest
 
+    GET  /token?service=&scope=                  a Bearer token (token auth only; see ``auth.py``)
+
 *Read-only*: every write answers 405 UNSUPPORTED.
 """
 
@@ -25,6 +27,7 @@ from urllib.parse import urlencode
 from dockyard.content import is_digest, sha256_digest
 from dockyard.content import mediatypes as mt
 from dockyard.errors import DockyardError
+from dockyard.registry.auth import Authorizer, Need
 from dockyard.registry.errors import SpecError, spec_error_of
 from dockyard.registry.http_server import Exchange, Reply
 from dockyard.registry.names import check_name, is_tag
@@ -40,6 +43,8 @@ _ROUTES = [
     (re.compile(r"/v2/(?P<name>.+)/referrers/(?P<digest>[^/]+)"), "referrers"),
 ]
 _WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+_ACTIONS = {"GET": ("pull",), "HEAD": ("pull",), "POST": ("pull", "push"), "PUT": ("pull", "push"),
+            "PATCH": ("pull", "push"), "DELETE": ("delete",)}
 
 
 def _json(obj: Any, status: int = 200, content_type: str = "application/json",
@@ -86,25 +91,35 @@ def _content_range(value: str) -> tuple[int, int]:
 class RegistryApp:
     """The handlers. ``read_only`` refuses every write."""
 
-    def __init__(self, storage: RegistryStorage, *, read_only: bool = False) -> None:
+    def __init__(self, storage: RegistryStorage, *, read_only: bool = False,
+                 authorizer: Authorizer | None = None) -> None:
         self.storage = storage
         self.read_only = read_only
+        self.authorizer = authorizer
 
     async def __call__(self, ex: Exchange) -> Reply:
         try:
             reply = await self._route(ex)
         except DockyardError as exc:
             err = spec_error_of(exc)
-            reply = Reply(err.status, [("Content-Type", "application/json")], err.body())
+            reply = Reply(err.status, [("Content-Type", "application/json"), *err.headers], err.body())
         reply.headers = [*API_HEADERS, *reply.headers]
         return reply
 
+    def _authorize(self, ex: Exchange, needs: list[Need]) -> None:
+        if self.authorizer is not None:
+            self.authorizer.check(ex.headers, needs)
+
     async def _route(self, ex: Exchange) -> Reply:
+        if ex.path == "/token" and self.authorizer is not None and self.authorizer.mode == "token":
+            if ex.method not in ("GET", "HEAD"):
+                raise SpecError("UNSUPPORTED", "the token endpoint answers GET only")
+            return _json(self.authorizer.issue(ex.headers, ex.query.get("scope", []), ex.arg("service") or ""))
         if ex.path in ("/v2", "/v2/"):
+            self._authorize(ex, [])
             return _json({})
-        if self.read_only and ex.method in _WRITES:
-            raise SpecError("UNSUPPORTED", "the registry is read-only")
         if ex.path == "/v2/_catalog":
+            self._authorize(ex, [Need("registry", "catalog", ("*",))])
             return self._catalog(ex)
         for pattern, kind in _ROUTES:
             m = pattern.fullmatch(ex.path)
@@ -112,6 +127,13 @@ class RegistryApp:
                 continue
             params = m.groupdict()
             name = check_name(params.pop("name"))
+            needs = [Need("repository", name, _ACTIONS.get(ex.method, ("push",)))]
+            source = ex.arg("from")
+            if kind == "upload" and ex.arg("mount") and source:
+                needs.append(Need("repository", check_name(source), ("pull",)))
+            self._authorize(ex, needs)
+            if self.read_only and ex.method in _WRITES:
+                raise SpecError("UNSUPPORTED", "the registry is read-only")
             handler = getattr(self, f"_{kind}_{ex.method.lower()}", None)
             if handler is None:
                 raise SpecError("UNSUPPORTED", f"{ex.method} is not allowed here")

@@ -33,7 +33,8 @@ CODES: dict[str, tuple[int, str]] = {
 
 
 class SpecError(DockyardError):
-    """A failed registry request: ``code`` is one of :data:`CODES`; ``status`` may override its default."""
+    """A failed registry request: ``code`` is one of :data:`CODES`; ``status`` may override its default;
+    ``headers`` go out with the answer (an auth challenge)."""
 
     def __init__(self, code: str, message: str = "", detail: Any = None, status: int | None = None) -> None:
         default_status, default_message = CODES[code]
@@ -41,6 +42,7 @@ class SpecError(DockyardError):
         self.code = code
         self.status = status or default_status
         self.detail = detail
+        self.headers: list[tuple[str, str]] = []
 
     def body(self) -> bytes:
         entry: dict[str, Any] = {"code": self.code, "message": self.message}

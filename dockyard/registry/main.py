@@ -1,7 +1,8 @@
 """``dockyard registry serve`` and ``dockyard registry gc``: the registry server's command line.
 
-The *config file* (``--config``, JSON) may set ``addr``, ``root`` and ``read_only``; flags given
-on the command line win.
+The *config file* (``--config``, JSON) may set ``addr``, ``root``, ``read_only``, ``tls``
+(``{"certificate": PATH, "key": PATH}``: serve HTTPS) and ``auth`` (``{"htpasswd": PATH, "mode":
+"basic"|"token", "realm": …, "access": [rules]}``, see ``auth.py``); flags given on the command line win.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import asyncio
 import json
 import logging
 import signal
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
 
 from dockyard.registry.app import RegistryApp
+from dockyard.registry.auth import Authorizer
 from dockyard.registry.gc import collect
 from dockyard.registry.http_server import Server
 from dockyard.registry.storage import RegistryStorage
@@ -30,11 +33,17 @@ def _split_addr(addr: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-async def serve(storage: RegistryStorage, addr: str, *, read_only: bool) -> None:
+def _tls_context(config: dict[str, Any]) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config["certificate"], config["key"])
+    return context
+
+
+async def serve(app: RegistryApp, addr: str, tls: ssl.SSLContext | None = None) -> None:
     """Serve until SIGTERM or SIGINT. Prints ``listening on HOST:PORT`` once bound (port 0 picks one)."""
     host, port = _split_addr(addr)
-    server = Server(RegistryApp(storage, read_only=read_only), [("Server", "dockyard-registry")])
-    listener = await asyncio.start_server(server.connected, host, port, limit=1 << 20)
+    server = Server(app, [("Server", "dockyard-registry")])
+    listener = await asyncio.start_server(server.connected, host, port, limit=1 << 20, ssl=tls)
     bound = listener.sockets[0].getsockname()
     print(f"listening on {bound[0]}:{bound[1]}", flush=True)
     stop = asyncio.Event()
@@ -78,8 +87,13 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("dockyard registry serve: --root (or root in --config) is required")
     addr = options.addr or config.get("addr") or DEFAULT_ADDR
     read_only = bool(options.read_only if options.read_only is not None else config.get("read_only", False))
+    tls = _tls_context(config["tls"]) if config.get("tls") else None
+    authorizer = Authorizer.from_config(config["auth"]) if config.get("auth") else None
+    if authorizer is not None and tls is not None:
+        authorizer.scheme = "https"
+    app = RegistryApp(RegistryStorage(Path(root)), read_only=read_only, authorizer=authorizer)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(serve(RegistryStorage(Path(root)), addr, read_only=read_only))
+    asyncio.run(serve(app, addr, tls))
     return 0
 
 

@@ -8,6 +8,7 @@ Basic auth), starts ``docker-registry serve`` on a free port, waits until ``/v2/
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import ssl
@@ -100,15 +101,26 @@ class Registry:
 
 class DockyardRegistry(Registry):
     """Our own registry server, ``dockyard registry serve`` (run through our CLI), on a free port,
-    storing under ``<workdir>/storage``; ``extra`` are more ``serve`` flags (``--read-only``)."""
+    storing under ``<workdir>/storage`` (or ``root``); ``extra`` are more ``serve`` flags
+    (``--read-only``); ``tls`` (cert, key) and ``auth`` (the config's ``auth`` object) go into a
+    config file."""
 
-    def __init__(self, workdir: Path, *extra: str, root: Path | None = None) -> None:
+    def __init__(self, workdir: Path, *extra: str, root: Path | None = None,
+                 tls: tuple[Path, Path] | None = None, auth: dict[str, Any] | None = None) -> None:
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.root = root or self.dir / "storage"
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
-        self.tls = None
+        self.tls = tls
+        config: dict[str, Any] = {}
+        if tls is not None:
+            config["tls"] = {"certificate": str(tls[0]), "key": str(tls[1])}
+        if auth is not None:
+            config["auth"] = auth
+        if config:
+            (self.dir / "config.json").write_text(json.dumps(config))
+            extra = (*extra, "--config", str(self.dir / "config.json"))
         log = open(self.dir / "registry.log", "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dockyard.cli.main", "registry", "serve", "--addr", self.host,
@@ -118,7 +130,7 @@ class DockyardRegistry(Registry):
         self._wait_until_answering()
 
     def url(self, path: str) -> str:
-        return f"http://{self.host}{path}"
+        return f"{'https' if self.tls else 'http'}://{self.host}{path}"
 
 
 def make_test_ca(directory: Path) -> tuple[Path, Path, Path]:

@@ -6,11 +6,14 @@ and pulls whose every digest verifies."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
+import io
 import json
 import subprocess
 import sys
+import tarfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,7 +23,7 @@ import pytest
 import requests
 
 from tests.integration.daemon_harness import Daemon
-from tests.integration.registry_harness import REPO, DockyardRegistry, run_output
+from tests.integration.registry_harness import REPO, DockyardRegistry, make_test_ca, run_output
 from tests.integration.test_cli_against_dockerd import Dockerd, dockerd  # noqa: F401 - the fixture
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -439,3 +442,149 @@ def test_dockyard_and_docker_push_and_pull(registry: DockyardRegistry, busybox_t
         dockerd.docker("rmi", ref, retagged)
 
 
+
+
+ACCESS = [{"account": "alice", "name": "alice/*", "actions": ["pull", "push", "delete"]},
+          {"account": "*", "name": "public/*", "actions": ["pull"]}]
+
+
+def htpasswd_file(path: Path) -> Path:
+    lines = [subprocess.run(["htpasswd", "-Bbn", user, password], check=True, capture_output=True,
+                            text=True).stdout.strip() for user, password in (("alice", "pw-a"), ("bob", "pw-b"))]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_basic_auth_with_per_repository_rules(tmp_path: Path) -> None:
+    reg = DockyardRegistry(tmp_path / "reg", auth={"htpasswd": str(htpasswd_file(tmp_path / "htpasswd")),
+                                                   "realm": "test-realm", "access": ACCESS})
+    try:
+        r = requests.get(reg.url("/v2/"), timeout=10)
+        assert (r.status_code, errors_of(r)) == (401, ["UNAUTHORIZED"])
+        assert r.headers["WWW-Authenticate"] == 'Basic realm="test-realm"'
+        assert requests.get(reg.url("/v2/"), auth=("alice", "wrong"), timeout=10).status_code == 401
+        assert requests.get(reg.url("/v2/"), auth=("nobody", "pw-a"), timeout=10).status_code == 401
+        assert requests.get(reg.url("/v2/"), auth=("alice", "pw-a"), timeout=10).status_code == 200
+        with requests.Session() as alice:
+            alice.auth = ("alice", "pw-a")
+            digest, _ = push_image(reg, "alice/app", "v1", config_of("a"), [b"alice layer"], alice)
+            assert alice.get(reg.url(f"/v2/alice/app/manifests/{digest}"), timeout=10).status_code == 200
+        for user, method, path in (("bob", "GET", "/v2/alice/app/manifests/v1"),
+                                   ("bob", "POST", "/v2/bob/x/blobs/uploads/"),
+                                   ("alice", "POST", "/v2/public/x/blobs/uploads/"),
+                                   ("bob", "DELETE", f"/v2/alice/app/manifests/{digest}")):
+            r = requests.request(method, reg.url(path), auth=(user, f"pw-{user[0]}"), timeout=10)
+            assert (r.status_code, errors_of(r)) == (403, ["DENIED"]), (user, method, path, r.text)
+        # a mount needs pull on the source: bob cannot mount alice's blob into a repository of his
+        layer = sha(b"alice layer")
+        r = requests.post(reg.url("/v2/public/x/blobs/uploads/"), params={"mount": layer, "from": "alice/app"},
+                          auth=("bob", "pw-b"), timeout=10)
+        assert r.status_code == 403
+        # skopeo with and without the right credentials
+        write_oci_layout(tmp_path / "layout", "v1", _small_rootfs(tmp_path))
+        reg.skopeo_copy(f"oci:{tmp_path / 'layout'}:v1", "alice/bb:v1", creds="alice:pw-a")
+        refused = subprocess.run(["skopeo", "copy", "--insecure-policy", "--dest-tls-verify=false",
+                                  "--dest-creds=bob:pw-b", f"oci:{tmp_path / 'layout'}:v1",
+                                  f"docker://{reg.host}/alice/bb:v2"], capture_output=True, text=True, timeout=120)
+        assert refused.returncode != 0 and "403 (Forbidden)" in refused.stderr, refused.stderr
+    finally:
+        reg.close()
+
+
+def _small_rootfs(tmp_path: Path) -> Path:
+    """A one-file rootfs tarball (the auth tests need an image, not busybox)."""
+    path = tmp_path / "small.tar"
+    data = b"hello\n"
+    with tarfile.open(path, "w") as tar:
+        info = tarfile.TarInfo("hello.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_bearer_token_flow_with_scopes(tmp_path: Path) -> None:
+    reg = DockyardRegistry(tmp_path / "reg", auth={"htpasswd": str(htpasswd_file(tmp_path / "htpasswd")),
+                                                   "mode": "token", "access": ACCESS})
+    try:
+        r = requests.get(reg.url("/v2/"), timeout=10)
+        assert r.status_code == 401
+        assert r.headers["WWW-Authenticate"] == f'Bearer realm="http://{reg.host}/token",service="dockyard-registry"'
+        r = requests.get(reg.url("/v2/alice/app/tags/list"), timeout=10)
+        challenge = r.headers["WWW-Authenticate"]
+        assert challenge.endswith(',scope="repository:alice/app:pull"'), challenge
+
+        def token(user: str | None, scope: str) -> tuple[str, list[Any]]:
+            answer = requests.get(reg.url("/token"), params={"service": "dockyard-registry", "scope": scope},
+                                  auth=(user, f"pw-{user[0]}") if user else None, timeout=10)
+            assert answer.status_code == 200, answer.text
+            value = answer.json()["token"]
+            claims = json.loads(_unb64(value.split(".")[1]))
+            return value, claims["access"]
+
+        alice, granted = token("alice", "repository:alice/app:pull,push")
+        assert granted == [{"type": "repository", "name": "alice/app", "actions": ["pull", "push"]}]
+        with requests.Session() as session:
+            session.headers["Authorization"] = f"Bearer {alice}"
+            push_image(reg, "alice/app", "v1", config_of("t"), [b"token layer"], session)
+            # the token names alice/app only; another repository asks for a new one
+            other = session.get(reg.url("/v2/alice/other/tags/list"), timeout=10)
+            assert other.status_code == 401 and 'error="insufficient_scope"' in other.headers["WWW-Authenticate"]
+        bob, granted = token("bob", "repository:alice/app:pull,push")
+        assert granted == []
+        denied = requests.get(reg.url("/v2/alice/app/manifests/v1"), headers={"Authorization": f"Bearer {bob}"},
+                              timeout=10)
+        assert denied.status_code == 401 and 'error="insufficient_scope"' in denied.headers["WWW-Authenticate"]
+        _, granted = token("bob", "repository:public/x:pull,push")
+        assert granted == [{"type": "repository", "name": "public/x", "actions": ["pull"]}]
+        _, granted = token(None, "repository:public/x:pull")  # anonymous: a token granting nothing
+        assert granted == []
+        wrong = requests.get(reg.url("/token"), params={"scope": "repository:alice/app:pull"}, auth=("alice", "nope"),
+                             timeout=10)
+        assert wrong.status_code == 401
+        header, claims, signature = alice.split(".")
+        forged_claims = json.loads(_unb64(claims))
+        forged_claims["access"] = [{"type": "repository", "name": "bob/x", "actions": ["pull", "push"]}]
+        forged = ".".join([header, _b64(json.dumps(forged_claims).encode()), signature])
+        r = requests.get(reg.url("/v2/bob/x/tags/list"), headers={"Authorization": f"Bearer {forged}"}, timeout=10)
+        assert r.status_code == 401
+        # skopeo runs the whole flow itself
+        write_oci_layout(tmp_path / "layout", "v1", _small_rootfs(tmp_path))
+        reg.skopeo_copy(f"oci:{tmp_path / 'layout'}:v1", "alice/bb:v1", creds="alice:pw-a")
+        inspected = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", "--creds=alice:pw-a",
+                                    f"docker://{reg.host}/alice/bb:v1"], capture_output=True, timeout=60)
+        assert inspected.returncode == 0 and json.loads(inspected.stdout)["mediaType"] == OCI_MANIFEST
+        refused = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", "--creds=bob:pw-b",
+                                  f"docker://{reg.host}/alice/bb:v1"], capture_output=True, text=True, timeout=60)
+        assert refused.returncode != 0
+    finally:
+        reg.close()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def test_tls_with_a_certificate_and_key(tmp_path: Path) -> None:
+    ca, cert, key = make_test_ca(tmp_path / "ca")
+    reg = DockyardRegistry(tmp_path / "reg", tls=(cert, key))
+    try:
+        r = requests.get(reg.url("/v2/"), verify=str(ca), timeout=10)
+        assert r.status_code == 200 and r.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.get(reg.url("/v2/"), timeout=10)  # not a CA the system trusts
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.get(f"http://{reg.host}/v2/", timeout=10)
+        certs = tmp_path / "certs.d"
+        certs.mkdir()
+        (certs / "ca.crt").write_bytes(ca.read_bytes())
+        write_oci_layout(tmp_path / "layout", "v1", _small_rootfs(tmp_path))
+        subprocess.run(["skopeo", "copy", "--insecure-policy", f"--dest-cert-dir={certs}",
+                        f"oci:{tmp_path / 'layout'}:v1", f"docker://{reg.host}/tls/bb:v1"],
+                       check=True, capture_output=True, timeout=120)
+        assert requests.get(reg.url("/v2/tls/bb/tags/list"), verify=str(ca), timeout=10).json()["tags"] == ["v1"]
+    finally:
+        reg.close()
