@@ -11,9 +11,11 @@ import gzip
 import hashlib
 import io
 import json
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -587,4 +589,70 @@ def test_tls_with_a_certificate_and_key(tmp_path: Path) -> None:
                        check=True, capture_output=True, timeout=120)
         assert requests.get(reg.url("/v2/tls/bb/tags/list"), verify=str(ca), timeout=10).json()["tags"] == ["v1"]
     finally:
+        reg.close()
+
+
+@pytest.mark.root
+def test_podman_pulls_and_pushes(registry: DockyardRegistry, tmp_path: Path) -> None:
+    """Podman (its own storage in a temp dir, vfs: nothing mounted) pulls what skopeo put
+    in, and pushes it back under another name; the pushed manifest's blobs all verify."""
+    write_oci_layout(tmp_path / "layout", "v1", _small_rootfs(tmp_path))
+    registry.skopeo_copy(f"oci:{tmp_path / 'layout'}:v1", "pod/src:v1")
+    short = Path(tempfile.mkdtemp(prefix="pod-"))  # podman refuses a runroot over 50 characters
+    podman = ["podman", "--root", str(short / "root"), "--runroot", str(short / "run"),
+              "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "none",
+              "--tmpdir", str(short / "tmp")]
+    try:
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([*podman, *args], capture_output=True, text=True, timeout=120)
+
+        src, dst = f"{registry.host}/pod/src:v1", f"{registry.host}/pod/dst:v2"
+        pulled = run("pull", "--tls-verify=false", src)
+        assert pulled.returncode == 0, pulled.stderr
+        assert run("tag", src, dst).returncode == 0
+        pushed = run("push", "--tls-verify=false", dst)
+        assert pushed.returncode == 0, pushed.stderr
+        got = requests.get(registry.url("/v2/pod/dst/manifests/v2"), timeout=10,
+                           headers={"Accept": f"{OCI_MANIFEST}, application/vnd.docker.distribution.manifest.v2+json"})
+        assert got.status_code == 200 and sha(got.content) == got.headers["Docker-Content-Digest"]
+        for desc in [got.json()["config"], *got.json()["layers"]]:
+            blob = requests.get(registry.url(f"/v2/pod/dst/blobs/{desc['digest']}"), timeout=30)
+            assert sha(blob.content) == desc["digest"]
+    finally:
+        subprocess.run([*podman, "rmi", "-a", "-f"], capture_output=True, timeout=60)
+        shutil.rmtree(short, ignore_errors=True)
+
+
+@pytest.mark.root
+def test_dockyard_login_push_and_pull_with_tokens(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
+                                                  busybox_tar: Path) -> None:
+    """dockyard's client (``distribution/``) runs the Bearer flow against our token endpoint: refused
+    without a login, pushes after ``login``; a fresh dockyard pulls a ``public/*`` image after login
+    as bob (pull only) and is refused a push there."""
+    reg = DockyardRegistry(tmp_path / "reg", auth={"htpasswd": str(htpasswd_file(tmp_path / "htpasswd")),
+                                                   "mode": "token", "access": [
+                                                       *ACCESS, {"account": "alice", "name": "public/*",
+                                                                 "actions": ["pull", "push"]}]})
+    pusher = Daemon(tmp_path_factory.mktemp("dockyard-token-push"))
+    try:
+        pusher.import_busybox(busybox_tar)
+        ref = f"{reg.host}/public/bb:v1"
+        pusher.cli("tag", "busybox", ref, check=True)
+        denied = pusher.cli("push", ref, timeout=60)
+        assert denied.returncode != 0 and "unauthorized" in denied.stderr.lower(), denied.stdout + denied.stderr
+        pusher.cli("login", "-u", "alice", "--password-stdin", reg.host, input="pw-a\n", check=True)
+        pushed = pusher.cli("push", ref, timeout=120)
+        assert pushed.returncode == 0, pushed.stderr
+        fresh = Daemon(tmp_path_factory.mktemp("dockyard-token-pull"))
+        try:
+            fresh.cli("login", "-u", "bob", "--password-stdin", reg.host, input="pw-b\n", check=True)
+            fresh.cli("pull", ref, timeout=120, check=True)
+            assert fresh.client().images.get(ref).id == pusher.client().images.get(ref).id
+            fresh.cli("tag", ref, f"{reg.host}/public/bb:by-bob", check=True)
+            refused = fresh.cli("push", f"{reg.host}/public/bb:by-bob", timeout=60)
+            assert refused.returncode != 0, refused.stdout
+        finally:
+            fresh.close()
+    finally:
+        pusher.close()
         reg.close()
