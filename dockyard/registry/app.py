@@ -18,12 +18,12 @@ Routes (``<name>`` may contain ``/``; the reference is the last component)::
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from typing import Any
 from urllib.parse import urlencode
 
+from dockyard import blocking
 from dockyard.content import is_digest, sha256_digest
 from dockyard.content import mediatypes as mt
 from dockyard.errors import DockyardError
@@ -215,7 +215,7 @@ class RegistryApp:
     async def _finish(self, ex: Exchange, name: str, upload: Upload, digest: str) -> Reply:
         await self._append(ex, upload)
         try:
-            await asyncio.to_thread(self.storage.finish_upload, name, upload, digest)
+            await blocking.run(self.storage.finish_upload, name, upload, digest)
         except SpecError:
             self.storage.cancel_upload(upload)
             raise
@@ -300,16 +300,24 @@ class RegistryApp:
         digest = sha256_digest(data)
         if is_digest(reference) and reference != digest:
             raise SpecError("DIGEST_INVALID", detail={"expected": reference, "actual": digest})
-        self.storage.put_manifest(name, data, media_type)
-        headers = [("Location", f"/v2/{name}/manifests/{digest}"), ("Docker-Content-Digest", digest)]
         subject = manifest.get("subject")
+        referrer = None
         if isinstance(subject, dict):
-            self.storage.add_referrer(name, subject["digest"], digest,
-                                      json.dumps(_referrer_descriptor(manifest, media_type, digest, len(data))).encode())
-            headers.append(("OCI-Subject", subject["digest"]))
+            referrer = subject["digest"], json.dumps(_referrer_descriptor(manifest, media_type, digest, len(data)))
+        await blocking.run(self._store_manifest, name, reference, data, media_type, referrer)
+        headers = [("Location", f"/v2/{name}/manifests/{digest}"), ("Docker-Content-Digest", digest)]
+        if referrer is not None:
+            headers.append(("OCI-Subject", referrer[0]))
+        return Reply(201, headers)
+
+    def _store_manifest(self, name: str, reference: str, data: bytes, media_type: str,
+                        referrer: tuple[str, str] | None) -> None:
+        """The manifest's blob and revision, then its referrer entry, then the tag (blocking: fsyncs)."""
+        digest = self.storage.put_manifest(name, data, media_type)
+        if referrer is not None:
+            self.storage.add_referrer(name, referrer[0], digest, referrer[1].encode())
         if is_tag(reference):
             self.storage.tag(name, reference, digest)
-        return Reply(201, headers)
 
     def _parse_manifest(self, data: bytes, content_type: str) -> tuple[dict[str, Any], str]:
         try:
