@@ -23,6 +23,7 @@ log = logging.getLogger("dockyard.registry")
 
 RECV = 1 << 16
 SEND = 1 << 20
+IDLE = 300.0  # seconds a connection may send nothing before it is closed
 
 
 class Exchange:
@@ -91,7 +92,7 @@ class _Connection:
 
     async def next_event(self) -> object:
         while (event := self.h11.next_event()) is h11.NEED_DATA:
-            self.h11.receive_data(await self.reader.read(RECV))
+            self.h11.receive_data(await asyncio.wait_for(self.reader.read(RECV), IDLE))
         return event
 
     async def send(self, event: Any) -> None:
@@ -103,10 +104,7 @@ class _Connection:
     async def run(self) -> None:
         try:
             while True:
-                try:
-                    event = await self.next_event()
-                except h11.RemoteProtocolError:
-                    return
+                event = await self.next_event()
                 if not isinstance(event, h11.Request):
                     return
                 exchange = Exchange(self, event)
@@ -117,7 +115,8 @@ class _Connection:
                 if h11.MUST_CLOSE in (self.h11.our_state, self.h11.their_state):
                     return
                 self.h11.start_next_cycle()
-        except (ConnectionError, asyncio.IncompleteReadError, h11.LocalProtocolError):
+        except (ConnectionError, asyncio.IncompleteReadError, h11.LocalProtocolError, h11.RemoteProtocolError,
+                TimeoutError):
             pass
         except Exception:
             log.exception("registry connection failed")

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
@@ -656,3 +657,15 @@ def test_dockyard_login_push_and_pull_with_tokens(tmp_path: Path, tmp_path_facto
     finally:
         pusher.close()
         reg.close()
+
+
+def test_bad_requests_close_only_their_connection(registry: DockyardRegistry) -> None:
+    for raw in (b"GARBAGE\r\n\r\n", b"GET /v2/ HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n",
+                b"PATCH /v2/a/blobs/uploads/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"):
+        with socket.create_connection(("127.0.0.1", registry.port), timeout=10) as conn:
+            conn.sendall(raw)
+            conn.shutdown(socket.SHUT_WR)
+            while conn.recv(65536):
+                pass
+    assert requests.get(registry.url("/v2/"), timeout=10).status_code == 200
+    assert "Traceback" not in registry.log()
