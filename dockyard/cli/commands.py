@@ -73,6 +73,8 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
     Verb("version", _V + "version", "version [OPTIONS]", "Show the dockyard version information", 0, 0),
     Verb("info", _V + "info", "info [OPTIONS]", "Display system-wide information", 0, 0),
     Verb("daemon", _V + "daemon", "daemon [OPTIONS]", "Run the dockyard daemon"),
+    Verb("registry", _V + "registry", "registry serve|gc [OPTIONS]",
+         "Run an OCI distribution registry (serve), or collect its unreferenced blobs (gc)"),
     Verb("cp", _V + "cp", "cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n\tdockyard cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH",
          "Copy files/folders between a container and the local filesystem", 2, 2),
     Verb("diff", _V + "container_fs", "diff CONTAINER", "Inspect changes to files or directories on a container's "

@@ -8,10 +8,12 @@ Basic auth), starts ``docker-registry serve`` on a free port, waits until ``/v2/
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +23,7 @@ from typing import Any
 from tests.integration.daemon_harness import terminate
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -53,6 +56,10 @@ class Registry:
             [REGISTRY_BIN, "serve", str(config)], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
             start_new_session=True)
         log.close()
+        self._wait_until_answering()
+
+    def _wait_until_answering(self) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + 20
         while not self._answers():
             if self.proc.poll() is not None:
@@ -90,6 +97,40 @@ class Registry:
         terminate(self.proc)
         self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class DockyardRegistry(Registry):
+    """Our own registry server, ``dockyard registry serve`` (run through our CLI), on a free port,
+    storing under ``<workdir>/storage`` (or ``root``); ``extra`` are more ``serve`` flags
+    (``--read-only``); ``tls`` (cert, key) and ``auth`` (the config's ``auth`` object) go into a
+    config file."""
+
+    def __init__(self, workdir: Path, *extra: str, root: Path | None = None,
+                 tls: tuple[Path, Path] | None = None, auth: dict[str, Any] | None = None) -> None:
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.root = root or self.dir / "storage"
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.tls = tls
+        config: dict[str, Any] = {}
+        if tls is not None:
+            config["tls"] = {"certificate": str(tls[0]), "key": str(tls[1])}
+        if auth is not None:
+            config["auth"] = auth
+        if config:
+            (self.dir / "config.json").write_text(json.dumps(config))
+            extra = (*extra, "--config", str(self.dir / "config.json"))
+        log = open(self.dir / "registry.log", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dockyard.cli.main", "registry", "serve", "--addr", self.host,
+             "--root", str(self.root), *extra],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True, cwd=REPO)
+        log.close()
+        self._wait_until_answering()
+
+    def url(self, path: str) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}{path}"
 
 
 def make_test_ca(directory: Path) -> tuple[Path, Path, Path]:

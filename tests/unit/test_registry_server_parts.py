@@ -1,0 +1,144 @@
+"""The registry server's parts without a socket: names, storage, gc and the authorizer."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import bcrypt
+import pytest
+
+from dockyard.content import sha256_digest
+from dockyard.registry.auth import Authorizer, Need
+from dockyard.registry.errors import SpecError
+from dockyard.registry.gc import collect
+from dockyard.registry.names import check_name, is_tag
+from dockyard.registry.storage import RegistryStorage
+
+
+@pytest.mark.parametrize("name", ["a", "library/busybox", "a.b_c__d---e/f0", "x/y/z"])
+def test_valid_names(name: str) -> None:
+    assert check_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "A", "a/../b", "../a", "a//b", "/a", "a/", "_a", "a_", "a/.b", "a" * 256,
+                                  "a/_layers"])
+def test_invalid_names(name: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        check_name(name)
+    assert caught.value.code == "NAME_INVALID" and caught.value.status == 400
+
+
+def test_tags() -> None:
+    assert is_tag("v1.0_rc-1") and is_tag("_x") and is_tag("a" * 128)
+    assert not any(is_tag(t) for t in ("", ".hidden", "-x", "a/b", "a" * 129, ".tmp-123"))
+
+
+def test_upload_verifies_and_links(tmp_path: Path) -> None:
+    storage = RegistryStorage(tmp_path)
+    upload = storage.start_upload("r")
+    upload.data.write_bytes(b"hello")
+    with pytest.raises(SpecError) as caught:
+        storage.finish_upload("r", upload, sha256_digest(b"other"))
+    assert caught.value.code == "DIGEST_INVALID"
+    assert not storage.content.exists(sha256_digest(b"hello")) and not storage.blob_in_repo("r", sha256_digest(b"hello"))
+    assert storage.finish_upload("r", upload, sha256_digest(b"hello")) == 5
+    assert storage.blob_in_repo("r", sha256_digest(b"hello")) and not storage.blob_in_repo("s", sha256_digest(b"hello"))
+    assert not upload.folder.exists()
+    with pytest.raises(SpecError) as caught:
+        storage.upload("other", storage.start_upload("r").uuid)  # a session belongs to its repository
+    assert caught.value.code == "BLOB_UPLOAD_UNKNOWN"
+    with pytest.raises(SpecError):
+        storage.upload("r", "../../etc")
+
+
+def _manifest(storage: RegistryStorage, repo: str, layer: bytes, subject: str | None = None) -> str:
+    upload = storage.start_upload(repo)
+    upload.data.write_bytes(layer)
+    storage.finish_upload(repo, upload, sha256_digest(layer))
+    body: dict[str, object] = {"schemaVersion": 2, "config": {"mediaType": "x", "digest": sha256_digest(layer),
+                                                              "size": len(layer)}, "layers": []}
+    data = json.dumps(body).encode()
+    digest = storage.put_manifest(repo, data, "application/vnd.oci.image.manifest.v1+json")
+    if subject is not None:
+        storage.add_referrer(repo, subject, digest, b"{}")
+    return digest
+
+
+def test_manifests_tags_referrers_and_catalog(tmp_path: Path) -> None:
+    storage = RegistryStorage(tmp_path)
+    first = _manifest(storage, "a/b", b"one")
+    second = _manifest(storage, "a/b", b"two", subject=first)
+    storage.tag("a/b", "v1", first)
+    storage.tag("a/b", "latest", first)
+    storage.tag("a/b", "v2", second)
+    _manifest(storage, "a/b/c", b"three")
+    assert storage.catalog() == ["a/b", "a/b/c"]
+    assert storage.tags("a/b") == ["latest", "v1", "v2"]
+    assert list(storage.referrers("a/b", first)) == [b"{}"]
+    storage.delete_manifest("a/b", first, None)
+    assert storage.tags("a/b") == ["v2"] and storage.resolve_tag("a/b", "v1") is None
+    storage.delete_manifest("a/b", second, first)
+    assert list(storage.referrers("a/b", first)) == []
+    assert not [p for p in tmp_path.rglob(".tmp-*")]
+
+
+def test_gc_dry_run_then_sweep(tmp_path: Path) -> None:
+    storage = RegistryStorage(tmp_path)
+    kept = _manifest(storage, "keep", b"kept")
+    dropped = _manifest(storage, "drop", b"dropped")
+    storage.delete_manifest("drop", dropped, None)
+    unreferenced = {dropped, sha256_digest(b"dropped")}
+    dry = collect(storage, dry_run=True)
+    assert set(dry.removed) == unreferenced and all(storage.content.exists(d) for d in unreferenced)
+    real = collect(storage, dry_run=False)
+    assert set(real.removed) == unreferenced and not any(storage.content.exists(d) for d in unreferenced)
+    assert storage.content.exists(kept) and storage.blob_in_repo("keep", sha256_digest(b"kept"))
+    assert storage.linked_blobs("drop") == []
+
+
+def _authorizer(tmp_path: Path, mode: str) -> Authorizer:
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("alice:" + bcrypt.hashpw(b"pw", bcrypt.gensalt(4)).decode() + "\nmd5:$apr1$x$y\n")
+    return Authorizer.from_config({"htpasswd": str(htpasswd), "mode": mode, "access": [
+        {"account": "alice", "name": "alice/*", "actions": ["pull", "push"]},
+        {"account": "*", "name": "pub/*", "actions": ["pull"]}]})
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_basic_accounts_and_rules(tmp_path: Path) -> None:
+    auth = _authorizer(tmp_path, "basic")
+    assert auth.account(_basic("alice", "pw")) == "alice"
+    assert auth.account(_basic("alice", "nope")) is None
+    assert auth.account(_basic("md5", "x")) is None  # only bcrypt hashes count
+    assert auth.account("Basic !!!") is None
+    assert auth.allowed("alice", Need("repository", "alice/x", ("pull", "push"))) == ("pull", "push")
+    assert auth.allowed("alice", Need("repository", "pub/x", ("pull", "push"))) == ("pull",)
+    assert auth.allowed("", Need("repository", "pub/x", ("pull",))) == ()
+    with pytest.raises(SpecError) as caught:
+        auth.check({"authorization": _basic("alice", "pw")}, [Need("repository", "bob/x", ("pull",))])
+    assert caught.value.code == "DENIED"
+    with pytest.raises(SpecError) as caught:
+        auth.check({}, [])
+    assert caught.value.status == 401 and caught.value.headers[0][0] == "WWW-Authenticate"
+
+
+def test_tokens_expire_and_cannot_be_forged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    auth = _authorizer(tmp_path, "token")
+    need = Need("repository", "alice/x", ("pull", "push"))
+    token = auth.issue({"authorization": _basic("alice", "pw")}, [need.scope], "svc")["token"]
+    auth.check({"authorization": f"Bearer {token}", "host": "h"}, [need])
+    other = Authorizer(auth.htpasswd, "token")  # another server's secret
+    with pytest.raises(SpecError):
+        other.check({"authorization": f"Bearer {token}", "host": "h"}, [need])
+    import dockyard.registry.auth as auth_module
+
+    real_time = auth_module.time.time
+    monkeypatch.setattr(auth_module.time, "time", lambda: real_time() + 3600)
+    with pytest.raises(SpecError) as caught:
+        auth.check({"authorization": f"Bearer {token}", "host": "h"}, [need])
+    assert 'realm="http://h/token"' in caught.value.headers[0][1]
