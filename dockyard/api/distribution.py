@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from dockyard import filters as docker_filters
 from dockyard.api.byte_pipes import ResponsePipe
 from dockyard.api.http import JSONResponse, Request, Response, StreamResponse
 from dockyard.containers.events import EventBus
@@ -22,6 +23,7 @@ from dockyard.distribution.endpoints import RegistrySettings
 from dockyard.distribution.login import login
 from dockyard.distribution.pull import ProgressReporter, Puller, Resolved
 from dockyard.distribution.push import Pusher
+from dockyard.distribution.search import search
 from dockyard.errors import DockyardError, InvalidParameter
 from dockyard.images.reference import Reference, parse_normalized
 from dockyard.images.service import ImageService
@@ -124,3 +126,16 @@ class RegistryRoutes:
         credentials = credentials_of(body)
         await asyncio.to_thread(login, self.registry, self.tokens, credentials, str(body.get("serveraddress") or ""))
         return JSONResponse({"Status": "Login Succeeded", "IdentityToken": ""})
+
+    async def search(self, request: Request) -> Response:
+        """``GET /images/search?term=&limit=&filters=``: the search API of the index the term names."""
+        raw_limit = request.arg("limit")
+        try:
+            limit = int(raw_limit) if raw_limit else 0
+        except ValueError:
+            raise InvalidParameter(f"invalid value for limit: {raw_limit!r}") from None
+        filters = docker_filters.normalize(request.json_arg("filters"))
+        credentials = decode_registry_auth(request.headers.get("x-registry-auth", ""))
+        results = await asyncio.to_thread(search, self.registry, self.tokens, credentials, request.arg("term"),
+                                          limit, filters)
+        return JSONResponse(results)

@@ -59,6 +59,7 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
         return JSONResponse(report)
 
     router.route("POST", "/auth")(registries.auth)
+    router.route("GET", "/images/search")(registries.search)
     router.route("POST", "/images/{name:path}/push")(registries.push)
     router.route("GET", "/distribution/{name:path}/json")(registries.distribution)
 

@@ -63,6 +63,7 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
     Verb("image pull", _V + "pull", "image pull [OPTIONS] NAME[:TAG|@DIGEST]", "Download an image from a registry",
          1, 1),
     Verb("push", _V + "push", "push [OPTIONS] NAME[:TAG]", "Upload an image to a registry", 1, 1),
+    Verb("search", _V + "search", "search [OPTIONS] TERM", "Search registries for images", 1, 1),
     Verb("image push", _V + "push", "image push [OPTIONS] NAME[:TAG]", "Upload an image to a registry", 1, 1),
     Verb("login", _V + "login", "login [OPTIONS] [SERVER]",
          "Log in to a registry.\nIf no server is specified, the default is defined by the daemon.", 0, 1),

@@ -242,3 +242,26 @@ def test_parallel_gzip_matches_reach_across_blocks() -> None:
     packed = _parallel_gzip(data, workers=2)
     assert gzip.decompress(packed) == data
     assert len(packed) < len(gzip.compress(data, 6)) + 10_000
+
+
+def test_search_terms_limits_and_filters_as_dockerd() -> None:
+    from dockyard.distribution.search import check_limit, select, split_search_term
+
+    assert split_search_term("busybox") == ("docker.io", "busybox")
+    assert split_search_term("someone/busybox") == ("docker.io", "someone/busybox")
+    assert split_search_term("127.0.0.1:5000/busybox") == ("127.0.0.1:5000", "busybox")
+    assert split_search_term("localhost/x/y") == ("localhost", "x/y")
+    assert check_limit(0) == 25 and check_limit(100) == 100
+    for bad in (-1, 101):
+        with pytest.raises(InvalidParameter, match=f"limit {bad} is outside the range of \\[1, 100\\]"):
+            check_limit(bad)
+    results = [{"name": "a", "star_count": 5, "is_official": True}, {"name": "b", "star_count": 50},
+               {"no": "name"}, "junk"]
+    assert [r["name"] for r in select(results, {}, 25)] == ["a", "b"]
+    assert [r["name"] for r in select(results, {"stars": ["10"]}, 25)] == ["b"]
+    assert [r["name"] for r in select(results, {"is-official": ["false"]}, 25)] == ["b"]
+    assert [r["name"] for r in select(results, {}, 1)] == ["a"]
+    assert select(results, {}, 25)[0] == {"name": "a", "description": "", "star_count": 5, "is_official": True,
+                                          "is_automated": False}
+    with pytest.raises(InvalidParameter, match="invalid filter 'is-official=maybe'"):
+        select(results, {"is-official": ["maybe"]}, 25)
