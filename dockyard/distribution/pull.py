@@ -26,6 +26,7 @@ Docker's JSON messages (``Pulling fs layer``, ``Downloading`` with ``progressDet
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -113,6 +114,58 @@ class _Downloads:
         if self._previous is not None:
             self._puller.emit("Pull complete", short_id(self._previous), progressDetail={})
             self._previous = None
+
+
+class SharedBlobs:
+    """The blobs the daemon's pulls are downloading or using right now.
+
+    A pull *uses* each blob it still needs from the start to the end of the pull. A blob is
+    *downloaded* by one pull at a time: another pull of it waits for that download instead of
+    fetching the same bytes again (as Docker's pulls share their downloads), and fetches it itself
+    only if that download failed. A downloaded compressed blob is unpacked and then deleted, by the
+    last pull that uses it (it is kept while another pull still needs it)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._downloading: dict[str, threading.Event] = {}
+        self._users: dict[str, int] = {}
+        self._fetched: set[str] = set()
+
+    def use(self, digest: str) -> None:
+        with self._lock:
+            self._users[digest] = self._users.get(digest, 0) + 1
+
+    def release(self, digest: str) -> bool:
+        """The end of a pull's use of ``digest``; True when it was the last use of a blob a pull
+        fetched (the caller then deletes it unless a record names it)."""
+        with self._lock:
+            left = self._users.get(digest, 1) - 1
+            if left > 0:
+                self._users[digest] = left
+                return False
+            self._users.pop(digest, None)
+            fetched = digest in self._fetched
+            self._fetched.discard(digest)
+            return fetched
+
+    def start(self, digest: str) -> threading.Event | None:
+        """None: the caller downloads ``digest`` now (and calls :meth:`finish`); else the event set
+        when the pull downloading it finishes, one way or the other."""
+        with self._lock:
+            running = self._downloading.get(digest)
+            if running is None:
+                self._downloading[digest] = threading.Event()
+            return running
+
+    def finish(self, digest: str, fetched: bool) -> None:
+        with self._lock:
+            if fetched:
+                self._fetched.add(digest)
+            event = self._downloading.pop(digest)
+        event.set()
+
+
+SHARED = SharedBlobs()
 
 
 class Puller(ProgressReporter):
@@ -282,27 +335,33 @@ class Puller(ProgressReporter):
         workers = max(1, min(self.settings.max_concurrent_downloads, len(missing)))
         for desc in missing[workers:]:  # queued behind the ones downloading, as Docker shows them
             self.emit("Waiting", short_id(desc.digest), progressDetail={})
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pull") as pool:
-            futures = {desc.digest: pool.submit(self._download, resolved.client, desc, failed) for desc in missing}
-            try:
-                files = _Downloads(self, futures)
-                stored = loader.store_layers(files, plan)
-                files.finished()
-                plan.refs = [r for r in (tag_ref, _digest_ref(resolved)) if r is not None]
-                loader.record([(plan, stored)])
-                done = True
-            except BaseException:
-                failed.set()  # the downloads still running stop
-                loader.roll_back()
-                raise
-            finally:  # the compressed downloads: kept only when a record names them (an uncompressed layer)
-                for future in futures.values():
-                    try:
-                        digest = future.result()
-                    except BaseException:  # noqa: BLE001 - reported through store_layers, or moot
-                        continue
-                    if digest is not None and not (done and digest in diff_ids) and not self._recorded(digest):
-                        content.delete(digest)
+        for desc in missing:
+            SHARED.use(desc.digest)
+        try:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pull") as pool:
+                futures = {desc.digest: pool.submit(self._download, resolved.client, desc, failed)
+                           for desc in missing}
+                try:
+                    files = _Downloads(self, futures)
+                    stored = loader.store_layers(files, plan)
+                    files.finished()
+                    plan.refs = [r for r in (tag_ref, _digest_ref(resolved)) if r is not None]
+                    loader.record([(plan, stored)])
+                    done = True
+                except BaseException:
+                    failed.set()  # the downloads still running stop
+                    loader.roll_back()
+                    raise
+                finally:
+                    for future in futures.values():  # every download has ended before the blobs go
+                        with contextlib.suppress(BaseException):
+                            future.result()
+        finally:  # the compressed downloads: kept only when a record names them (an uncompressed layer)
+            for desc in missing:
+                digest = desc.digest
+                if (SHARED.release(digest) and not (done and digest in diff_ids) and content.exists(digest)
+                        and not self._recorded(digest)):
+                    content.delete(digest)
         return plan.image_id
 
     def _recorded(self, digest: str) -> bool:
@@ -312,9 +371,27 @@ class Puller(ProgressReporter):
         """Download one blob into the content store, verified; returns its digest (None if it was there)."""
         content = self.images.content
         layer_id = short_id(desc.digest)
-        if content.exists(desc.digest):
-            self.emit("Download complete", layer_id, progressDetail={})
-            return None
+        while True:
+            if content.exists(desc.digest):
+                self.emit("Download complete", layer_id, progressDetail={})
+                return None
+            running = SHARED.start(desc.digest)
+            if running is None:
+                break
+            while not running.wait(0.1):  # another pull downloads it: wait for that download
+                if failed.is_set():
+                    raise InvalidParameter("pull cancelled: another layer failed")
+        fetched = False
+        try:
+            fetched = self._fetch(client, desc, failed) is not None
+        finally:
+            SHARED.finish(desc.digest, fetched)
+        return desc.digest
+
+    def _fetch(self, client: RepositoryClient, desc: Descriptor, failed: threading.Event) -> str | None:
+        """The download itself (see :meth:`_download`)."""
+        content = self.images.content
+        layer_id = short_id(desc.digest)
         writer: IngestWriter = content.writer()
         try:
             delay = 0.25

@@ -13,6 +13,7 @@ import io
 import json
 import subprocess
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -445,3 +446,38 @@ def test_killed_pull_leaves_pieces_the_collector_clears(fake: FakeRegistry, pull
     fake.faults.discard("stall")
     again = puller.cli("pull", f"{fake.host}/bb:v2", timeout=120)
     assert again.returncode == 0, again.stderr
+
+
+def test_two_pulls_of_one_image_share_the_download(fake: FakeRegistry, puller: Daemon) -> None:
+    """The second pull waits for the first one's download of a layer instead of fetching it again
+    (Docker's shared downloads); both then have the image, and no compressed blob is left over."""
+    fake.faults.add("stall")  # the first blob GET sends half the layer, then waits for `release`
+    first = subprocess.Popen([*puller.cli_argv(), "pull", f"{fake.host}/bb:v2"], env=puller.env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    second: subprocess.Popen[str] | None = None
+    try:
+        assert fake.stalled.wait(60), "the first pull never reached the layer"
+        second = subprocess.Popen([*puller.cli_argv(), "pull", f"{fake.host}/bb:v2"], env=puller.env(),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while sum(1 for r in fake.requests if r[1] == "/v2/bb/manifests/v2") < 2:  # the second resolved it
+            assert time.monotonic() < deadline, fake.requests
+            time.sleep(0.05)
+        time.sleep(1)  # time for the second pull to reach its downloads (and, unshared, to GET the layer)
+    finally:
+        fake.faults.discard("stall")
+        fake.release.set()
+    out1, err1 = first.communicate(timeout=120)
+    out2, err2 = second.communicate(timeout=120)
+    assert first.returncode == 0, err1
+    assert second.returncode == 0, err2
+    big = [digest for digest, data in fake.blobs.items() if len(data) > 1000]
+    fresh_gets = [r for r in fake.requests if r[0] == "GET" and r[1].endswith(f"/blobs/{big[0]}") and not r[2]]
+    assert len(fresh_gets) == 1, fake.requests  # the first pull's; it resumed the rest with Range
+    assert run_output(puller, f"{fake.host}/bb:v2", "echo", "shared") == "shared\n"
+    blobs = puller.root / "data" / "content" / "blobs" / "sha256"
+    assert big[0].split(":")[1] not in {p.name for p in blobs.iterdir()}  # the compressed layer is gone
+    check = puller.cli("system", "check")
+    assert check.returncode == 0 and "No problems found" in check.stdout, check.stdout + check.stderr
+    assert puller.cli("rmi", f"{fake.host}/bb:v2").returncode == 0
+    assert_clean(puller)
