@@ -168,8 +168,9 @@ class SharedBlobs:
 SHARED = SharedBlobs()
 
 
-class Puller(ProgressReporter):
-    """Pulls into ``images`` with the daemon's registry ``settings`` and a shared token cache."""
+class RegistryWork(ProgressReporter):
+    """A pull or a push: the image service, the daemon's registry ``settings`` and its shared token
+    cache, with progress messages."""
 
     def __init__(self, images: ImageService, settings: RegistrySettings, tokens: TokenCache,
                  progress: Progress | None = None) -> None:
@@ -177,6 +178,10 @@ class Puller(ProgressReporter):
         self.images = images
         self.settings = settings
         self.tokens = tokens
+
+
+class Puller(RegistryWork):
+    """Pulls into ``images`` with the daemon's registry ``settings`` and a shared token cache."""
 
     # -- 1. resolve ----------------------------------------------------------------------
 

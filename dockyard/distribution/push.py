@@ -29,14 +29,13 @@ from typing import Any, BinaryIO
 
 from dockyard.content import Descriptor, sha256_digest
 from dockyard.content import mediatypes as mt
-from dockyard.distribution.auth import Credentials, TokenCache
+from dockyard.distribution.auth import Credentials
 from dockyard.distribution.client import RegistryError, RepositoryClient, Unreachable
-from dockyard.distribution.endpoints import RegistrySettings
 from dockyard.distribution.parallel_gzip import gzip_stream
-from dockyard.distribution.pull import Progress, ProgressReporter, progress_bar
+from dockyard.distribution.pull import RegistryWork, progress_bar
 from dockyard.errors import DockyardError, InvalidParameter, NotFound
 from dockyard.images.reference import Reference, parse_normalized
-from dockyard.images.service import ImageService, short_id
+from dockyard.images.service import short_id
 from dockyard.images.store import LayerRecord
 from dockyard.metadata import leases
 
@@ -70,15 +69,8 @@ class _Counting:
         return self._raw.seek(offset, whence)
 
 
-class Pusher(ProgressReporter):
+class Pusher(RegistryWork):
     """Pushes from ``images`` with the daemon's registry ``settings`` and a shared token cache."""
-
-    def __init__(self, images: ImageService, settings: RegistrySettings, tokens: TokenCache,
-                 progress: Progress | None = None) -> None:
-        super().__init__(progress)
-        self.images = images
-        self.settings = settings
-        self.tokens = tokens
 
     def local_tags(self, name: str, tag: str) -> list[Reference]:
         """The references a push of ``name`` (+ ``tag``; none: every tag of the repository) sends."""

@@ -81,7 +81,11 @@ def _wanted(filters: dict[str, list[str]]) -> tuple[int, bool | None, bool | Non
 
 def select(results: list[Any], filters: dict[str, list[str]], limit: int) -> list[dict[str, Any]]:
     """The results that pass ``filters``, at most ``limit``, in Docker's shape."""
-    stars, official, automated = _wanted(filters)
+    return _select(results, _wanted(filters), limit)
+
+
+def _select(results: list[Any], wanted: tuple[int, bool | None, bool | None], limit: int) -> list[dict[str, Any]]:
+    stars, official, automated = wanted
     out: list[dict[str, Any]] = []
     for r in results:
         if not isinstance(r, dict) or not isinstance(r.get("name"), str):
@@ -105,7 +109,7 @@ def search(settings: RegistrySettings, tokens: TokenCache, credentials: Credenti
     if not term:
         raise InvalidParameter("search term must not be empty")
     limit = check_limit(limit)
-    _wanted(filters or {})  # a bad filter is refused before any request
+    wanted = _wanted(filters or {})  # a bad filter is refused before any request
     domain, remote = split_search_term(term)
     failure: DockyardError | None = None
     for endpoint in search_endpoints(settings, domain):
@@ -123,6 +127,6 @@ def search(settings: RegistrySettings, tokens: TokenCache, credentials: Credenti
         results = answer.get("results") if isinstance(answer, dict) else None
         if not isinstance(results, list):
             raise DockyardError(f"the search answer of {endpoint.url} has no results")
-        return select(results, filters or {}, limit)
+        return _select(results, wanted, limit)
     assert failure is not None
     raise failure

@@ -100,6 +100,13 @@ def processes_mentioning(text: str) -> list[int]:
     return pids
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def terminate(proc: subprocess.Popen[bytes] | None) -> None:
     """SIGTERM ``proc`` if it still runs; SIGKILL after 10 s."""
     if proc is not None and proc.poll() is None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -20,16 +19,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.integration.daemon_harness import terminate
+from tests.integration.daemon_harness import free_port, terminate
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Registry:

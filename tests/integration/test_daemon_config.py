@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,29 +12,15 @@ from pathlib import Path
 import docker
 import pytest
 
+from tests.integration.daemon_harness import free_port, terminate
+
 pytestmark = pytest.mark.root
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:  # the daemon has its own copy of the fd
         return subprocess.Popen([sys.executable, "-m", "dockyard.daemon.main", *args], stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def test_config_file_with_unix_and_tcp_hosts(tmp_path: Path) -> None:
@@ -68,7 +52,7 @@ def test_config_file_with_unix_and_tcp_hosts(tmp_path: Path) -> None:
         assert "is already running with root" in (tmp_path / "log2").read_text()
         assert proc.poll() is None
     finally:
-        stop(proc)
+        terminate(proc)
     assert not sock.exists()
 
 

@@ -24,11 +24,13 @@ from tests.integration.daemon_harness import (
     DOCKER_20,
     DOCKER_28,
     REPO,
+    free_port,
     mounts_under,
     ping,
     processes_mentioning,
+    terminate,
 )
-from tests.integration.test_daemon_config import free_port, start, stop
+from tests.integration.test_daemon_config import start
 
 pytestmark = pytest.mark.root
 
@@ -119,7 +121,7 @@ def tls_daemon(tmp_path_factory: pytest.TempPathFactory, busybox_tar: Path) -> I
         api.close()
         yield d
     finally:
-        stop(proc)
+        terminate(proc)
         subprocess.run(["groupdel", group], check=False)
         for pid in processes_mentioning(str(tmp / "root")):
             os.kill(pid, signal.SIGKILL)
@@ -228,7 +230,7 @@ def run_daemon(args: list[str], log: Path) -> tuple[int | None, str]:
     except subprocess.TimeoutExpired:
         status = None
     finally:
-        stop(proc)
+        terminate(proc)
     return status, log.read_text()
 
 
@@ -260,7 +262,7 @@ def test_plain_tcp_is_refused_unless_tls_is_switched_off(tmp_path: Path) -> None
         assert "Binding to IP address without --tlsverify is insecure and gives root access on this machine " \
                "to everyone who has access to your network." in text
     finally:
-        stop(proc)
+        terminate(proc)
 
 
 def plain_ping(port: int) -> bool:

@@ -5,7 +5,6 @@ docker-py; and the errors: an index that does not answer, a v2-only registry, ba
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.integration.daemon_harness import Daemon
+from tests.integration.daemon_harness import Daemon, free_port
 
 pytestmark = pytest.mark.root
 
@@ -74,14 +73,6 @@ def index() -> Iterator[Index]:
         i.close()
 
 
-def closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return int(port)
-
-
 def test_our_cli_searches_the_index_the_term_names(daemon: Daemon, index: Index) -> None:
     out = daemon.cli("search", f"{index.host}/busy", check=True).stdout.splitlines()
     assert out[0].split() == ["NAME", "DESCRIPTION", "STARS", "OFFICIAL"]
@@ -115,13 +106,13 @@ def test_docker_cli_and_docker_py_search_through_our_daemon(daemon: Daemon, inde
 
 
 def test_search_errors_are_clear(daemon: Daemon) -> None:
-    gone = daemon.cli("search", f"127.0.0.1:{closed_port()}/busybox")
+    gone = daemon.cli("search", f"127.0.0.1:{free_port()}/busybox")
     assert gone.returncode != 0 and "Traceback" not in gone.stderr
     assert "Error response from daemon" in gone.stderr and "127.0.0.1" in gone.stderr
     for bad, message in ((["--limit", "101"], "limit 101 is outside the range of [1, 100]"),
                          (["-f", "stars=many"], "invalid filter 'stars=many'"),
                          (["-f", "colour=red"], "invalid filter 'colour'")):
-        result = daemon.cli("search", *bad, f"127.0.0.1:{closed_port()}/busybox")
+        result = daemon.cli("search", *bad, f"127.0.0.1:{free_port()}/busybox")
         assert result.returncode != 0 and message in result.stderr, result.stderr
 
 
