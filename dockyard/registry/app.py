@@ -30,7 +30,9 @@ from dockyard.errors import DockyardError
 from dockyard.registry.auth import Authorizer, Need
 from dockyard.registry.errors import SpecError, spec_error_of
 from dockyard.registry.http_server import Exchange, Reply
+from dockyard.registry.limits import Limiter
 from dockyard.registry.names import check_name, is_tag
+from dockyard.registry.negotiation import check_accepted
 from dockyard.registry.storage import RegistryStorage, Upload
 
 MAX_MANIFEST = 4 << 20
@@ -92,14 +94,24 @@ class RegistryApp:
     """The handlers. ``read_only`` refuses every write."""
 
     def __init__(self, storage: RegistryStorage, *, read_only: bool = False,
-                 authorizer: Authorizer | None = None) -> None:
+                 authorizer: Authorizer | None = None, chunk_min_length: int = 0,
+                 limiter: Limiter | None = None) -> None:
         self.storage = storage
         self.read_only = read_only
         self.authorizer = authorizer
+        self.chunk_min_length = chunk_min_length
+        self.limiter = limiter
 
     async def __call__(self, ex: Exchange) -> Reply:
         try:
-            reply = await self._route(ex)
+            if self.limiter is None:
+                reply = await self._route(ex)
+            else:
+                self.limiter.admit(ex.peer)
+                try:
+                    reply = await self._route(ex)
+                finally:
+                    self.limiter.release(ex.peer)
         except DockyardError as exc:
             err = spec_error_of(exc)
             reply = Reply(err.status, [("Content-Type", "application/json"), *err.headers], err.body())
@@ -207,13 +219,54 @@ class RegistryApp:
 
     # -- uploads -------------------------------------------------------------------------------
 
-    async def _append(self, ex: Exchange, upload: Upload) -> None:
-        with open(upload.data, "ab") as f:
-            async for piece in ex.body():
-                f.write(piece)
+    async def _append(self, ex: Exchange, upload: Upload) -> int:
+        """Append the request's body to the session; returns its length. A body cut short (the client
+        went away) leaves the session as it was."""
+        before = upload.size
+        try:
+            with open(upload.data, "ab") as f:
+                async for piece in ex.body():
+                    f.write(piece)
+        except BaseException:
+            with open(upload.data, "r+b") as f:
+                f.truncate(before)
+            raise
+        return upload.size - before
+
+    async def _chunk(self, ex: Exchange, upload: Upload) -> None:
+        """Append a chunk (a PATCH's or a closing PUT's body) under the chunk rules:
+
+        - with ``Content-Range: <first>-<last>``, ``first`` must be where the session is (else 416
+          ``BLOB_UPLOAD_INVALID``) and the body ``last - first + 1`` bytes long (else 416
+          ``SIZE_INVALID``); a refused chunk leaves the session as it was;
+        - with a chunk minimum (``OCI-Chunk-Min-Length``), only the last chunk may be shorter: a
+          non-empty chunk after a short one is refused with 416 ``BLOB_UPLOAD_INVALID``.
+        """
+        given = ex.headers.get("content-range")
+        before = upload.size
+        first = last = 0
+        if given is not None:
+            first, last = _content_range(given)
+            if first != before or last < first:
+                raise SpecError("BLOB_UPLOAD_INVALID", f"Content-Range {given} does not continue at {before}",
+                                status=416)
+        length = await self._append(ex, upload)
+        refusal = None
+        if given is not None and length != last - first + 1:
+            refusal = SpecError("SIZE_INVALID", f"Content-Range {given} announces {last - first + 1} bytes, "
+                                                f"the body has {length}", status=416)
+        elif length and upload.short_chunk:
+            refusal = SpecError("BLOB_UPLOAD_INVALID", f"a chunk shorter than {self.chunk_min_length} bytes "
+                                                       "(OCI-Chunk-Min-Length) was not the last", status=416)
+        if refusal is not None:
+            with open(upload.data, "r+b") as f:
+                f.truncate(before)
+            raise refusal
+        if 0 < length < self.chunk_min_length:
+            upload.short_chunk = True
 
     async def _finish(self, ex: Exchange, name: str, upload: Upload, digest: str) -> Reply:
-        await self._append(ex, upload)
+        """Close the session: verify against ``digest`` and store (a mismatch drops the session)."""
         try:
             await blocking.run(self.storage.finish_upload, name, upload, digest)
         except SpecError:
@@ -230,10 +283,20 @@ class RegistryApp:
             self.storage.link_blob(name, mount)
             return Reply(201, [("Location", f"/v2/{name}/blobs/{mount}"), ("Docker-Content-Digest", mount)])
         digest = ex.arg("digest")
+        if digest is not None:
+            _digest_arg(digest)
         upload = self.storage.start_upload(name)
         if digest is not None:  # a monolithic upload: the whole blob in this request
-            return await self._finish(ex, name, upload, _digest_arg(digest))
-        return Reply(202, _upload_headers(name, upload))
+            try:
+                await self._append(ex, upload)
+            except BaseException:
+                self.storage.cancel_upload(upload)
+                raise
+            return await self._finish(ex, name, upload, digest)
+        headers = _upload_headers(name, upload)
+        if self.chunk_min_length:
+            headers.append(("OCI-Chunk-Min-Length", str(self.chunk_min_length)))
+        return Reply(202, headers)
 
     async def _upload_get(self, ex: Exchange, name: str, uuid: str) -> Reply:
         upload = self.storage.upload(name, uuid)
@@ -241,24 +304,14 @@ class RegistryApp:
 
     async def _upload_patch(self, ex: Exchange, name: str, uuid: str) -> Reply:
         upload = self.storage.upload(name, uuid)
-        given = ex.headers.get("content-range")
-        if given is not None:
-            start, end = _content_range(given)
-            if start != upload.size or end < start:
-                raise SpecError("BLOB_UPLOAD_INVALID", f"Content-Range {given} does not continue at {upload.size}",
-                                status=416)
-        before = upload.size
-        await self._append(ex, upload)
-        if given is not None and upload.size - before != end - start + 1:
-            # the chunk is not the length promised: drop it, the session stays where it was
-            with open(upload.data, "r+b") as f:
-                f.truncate(before)
-            raise SpecError("SIZE_INVALID", status=416)
+        await self._chunk(ex, upload)
         return Reply(202, _upload_headers(name, upload))
 
     async def _upload_put(self, ex: Exchange, name: str, uuid: str) -> Reply:
         upload = self.storage.upload(name, uuid)
-        return await self._finish(ex, name, upload, _digest_arg(ex.arg("digest")))
+        digest = _digest_arg(ex.arg("digest"))
+        await self._chunk(ex, upload)
+        return await self._finish(ex, name, upload, digest)
 
     async def _upload_delete(self, ex: Exchange, name: str, uuid: str) -> Reply:
         self.storage.cancel_upload(self.storage.upload(name, uuid))
@@ -271,21 +324,26 @@ class RegistryApp:
             digest: str | None = reference
         elif is_tag(reference):
             digest = self.storage.resolve_tag(name, reference)
-        else:
-            raise SpecError("MANIFEST_INVALID", f"invalid reference: {reference[:150]!r}", status=400)
+        else:  # no manifest can have it: unknown, as distribution answers (its routes never match it)
+            digest = None
         if digest is None or self.storage.manifest_media_type(name, digest) is None:
             raise SpecError("MANIFEST_UNKNOWN", detail={"name": name, "reference": reference})
         return digest
 
-    async def _manifest_head(self, ex: Exchange, name: str, reference: str) -> Reply:
+    def _negotiated(self, ex: Exchange, name: str, reference: str) -> tuple[str, str]:
+        """The digest and media type of the manifest, if the client's ``Accept`` takes it."""
         digest = self._resolve(name, reference)
         media_type = self.storage.manifest_media_type(name, digest) or mt.OCI_MANIFEST
+        check_accepted(ex.headers.get("accept"), media_type, {"name": name, "reference": reference})
+        return digest, media_type
+
+    async def _manifest_head(self, ex: Exchange, name: str, reference: str) -> Reply:
+        digest, media_type = self._negotiated(ex, name, reference)
         return Reply(200, [("Content-Type", media_type), ("Docker-Content-Digest", digest),
                            ("Content-Length", str(self.storage.content.size(digest)))])
 
     async def _manifest_get(self, ex: Exchange, name: str, reference: str) -> Reply:
-        digest = self._resolve(name, reference)
-        media_type = self.storage.manifest_media_type(name, digest) or mt.OCI_MANIFEST
+        digest, media_type = self._negotiated(ex, name, reference)
         return Reply(200, [("Content-Type", media_type), ("Docker-Content-Digest", digest)],
                      self.storage.content.read_bytes(digest))
 
@@ -344,15 +402,22 @@ class RegistryApp:
         return manifest, media_type
 
     def _check_references(self, name: str, manifest: dict[str, Any], media_type: str) -> None:
-        """Every blob an image manifest names, and every manifest an index names, must be in the repository."""
+        """Every blob an image manifest names, and every manifest an index names, must be in the repository
+        (a layer with ``urls`` may be elsewhere), with the size its descriptor gives (else SIZE_INVALID)."""
         for desc in _descriptors(manifest, media_type):
             digest = desc["digest"]
             if media_type in mt.INDEX_TYPES:
                 known = self.storage.manifest_media_type(name, digest) is not None
             else:
-                known = bool(desc.get("urls")) or self.storage.blob_in_repo(name, digest)
+                known = self.storage.blob_in_repo(name, digest)
+                if not known and desc.get("urls"):
+                    continue
             if not known:
                 raise SpecError("MANIFEST_BLOB_UNKNOWN", detail={"digest": digest})
+            size = self.storage.content.size(digest)
+            if size != desc["size"]:
+                raise SpecError("SIZE_INVALID", f"descriptor of {digest} says {desc['size']} bytes, the blob has {size}",
+                                detail={"digest": digest, "size": desc["size"], "actual": size})
 
     async def _manifest_delete(self, ex: Exchange, name: str, reference: str) -> Reply:
         if is_tag(reference):

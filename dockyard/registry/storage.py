@@ -80,6 +80,16 @@ class Upload:
     def size(self) -> int:
         return self.data.stat().st_size
 
+    @property
+    def short_chunk(self) -> bool:
+        """Whether a chunk shorter than the chunk minimum was received (only the last may be)."""
+        return (self.folder / "short").exists()
+
+    @short_chunk.setter
+    def short_chunk(self, value: bool) -> None:
+        if value:
+            (self.folder / "short").touch()
+
 
 class RegistryStorage:
     """Repositories, tags, manifests, uploads and referrers under ``root`` (see the module docstring)."""

@@ -239,13 +239,13 @@ def test_referrers_and_artifact_type_filter(registry: DockyardRegistry) -> None:
     subject_digest, subject_body = push_image(registry, "app", "v1", config_of("subject"), [b"base"])
     subject = {"mediaType": OCI_MANIFEST, "digest": subject_digest, "size": len(subject_body)}
     push_blob(registry, "app", b"{}")
-    sig = push_blob(registry, "app", b"signature")
-    sbom = push_blob(registry, "app", b"sbom")
     referrers = {}
-    for kind, blob in (("application/vnd.example.sig", sig), ("application/vnd.example.sbom", sbom)):
+    for kind, content in (("application/vnd.example.sig", b"signature"), ("application/vnd.example.sbom", b"sbom")):
+        blob = push_blob(registry, "app", content)
         body = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": kind,
                            "config": {"mediaType": EMPTY, "digest": sha(b"{}"), "size": 2},
-                           "layers": [{"mediaType": "application/octet-stream", "digest": blob, "size": 4}],
+                           "layers": [{"mediaType": "application/octet-stream", "digest": blob,
+                                       "size": len(content)}],
                            "subject": subject, "annotations": {"kind": kind}}).encode()
         r = requests.put(registry.url(f"/v2/app/manifests/{sha(body)}"), data=body,
                          headers={"Content-Type": OCI_MANIFEST}, timeout=10)
