@@ -669,3 +669,146 @@ def test_bad_requests_close_only_their_connection(registry: DockyardRegistry) ->
                 pass
     assert requests.get(registry.url("/v2/"), timeout=10).status_code == 200
     assert "Traceback" not in registry.log()
+
+
+def test_malformed_references_are_unknown_manifests(registry: DockyardRegistry) -> None:
+    """A reference that is neither a tag nor a digest names no manifest: GET, HEAD and DELETE answer 404
+    MANIFEST_UNKNOWN (the conformance suite's nonexistent manifest); a PUT to it is refused as invalid."""
+    for method in ("GET", "HEAD", "DELETE"):
+        r = requests.request(method, registry.url("/v2/a/b/manifests/.INVALID_MANIFEST_NAME"), timeout=10)
+        assert r.status_code == 404, (method, r.status_code, r.text)
+        if method != "HEAD":
+            assert errors_of(r) == ["MANIFEST_UNKNOWN"]
+    body = json.dumps(image_manifest(b"{}", [])).encode()
+    push_blob(registry, "a/b", b"{}")
+    r = requests.put(registry.url("/v2/a/b/manifests/.bad"), data=body, headers={"Content-Type": OCI_MANIFEST},
+                     timeout=10)
+    assert (r.status_code, errors_of(r)) == (400, ["MANIFEST_INVALID"])
+
+
+def test_manifest_get_honours_accept(registry: DockyardRegistry) -> None:
+    """A client whose Accept names other types gets 404 MANIFEST_UNKNOWN, as distribution answers;
+    repeated Accept headers (Go clients send one per type), wildcards and no Accept at all are served."""
+    digest, body = push_image(registry, "neg/img", "v1", config_of("neg"), [b"layer"])
+    url = registry.url("/v2/neg/img/manifests/v1")
+    docker_only = {"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
+    for method in ("GET", "HEAD"):
+        for ref in ("v1", digest):
+            r = requests.request(method, registry.url(f"/v2/neg/img/manifests/{ref}"), headers=docker_only,
+                                 timeout=10)
+            assert r.status_code == 404, (method, ref, r.status_code)
+    refused = requests.get(url, headers=docker_only, timeout=10)
+    assert errors_of(refused) == ["MANIFEST_UNKNOWN"]
+    assert refused.json()["errors"][0]["message"] == \
+        "OCI manifest found, but accept header does not support OCI manifests"
+    weighted_out = requests.get(url, headers={"Accept": f"{OCI_MANIFEST};q=0, {OCI_INDEX}"}, timeout=10)
+    assert weighted_out.status_code == 404
+    for accept in (None, "*/*", f"{OCI_INDEX}, {OCI_MANIFEST};q=0.5", "application/*"):
+        r = requests.get(url, headers={"Accept": accept} if accept else {}, timeout=10)
+        assert r.status_code == 200 and r.content == body, accept
+        assert r.headers["Content-Type"] == OCI_MANIFEST
+    # two Accept header lines, the second naming the manifest's type
+    with socket.create_connection(("127.0.0.1", registry.port), timeout=10) as sock:
+        sock.sendall(f"GET /v2/neg/img/manifests/v1 HTTP/1.1\r\nHost: {registry.host}\r\n"
+                     f"Accept: {OCI_INDEX}\r\nAccept: {OCI_MANIFEST}\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(body)
+
+
+def test_closing_put_keeps_the_chunk_rules(registry: DockyardRegistry) -> None:
+    """The closing PUT's chunk must continue the session (else 416, the session kept, its status still
+    answering) and be as long as its Content-Range says (else 416 SIZE_INVALID, nothing kept)."""
+    data = b"0123456789" * 10
+    start = requests.post(registry.url("/v2/put/rules/blobs/uploads/"), timeout=10)
+    location = start.headers["Location"]
+    first = requests.patch(registry.url(location), data=data[:40], timeout=10,
+                           headers={"Content-Range": "0-39", "Content-Type": "application/octet-stream"})
+    assert first.status_code == 202
+    location = first.headers["Location"]
+    params = {"digest": sha(data)}
+    ahead = requests.put(registry.url(location), params=params, data=data[60:], timeout=10,
+                         headers={"Content-Range": "60-99", "Content-Type": "application/octet-stream"})
+    assert (ahead.status_code, errors_of(ahead)) == (416, ["BLOB_UPLOAD_INVALID"])
+    status = requests.get(registry.url(location), timeout=10)
+    assert status.status_code == 204 and status.headers["Range"] == "0-39"
+    short = requests.put(registry.url(location), params=params, data=data[40:90], timeout=10,
+                         headers={"Content-Range": "40-99", "Content-Type": "application/octet-stream"})
+    assert (short.status_code, errors_of(short)) == (416, ["SIZE_INVALID"])
+    assert requests.get(registry.url(location), timeout=10).headers["Range"] == "0-39"
+    done = requests.put(registry.url(location), params=params, data=data[40:], timeout=10,
+                        headers={"Content-Range": "40-99", "Content-Type": "application/octet-stream"})
+    assert done.status_code == 201, done.text
+    assert requests.get(registry.url(f"/v2/put/rules/blobs/{sha(data)}"), timeout=10).content == data
+
+
+def test_descriptor_sizes_must_match_the_blobs(registry: DockyardRegistry) -> None:
+    """A manifest whose descriptor gives a blob a size other than the blob's is refused: 400 SIZE_INVALID."""
+    push_blob(registry, "sizes", b"{}")
+    push_blob(registry, "sizes", b"twelve bytes")
+    manifest = image_manifest(b"{}", [b"twelve bytes"])
+    manifest["layers"][0]["size"] = 11
+    r = requests.put(registry.url("/v2/sizes/manifests/v1"), data=json.dumps(manifest).encode(),
+                     headers={"Content-Type": OCI_MANIFEST}, timeout=10)
+    assert (r.status_code, errors_of(r)) == (400, ["SIZE_INVALID"])
+    assert r.json()["errors"][0]["detail"] == {"digest": sha(b"twelve bytes"), "size": 11, "actual": 12}
+
+
+def test_chunk_minimum_is_announced_and_only_the_last_chunk_may_be_short(tmp_path: Path) -> None:
+    """With ``chunk_min_length`` the upload session announces OCI-Chunk-Min-Length; a chunk after a
+    short one is refused (416), a short last chunk closed by an empty PUT is fine."""
+    reg = DockyardRegistry(tmp_path / "reg", config={"chunk_min_length": 64})
+    try:
+        data = bytes(range(200))
+        start = requests.post(reg.url("/v2/min/chunks/blobs/uploads/"), timeout=10)
+        assert start.headers["OCI-Chunk-Min-Length"] == "64"
+        location = start.headers["Location"]
+        for first, last in ((0, 99), (100, 139)):
+            r = requests.patch(reg.url(location), data=data[first:last + 1], timeout=10,
+                               headers={"Content-Range": f"{first}-{last}"})
+            assert r.status_code == 202, r.text
+            location = r.headers["Location"]
+        after_short = requests.patch(reg.url(location), data=data[140:], timeout=10,
+                                     headers={"Content-Range": "140-199"})
+        assert (after_short.status_code, errors_of(after_short)) == (416, ["BLOB_UPLOAD_INVALID"])
+        assert requests.get(reg.url(location), timeout=10).headers["Range"] == "0-139"
+        # a session whose short chunk is the last one closes fine
+        again = requests.post(reg.url("/v2/min/chunks/blobs/uploads/"), timeout=10).headers["Location"]
+        again = requests.patch(reg.url(again), data=data[:100], timeout=10).headers["Location"]
+        again = requests.patch(reg.url(again), data=data[100:], timeout=10).headers["Location"]
+        done = requests.put(reg.url(again), params={"digest": sha(data)}, timeout=10)
+        assert done.status_code == 201, done.text
+    finally:
+        reg.close()
+
+
+def test_too_many_requests_per_client(tmp_path: Path) -> None:
+    """``limits``: a client with a request in progress beyond its concurrency limit gets 429
+    TOOMANYREQUESTS with Retry-After; once that request is done it is served again."""
+    reg = DockyardRegistry(tmp_path / "reg", config={"limits": {"concurrent_requests_per_client": 1}})
+    try:
+        location = requests.post(reg.url("/v2/slow/up/blobs/uploads/"), timeout=10).headers["Location"]
+        with socket.create_connection(("127.0.0.1", reg.port), timeout=10) as sock:
+            # a PATCH whose body is still coming: its request is in progress
+            sock.sendall(f"PATCH {location} HTTP/1.1\r\nHost: {reg.host}\r\nContent-Length: 10\r\n\r\n12345".encode())
+            for _ in range(500):  # until the server has read the PATCH's head
+                refused = requests.get(reg.url("/v2/"), timeout=10)
+                if refused.status_code == 429:
+                    break
+            assert errors_of(refused) == ["TOOMANYREQUESTS"]
+            assert refused.headers["Retry-After"] == "1"
+            sock.sendall(b"67890")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 202 ")
+        assert requests.get(reg.url("/v2/"), timeout=10).status_code == 200
+    finally:
+        reg.close()
+    rated = DockyardRegistry(tmp_path / "rated", config={"limits": {"requests_per_second": 0.01, "burst": 3}})
+    try:
+        # a burst of 3, refilled one per 100 s: the harness's readiness probe took one or more tokens
+        answers = [requests.get(rated.url("/v2/"), timeout=10) for _ in range(3)]
+        codes = [a.status_code for a in answers]
+        assert 429 in codes and codes == sorted(codes), codes
+        assert errors_of(answers[-1]) == ["TOOMANYREQUESTS"] and int(answers[-1].headers["Retry-After"]) >= 90
+    finally:
+        rated.close()

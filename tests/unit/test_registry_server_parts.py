@@ -13,7 +13,9 @@ from dockyard.content import sha256_digest
 from dockyard.registry.auth import Authorizer, Need
 from dockyard.registry.errors import SpecError
 from dockyard.registry.gc import collect
+from dockyard.registry.limits import Limiter, Limits
 from dockyard.registry.names import check_name, is_tag
+from dockyard.registry.negotiation import accepted, check_accepted
 from dockyard.registry.storage import RegistryStorage
 
 
@@ -142,3 +144,35 @@ def test_tokens_expire_and_cannot_be_forged(tmp_path: Path, monkeypatch: pytest.
     with pytest.raises(SpecError) as caught:
         auth.check({"authorization": f"Bearer {token}", "host": "h"}, [need])
     assert 'realm="http://h/token"' in caught.value.headers[0][1]
+
+
+def test_accept_header_negotiation() -> None:
+    oci = "application/vnd.oci.image.manifest.v1+json"
+    assert accepted(None) is None and accepted("") is None and accepted("text/html, */*;q=0.1") is None
+    assert accepted(f"{oci}; q=0.5, application/json;q=0, X/Y") == {oci, "x/y"}
+    check_accepted(f"application/json, {oci}", oci, {})
+    with pytest.raises(SpecError) as refused:
+        check_accepted("application/vnd.docker.distribution.manifest.v2+json", oci, {"reference": "v1"})
+    assert (refused.value.status, refused.value.code) == (404, "MANIFEST_UNKNOWN")
+
+
+def test_limiter_concurrency_and_token_bucket() -> None:
+    now = [100.0]
+    limiter = Limiter(Limits.from_config({"concurrent_requests_per_client": 2, "requests_per_second": 0.5,
+                                          "burst": 3}), clock=lambda: now[0])
+    limiter.admit("a")
+    limiter.admit("a")
+    with pytest.raises(SpecError) as busy:
+        limiter.admit("a")  # a third at once
+    assert busy.value.status == 429 and busy.value.headers == [("Retry-After", "1")]
+    limiter.admit("b")  # another client has its own counts
+    limiter.release("a")
+    limiter.admit("a")  # the third token of a's burst
+    limiter.release("a")
+    limiter.release("a")
+    with pytest.raises(SpecError) as empty:
+        limiter.admit("a")  # the bucket is empty: one token every 2 s
+    assert empty.value.code == "TOOMANYREQUESTS" and empty.value.headers == [("Retry-After", "2")]
+    now[0] += 2.0
+    limiter.admit("a")
+    assert Limits.from_config({"requests_per_second": 2.5}).burst == 3
