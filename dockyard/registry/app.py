@@ -11,7 +11,8 @@ Routes (``<name>`` may contain ``/``; the reference is the last component)::
     GET|PATCH|PUT|DELETE /v2/<name>/blobs/uploads/<uuid>     status, a chunk, finish (``?digest=``), cancel
     GET  /v2/<name>/referrers/<digest>[?artifactType=]       the manifests whose ``subject`` is the digest
 
-    GET  /token?service=&scope=                  a Bearer token (token auth only; see ``auth.py``)
+    GET  /token?service=&scope=[&offline_token=] a Bearer token (token auth only; see ``auth.py``)
+    POST /token                                  the same by an OAuth2 password or refresh_token grant
 
 *Read-only*: every write answers 405 UNSUPPORTED.
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from dockyard import blocking
 from dockyard.content import is_digest, sha256_digest
@@ -36,6 +37,7 @@ from dockyard.registry.negotiation import check_accepted
 from dockyard.registry.storage import RegistryStorage, Upload
 
 MAX_MANIFEST = 4 << 20
+MAX_FORM = 64 << 10  # a POST /token form
 API_HEADERS = [("Docker-Distribution-API-Version", "registry/2.0")]
 _ROUTES = [
     (re.compile(r"/v2/(?P<name>.+)/blobs/uploads/(?P<uuid>[^/]*)"), "upload"),
@@ -123,10 +125,16 @@ class RegistryApp:
             self.authorizer.check(ex.headers, needs)
 
     async def _route(self, ex: Exchange) -> Reply:
-        if ex.path == "/token" and self.authorizer is not None and self.authorizer.mode == "token":
+        if ex.path == "/token" and self.authorizer is not None and self.authorizer.serves_tokens:
+            if ex.method == "POST":
+                form = await ex.read_all(MAX_FORM)
+                if form is None:
+                    raise SpecError("UNSUPPORTED", "token request too large", status=413)
+                return _json(self.authorizer.grant(parse_qs(form.decode("latin-1"), keep_blank_values=True)))
             if ex.method not in ("GET", "HEAD"):
-                raise SpecError("UNSUPPORTED", "the token endpoint answers GET only")
-            return _json(self.authorizer.issue(ex.headers, ex.query.get("scope", []), ex.arg("service") or ""))
+                raise SpecError("UNSUPPORTED", "the token endpoint answers GET and POST")
+            return _json(self.authorizer.issue(ex.headers, ex.query.get("scope", []), ex.arg("service") or "",
+                                               offline=ex.arg("offline_token") == "true"))
         if ex.path in ("/v2", "/v2/"):
             self._authorize(ex, [])
             return _json({})

@@ -812,3 +812,70 @@ def test_too_many_requests_per_client(tmp_path: Path) -> None:
         assert errors_of(answers[-1]) == ["TOOMANYREQUESTS"] and int(answers[-1].headers["Retry-After"]) >= 90
     finally:
         rated.close()
+
+
+def test_oauth2_post_grants_on_our_token_endpoint(tmp_path: Path) -> None:
+    """``POST /token``: a password grant (with ``access_type=offline``: a refresh token too), then a
+    refresh_token grant; wrong passwords and refresh tokens used as access tokens are refused."""
+    reg = DockyardRegistry(tmp_path / "reg", auth={"htpasswd": str(htpasswd_file(tmp_path / "htpasswd")),
+                                                   "mode": "token", "access": ACCESS})
+    try:
+        form = {"grant_type": "password", "username": "alice", "password": "pw-a", "service": "dockyard-registry",
+                "scope": "repository:alice/app:pull,push", "client_id": "docker", "access_type": "offline"}
+        answer = requests.post(reg.url("/token"), data=form, timeout=10)
+        assert answer.status_code == 200, answer.text
+        granted = answer.json()
+        assert granted["scope"] == "repository:alice/app:pull,push" and granted["expires_in"] > 0
+        with requests.Session() as session:
+            session.headers["Authorization"] = f"Bearer {granted['access_token']}"
+            push_image(reg, "alice/app", "v1", config_of("post grant"), [b"post layer"], session)
+        refreshed = requests.post(reg.url("/token"), timeout=10, data={
+            "grant_type": "refresh_token", "refresh_token": granted["refresh_token"], "client_id": "docker",
+            "service": "dockyard-registry", "scope": "repository:alice/app:pull"})
+        assert refreshed.status_code == 200, refreshed.text
+        pulled = requests.get(reg.url("/v2/alice/app/manifests/v1"), timeout=10,
+                              headers={"Authorization": f"Bearer {refreshed.json()['access_token']}",
+                                       "Accept": OCI_MANIFEST})
+        assert pulled.status_code == 200
+        as_access = requests.get(reg.url("/v2/alice/app/manifests/v1"), timeout=10,
+                                 headers={"Authorization": f"Bearer {granted['refresh_token']}"})
+        assert as_access.status_code == 401
+        wrong = requests.post(reg.url("/token"), data={**form, "password": "nope"}, timeout=10)
+        assert (wrong.status_code, errors_of(wrong)) == (401, ["UNAUTHORIZED"])
+        offline = requests.get(reg.url("/token"), params={"offline_token": "true", "scope": form["scope"]},
+                               auth=("alice", "pw-a"), timeout=10)
+        assert offline.status_code == 200 and offline.json()["refresh_token"]
+    finally:
+        reg.close()
+
+
+@pytest.mark.root
+@pytest.mark.docker_cli
+def test_docker_login_keeps_an_identity_token(tmp_path: Path, dockerd: Dockerd) -> None:  # noqa: F811
+    """Docker's login asks our token endpoint by POST with ``access_type=offline`` and keeps the refresh
+    token as its identity token; push and pull then run on refresh_token grants."""
+    reg = DockyardRegistry(tmp_path / "reg", auth={"htpasswd": str(htpasswd_file(tmp_path / "htpasswd")),
+                                                   "mode": "token", "access": ACCESS})
+    config = tmp_path / "docker-config"
+    ref = f"{reg.host}/alice/bb:v1"
+    try:
+        wrong = dockerd.docker("--config", str(config), "login", "-u", "alice", "--password-stdin", reg.host,
+                               input=b"nope\n")
+        assert wrong.returncode != 0
+        login = dockerd.docker("--config", str(config), "login", "-u", "alice", "--password-stdin", reg.host,
+                               input=b"pw-a\n")
+        assert login.returncode == 0, login.stderr
+        stored = json.loads((config / "config.json").read_text())["auths"][reg.host]
+        # the identity token instead of the password: only the user name is kept beside it
+        assert stored.get("identitytoken") and base64.b64decode(stored["auth"]) == b"alice:", stored
+        assert dockerd.docker("tag", "busybox:latest", ref).returncode == 0
+        pushed = dockerd.docker("--config", str(config), "push", ref)
+        assert pushed.returncode == 0, pushed.stderr
+        assert dockerd.docker("rmi", ref).returncode == 0
+        pulled = dockerd.docker("--config", str(config), "pull", ref)
+        assert pulled.returncode == 0, pulled.stderr
+        anonymous = dockerd.docker("push", ref)
+        assert anonymous.returncode != 0
+    finally:
+        dockerd.docker("rmi", ref)
+        reg.close()

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 import bcrypt
+import jwt
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
 
 from dockyard.content import sha256_digest
 from dockyard.registry.auth import Authorizer, Need
 from dockyard.registry.errors import SpecError
 from dockyard.registry.gc import collect
+from dockyard.registry.issuer import libtrust_key_id
 from dockyard.registry.limits import Limiter, Limits
 from dockyard.registry.names import check_name, is_tag
 from dockyard.registry.negotiation import accepted, check_accepted
@@ -176,3 +185,108 @@ def test_limiter_concurrency_and_token_bucket() -> None:
     now[0] += 2.0
     limiter.admit("a")
     assert Limits.from_config({"requests_per_second": 2.5}).burst == 3
+
+
+def _cert(subject: str, key: Any, issuer: tuple[str, Any] | None = None, ca: bool = False) -> x509.Certificate:
+    """A certificate for ``key`` named ``subject``, signed by ``issuer`` (name, private key) or by itself."""
+    now = datetime.datetime.now(datetime.UTC)
+    issuer_name, signer = issuer if issuer is not None else (subject, key)
+    return (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_name)]))
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .sign(signer, hashes.SHA256()))
+
+
+def _pem(*certs: x509.Certificate) -> bytes:
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+
+
+def _der64(cert: x509.Certificate) -> str:
+    return base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+
+
+def test_external_issuer_tokens_by_kid_and_x5c(tmp_path: Path) -> None:
+    """Tokens of an external issuer: ES256 found by libtrust ``kid``, RS256 by an ``x5c`` chain leading
+    to the bundle's CA; wrong audience, issuer, expiry, key or chain are refused."""
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca = _cert("token CA", ca_key, ca=True)
+    leaf_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    leaf = _cert("token signer", leaf_key, issuer=("token CA", ca_key))
+    (tmp_path / "bundle.pem").write_bytes(_pem(_cert("ec signer", ec_key), ca))
+    auth = Authorizer.from_config({"token": {"realm": "https://issuer.example/token", "service": "reg",
+                                             "issuer": "the-issuer", "rootcertbundle": str(tmp_path / "bundle.pem")}})
+    assert auth.external is not None and not auth.serves_tokens
+    need = Need("repository", "team/app", ("pull", "push"))
+    now = int(time.time())
+    good = {"iss": "the-issuer", "aud": "reg", "sub": "carol", "exp": now + 300, "nbf": now - 5,
+            "access": [{"type": "repository", "name": "team/app", "actions": ["pull", "push"]}]}
+
+    def bearer(token: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {token}"}
+
+    kid = libtrust_key_id(ec_key.public_key())
+    assert len(kid) == 59 and kid.count(":") == 11
+    auth.check(bearer(jwt.encode(good, ec_key, "ES256", headers={"kid": kid})), [need])
+    auth.check(bearer(jwt.encode({**good, "aud": ["other", "reg"]}, leaf_key, "RS256",
+                                 headers={"x5c": [_der64(leaf), _der64(ca)]})), [need])
+    auth.check(bearer(jwt.encode(good, leaf_key, "RS256", headers={"x5c": [_der64(leaf)]})), [need])
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    stranger_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    refused = [
+        jwt.encode({**good, "aud": "elsewhere"}, ec_key, "ES256", headers={"kid": kid}),
+        jwt.encode({**good, "iss": "someone"}, ec_key, "ES256", headers={"kid": kid}),
+        jwt.encode({**good, "exp": now - 3600}, ec_key, "ES256", headers={"kid": kid}),
+        jwt.encode(good, stranger, "ES256", headers={"kid": kid}),  # another key under the trusted kid
+        jwt.encode(good, stranger, "ES256", headers={"kid": libtrust_key_id(stranger.public_key())}),
+        jwt.encode(good, stranger_key, "RS256", headers={"x5c": [_der64(_cert("token signer", stranger_key))]}),
+        jwt.encode(good, stranger_key, "RS256",  # a chain whose leaf the CA did not sign
+                   headers={"x5c": [_der64(_cert("x", stranger_key, issuer=("token CA", stranger_key))), _der64(ca)]}),
+        jwt.encode(good, "a shared secret the attacker chose itself", "HS256", headers={"kid": kid}),
+    ]
+    for token in refused:
+        with pytest.raises(SpecError) as caught:
+            auth.check(bearer(token), [need])
+        assert caught.value.status == 401
+        assert caught.value.headers == [("WWW-Authenticate", 'Bearer realm="https://issuer.example/token",'
+                                         'service="reg",scope="repository:team/app:pull,push"')]
+    pull_only = jwt.encode({**good, "access": [{"type": "repository", "name": "team/app", "actions": ["pull"]}]},
+                           ec_key, "ES256", headers={"kid": kid})
+    with pytest.raises(SpecError) as caught:
+        auth.check(bearer(pull_only), [need])
+    assert 'error="insufficient_scope"' in caught.value.headers[0][1]
+
+
+def test_oauth2_password_and_refresh_grants(tmp_path: Path) -> None:
+    auth = _authorizer(tmp_path, "token")
+    scope = ["repository:alice/x:pull,push"]
+    need = Need("repository", "alice/x", ("pull", "push"))
+    answer = auth.grant({"grant_type": ["password"], "username": ["alice"], "password": ["pw"], "service": ["svc"],
+                         "scope": scope, "client_id": ["docker"], "access_type": ["offline"]})
+    assert answer["scope"] == "repository:alice/x:pull,push" and answer["access_token"] == answer["token"]
+    auth.check({"authorization": f"Bearer {answer['access_token']}"}, [need])
+    refresh = answer["refresh_token"]
+    with pytest.raises(SpecError):  # a refresh token is no access token
+        auth.check({"authorization": f"Bearer {refresh}"}, [need])
+    again = auth.grant({"grant_type": ["refresh_token"], "refresh_token": [refresh], "service": ["svc"],
+                        "scope": scope})
+    auth.check({"authorization": f"Bearer {again['access_token']}"}, [need])
+    assert again["refresh_token"] == refresh
+    assert "refresh_token" not in auth.grant({"grant_type": ["password"], "username": ["alice"], "password": ["pw"]})
+    for form in ({"grant_type": ["password"], "username": ["alice"], "password": ["nope"]},
+                 {"grant_type": ["refresh_token"], "refresh_token": [answer["access_token"]]},
+                 {"grant_type": ["refresh_token"], "refresh_token": ["x.y.z"]}):
+        with pytest.raises(SpecError) as caught:
+            auth.grant(form)
+        assert caught.value.status == 401
+    with pytest.raises(SpecError) as caught:
+        auth.grant({"grant_type": ["client_credentials"]})
+    assert caught.value.status == 400
+    assert "refresh_token" in auth.issue({"authorization": _basic("alice", "pw")}, scope, "svc", offline=True)
+    assert auth.htpasswd is not None
+    auth.htpasswd.write_text("")  # alice leaves: her refresh token stops working
+    with pytest.raises(SpecError):
+        auth.grant({"grant_type": ["refresh_token"], "refresh_token": [refresh]})
