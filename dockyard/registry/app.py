@@ -25,10 +25,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from dockyard import blocking
-from dockyard.content import is_digest, sha256_digest
 from dockyard.content import mediatypes as mt
 from dockyard.errors import DockyardError
 from dockyard.registry.auth import Authorizer, Need
+from dockyard.registry.digests import digest_bytes, is_registry_digest
 from dockyard.registry.errors import SpecError, spec_error_of
 from dockyard.registry.http_server import Exchange, Reply
 from dockyard.registry.limits import Limiter
@@ -80,7 +80,7 @@ def _upload_headers(name: str, upload: Upload) -> list[tuple[str, str]]:
 
 
 def _digest_arg(value: str | None) -> str:
-    if value is None or not is_digest(value):
+    if value is None or not is_registry_digest(value):
         raise SpecError("DIGEST_INVALID", "invalid digest", detail={"digest": (value or "")[:100]})
     return value
 
@@ -286,7 +286,7 @@ class RegistryApp:
         if uuid:
             raise SpecError("UNSUPPORTED", "POST to an upload session")
         mount, source = ex.arg("mount"), ex.arg("from")
-        if mount is not None and source and is_digest(mount) and self.storage.repository_exists(check_name(source)) \
+        if mount is not None and source and is_registry_digest(mount) and self.storage.repository_exists(check_name(source)) \
                 and self.storage.blob_in_repo(source, mount):
             self.storage.link_blob(name, mount)
             return Reply(201, [("Location", f"/v2/{name}/blobs/{mount}"), ("Docker-Content-Digest", mount)])
@@ -328,7 +328,7 @@ class RegistryApp:
     # -- manifests -----------------------------------------------------------------------------
 
     def _resolve(self, name: str, reference: str) -> str:
-        if is_digest(reference):
+        if is_registry_digest(reference):
             digest: str | None = reference
         elif is_tag(reference):
             digest = self.storage.resolve_tag(name, reference)
@@ -359,27 +359,28 @@ class RegistryApp:
         data = await ex.read_all(MAX_MANIFEST)
         if data is None:
             raise SpecError("SIZE_INVALID", "manifest too large", status=413)
-        if not (is_digest(reference) or is_tag(reference)):
+        if not (is_registry_digest(reference) or is_tag(reference)):
             raise SpecError("MANIFEST_INVALID", f"invalid reference: {reference[:150]!r}")
         manifest, media_type = self._parse_manifest(data, ex.headers.get("content-type", ""))
         self._check_references(name, manifest, media_type)
-        digest = sha256_digest(data)
-        if is_digest(reference) and reference != digest:
+        algorithm = reference.partition(":")[0] if is_registry_digest(reference) else "sha256"
+        digest = digest_bytes(data, algorithm)
+        if is_registry_digest(reference) and reference != digest:
             raise SpecError("DIGEST_INVALID", detail={"expected": reference, "actual": digest})
         subject = manifest.get("subject")
         referrer = None
         if isinstance(subject, dict):
             referrer = subject["digest"], json.dumps(_referrer_descriptor(manifest, media_type, digest, len(data)))
-        await blocking.run(self._store_manifest, name, reference, data, media_type, referrer)
+        await blocking.run(self._store_manifest, name, reference, data, media_type, referrer, algorithm)
         headers = [("Location", f"/v2/{name}/manifests/{digest}"), ("Docker-Content-Digest", digest)]
         if referrer is not None:
             headers.append(("OCI-Subject", referrer[0]))
         return Reply(201, headers)
 
     def _store_manifest(self, name: str, reference: str, data: bytes, media_type: str,
-                        referrer: tuple[str, str] | None) -> None:
+                        referrer: tuple[str, str] | None, algorithm: str) -> None:
         """The manifest's blob and revision, then its referrer entry, then the tag (blocking: fsyncs)."""
-        digest = self.storage.put_manifest(name, data, media_type)
+        digest = self.storage.put_manifest(name, data, media_type, algorithm)
         if referrer is not None:
             self.storage.add_referrer(name, referrer[0], digest, referrer[1].encode())
         if is_tag(reference):
@@ -404,7 +405,7 @@ class RegistryApp:
         if manifest.get("schemaVersion") != 2:
             raise SpecError("MANIFEST_INVALID", "schemaVersion must be 2")
         for desc in _descriptors(manifest, media_type) + ([manifest["subject"]] if "subject" in manifest else []):
-            if not (isinstance(desc, dict) and isinstance(desc.get("digest"), str) and is_digest(desc["digest"])
+            if not (isinstance(desc, dict) and isinstance(desc.get("digest"), str) and is_registry_digest(desc["digest"])
                     and isinstance(desc.get("size"), int) and isinstance(desc.get("mediaType"), str)):
                 raise SpecError("MANIFEST_INVALID", "invalid descriptor", detail={"descriptor": desc})
         return manifest, media_type
@@ -440,7 +441,7 @@ class RegistryApp:
                 subject = parsed["subject"].get("digest")
         except (ValueError, DockyardError):
             pass
-        if not self.storage.delete_manifest(name, digest, subject if isinstance(subject, str) and is_digest(subject)
+        if not self.storage.delete_manifest(name, digest, subject if isinstance(subject, str) and is_registry_digest(subject)
                                             else None):
             raise SpecError("MANIFEST_UNKNOWN", detail={"name": name, "reference": reference})
         return Reply(202)

@@ -879,3 +879,44 @@ def test_docker_login_keeps_an_identity_token(tmp_path: Path, dockerd: Dockerd) 
     finally:
         dockerd.docker("rmi", ref)
         reg.close()
+
+
+def test_sha512_blobs_and_manifests(registry: DockyardRegistry) -> None:
+    """sha512 digests (OCI's second registered algorithm): monolithic and chunked uploads, HEAD, GET
+    with Range, a mount, a manifest naming sha512 blobs put and fetched by its sha512 digest."""
+    def sha512(data: bytes) -> str:
+        return "sha512:" + hashlib.sha512(data).hexdigest()
+
+    config, layer = config_of("sha512"), b"sha512 layer " * 1000
+    r = requests.post(registry.url("/v2/long/digests/blobs/uploads/"), params={"digest": sha512(config)},
+                      data=config, timeout=10)
+    assert r.status_code == 201 and r.headers["Docker-Content-Digest"] == sha512(config), r.text
+    wrong = requests.post(registry.url("/v2/long/digests/blobs/uploads/"), params={"digest": sha512(b"x")},
+                          data=config, timeout=10)
+    assert (wrong.status_code, errors_of(wrong)) == (400, ["DIGEST_INVALID"])
+    location = requests.post(registry.url("/v2/long/digests/blobs/uploads/"), timeout=10).headers["Location"]
+    location = requests.patch(registry.url(location), data=layer[:5000], timeout=10,
+                              headers={"Content-Range": "0-4999"}).headers["Location"]
+    done = requests.put(registry.url(location), params={"digest": sha512(layer)}, data=layer[5000:], timeout=10)
+    assert done.status_code == 201, done.text
+    head = requests.head(registry.url(f"/v2/long/digests/blobs/{sha512(layer)}"), timeout=10)
+    assert head.status_code == 200 and head.headers["Content-Length"] == str(len(layer))
+    part = requests.get(registry.url(f"/v2/long/digests/blobs/{sha512(layer)}"), headers={"Range": "bytes=13-25"},
+                        timeout=10)
+    assert part.status_code == 206 and part.content == layer[13:26]
+    mounted = requests.post(registry.url("/v2/other/repo/blobs/uploads/"), timeout=10,
+                            params={"mount": sha512(layer), "from": "long/digests"})
+    assert mounted.status_code == 201
+    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": sha512(config), "size": len(config)},
+                "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": sha512(layer), "size": len(layer)}]}
+    body = json.dumps(manifest).encode()
+    put = requests.put(registry.url(f"/v2/long/digests/manifests/{sha512(body)}"), data=body, timeout=10,
+                       headers={"Content-Type": OCI_MANIFEST})
+    assert put.status_code == 201 and put.headers["Docker-Content-Digest"] == sha512(body), put.text
+    got = requests.get(registry.url(f"/v2/long/digests/manifests/{sha512(body)}"), timeout=10,
+                       headers={"Accept": OCI_MANIFEST})
+    assert got.status_code == 200 and got.content == body
+    tagged = requests.put(registry.url("/v2/long/digests/manifests/v1"), data=body, timeout=10,
+                          headers={"Content-Type": OCI_MANIFEST})
+    assert tagged.headers["Docker-Content-Digest"] == sha(body)  # a tag's manifest is named by sha256

@@ -18,7 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from dockyard.content import sha256_digest
+from dockyard.errors import InvalidParameter
 from dockyard.registry.auth import Authorizer, Need
+from dockyard.registry.digests import digest_bytes, from_link_name, is_registry_digest
 from dockyard.registry.errors import SpecError
 from dockyard.registry.gc import collect
 from dockyard.registry.issuer import libtrust_key_id
@@ -290,3 +292,32 @@ def test_oauth2_password_and_refresh_grants(tmp_path: Path) -> None:
     auth.htpasswd.write_text("")  # alice leaves: her refresh token stops working
     with pytest.raises(SpecError):
         auth.grant({"grant_type": ["refresh_token"], "refresh_token": [refresh]})
+
+
+def test_sha512_blobs_links_and_gc(tmp_path: Path) -> None:
+    """sha512 blobs beside the sha256 store: verified uploads, links named by their 128 hex digits,
+    manifests stored under a sha512 digest, and gc marking and sweeping them like the others."""
+    storage = RegistryStorage(tmp_path)
+    kept_blob, dropped_blob = b"kept by sha512", b"dropped by sha512"
+    for blob in (kept_blob, dropped_blob):
+        upload = storage.start_upload("r")
+        upload.data.write_bytes(blob)
+        with pytest.raises(SpecError):
+            storage.finish_upload("r", upload, digest_bytes(b"other", "sha512"))
+        upload = storage.start_upload("r")
+        upload.data.write_bytes(blob)
+        assert storage.finish_upload("r", upload, digest_bytes(blob, "sha512")) == len(blob)
+    kept = digest_bytes(kept_blob, "sha512")
+    assert storage.blob_in_repo("r", kept) and (tmp_path / "content/blobs/sha512" / kept[7:]).is_file()
+    assert set(storage.linked_blobs("r")) == {kept, digest_bytes(dropped_blob, "sha512")}
+    body = json.dumps({"schemaVersion": 2, "config": {"mediaType": "x", "digest": kept, "size": len(kept_blob)},
+                       "layers": []}).encode()
+    manifest = storage.put_manifest("r", body, "application/vnd.oci.image.manifest.v1+json", "sha512")
+    assert manifest == digest_bytes(body, "sha512") and storage.revisions("r") == [manifest]
+    assert storage.content.list() == sorted([kept, digest_bytes(dropped_blob, "sha512"), manifest])
+    swept = collect(storage, dry_run=False)
+    assert swept.removed == [digest_bytes(dropped_blob, "sha512")]
+    assert storage.content.exists(kept) and storage.linked_blobs("r") == [kept]
+    assert is_registry_digest(kept) and not is_registry_digest("sha512:" + "a" * 64)
+    with pytest.raises(InvalidParameter):
+        from_link_name("abc")
