@@ -7,7 +7,10 @@ Routes (``<name>`` may contain ``/``; the reference is the last component)::
     GET  /v2/<name>/tags/list?n=&last=          tags, likewise
     GET|HEAD|PUT|DELETE /v2/<name>/manifests/<tag or digest>
     GET|HEAD|DELETE     /v2/<name>/blobs/<digest>   (GET honours ``Range``)
-    POST /v2/<name>/blobs/uploads/[?digest=|?mount=&from=]   start (or do at once, or mount) an upload
+    POST /v2/<name>/blobs/uploads/[?digest=|?mount=[&from=]] start (or do at once, or mount) an upload;
+                                                without ``from``, a mount finds the blob in any repository
+                                                the client may pull
+    PUT  /v2/<name>/manifests/<digest>?tag=&tag=  a push by digest may tag too (``OCI-Tag`` answers)
     GET|PATCH|PUT|DELETE /v2/<name>/blobs/uploads/<uuid>     status, a chunk, finish (``?digest=``), cancel
     GET  /v2/<name>/referrers/<digest>[?artifactType=]       the manifests whose ``subject`` is the digest
 
@@ -38,6 +41,7 @@ from dockyard.registry.storage import RegistryStorage, Upload
 
 MAX_MANIFEST = 4 << 20
 MAX_FORM = 64 << 10  # a POST /token form
+MAX_TAG_PARAMS = 100  # ``tag`` parameters of one manifest push by digest
 API_HEADERS = [("Docker-Distribution-API-Version", "registry/2.0")]
 _ROUTES = [
     (re.compile(r"/v2/(?P<name>.+)/blobs/uploads/(?P<uuid>[^/]*)"), "upload"),
@@ -286,8 +290,7 @@ class RegistryApp:
         if uuid:
             raise SpecError("UNSUPPORTED", "POST to an upload session")
         mount, source = ex.arg("mount"), ex.arg("from")
-        if mount is not None and source and is_registry_digest(mount) and self.storage.repository_exists(check_name(source)) \
-                and self.storage.blob_in_repo(source, mount):
+        if mount is not None and is_registry_digest(mount) and self._mountable(ex, mount, source):
             self.storage.link_blob(name, mount)
             return Reply(201, [("Location", f"/v2/{name}/blobs/{mount}"), ("Docker-Content-Digest", mount)])
         digest = ex.arg("digest")
@@ -305,6 +308,16 @@ class RegistryApp:
         if self.chunk_min_length:
             headers.append(("OCI-Chunk-Min-Length", str(self.chunk_min_length)))
         return Reply(202, headers)
+
+    def _mountable(self, ex: Exchange, digest: str, source: str | None) -> bool:
+        """Whether the blob can be mounted: from ``source`` (whose pull access the route checked), or,
+        without ``from`` (*automatic mount*), from any repository holding it that the client may pull."""
+        if source:
+            return self.storage.repository_exists(check_name(source)) and self.storage.blob_in_repo(source, digest)
+        if not self.storage.content.exists(digest):
+            return False
+        return any(self.authorizer is None or self.authorizer.grants(ex.headers, Need("repository", repo, ("pull",)))
+                   for repo in self.storage.repositories_with(digest))
 
     async def _upload_get(self, ex: Exchange, name: str, uuid: str) -> Reply:
         upload = self.storage.upload(name, uuid)
@@ -361,6 +374,12 @@ class RegistryApp:
             raise SpecError("SIZE_INVALID", "manifest too large", status=413)
         if not (is_registry_digest(reference) or is_tag(reference)):
             raise SpecError("MANIFEST_INVALID", f"invalid reference: {reference[:150]!r}")
+        tags = ex.query.get("tag", []) if is_registry_digest(reference) else []
+        if len(tags) > MAX_TAG_PARAMS:
+            raise SpecError("MANIFEST_INVALID", f"more than {MAX_TAG_PARAMS} tags", status=414)
+        bad = [t for t in tags if not is_tag(t)]
+        if bad:
+            raise SpecError("MANIFEST_INVALID", f"invalid tag: {bad[0][:150]!r}")
         manifest, media_type = self._parse_manifest(data, ex.headers.get("content-type", ""))
         self._check_references(name, manifest, media_type)
         algorithm = reference.partition(":")[0] if is_registry_digest(reference) else "sha256"
@@ -371,20 +390,22 @@ class RegistryApp:
         referrer = None
         if isinstance(subject, dict):
             referrer = subject["digest"], json.dumps(_referrer_descriptor(manifest, media_type, digest, len(data)))
-        await blocking.run(self._store_manifest, name, reference, data, media_type, referrer, algorithm)
+        await blocking.run(self._store_manifest, name, reference, data, media_type, referrer, algorithm, tags)
         headers = [("Location", f"/v2/{name}/manifests/{digest}"), ("Docker-Content-Digest", digest)]
+        headers += [("OCI-Tag", tag) for tag in dict.fromkeys(tags)]
         if referrer is not None:
             headers.append(("OCI-Subject", referrer[0]))
         return Reply(201, headers)
 
     def _store_manifest(self, name: str, reference: str, data: bytes, media_type: str,
-                        referrer: tuple[str, str] | None, algorithm: str) -> None:
-        """The manifest's blob and revision, then its referrer entry, then the tag (blocking: fsyncs)."""
+                        referrer: tuple[str, str] | None, algorithm: str, tags: list[str]) -> None:
+        """The manifest's blob and revision, then its referrer entry, then the tags: the reference if
+        it is one, and the ``tag`` parameters of a push by digest (blocking: fsyncs)."""
         digest = self.storage.put_manifest(name, data, media_type, algorithm)
         if referrer is not None:
             self.storage.add_referrer(name, referrer[0], digest, referrer[1].encode())
-        if is_tag(reference):
-            self.storage.tag(name, reference, digest)
+        for tag in dict.fromkeys([reference, *tags] if is_tag(reference) else tags):
+            self.storage.tag(name, tag, digest)
 
     def _parse_manifest(self, data: bytes, content_type: str) -> tuple[dict[str, Any], str]:
         try:

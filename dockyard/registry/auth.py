@@ -189,6 +189,14 @@ class Authorizer:
             if not set(need.actions) <= have:
                 raise _challenge("UNAUTHORIZED", base + f',scope="{scope}",error="insufficient_scope"')
 
+    def grants(self, headers: dict[str, str], need: Need) -> bool:
+        """Whether the request's credentials (Basic, or a Bearer token) give ``need``, without raising."""
+        try:
+            self.check(headers, [need])
+        except SpecError:
+            return False
+        return True
+
     def _token_url(self, headers: dict[str, str]) -> str:
         if self.realm.startswith(("http://", "https://")):
             return self.realm

@@ -121,6 +121,10 @@ class RegistryStorage:
         linked = (repo / "_layers" / hexpart).exists() or (repo / "_manifests" / "revisions" / hexpart).exists()
         return linked and self.content.exists(digest)
 
+    def repositories_with(self, digest: str) -> Iterator[str]:
+        """The repositories holding the blob (a scan of every repository: for mounts without ``from``)."""
+        return (name for name in self.catalog() if self.blob_in_repo(name, digest))
+
     def link_blob(self, name: str, digest: str) -> None:
         path = self._repo(name) / "_layers" / link_name(digest)
         if not path.exists():

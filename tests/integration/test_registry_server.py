@@ -920,3 +920,46 @@ def test_sha512_blobs_and_manifests(registry: DockyardRegistry) -> None:
     tagged = requests.put(registry.url("/v2/long/digests/manifests/v1"), data=body, timeout=10,
                           headers={"Content-Type": OCI_MANIFEST})
     assert tagged.headers["Docker-Content-Digest"] == sha(body)  # a tag's manifest is named by sha256
+
+
+def test_push_by_digest_with_tag_parameters(registry: DockyardRegistry) -> None:
+    """``PUT …/manifests/<digest>?tag=a&tag=b`` tags the manifest too and answers one ``OCI-Tag`` per tag;
+    a bad tag is refused (400) and so are more than 100 tags (414), tagging nothing."""
+    push_blob(registry, "tagged", b"{}")
+    body = json.dumps(image_manifest(b"{}", [])).encode()
+    url = registry.url(f"/v2/tagged/manifests/{sha(body)}")
+    headers = {"Content-Type": OCI_MANIFEST}
+    bad = requests.put(url, params=[("tag", "ok"), ("tag", ".bad")], data=body, headers=headers, timeout=10)
+    assert (bad.status_code, errors_of(bad)) == (400, ["MANIFEST_INVALID"])
+    many = requests.put(url, params=[("tag", f"t{i}") for i in range(101)], data=body, headers=headers, timeout=10)
+    assert many.status_code == 414
+    assert requests.get(registry.url("/v2/tagged/tags/list"), timeout=10).json()["tags"] == []
+    r = requests.put(url, params=[("tag", "1.2.3"), ("tag", "latest"), ("tag", "1.2.3")], data=body,
+                     headers=headers, timeout=10)
+    assert r.status_code == 201, r.text
+    assert r.headers["OCI-Tag"] == "1.2.3, latest"  # requests joins the repeated header lines
+    assert requests.get(registry.url("/v2/tagged/tags/list"), timeout=10).json()["tags"] == ["1.2.3", "latest"]
+
+
+def test_mount_without_from_finds_a_repository_the_client_may_pull(tmp_path: Path) -> None:
+    """``?mount=`` without ``from``: mounted (201) when a repository the client may pull holds the blob,
+    else an upload session (202), so a blob's presence elsewhere is not given away."""
+    reg = DockyardRegistry(tmp_path / "reg", auth={"htpasswd": str(htpasswd_file(tmp_path / "htpasswd")),
+                                                   "access": [*ACCESS, {"account": "bob", "name": "bob/*",
+                                                                        "actions": ["pull", "push"]}]})
+    alice, bob = ("alice", "pw-a"), ("bob", "pw-b")
+    try:
+        with requests.Session() as session:
+            session.auth = alice
+            digest = push_blob(reg, "alice/src", b"mount me", session)
+            mounted = session.post(reg.url("/v2/alice/dst/blobs/uploads/"), params={"mount": digest}, timeout=10)
+            assert mounted.status_code == 201 and mounted.headers["Location"] == f"/v2/alice/dst/blobs/{digest}"
+            assert session.head(reg.url(f"/v2/alice/dst/blobs/{digest}"), timeout=10).status_code == 200
+            unknown = session.post(reg.url("/v2/alice/dst/blobs/uploads/"), params={"mount": sha(b"none")},
+                                   timeout=10)
+            assert unknown.status_code == 202 and "/blobs/uploads/" in unknown.headers["Location"]
+        refused = requests.post(reg.url("/v2/bob/dst/blobs/uploads/"), params={"mount": digest}, auth=bob, timeout=10)
+        assert refused.status_code == 202
+        assert requests.head(reg.url(f"/v2/bob/dst/blobs/{digest}"), auth=bob, timeout=10).status_code == 404
+    finally:
+        reg.close()
