@@ -7,11 +7,15 @@ Routes (``<name>`` may contain ``/``; the reference is the last component)::
     GET  /v2/<name>/tags/list?n=&last=          tags, likewise
     GET|HEAD|PUT|DELETE /v2/<name>/manifests/<tag or digest>
     GET|HEAD|DELETE     /v2/<name>/blobs/<digest>   (GET honours ``Range``)
-    POST /v2/<name>/blobs/uploads/[?digest=|?mount=&from=]   start (or do at once, or mount) an upload
+    POST /v2/<name>/blobs/uploads/[?digest=|?mount=[&from=]] start (or do at once, or mount) an upload;
+                                                without ``from``, a mount finds the blob in any repository
+                                                the client may pull
+    PUT  /v2/<name>/manifests/<digest>?tag=&tag=  a push by digest may tag too (``OCI-Tag`` answers)
     GET|PATCH|PUT|DELETE /v2/<name>/blobs/uploads/<uuid>     status, a chunk, finish (``?digest=``), cancel
     GET  /v2/<name>/referrers/<digest>[?artifactType=]       the manifests whose ``subject`` is the digest
 
-    GET  /token?service=&scope=                  a Bearer token (token auth only; see ``auth.py``)
+    GET  /token?service=&scope=[&offline_token=] a Bearer token (token auth only; see ``auth.py``)
+    POST /token                                  the same by an OAuth2 password or refresh_token grant
 
 *Read-only*: every write answers 405 UNSUPPORTED.
 """
@@ -21,19 +25,23 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from dockyard import blocking
-from dockyard.content import is_digest, sha256_digest
 from dockyard.content import mediatypes as mt
 from dockyard.errors import DockyardError
 from dockyard.registry.auth import Authorizer, Need
+from dockyard.registry.digests import digest_bytes, is_registry_digest
 from dockyard.registry.errors import SpecError, spec_error_of
 from dockyard.registry.http_server import Exchange, Reply
+from dockyard.registry.limits import Limiter
 from dockyard.registry.names import check_name, is_tag
+from dockyard.registry.negotiation import check_accepted
 from dockyard.registry.storage import RegistryStorage, Upload
 
 MAX_MANIFEST = 4 << 20
+MAX_FORM = 64 << 10  # a POST /token form
+MAX_TAG_PARAMS = 100  # ``tag`` parameters of one manifest push by digest
 API_HEADERS = [("Docker-Distribution-API-Version", "registry/2.0")]
 _ROUTES = [
     (re.compile(r"/v2/(?P<name>.+)/blobs/uploads/(?P<uuid>[^/]*)"), "upload"),
@@ -76,7 +84,7 @@ def _upload_headers(name: str, upload: Upload) -> list[tuple[str, str]]:
 
 
 def _digest_arg(value: str | None) -> str:
-    if value is None or not is_digest(value):
+    if value is None or not is_registry_digest(value):
         raise SpecError("DIGEST_INVALID", "invalid digest", detail={"digest": (value or "")[:100]})
     return value
 
@@ -92,14 +100,24 @@ class RegistryApp:
     """The handlers. ``read_only`` refuses every write."""
 
     def __init__(self, storage: RegistryStorage, *, read_only: bool = False,
-                 authorizer: Authorizer | None = None) -> None:
+                 authorizer: Authorizer | None = None, chunk_min_length: int = 0,
+                 limiter: Limiter | None = None) -> None:
         self.storage = storage
         self.read_only = read_only
         self.authorizer = authorizer
+        self.chunk_min_length = chunk_min_length
+        self.limiter = limiter
 
     async def __call__(self, ex: Exchange) -> Reply:
         try:
-            reply = await self._route(ex)
+            if self.limiter is None:
+                reply = await self._route(ex)
+            else:
+                self.limiter.admit(ex.peer)
+                try:
+                    reply = await self._route(ex)
+                finally:
+                    self.limiter.release(ex.peer)
         except DockyardError as exc:
             err = spec_error_of(exc)
             reply = Reply(err.status, [("Content-Type", "application/json"), *err.headers], err.body())
@@ -111,10 +129,16 @@ class RegistryApp:
             self.authorizer.check(ex.headers, needs)
 
     async def _route(self, ex: Exchange) -> Reply:
-        if ex.path == "/token" and self.authorizer is not None and self.authorizer.mode == "token":
+        if ex.path == "/token" and self.authorizer is not None and self.authorizer.serves_tokens:
+            if ex.method == "POST":
+                form = await ex.read_all(MAX_FORM)
+                if form is None:
+                    raise SpecError("UNSUPPORTED", "token request too large", status=413)
+                return _json(self.authorizer.grant(parse_qs(form.decode("latin-1"), keep_blank_values=True)))
             if ex.method not in ("GET", "HEAD"):
-                raise SpecError("UNSUPPORTED", "the token endpoint answers GET only")
-            return _json(self.authorizer.issue(ex.headers, ex.query.get("scope", []), ex.arg("service") or ""))
+                raise SpecError("UNSUPPORTED", "the token endpoint answers GET and POST")
+            return _json(self.authorizer.issue(ex.headers, ex.query.get("scope", []), ex.arg("service") or "",
+                                               offline=ex.arg("offline_token") == "true"))
         if ex.path in ("/v2", "/v2/"):
             self._authorize(ex, [])
             return _json({})
@@ -207,13 +231,54 @@ class RegistryApp:
 
     # -- uploads -------------------------------------------------------------------------------
 
-    async def _append(self, ex: Exchange, upload: Upload) -> None:
-        with open(upload.data, "ab") as f:
-            async for piece in ex.body():
-                f.write(piece)
+    async def _append(self, ex: Exchange, upload: Upload) -> int:
+        """Append the request's body to the session; returns its length. A body cut short (the client
+        went away) leaves the session as it was."""
+        before = upload.size
+        try:
+            with open(upload.data, "ab") as f:
+                async for piece in ex.body():
+                    f.write(piece)
+        except BaseException:
+            with open(upload.data, "r+b") as f:
+                f.truncate(before)
+            raise
+        return upload.size - before
+
+    async def _chunk(self, ex: Exchange, upload: Upload) -> None:
+        """Append a chunk (a PATCH's or a closing PUT's body) under the chunk rules:
+
+        - with ``Content-Range: <first>-<last>``, ``first`` must be where the session is (else 416
+          ``BLOB_UPLOAD_INVALID``) and the body ``last - first + 1`` bytes long (else 416
+          ``SIZE_INVALID``); a refused chunk leaves the session as it was;
+        - with a chunk minimum (``OCI-Chunk-Min-Length``), only the last chunk may be shorter: a
+          non-empty chunk after a short one is refused with 416 ``BLOB_UPLOAD_INVALID``.
+        """
+        given = ex.headers.get("content-range")
+        before = upload.size
+        first = last = 0
+        if given is not None:
+            first, last = _content_range(given)
+            if first != before or last < first:
+                raise SpecError("BLOB_UPLOAD_INVALID", f"Content-Range {given} does not continue at {before}",
+                                status=416)
+        length = await self._append(ex, upload)
+        refusal = None
+        if given is not None and length != last - first + 1:
+            refusal = SpecError("SIZE_INVALID", f"Content-Range {given} announces {last - first + 1} bytes, "
+                                                f"the body has {length}", status=416)
+        elif length and upload.short_chunk:
+            refusal = SpecError("BLOB_UPLOAD_INVALID", f"a chunk shorter than {self.chunk_min_length} bytes "
+                                                       "(OCI-Chunk-Min-Length) was not the last", status=416)
+        if refusal is not None:
+            with open(upload.data, "r+b") as f:
+                f.truncate(before)
+            raise refusal
+        if 0 < length < self.chunk_min_length:
+            upload.short_chunk = True
 
     async def _finish(self, ex: Exchange, name: str, upload: Upload, digest: str) -> Reply:
-        await self._append(ex, upload)
+        """Close the session: verify against ``digest`` and store (a mismatch drops the session)."""
         try:
             await blocking.run(self.storage.finish_upload, name, upload, digest)
         except SpecError:
@@ -225,15 +290,34 @@ class RegistryApp:
         if uuid:
             raise SpecError("UNSUPPORTED", "POST to an upload session")
         mount, source = ex.arg("mount"), ex.arg("from")
-        if mount is not None and source and is_digest(mount) and self.storage.repository_exists(check_name(source)) \
-                and self.storage.blob_in_repo(source, mount):
+        if mount is not None and is_registry_digest(mount) and self._mountable(ex, mount, source):
             self.storage.link_blob(name, mount)
             return Reply(201, [("Location", f"/v2/{name}/blobs/{mount}"), ("Docker-Content-Digest", mount)])
         digest = ex.arg("digest")
+        if digest is not None:
+            _digest_arg(digest)
         upload = self.storage.start_upload(name)
         if digest is not None:  # a monolithic upload: the whole blob in this request
-            return await self._finish(ex, name, upload, _digest_arg(digest))
-        return Reply(202, _upload_headers(name, upload))
+            try:
+                await self._append(ex, upload)
+            except BaseException:
+                self.storage.cancel_upload(upload)
+                raise
+            return await self._finish(ex, name, upload, digest)
+        headers = _upload_headers(name, upload)
+        if self.chunk_min_length:
+            headers.append(("OCI-Chunk-Min-Length", str(self.chunk_min_length)))
+        return Reply(202, headers)
+
+    def _mountable(self, ex: Exchange, digest: str, source: str | None) -> bool:
+        """Whether the blob can be mounted: from ``source`` (whose pull access the route checked), or,
+        without ``from`` (*automatic mount*), from any repository holding it that the client may pull."""
+        if source:
+            return self.storage.repository_exists(check_name(source)) and self.storage.blob_in_repo(source, digest)
+        if not self.storage.content.exists(digest):
+            return False
+        return any(self.authorizer is None or self.authorizer.grants(ex.headers, Need("repository", repo, ("pull",)))
+                   for repo in self.storage.repositories_with(digest))
 
     async def _upload_get(self, ex: Exchange, name: str, uuid: str) -> Reply:
         upload = self.storage.upload(name, uuid)
@@ -241,24 +325,14 @@ class RegistryApp:
 
     async def _upload_patch(self, ex: Exchange, name: str, uuid: str) -> Reply:
         upload = self.storage.upload(name, uuid)
-        given = ex.headers.get("content-range")
-        if given is not None:
-            start, end = _content_range(given)
-            if start != upload.size or end < start:
-                raise SpecError("BLOB_UPLOAD_INVALID", f"Content-Range {given} does not continue at {upload.size}",
-                                status=416)
-        before = upload.size
-        await self._append(ex, upload)
-        if given is not None and upload.size - before != end - start + 1:
-            # the chunk is not the length promised: drop it, the session stays where it was
-            with open(upload.data, "r+b") as f:
-                f.truncate(before)
-            raise SpecError("SIZE_INVALID", status=416)
+        await self._chunk(ex, upload)
         return Reply(202, _upload_headers(name, upload))
 
     async def _upload_put(self, ex: Exchange, name: str, uuid: str) -> Reply:
         upload = self.storage.upload(name, uuid)
-        return await self._finish(ex, name, upload, _digest_arg(ex.arg("digest")))
+        digest = _digest_arg(ex.arg("digest"))
+        await self._chunk(ex, upload)
+        return await self._finish(ex, name, upload, digest)
 
     async def _upload_delete(self, ex: Exchange, name: str, uuid: str) -> Reply:
         self.storage.cancel_upload(self.storage.upload(name, uuid))
@@ -267,25 +341,30 @@ class RegistryApp:
     # -- manifests -----------------------------------------------------------------------------
 
     def _resolve(self, name: str, reference: str) -> str:
-        if is_digest(reference):
+        if is_registry_digest(reference):
             digest: str | None = reference
         elif is_tag(reference):
             digest = self.storage.resolve_tag(name, reference)
-        else:
-            raise SpecError("MANIFEST_INVALID", f"invalid reference: {reference[:150]!r}", status=400)
+        else:  # no manifest can have it: unknown, as distribution answers (its routes never match it)
+            digest = None
         if digest is None or self.storage.manifest_media_type(name, digest) is None:
             raise SpecError("MANIFEST_UNKNOWN", detail={"name": name, "reference": reference})
         return digest
 
-    async def _manifest_head(self, ex: Exchange, name: str, reference: str) -> Reply:
+    def _negotiated(self, ex: Exchange, name: str, reference: str) -> tuple[str, str]:
+        """The digest and media type of the manifest, if the client's ``Accept`` takes it."""
         digest = self._resolve(name, reference)
         media_type = self.storage.manifest_media_type(name, digest) or mt.OCI_MANIFEST
+        check_accepted(ex.headers.get("accept"), media_type, {"name": name, "reference": reference})
+        return digest, media_type
+
+    async def _manifest_head(self, ex: Exchange, name: str, reference: str) -> Reply:
+        digest, media_type = self._negotiated(ex, name, reference)
         return Reply(200, [("Content-Type", media_type), ("Docker-Content-Digest", digest),
                            ("Content-Length", str(self.storage.content.size(digest)))])
 
     async def _manifest_get(self, ex: Exchange, name: str, reference: str) -> Reply:
-        digest = self._resolve(name, reference)
-        media_type = self.storage.manifest_media_type(name, digest) or mt.OCI_MANIFEST
+        digest, media_type = self._negotiated(ex, name, reference)
         return Reply(200, [("Content-Type", media_type), ("Docker-Content-Digest", digest)],
                      self.storage.content.read_bytes(digest))
 
@@ -293,31 +372,40 @@ class RegistryApp:
         data = await ex.read_all(MAX_MANIFEST)
         if data is None:
             raise SpecError("SIZE_INVALID", "manifest too large", status=413)
-        if not (is_digest(reference) or is_tag(reference)):
+        if not (is_registry_digest(reference) or is_tag(reference)):
             raise SpecError("MANIFEST_INVALID", f"invalid reference: {reference[:150]!r}")
+        tags = ex.query.get("tag", []) if is_registry_digest(reference) else []
+        if len(tags) > MAX_TAG_PARAMS:
+            raise SpecError("MANIFEST_INVALID", f"more than {MAX_TAG_PARAMS} tags", status=414)
+        bad = [t for t in tags if not is_tag(t)]
+        if bad:
+            raise SpecError("MANIFEST_INVALID", f"invalid tag: {bad[0][:150]!r}")
         manifest, media_type = self._parse_manifest(data, ex.headers.get("content-type", ""))
         self._check_references(name, manifest, media_type)
-        digest = sha256_digest(data)
-        if is_digest(reference) and reference != digest:
+        algorithm = reference.partition(":")[0] if is_registry_digest(reference) else "sha256"
+        digest = digest_bytes(data, algorithm)
+        if is_registry_digest(reference) and reference != digest:
             raise SpecError("DIGEST_INVALID", detail={"expected": reference, "actual": digest})
         subject = manifest.get("subject")
         referrer = None
         if isinstance(subject, dict):
             referrer = subject["digest"], json.dumps(_referrer_descriptor(manifest, media_type, digest, len(data)))
-        await blocking.run(self._store_manifest, name, reference, data, media_type, referrer)
+        await blocking.run(self._store_manifest, name, reference, data, media_type, referrer, algorithm, tags)
         headers = [("Location", f"/v2/{name}/manifests/{digest}"), ("Docker-Content-Digest", digest)]
+        headers += [("OCI-Tag", tag) for tag in dict.fromkeys(tags)]
         if referrer is not None:
             headers.append(("OCI-Subject", referrer[0]))
         return Reply(201, headers)
 
     def _store_manifest(self, name: str, reference: str, data: bytes, media_type: str,
-                        referrer: tuple[str, str] | None) -> None:
-        """The manifest's blob and revision, then its referrer entry, then the tag (blocking: fsyncs)."""
-        digest = self.storage.put_manifest(name, data, media_type)
+                        referrer: tuple[str, str] | None, algorithm: str, tags: list[str]) -> None:
+        """The manifest's blob and revision, then its referrer entry, then the tags: the reference if
+        it is one, and the ``tag`` parameters of a push by digest (blocking: fsyncs)."""
+        digest = self.storage.put_manifest(name, data, media_type, algorithm)
         if referrer is not None:
             self.storage.add_referrer(name, referrer[0], digest, referrer[1].encode())
-        if is_tag(reference):
-            self.storage.tag(name, reference, digest)
+        for tag in dict.fromkeys([reference, *tags] if is_tag(reference) else tags):
+            self.storage.tag(name, tag, digest)
 
     def _parse_manifest(self, data: bytes, content_type: str) -> tuple[dict[str, Any], str]:
         try:
@@ -338,21 +426,28 @@ class RegistryApp:
         if manifest.get("schemaVersion") != 2:
             raise SpecError("MANIFEST_INVALID", "schemaVersion must be 2")
         for desc in _descriptors(manifest, media_type) + ([manifest["subject"]] if "subject" in manifest else []):
-            if not (isinstance(desc, dict) and isinstance(desc.get("digest"), str) and is_digest(desc["digest"])
+            if not (isinstance(desc, dict) and isinstance(desc.get("digest"), str) and is_registry_digest(desc["digest"])
                     and isinstance(desc.get("size"), int) and isinstance(desc.get("mediaType"), str)):
                 raise SpecError("MANIFEST_INVALID", "invalid descriptor", detail={"descriptor": desc})
         return manifest, media_type
 
     def _check_references(self, name: str, manifest: dict[str, Any], media_type: str) -> None:
-        """Every blob an image manifest names, and every manifest an index names, must be in the repository."""
+        """Every blob an image manifest names, and every manifest an index names, must be in the repository
+        (a layer with ``urls`` may be elsewhere), with the size its descriptor gives (else SIZE_INVALID)."""
         for desc in _descriptors(manifest, media_type):
             digest = desc["digest"]
             if media_type in mt.INDEX_TYPES:
                 known = self.storage.manifest_media_type(name, digest) is not None
             else:
-                known = bool(desc.get("urls")) or self.storage.blob_in_repo(name, digest)
+                known = self.storage.blob_in_repo(name, digest)
+                if not known and desc.get("urls"):
+                    continue
             if not known:
                 raise SpecError("MANIFEST_BLOB_UNKNOWN", detail={"digest": digest})
+            size = self.storage.content.size(digest)
+            if size != desc["size"]:
+                raise SpecError("SIZE_INVALID", f"descriptor of {digest} says {desc['size']} bytes, the blob has {size}",
+                                detail={"digest": digest, "size": desc["size"], "actual": size})
 
     async def _manifest_delete(self, ex: Exchange, name: str, reference: str) -> Reply:
         if is_tag(reference):
@@ -367,7 +462,7 @@ class RegistryApp:
                 subject = parsed["subject"].get("digest")
         except (ValueError, DockyardError):
             pass
-        if not self.storage.delete_manifest(name, digest, subject if isinstance(subject, str) and is_digest(subject)
+        if not self.storage.delete_manifest(name, digest, subject if isinstance(subject, str) and is_registry_digest(subject)
                                             else None):
             raise SpecError("MANIFEST_UNKNOWN", detail={"name": name, "reference": reference})
         return Reply(202)

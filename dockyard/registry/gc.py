@@ -13,7 +13,7 @@ import json
 import shutil
 from dataclasses import dataclass, field
 
-from dockyard.content import is_digest
+from dockyard.registry.digests import is_registry_digest
 from dockyard.registry.storage import RegistryStorage
 
 
@@ -35,7 +35,7 @@ def _referenced(data: bytes) -> list[str]:
         return []
     descriptors = [manifest.get("config"), *(manifest.get("layers") or []), *(manifest.get("manifests") or [])]
     return [d["digest"] for d in descriptors
-            if isinstance(d, dict) and isinstance(d.get("digest"), str) and is_digest(d["digest"])]
+            if isinstance(d, dict) and isinstance(d.get("digest"), str) and is_registry_digest(d["digest"])]
 
 
 def collect(storage: RegistryStorage, *, dry_run: bool) -> Collection:

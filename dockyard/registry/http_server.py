@@ -35,8 +35,12 @@ class Exchange:
         split = urlsplit(event.target.decode("latin-1"))
         self.path = split.path
         self.query = parse_qs(split.query, keep_blank_values=True)
-        self.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in event.headers}
+        self.headers: dict[str, str] = {}
+        for key, value in event.headers:  # a repeated header (Go clients send one Accept per type) joins with ", "
+            name, text = key.decode("latin-1").lower(), value.decode("latin-1")
+            self.headers[name] = f"{self.headers[name]}, {text}" if name in self.headers else text
         self.body_read = False
+        self.peer = conn.peer
 
     def arg(self, name: str) -> str | None:
         values = self.query.get(name)
@@ -89,6 +93,8 @@ class _Connection:
         self.handler = handler
         self.server_headers = server_headers
         self.h11 = h11.Connection(h11.SERVER)
+        peername = writer.get_extra_info("peername")
+        self.peer = str(peername[0]) if isinstance(peername, tuple) else "local"
 
     async def next_event(self) -> object:
         while (event := self.h11.next_event()) is h11.NEED_DATA:

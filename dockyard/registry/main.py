@@ -2,7 +2,10 @@
 
 The *config file* (``--config``, JSON) may set ``addr``, ``root``, ``read_only``, ``tls``
 (``{"certificate": PATH, "key": PATH}``: serve HTTPS) and ``auth`` (``{"htpasswd": PATH, "mode":
-"basic"|"token", "realm": …, "access": [rules]}``, see ``auth.py``); flags given on the command line win.
+"basic"|"token", "realm": …, "access": [rules], "token": {external issuer}}``, see ``auth.py``),
+``chunk_min_length`` (bytes: the ``OCI-Chunk-Min-Length`` of upload sessions, see ``app.py``) and
+``limits`` (``{"concurrent_requests_per_client": N, "requests_per_second": R, "burst": B}``, see
+``limits.py``); flags given on the command line win.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dockyard.registry.app import RegistryApp
 from dockyard.registry.auth import Authorizer
 from dockyard.registry.gc import collect
 from dockyard.registry.http_server import Server
+from dockyard.registry.limits import Limiter, Limits
 from dockyard.registry.storage import RegistryStorage
 
 DEFAULT_ADDR = "127.0.0.1:5000"
@@ -91,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     authorizer = Authorizer.from_config(config["auth"]) if config.get("auth") else None
     if authorizer is not None and tls is not None:
         authorizer.scheme = "https"
-    app = RegistryApp(RegistryStorage(Path(root)), read_only=read_only, authorizer=authorizer)
+    limits = Limits.from_config(config.get("limits") or {})
+    limiter = Limiter(limits) if limits.concurrent or limits.rate else None
+    app = RegistryApp(RegistryStorage(Path(root)), read_only=read_only, authorizer=authorizer,
+                      chunk_min_length=int(config.get("chunk_min_length", 0)), limiter=limiter)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     asyncio.run(serve(app, addr, tls))
     return 0

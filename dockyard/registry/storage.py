@@ -3,6 +3,7 @@
 On disk (under ``root``)::
 
     content/blobs/sha256/<hex>                        every blob and manifest, verified (``content/``)
+    content/blobs/sha512/<hex>                        likewise for sha512 digests (``digests.py``)
     content/ingest/                                   blobs being written
     uploads/<uuid>/data, uploads/<uuid>/repo          an upload session: the bytes so far, its repository
     repositories/<name>/_layers/<hex>                 the blob <hex> belongs to the repository (empty)
@@ -20,15 +21,20 @@ the store, so concurrent uploads of the same blob each verify and land on the sa
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from dockyard.content import ContentStore, digest_from_hex, hex_of, is_digest
-from dockyard.content.store import CHUNK, fsync_dir
+from dockyard.content.store import fsync_dir
+from dockyard.registry.digests import (
+    RegistryContent,
+    file_digest,
+    from_link_name,
+    is_registry_digest,
+    link_name,
+)
 from dockyard.registry.errors import SpecError
 from dockyard.registry.names import check_name, is_tag
 
@@ -57,17 +63,6 @@ def _unlink(path: Path) -> bool:
     return True
 
 
-def file_digest(path: Path) -> tuple[str, int]:
-    """The sha256 digest and size of the file at ``path``."""
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-            size += len(chunk)
-    return digest_from_hex(h.hexdigest()), size
-
-
 class Upload:
     """One upload session: its ``uuid``, its repository and the file holding the bytes received."""
 
@@ -80,13 +75,23 @@ class Upload:
     def size(self) -> int:
         return self.data.stat().st_size
 
+    @property
+    def short_chunk(self) -> bool:
+        """Whether a chunk shorter than the chunk minimum was received (only the last may be)."""
+        return (self.folder / "short").exists()
+
+    @short_chunk.setter
+    def short_chunk(self, value: bool) -> None:
+        if value:
+            (self.folder / "short").touch()
+
 
 class RegistryStorage:
     """Repositories, tags, manifests, uploads and referrers under ``root`` (see the module docstring)."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self.content = ContentStore(self.root / "content")
+        self.content = RegistryContent(self.root / "content")
         self.repositories = self.root / "repositories"
         self.uploads = self.root / "uploads"
         self.repositories.mkdir(parents=True, exist_ok=True)
@@ -112,21 +117,25 @@ class RegistryStorage:
     def blob_in_repo(self, name: str, digest: str) -> bool:
         """Whether the repository holds the blob (a layer link or a manifest) and the store has it."""
         repo = self._repo(name)
-        hexpart = hex_of(digest)
+        hexpart = link_name(digest)
         linked = (repo / "_layers" / hexpart).exists() or (repo / "_manifests" / "revisions" / hexpart).exists()
         return linked and self.content.exists(digest)
 
+    def repositories_with(self, digest: str) -> Iterator[str]:
+        """The repositories holding the blob (a scan of every repository: for mounts without ``from``)."""
+        return (name for name in self.catalog() if self.blob_in_repo(name, digest))
+
     def link_blob(self, name: str, digest: str) -> None:
-        path = self._repo(name) / "_layers" / hex_of(digest)
+        path = self._repo(name) / "_layers" / link_name(digest)
         if not path.exists():
             write_atomically(path, b"")
 
     def unlink_blob(self, name: str, digest: str) -> bool:
-        return _unlink(self._repo(name) / "_layers" / hex_of(digest))
+        return _unlink(self._repo(name) / "_layers" / link_name(digest))
 
     def linked_blobs(self, name: str) -> list[str]:
         folder = self._repo(name) / "_layers"
-        return [digest_from_hex(e) for e in _names(folder)]
+        return [from_link_name(e) for e in _names(folder)]
 
     # -- uploads -------------------------------------------------------------------------------
 
@@ -150,7 +159,7 @@ class RegistryStorage:
 
     def finish_upload(self, name: str, upload: Upload, digest: str) -> int:
         """Verify the upload against ``digest``, store and link it; returns its size. Blocking (hashes)."""
-        actual, size = file_digest(upload.data)
+        actual, size = file_digest(upload.data, digest.partition(":")[0])
         if actual != digest:
             raise SpecError("DIGEST_INVALID", detail={"expected": digest, "actual": actual})
         self.content.adopt(upload.data, digest)
@@ -163,21 +172,21 @@ class RegistryStorage:
 
     # -- manifests and tags --------------------------------------------------------------------
 
-    def put_manifest(self, name: str, data: bytes, media_type: str) -> str:
+    def put_manifest(self, name: str, data: bytes, media_type: str, algorithm: str = "sha256") -> str:
         """Store manifest bytes and link them as a revision of the repository; returns the digest."""
-        digest = self.content.put_bytes(data)
-        write_atomically(self._repo(name) / "_manifests" / "revisions" / hex_of(digest), media_type.encode())
+        digest = self.content.put_bytes(data, algorithm)
+        write_atomically(self._repo(name) / "_manifests" / "revisions" / link_name(digest), media_type.encode())
         return digest
 
     def manifest_media_type(self, name: str, digest: str) -> str | None:
         """The media type the revision was pushed with, or None when the repository lacks it."""
         try:
-            return (self._repo(name) / "_manifests" / "revisions" / hex_of(digest)).read_text()
+            return (self._repo(name) / "_manifests" / "revisions" / link_name(digest)).read_text()
         except FileNotFoundError:
             return None
 
     def revisions(self, name: str) -> list[str]:
-        return [digest_from_hex(e) for e in _names(self._repo(name) / "_manifests" / "revisions")]
+        return [from_link_name(e) for e in _names(self._repo(name) / "_manifests" / "revisions")]
 
     def tag(self, name: str, tag: str, digest: str) -> None:
         write_atomically(self._repo(name) / "_manifests" / "tags" / tag, digest.encode())
@@ -189,7 +198,7 @@ class RegistryStorage:
             value = (self._repo(name) / "_manifests" / "tags" / tag).read_text()
         except FileNotFoundError:
             return None
-        return value if is_digest(value) else None
+        return value if is_registry_digest(value) else None
 
     def tags(self, name: str) -> list[str]:
         return sorted(_names(self._repo(name) / "_manifests" / "tags"))
@@ -200,25 +209,25 @@ class RegistryStorage:
     def delete_manifest(self, name: str, digest: str, subject: str | None) -> bool:
         """Drop the revision, every tag naming it and its referrer entry; the blob stays until gc."""
         repo = self._repo(name)
-        if not _unlink(repo / "_manifests" / "revisions" / hex_of(digest)):
+        if not _unlink(repo / "_manifests" / "revisions" / link_name(digest)):
             return False
         for tag in self.tags(name):
             if self.resolve_tag(name, tag) == digest:
                 self.delete_tag(name, tag)
         if subject is not None:
-            _unlink(repo / "_referrers" / hex_of(subject) / hex_of(digest))
+            _unlink(repo / "_referrers" / link_name(subject) / link_name(digest))
         return True
 
     # -- referrers -----------------------------------------------------------------------------
 
     def add_referrer(self, name: str, subject: str, digest: str, descriptor: bytes) -> None:
-        write_atomically(self._repo(name) / "_referrers" / hex_of(subject) / hex_of(digest), descriptor)
+        write_atomically(self._repo(name) / "_referrers" / link_name(subject) / link_name(digest), descriptor)
 
     def referrers(self, name: str, subject: str) -> Iterator[bytes]:
         """The stored descriptors of the manifests whose subject is ``subject`` and that still exist."""
-        folder = self._repo(name) / "_referrers" / hex_of(subject)
+        folder = self._repo(name) / "_referrers" / link_name(subject)
         for entry in sorted(_names(folder)):
-            if self.manifest_media_type(name, digest_from_hex(entry)) is None:
+            if self.manifest_media_type(name, from_link_name(entry)) is None:
                 continue
             with contextlib.suppress(FileNotFoundError):
                 yield (folder / entry).read_bytes()

@@ -95,18 +95,19 @@ class Registry:
 class DockyardRegistry(Registry):
     """Our own registry server, ``dockyard registry serve`` (run through our CLI), on a free port,
     storing under ``<workdir>/storage`` (or ``root``); ``extra`` are more ``serve`` flags
-    (``--read-only``); ``tls`` (cert, key) and ``auth`` (the config's ``auth`` object) go into a
-    config file."""
+    (``--read-only``); ``tls`` (cert, key), ``auth`` (the config's ``auth`` object) and ``config``
+    (more keys: ``limits``, ``chunk_min_length``) go into a config file."""
 
     def __init__(self, workdir: Path, *extra: str, root: Path | None = None,
-                 tls: tuple[Path, Path] | None = None, auth: dict[str, Any] | None = None) -> None:
+                 tls: tuple[Path, Path] | None = None, auth: dict[str, Any] | None = None,
+                 config: dict[str, Any] | None = None) -> None:
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.root = root or self.dir / "storage"
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.tls = tls
-        config: dict[str, Any] = {}
+        config = dict(config or {})
         if tls is not None:
             config["tls"] = {"certificate": str(tls[0]), "key": str(tls[1])}
         if auth is not None:

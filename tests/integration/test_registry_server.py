@@ -239,13 +239,13 @@ def test_referrers_and_artifact_type_filter(registry: DockyardRegistry) -> None:
     subject_digest, subject_body = push_image(registry, "app", "v1", config_of("subject"), [b"base"])
     subject = {"mediaType": OCI_MANIFEST, "digest": subject_digest, "size": len(subject_body)}
     push_blob(registry, "app", b"{}")
-    sig = push_blob(registry, "app", b"signature")
-    sbom = push_blob(registry, "app", b"sbom")
     referrers = {}
-    for kind, blob in (("application/vnd.example.sig", sig), ("application/vnd.example.sbom", sbom)):
+    for kind, content in (("application/vnd.example.sig", b"signature"), ("application/vnd.example.sbom", b"sbom")):
+        blob = push_blob(registry, "app", content)
         body = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": kind,
                            "config": {"mediaType": EMPTY, "digest": sha(b"{}"), "size": 2},
-                           "layers": [{"mediaType": "application/octet-stream", "digest": blob, "size": 4}],
+                           "layers": [{"mediaType": "application/octet-stream", "digest": blob,
+                                       "size": len(content)}],
                            "subject": subject, "annotations": {"kind": kind}}).encode()
         r = requests.put(registry.url(f"/v2/app/manifests/{sha(body)}"), data=body,
                          headers={"Content-Type": OCI_MANIFEST}, timeout=10)
@@ -669,3 +669,297 @@ def test_bad_requests_close_only_their_connection(registry: DockyardRegistry) ->
                 pass
     assert requests.get(registry.url("/v2/"), timeout=10).status_code == 200
     assert "Traceback" not in registry.log()
+
+
+def test_malformed_references_are_unknown_manifests(registry: DockyardRegistry) -> None:
+    """A reference that is neither a tag nor a digest names no manifest: GET, HEAD and DELETE answer 404
+    MANIFEST_UNKNOWN (the conformance suite's nonexistent manifest); a PUT to it is refused as invalid."""
+    for method in ("GET", "HEAD", "DELETE"):
+        r = requests.request(method, registry.url("/v2/a/b/manifests/.INVALID_MANIFEST_NAME"), timeout=10)
+        assert r.status_code == 404, (method, r.status_code, r.text)
+        if method != "HEAD":
+            assert errors_of(r) == ["MANIFEST_UNKNOWN"]
+    body = json.dumps(image_manifest(b"{}", [])).encode()
+    push_blob(registry, "a/b", b"{}")
+    r = requests.put(registry.url("/v2/a/b/manifests/.bad"), data=body, headers={"Content-Type": OCI_MANIFEST},
+                     timeout=10)
+    assert (r.status_code, errors_of(r)) == (400, ["MANIFEST_INVALID"])
+
+
+def test_manifest_get_honours_accept(registry: DockyardRegistry) -> None:
+    """A client whose Accept names other types gets 404 MANIFEST_UNKNOWN, as distribution answers;
+    repeated Accept headers (Go clients send one per type), wildcards and no Accept at all are served."""
+    digest, body = push_image(registry, "neg/img", "v1", config_of("neg"), [b"layer"])
+    url = registry.url("/v2/neg/img/manifests/v1")
+    docker_only = {"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
+    for method in ("GET", "HEAD"):
+        for ref in ("v1", digest):
+            r = requests.request(method, registry.url(f"/v2/neg/img/manifests/{ref}"), headers=docker_only,
+                                 timeout=10)
+            assert r.status_code == 404, (method, ref, r.status_code)
+    refused = requests.get(url, headers=docker_only, timeout=10)
+    assert errors_of(refused) == ["MANIFEST_UNKNOWN"]
+    assert refused.json()["errors"][0]["message"] == \
+        "OCI manifest found, but accept header does not support OCI manifests"
+    weighted_out = requests.get(url, headers={"Accept": f"{OCI_MANIFEST};q=0, {OCI_INDEX}"}, timeout=10)
+    assert weighted_out.status_code == 404
+    for accept in (None, "*/*", f"{OCI_INDEX}, {OCI_MANIFEST};q=0.5", "application/*"):
+        r = requests.get(url, headers={"Accept": accept} if accept else {}, timeout=10)
+        assert r.status_code == 200 and r.content == body, accept
+        assert r.headers["Content-Type"] == OCI_MANIFEST
+    # two Accept header lines, the second naming the manifest's type
+    with socket.create_connection(("127.0.0.1", registry.port), timeout=10) as sock:
+        sock.sendall(f"GET /v2/neg/img/manifests/v1 HTTP/1.1\r\nHost: {registry.host}\r\n"
+                     f"Accept: {OCI_INDEX}\r\nAccept: {OCI_MANIFEST}\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(body)
+
+
+def test_closing_put_keeps_the_chunk_rules(registry: DockyardRegistry) -> None:
+    """The closing PUT's chunk must continue the session (else 416, the session kept, its status still
+    answering) and be as long as its Content-Range says (else 416 SIZE_INVALID, nothing kept)."""
+    data = b"0123456789" * 10
+    start = requests.post(registry.url("/v2/put/rules/blobs/uploads/"), timeout=10)
+    location = start.headers["Location"]
+    first = requests.patch(registry.url(location), data=data[:40], timeout=10,
+                           headers={"Content-Range": "0-39", "Content-Type": "application/octet-stream"})
+    assert first.status_code == 202
+    location = first.headers["Location"]
+    params = {"digest": sha(data)}
+    ahead = requests.put(registry.url(location), params=params, data=data[60:], timeout=10,
+                         headers={"Content-Range": "60-99", "Content-Type": "application/octet-stream"})
+    assert (ahead.status_code, errors_of(ahead)) == (416, ["BLOB_UPLOAD_INVALID"])
+    status = requests.get(registry.url(location), timeout=10)
+    assert status.status_code == 204 and status.headers["Range"] == "0-39"
+    short = requests.put(registry.url(location), params=params, data=data[40:90], timeout=10,
+                         headers={"Content-Range": "40-99", "Content-Type": "application/octet-stream"})
+    assert (short.status_code, errors_of(short)) == (416, ["SIZE_INVALID"])
+    assert requests.get(registry.url(location), timeout=10).headers["Range"] == "0-39"
+    done = requests.put(registry.url(location), params=params, data=data[40:], timeout=10,
+                        headers={"Content-Range": "40-99", "Content-Type": "application/octet-stream"})
+    assert done.status_code == 201, done.text
+    assert requests.get(registry.url(f"/v2/put/rules/blobs/{sha(data)}"), timeout=10).content == data
+
+
+def test_descriptor_sizes_must_match_the_blobs(registry: DockyardRegistry) -> None:
+    """A manifest whose descriptor gives a blob a size other than the blob's is refused: 400 SIZE_INVALID."""
+    push_blob(registry, "sizes", b"{}")
+    push_blob(registry, "sizes", b"twelve bytes")
+    manifest = image_manifest(b"{}", [b"twelve bytes"])
+    manifest["layers"][0]["size"] = 11
+    r = requests.put(registry.url("/v2/sizes/manifests/v1"), data=json.dumps(manifest).encode(),
+                     headers={"Content-Type": OCI_MANIFEST}, timeout=10)
+    assert (r.status_code, errors_of(r)) == (400, ["SIZE_INVALID"])
+    assert r.json()["errors"][0]["detail"] == {"digest": sha(b"twelve bytes"), "size": 11, "actual": 12}
+
+
+def test_chunk_minimum_is_announced_and_only_the_last_chunk_may_be_short(tmp_path: Path) -> None:
+    """With ``chunk_min_length`` the upload session announces OCI-Chunk-Min-Length; a chunk after a
+    short one is refused (416), a short last chunk closed by an empty PUT is fine."""
+    reg = DockyardRegistry(tmp_path / "reg", config={"chunk_min_length": 64})
+    try:
+        data = bytes(range(200))
+        start = requests.post(reg.url("/v2/min/chunks/blobs/uploads/"), timeout=10)
+        assert start.headers["OCI-Chunk-Min-Length"] == "64"
+        location = start.headers["Location"]
+        for first, last in ((0, 99), (100, 139)):
+            r = requests.patch(reg.url(location), data=data[first:last + 1], timeout=10,
+                               headers={"Content-Range": f"{first}-{last}"})
+            assert r.status_code == 202, r.text
+            location = r.headers["Location"]
+        after_short = requests.patch(reg.url(location), data=data[140:], timeout=10,
+                                     headers={"Content-Range": "140-199"})
+        assert (after_short.status_code, errors_of(after_short)) == (416, ["BLOB_UPLOAD_INVALID"])
+        assert requests.get(reg.url(location), timeout=10).headers["Range"] == "0-139"
+        # a session whose short chunk is the last one closes fine
+        again = requests.post(reg.url("/v2/min/chunks/blobs/uploads/"), timeout=10).headers["Location"]
+        again = requests.patch(reg.url(again), data=data[:100], timeout=10).headers["Location"]
+        again = requests.patch(reg.url(again), data=data[100:], timeout=10).headers["Location"]
+        done = requests.put(reg.url(again), params={"digest": sha(data)}, timeout=10)
+        assert done.status_code == 201, done.text
+    finally:
+        reg.close()
+
+
+def test_too_many_requests_per_client(tmp_path: Path) -> None:
+    """``limits``: a client with a request in progress beyond its concurrency limit gets 429
+    TOOMANYREQUESTS with Retry-After; once that request is done it is served again."""
+    reg = DockyardRegistry(tmp_path / "reg", config={"limits": {"concurrent_requests_per_client": 1}})
+    try:
+        location = requests.post(reg.url("/v2/slow/up/blobs/uploads/"), timeout=10).headers["Location"]
+        with socket.create_connection(("127.0.0.1", reg.port), timeout=10) as sock:
+            # a PATCH whose body is still coming: its request is in progress
+            sock.sendall(f"PATCH {location} HTTP/1.1\r\nHost: {reg.host}\r\nContent-Length: 10\r\n\r\n12345".encode())
+            for _ in range(500):  # until the server has read the PATCH's head
+                refused = requests.get(reg.url("/v2/"), timeout=10)
+                if refused.status_code == 429:
+                    break
+            assert errors_of(refused) == ["TOOMANYREQUESTS"]
+            assert refused.headers["Retry-After"] == "1"
+            sock.sendall(b"67890")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 202 ")
+        assert requests.get(reg.url("/v2/"), timeout=10).status_code == 200
+    finally:
+        reg.close()
+    rated = DockyardRegistry(tmp_path / "rated", config={"limits": {"requests_per_second": 0.01, "burst": 3}})
+    try:
+        # a burst of 3, refilled one per 100 s: the harness's readiness probe took one or more tokens
+        answers = [requests.get(rated.url("/v2/"), timeout=10) for _ in range(3)]
+        codes = [a.status_code for a in answers]
+        assert 429 in codes and codes == sorted(codes), codes
+        assert errors_of(answers[-1]) == ["TOOMANYREQUESTS"] and int(answers[-1].headers["Retry-After"]) >= 90
+    finally:
+        rated.close()
+
+
+def test_oauth2_post_grants_on_our_token_endpoint(tmp_path: Path) -> None:
+    """``POST /token``: a password grant (with ``access_type=offline``: a refresh token too), then a
+    refresh_token grant; wrong passwords and refresh tokens used as access tokens are refused."""
+    reg = DockyardRegistry(tmp_path / "reg", auth={"htpasswd": str(htpasswd_file(tmp_path / "htpasswd")),
+                                                   "mode": "token", "access": ACCESS})
+    try:
+        form = {"grant_type": "password", "username": "alice", "password": "pw-a", "service": "dockyard-registry",
+                "scope": "repository:alice/app:pull,push", "client_id": "docker", "access_type": "offline"}
+        answer = requests.post(reg.url("/token"), data=form, timeout=10)
+        assert answer.status_code == 200, answer.text
+        granted = answer.json()
+        assert granted["scope"] == "repository:alice/app:pull,push" and granted["expires_in"] > 0
+        with requests.Session() as session:
+            session.headers["Authorization"] = f"Bearer {granted['access_token']}"
+            push_image(reg, "alice/app", "v1", config_of("post grant"), [b"post layer"], session)
+        refreshed = requests.post(reg.url("/token"), timeout=10, data={
+            "grant_type": "refresh_token", "refresh_token": granted["refresh_token"], "client_id": "docker",
+            "service": "dockyard-registry", "scope": "repository:alice/app:pull"})
+        assert refreshed.status_code == 200, refreshed.text
+        pulled = requests.get(reg.url("/v2/alice/app/manifests/v1"), timeout=10,
+                              headers={"Authorization": f"Bearer {refreshed.json()['access_token']}",
+                                       "Accept": OCI_MANIFEST})
+        assert pulled.status_code == 200
+        as_access = requests.get(reg.url("/v2/alice/app/manifests/v1"), timeout=10,
+                                 headers={"Authorization": f"Bearer {granted['refresh_token']}"})
+        assert as_access.status_code == 401
+        wrong = requests.post(reg.url("/token"), data={**form, "password": "nope"}, timeout=10)
+        assert (wrong.status_code, errors_of(wrong)) == (401, ["UNAUTHORIZED"])
+        offline = requests.get(reg.url("/token"), params={"offline_token": "true", "scope": form["scope"]},
+                               auth=("alice", "pw-a"), timeout=10)
+        assert offline.status_code == 200 and offline.json()["refresh_token"]
+    finally:
+        reg.close()
+
+
+@pytest.mark.root
+@pytest.mark.docker_cli
+def test_docker_login_keeps_an_identity_token(tmp_path: Path, dockerd: Dockerd) -> None:  # noqa: F811
+    """Docker's login asks our token endpoint by POST with ``access_type=offline`` and keeps the refresh
+    token as its identity token; push and pull then run on refresh_token grants."""
+    reg = DockyardRegistry(tmp_path / "reg", auth={"htpasswd": str(htpasswd_file(tmp_path / "htpasswd")),
+                                                   "mode": "token", "access": ACCESS})
+    config = tmp_path / "docker-config"
+    ref = f"{reg.host}/alice/bb:v1"
+    try:
+        wrong = dockerd.docker("--config", str(config), "login", "-u", "alice", "--password-stdin", reg.host,
+                               input=b"nope\n")
+        assert wrong.returncode != 0
+        login = dockerd.docker("--config", str(config), "login", "-u", "alice", "--password-stdin", reg.host,
+                               input=b"pw-a\n")
+        assert login.returncode == 0, login.stderr
+        stored = json.loads((config / "config.json").read_text())["auths"][reg.host]
+        # the identity token instead of the password: only the user name is kept beside it
+        assert stored.get("identitytoken") and base64.b64decode(stored["auth"]) == b"alice:", stored
+        assert dockerd.docker("tag", "busybox:latest", ref).returncode == 0
+        pushed = dockerd.docker("--config", str(config), "push", ref)
+        assert pushed.returncode == 0, pushed.stderr
+        assert dockerd.docker("rmi", ref).returncode == 0
+        pulled = dockerd.docker("--config", str(config), "pull", ref)
+        assert pulled.returncode == 0, pulled.stderr
+        anonymous = dockerd.docker("push", ref)
+        assert anonymous.returncode != 0
+    finally:
+        dockerd.docker("rmi", ref)
+        reg.close()
+
+
+def test_sha512_blobs_and_manifests(registry: DockyardRegistry) -> None:
+    """sha512 digests (OCI's second registered algorithm): monolithic and chunked uploads, HEAD, GET
+    with Range, a mount, a manifest naming sha512 blobs put and fetched by its sha512 digest."""
+    def sha512(data: bytes) -> str:
+        return "sha512:" + hashlib.sha512(data).hexdigest()
+
+    config, layer = config_of("sha512"), b"sha512 layer " * 1000
+    r = requests.post(registry.url("/v2/long/digests/blobs/uploads/"), params={"digest": sha512(config)},
+                      data=config, timeout=10)
+    assert r.status_code == 201 and r.headers["Docker-Content-Digest"] == sha512(config), r.text
+    wrong = requests.post(registry.url("/v2/long/digests/blobs/uploads/"), params={"digest": sha512(b"x")},
+                          data=config, timeout=10)
+    assert (wrong.status_code, errors_of(wrong)) == (400, ["DIGEST_INVALID"])
+    location = requests.post(registry.url("/v2/long/digests/blobs/uploads/"), timeout=10).headers["Location"]
+    location = requests.patch(registry.url(location), data=layer[:5000], timeout=10,
+                              headers={"Content-Range": "0-4999"}).headers["Location"]
+    done = requests.put(registry.url(location), params={"digest": sha512(layer)}, data=layer[5000:], timeout=10)
+    assert done.status_code == 201, done.text
+    head = requests.head(registry.url(f"/v2/long/digests/blobs/{sha512(layer)}"), timeout=10)
+    assert head.status_code == 200 and head.headers["Content-Length"] == str(len(layer))
+    part = requests.get(registry.url(f"/v2/long/digests/blobs/{sha512(layer)}"), headers={"Range": "bytes=13-25"},
+                        timeout=10)
+    assert part.status_code == 206 and part.content == layer[13:26]
+    mounted = requests.post(registry.url("/v2/other/repo/blobs/uploads/"), timeout=10,
+                            params={"mount": sha512(layer), "from": "long/digests"})
+    assert mounted.status_code == 201
+    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": sha512(config), "size": len(config)},
+                "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": sha512(layer), "size": len(layer)}]}
+    body = json.dumps(manifest).encode()
+    put = requests.put(registry.url(f"/v2/long/digests/manifests/{sha512(body)}"), data=body, timeout=10,
+                       headers={"Content-Type": OCI_MANIFEST})
+    assert put.status_code == 201 and put.headers["Docker-Content-Digest"] == sha512(body), put.text
+    got = requests.get(registry.url(f"/v2/long/digests/manifests/{sha512(body)}"), timeout=10,
+                       headers={"Accept": OCI_MANIFEST})
+    assert got.status_code == 200 and got.content == body
+    tagged = requests.put(registry.url("/v2/long/digests/manifests/v1"), data=body, timeout=10,
+                          headers={"Content-Type": OCI_MANIFEST})
+    assert tagged.headers["Docker-Content-Digest"] == sha(body)  # a tag's manifest is named by sha256
+
+
+def test_push_by_digest_with_tag_parameters(registry: DockyardRegistry) -> None:
+    """``PUT …/manifests/<digest>?tag=a&tag=b`` tags the manifest too and answers one ``OCI-Tag`` per tag;
+    a bad tag is refused (400) and so are more than 100 tags (414), tagging nothing."""
+    push_blob(registry, "tagged", b"{}")
+    body = json.dumps(image_manifest(b"{}", [])).encode()
+    url = registry.url(f"/v2/tagged/manifests/{sha(body)}")
+    headers = {"Content-Type": OCI_MANIFEST}
+    bad = requests.put(url, params=[("tag", "ok"), ("tag", ".bad")], data=body, headers=headers, timeout=10)
+    assert (bad.status_code, errors_of(bad)) == (400, ["MANIFEST_INVALID"])
+    many = requests.put(url, params=[("tag", f"t{i}") for i in range(101)], data=body, headers=headers, timeout=10)
+    assert many.status_code == 414
+    assert requests.get(registry.url("/v2/tagged/tags/list"), timeout=10).json()["tags"] == []
+    r = requests.put(url, params=[("tag", "1.2.3"), ("tag", "latest"), ("tag", "1.2.3")], data=body,
+                     headers=headers, timeout=10)
+    assert r.status_code == 201, r.text
+    assert r.headers["OCI-Tag"] == "1.2.3, latest"  # requests joins the repeated header lines
+    assert requests.get(registry.url("/v2/tagged/tags/list"), timeout=10).json()["tags"] == ["1.2.3", "latest"]
+
+
+def test_mount_without_from_finds_a_repository_the_client_may_pull(tmp_path: Path) -> None:
+    """``?mount=`` without ``from``: mounted (201) when a repository the client may pull holds the blob,
+    else an upload session (202), so a blob's presence elsewhere is not given away."""
+    reg = DockyardRegistry(tmp_path / "reg", auth={"htpasswd": str(htpasswd_file(tmp_path / "htpasswd")),
+                                                   "access": [*ACCESS, {"account": "bob", "name": "bob/*",
+                                                                        "actions": ["pull", "push"]}]})
+    alice, bob = ("alice", "pw-a"), ("bob", "pw-b")
+    try:
+        with requests.Session() as session:
+            session.auth = alice
+            digest = push_blob(reg, "alice/src", b"mount me", session)
+            mounted = session.post(reg.url("/v2/alice/dst/blobs/uploads/"), params={"mount": digest}, timeout=10)
+            assert mounted.status_code == 201 and mounted.headers["Location"] == f"/v2/alice/dst/blobs/{digest}"
+            assert session.head(reg.url(f"/v2/alice/dst/blobs/{digest}"), timeout=10).status_code == 200
+            unknown = session.post(reg.url("/v2/alice/dst/blobs/uploads/"), params={"mount": sha(b"none")},
+                                   timeout=10)
+            assert unknown.status_code == 202 and "/blobs/uploads/" in unknown.headers["Location"]
+        refused = requests.post(reg.url("/v2/bob/dst/blobs/uploads/"), params={"mount": digest}, auth=bob, timeout=10)
+        assert refused.status_code == 202
+        assert requests.head(reg.url(f"/v2/bob/dst/blobs/{digest}"), auth=bob, timeout=10).status_code == 404
+    finally:
+        reg.close()
