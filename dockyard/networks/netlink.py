@@ -1,0 +1,289 @@
+"""Links, addresses and routes through netlink (pyroute2), always in a namespace named by the caller.
+
+Terms:
+
+- *host namespace*: the daemon's own network namespace, :data:`dockyard.networks.netns.HOST`
+  (``/proc/self/ns/net``). Every host-side function takes ``netns=`` (default: that) so a caller or a
+  test can aim it at another namespace, and nothing is ever done "wherever the thread happens to be".
+- *handle*: an ``IPRoute`` living in a worker thread that joined one namespace before opening its
+  netlink socket (pyroute2 opens one socket per thread, in that thread's namespace, so every call on a
+  handle runs in its worker). The host's handle is kept open for the daemon's life (``handle()``); a
+  container's namespace gets a short-lived one for the few calls of :func:`attach_veth`. pyroute2's own
+  ``netns=`` is not used: it forks a process for each socket.
+- *namespace guard*: before any change, the namespace of the netlink socket itself (``SIOCGSKNS``)
+  is compared with the namespace file asked for, by ``(st_dev, st_ino)``; a mismatch raises
+  :class:`NamespaceMismatch` and nothing is changed.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import ipaddress
+import os
+import queue
+import socket
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from dockyard.errors import DockyardError
+from dockyard.networks import netns as ns
+
+T = TypeVar("T")
+
+SIOCGSKNS = 0x894C  # ioctl: an fd of the network namespace a socket belongs to
+
+
+class NamespaceMismatch(DockyardError):
+    """A netlink socket is not in the namespace an operation names: the operation was refused."""
+
+
+def check_namespace(actual: tuple[int, int], expected: tuple[int, int], what: str) -> None:
+    """The namespace guard's rule: raise :class:`NamespaceMismatch` unless the identities are equal.
+
+    Identities are ``(st_dev, st_ino)`` of namespace files (see :func:`netns.identity`).
+    """
+    if tuple(actual) != tuple(expected):
+        raise NamespaceMismatch(f"refusing {what}: the netlink socket is in network namespace "
+                                f"{actual[1]}, not {expected[1]} as asked")
+
+
+def socket_namespace(fd: int) -> tuple[int, int]:
+    """The identity of the network namespace the socket ``fd`` belongs to."""
+    nsfd = fcntl.ioctl(fd, SIOCGSKNS)
+    try:
+        st = os.fstat(nsfd)
+        return st.st_dev, st.st_ino
+    finally:
+        os.close(nsfd)
+
+
+def guard(ipr: IPRoute, expected: tuple[int, int], what: str) -> None:
+    """The namespace guard: refuse unless ``ipr``'s socket is in the namespace ``expected``."""
+    check_namespace(socket_namespace(ipr.fileno()), expected, what)
+
+
+class Handle:
+    """One namespace's ``IPRoute``, served by a worker thread pinned in that namespace.
+
+    ``call(fn, what)`` runs ``fn(ipr)`` in the worker after the namespace guard; ``read(fn)``
+    runs it without the guard (queries only).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.expected = ns.identity(self.path)
+        self._jobs: queue.SimpleQueue[tuple[Callable[[IPRoute], Any], Future[Any]] | None] = queue.SimpleQueue()
+        ready: Future[None] = Future()
+        self._thread = threading.Thread(target=self._serve, args=(ready,), name=f"netlink {path}",
+                                        daemon=True)
+        self._thread.start()
+        ready.result()
+
+    def _serve(self, ready: Future[None]) -> None:
+        try:
+            ns.enter(self.path)
+            ipr = IPRoute()
+            guard(ipr, self.expected, "opening a netlink socket")
+        except BaseException as exc:
+            ready.set_exception(exc)
+            return
+        ready.set_result(None)
+        try:
+            while (job := self._jobs.get()) is not None:
+                fn, result = job
+                if not result.set_running_or_notify_cancel():
+                    continue
+                try:
+                    result.set_result(fn(ipr))
+                except BaseException as exc:
+                    result.set_exception(exc)
+        finally:
+            ipr.close()
+
+    def _submit(self, fn: Callable[[IPRoute], T]) -> T:
+        if not self._thread.is_alive():
+            raise DockyardError(f"the netlink handle for {self.path} is closed")
+        result: Future[T] = Future()
+        self._jobs.put((fn, result))
+        return result.result()
+
+    def read(self, fn: Callable[[IPRoute], T]) -> T:
+        return self._submit(fn)
+
+    def call(self, fn: Callable[[IPRoute], T], what: str) -> T:
+        def guarded(ipr: IPRoute) -> T:
+            guard(ipr, self.expected, what)
+            return fn(ipr)
+
+        return self._submit(guarded)
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join()
+
+    def __enter__(self) -> Handle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_pool: dict[tuple[int, int], Handle] = {}
+_pool_lock = threading.Lock()
+
+
+def handle(path: Path = ns.HOST) -> Handle:
+    """The pooled (kept open) handle for the namespace at ``path``, opened on first use."""
+    key = ns.identity(path)
+    with _pool_lock:
+        h = _pool.get(key)
+        if h is None or not h._thread.is_alive():
+            h = _pool[key] = Handle(path)
+        return h
+
+
+def close_pool() -> None:
+    """Close every pooled handle (daemon shutdown, tests)."""
+    with _pool_lock:
+        handles = list(_pool.values())
+        _pool.clear()
+    for h in handles:
+        h.close()
+
+
+def _index(ipr: IPRoute, name: str) -> int | None:
+    found = ipr.link_lookup(ifname=name)
+    return found[0] if found else None
+
+
+def _missing(exc: NetlinkError) -> bool:
+    return exc.code in (errno.ENODEV, errno.ENOENT)
+
+
+def link_exists(name: str, *, netns: Path = ns.HOST) -> bool:
+    return handle(netns).read(lambda ipr: _index(ipr, name) is not None)
+
+
+def ensure_bridge(name: str, gateway_cidr: str, mtu: int = 1500, *, netns: Path = ns.HOST) -> None:
+    """A bridge ``name`` with the address ``gateway_cidr`` (e.g. ``172.18.0.1/16``), up. Idempotent.
+
+    An existing link of that name that is not a bridge is an error (never taken over).
+    """
+    iface = ipaddress.IPv4Interface(gateway_cidr)
+
+    def make(ipr: IPRoute) -> None:
+        idx = _index(ipr, name)
+        if idx is None:
+            ipr.link("add", ifname=name, kind="bridge", mtu=mtu)
+            idx = _index(ipr, name)
+            assert idx is not None
+        else:
+            (link,) = ipr.get_links(idx)
+            if link.get(("linkinfo", "kind")) != "bridge":
+                raise DockyardError(f"cannot create bridge {name}: a link of that name exists and is not a bridge")
+        have = {(a.get("address"), a["prefixlen"]) for a in ipr.get_addr(index=idx, family=socket.AF_INET)}
+        if (str(iface.ip), iface.network.prefixlen) not in have:
+            ipr.addr("add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+        ipr.link("set", index=idx, state="up")
+
+    handle(netns).call(make, f"creating bridge {name}")
+
+
+def delete_link(name: str, *, netns: Path = ns.HOST) -> None:
+    """Delete the link ``name`` (a bridge, a veth and its peer); nothing to do if it is gone."""
+
+    def delete(ipr: IPRoute) -> None:
+        idx = _index(ipr, name)
+        if idx is None:
+            return
+        try:
+            ipr.link("del", index=idx)
+        except NetlinkError as exc:
+            if not _missing(exc):
+                raise
+
+    handle(netns).call(delete, f"deleting link {name}")
+
+
+def detach_veth(host_ifname: str, *, netns: Path = ns.HOST) -> None:
+    """Delete a container's veth by its host end (the end in the container goes with it). Idempotent."""
+    delete_link(host_ifname, netns=netns)
+
+
+def attach_veth(netns_path: Path, bridge: str, host_ifname: str, ifname: str, address_cidr: str,
+                gateway: str | None, mac: str | None, mtu: int = 1500, *, hairpin: bool = True,
+                host_netns: Path = ns.HOST) -> str:
+    """Connect the namespace at ``netns_path`` to ``bridge`` with a veth pair; returns the MAC inside.
+
+    The host end ``host_ifname`` joins the bridge and comes up (hairpin mode on, so a container can
+    reach itself through a published port); the other end is created directly inside the namespace as
+    ``ifname`` with ``address_cidr``, ``mac`` (or the kernel's) and ``mtu``, comes up, and gets a
+    default route via ``gateway`` when one is given. On failure the pair is deleted.
+    """
+    iface = ipaddress.IPv4Interface(address_cidr)
+    host = handle(host_netns)
+    target = ns.identity(netns_path)
+    nsfd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        def create(ipr: IPRoute) -> None:
+            master = _index(ipr, bridge)
+            if master is None:
+                raise DockyardError(f"bridge {bridge} not found")
+            peer: dict[str, Any] = {"ifname": ifname, "net_ns_fd": nsfd, "mtu": mtu}
+            if mac:
+                peer["address"] = mac
+            ipr.link("add", ifname=host_ifname, kind="veth", mtu=mtu, peer=peer)
+            idx = _index(ipr, host_ifname)
+            assert idx is not None
+            ipr.link("set", index=idx, master=master)
+            if hairpin:
+                ipr.brport("set", index=idx, mode=1)  # IFLA_BRPORT_MODE: hairpin
+            ipr.link("set", index=idx, state="up")
+
+        host.call(create, f"creating veth {host_ifname}")
+    finally:
+        os.close(nsfd)
+
+    def configure() -> str:
+        with IPRoute() as ipr:
+            guard(ipr, target, f"configuring {ifname}")
+            idx = _index(ipr, ifname)
+            if idx is None:
+                raise DockyardError(f"{ifname} did not appear in network namespace {netns_path}")
+            ipr.addr("add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+            ipr.link("set", index=idx, state="up")
+            if gateway:
+                ipr.route("add", dst="0.0.0.0/0", gateway=gateway, oif=idx)
+            (link,) = ipr.get_links(idx)
+            return str(link.get("address"))
+
+    try:
+        return ns.run_in(netns_path, configure)
+    except BaseException:
+        detach_veth(host_ifname, netns=host_netns)
+        raise
+
+
+def host_routes(*, netns: Path = ns.HOST) -> list[ipaddress.IPv4Network]:
+    """Every IPv4 network the namespace already uses: route destinations (all tables, not the
+    default route) and the networks of its addresses. For choosing subnets that clash with nothing."""
+
+    def collect(ipr: IPRoute) -> list[ipaddress.IPv4Network]:
+        found: set[ipaddress.IPv4Network] = set()
+        for route in ipr.route("dump", family=socket.AF_INET):
+            dst, length = route.get("dst"), route["dst_len"]
+            if dst and length:
+                found.add(ipaddress.IPv4Network(f"{dst}/{length}", strict=False))
+        for addr in ipr.get_addr(family=socket.AF_INET):
+            found.add(ipaddress.IPv4Network(f"{addr.get('address')}/{addr['prefixlen']}", strict=False))
+        return sorted(found)
+
+    return handle(netns).read(collect)
