@@ -15,7 +15,7 @@ import secrets
 import socket
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +23,7 @@ import pytest
 from pyroute2 import IPRoute
 
 from dockyard.networks import ipam, netlink, netns
+from dockyard.networks.firewall import Firewall, PortForward, table_for_root
 
 pytestmark = pytest.mark.root
 
@@ -35,6 +36,13 @@ def in_ns(path: Path, *argv: str, timeout: float = 10) -> subprocess.CompletedPr
 
 def ping(path: Path, address: str) -> bool:
     return in_ns(path, BUSYBOX, "ping", "-c", "1", "-W", "2", address).returncode == 0
+
+
+def pings(*pairs: tuple[Path, str]) -> list[bool]:
+    """Ping each (namespace, address) at once (one second to answer); which answered."""
+    running = [subprocess.Popen(["nsenter", f"--net={path}", BUSYBOX, "ping", "-c", "1", "-W", "1", address],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for path, address in pairs]
+    return [proc.wait(10) == 0 for proc in running]
 
 
 @dataclass
@@ -163,30 +171,263 @@ def test_ensure_bridge_never_takes_over_another_link(lab: Lab) -> None:
         netlink.ensure_bridge(other, "10.213.251.1/24")
 
 
-def serve_tcp_once(path: Path, port: int, reply: bytes) -> Callable[[], bytes]:
-    """A TCP listener inside ``path`` (made there with netns.run_in); returns a function that waits
-    for one client and returns what it sent, after answering ``reply``."""
-    listener = netns.run_in(path, lambda: socket.create_server(("0.0.0.0", port)))
-    got: list[bytes] = []
+class TcpServer:
+    """A TCP listener made inside a namespace (netns.run_in) that answers each client with ``reply``
+    and records what the client sent and the address it came from."""
 
-    def serve() -> None:
-        listener.settimeout(10)
-        try:
-            conn, _ = listener.accept()
+    def __init__(self, path: Path | None, address: str, port: int = 0, reply: bytes = b"pong") -> None:
+        def make() -> socket.socket:
+            return socket.create_server((address, port))
+
+        self.listener = netns.run_in(path, make) if path else make()
+        self.port = self.listener.getsockname()[1]
+        self.reply = reply
+        self.seen: list[tuple[str, bytes]] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, peer = self.listener.accept()
+            except OSError:
+                return
             with conn:
                 conn.settimeout(5)
-                got.append(conn.recv(100))
-                conn.sendall(reply)
-        except OSError:
-            got.append(b"")
+                try:
+                    self.seen.append((peer[0], conn.recv(100)))
+                    conn.sendall(self.reply)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        self.thread.join(5)
+
+
+class UdpEcho:
+    """A UDP socket inside a namespace answering each datagram with ``echo:`` + it."""
+
+    def __init__(self, path: Path, address: str, port: int) -> None:
+        self.sock = netns.run_in(path, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+        self.sock.bind((address, port))
+        self.sock.settimeout(0.2)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                data, peer = self.sock.recvfrom(100)
+                self.sock.sendto(b"echo:" + data, peer)
+            except OSError:
+                continue
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+def tcp_exchange(path: Path | None, address: str, port: int, data: bytes = b"ping", timeout: float = 3) -> bytes:
+    """Connect from inside ``path`` (None: here), send ``data``, return the answer."""
+
+    def talk() -> bytes:
+        with socket.create_connection((address, port), timeout=timeout) as conn:
+            conn.sendall(data)
+            return conn.recv(100)
+
+    return netns.run_in(path, talk) if path else talk()
+
+
+def udp_exchange(address: str, port: int, data: bytes) -> bytes:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(3)
+        sock.sendto(data, (address, port))
+        return sock.recv(100)
+
+
+def free_port(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_table_names_per_root() -> None:
+    assert table_for_root(Path("/var/lib/dockyard")) == "dockyard"
+    other = table_for_root(Path("/tmp/some-root"))
+    assert other.startswith("dockyard_") and len(other) == len("dockyard_") + 8
+    assert other != table_for_root(Path("/tmp/other-root"))
+
+
+@pytest.fixture()
+def host_firewall(lab: Lab) -> Iterator[Firewall]:
+    """A firewall of this test's own table in the host's namespace, dropped at the end."""
+    fw = Firewall(f"dockyard_t{lab.tag}")
+    try:
+        fw.ensure()
+        yield fw
+    finally:
+        fw.reset()
+
+
+def test_published_ports_reach_a_container_from_the_hosts_loopback(lab: Lab, host_firewall: Firewall) -> None:
+    fw = host_firewall
+    subnet = lab.subnet()
+    gateway = ipam.default_gateway(subnet)
+    bridge = lab.link("br")
+    netlink.ensure_bridge(bridge, f"{gateway}/{subnet.prefixlen}")
+    fw.add_network(bridge, str(subnet), internal=False)
+    c1 = lab.netns("c1")
+    ip = str(subnet.network_address + 2)
+    netlink.attach_veth(c1, bridge, lab.link("v1"), "eth0", f"{ip}/{subnet.prefixlen}", gateway, None)
+    tcp_port, udp_port, bound_port = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_DGRAM), \
+        free_port(socket.SOCK_STREAM)
+    server = TcpServer(c1, "0.0.0.0", 80, reply=b"from c1")
+    echo = UdpEcho(c1, "0.0.0.0", 53)
+    try:
+        fw.publish("c1" * 32, [PortForward("", tcp_port, ip, 80, "tcp"), PortForward("0.0.0.0", udp_port, ip, 53, "udp"),
+                               PortForward("127.0.0.1", bound_port, ip, 80, "tcp")])
+        assert tcp_exchange(None, "127.0.0.1", tcp_port) == b"from c1"
+        assert tcp_exchange(None, "127.0.0.1", bound_port) == b"from c1"
+        assert udp_exchange("127.0.0.1", udp_port, b"hello") == b"echo:hello"
+        assert server.seen[0] == (gateway, b"ping")  # loopback clients are masqueraded to the gateway
+        # the container reaches itself through the host's address (hairpin)
+        assert tcp_exchange(c1, gateway, tcp_port) == b"from c1"
+        # read back from the kernel, as after a restart
+        published = {PortForward("0.0.0.0", tcp_port, ip, 80, "tcp"), PortForward("127.0.0.1", bound_port, ip, 80, "tcp"),
+                     PortForward("0.0.0.0", udp_port, ip, 53, "udp")}
+        read_back = Firewall(fw.table).forwards()
+        assert list(read_back) == ["c1" * 32] and set(read_back["c1" * 32]) == published
+        with pytest.raises(Exception, match=f"Bind for 0.0.0.0:{tcp_port} failed: port is already allocated"):
+            fw.publish("other", [PortForward("", tcp_port, ip, 81, "tcp")])
+        with pytest.raises(Exception, match="port is already allocated"):
+            fw.publish("other", [PortForward("0.0.0.0", bound_port, ip, 81, "tcp")])
+        fw.unpublish("c1" * 32)
+        fw.unpublish("c1" * 32)
+        assert fw.forwards() == {}
+        with pytest.raises(ConnectionRefusedError):
+            tcp_exchange(None, "127.0.0.1", tcp_port)
+    finally:
+        server.close()
+        echo.close()
+    fw.remove_network(bridge)
+    fw.remove_network(bridge)
+    netlink.detach_veth(lab.links[1])
+    netlink.delete_link(bridge)
+    fw.reset()
+    assert fw.table not in subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    assert not netlink.link_exists(bridge) and not netlink.link_exists(lab.links[1])
+
+
+OUTSIDE = "198.51.100.2"   # TEST-NET-2: the "world", a namespace of the test's own
+WAN_GATEWAY = "198.51.100.1"
+
+
+@dataclass
+class World:
+    """A stand-in host (namespace ``host``) with our firewall, and an ``outside`` namespace behind its
+    ``wan`` bridge that routes our subnets back to it (so only our rules stop traffic, not routing)."""
+
+    host: Path
+    outside: Path
+    fw: Firewall
+    lab: Lab
+
+    def network(self, third_octet: int, internal: bool = False) -> tuple[str, list[str]]:
+        bridge = self.lab.link(f"n{third_octet}")
+        netlink.ensure_bridge(bridge, f"10.213.{third_octet}.1/24", netns=self.host)
+        self.fw.add_network(bridge, f"10.213.{third_octet}.0/24", internal=internal)
+        return bridge, [f"10.213.{third_octet}.{i}" for i in range(2, 10)]
+
+    def container(self, name: str, bridge: str, ip: str) -> Path:
+        path = self.lab.netns(name)
+        gateway = ip.rsplit(".", 1)[0] + ".1"
+        netlink.attach_veth(path, bridge, self.lab.link(f"v{name}"), "eth0", f"{ip}/24", gateway, None,
+                            host_netns=self.host)
+        return path
+
+
+@pytest.fixture(params=["no iptables", "dockerd's FORWARD DROP"])
+def world(request: pytest.FixtureRequest, lab: Lab) -> Iterator[World]:
+    host, outside = lab.netns("host"), lab.netns("outside")
+    fw = Firewall("dockyard", netns=host)
+    try:
+        if request.param != "no iptables":
+            # what a dockerd with --iptables=true leaves: iptables-nft's filter table, FORWARD policy DROP
+            assert in_ns(host, "iptables-nft", "-w", "-P", "FORWARD", "DROP").returncode == 0
+        fw.ensure()
+        wan = lab.link("wan")
+        netlink.ensure_bridge(wan, f"{WAN_GATEWAY}/24", netns=host)
+        netlink.attach_veth(outside, wan, lab.link("vwan"), "eth0", f"{OUTSIDE}/24", None, None, host_netns=host)
+        assert in_ns(outside, "ip", "route", "add", "10.213.0.0/16", "via", WAN_GATEWAY).returncode == 0
+        yield World(host, outside, fw, lab)
+    finally:
+        fw.reset()
+        netlink.close_pool()
+
+
+def test_nat_isolation_and_internal_networks(world: World) -> None:
+    w = world
+    n1, ips1 = w.network(1)
+    n2, ips2 = w.network(2)
+    n3, ips3 = w.network(3, internal=True)
+    a, b = w.container("a", n1, ips1[0]), w.container("b", n1, ips1[1])
+    c = w.container("c", n2, ips2[0])
+    d = w.container("d", n3, ips3[0])
+    world_server = TcpServer(w.outside, OUTSIDE, 7000, reply=b"world")
+    try:
+        # inter-container communication on one bridge
+        assert ping(a, ips1[1]) and ping(b, ips1[0])
+        # out to the world, masqueraded behind the host's address
+        assert tcp_exchange(a, OUTSIDE, 7000) == b"world"
+        assert tcp_exchange(c, OUTSIDE, 7000) == b"world"
+        assert [peer for peer, _ in world_server.seen] == [WAN_GATEWAY, WAN_GATEWAY]
+        # isolation between two networks, both ways; internal: no way out, no way in, nothing to
+        # other networks; the world cannot open connections to a container (but see published ports)
+        assert pings((a, ips2[0]), (c, ips1[0]),
+                     (d, OUTSIDE), (w.outside, ips3[0]), (d, ips1[0]), (a, ips3[0]),
+                     (w.outside, ips1[0])) == [False] * 7
+        assert ping(d, "10.213.3.1")  # an internal network's gateway still answers
+        with pytest.raises(OSError):
+            tcp_exchange(d, OUTSIDE, 7000, timeout=1)
+        server = TcpServer(a, "0.0.0.0", 80, reply=b"from a")
+        try:
+            with pytest.raises(OSError):
+                tcp_exchange(w.outside, ips1[0], 80, timeout=1)
+            w.fw.publish("a", [PortForward("", 8080, ips1[0], 80, "tcp")])
+            assert tcp_exchange(w.outside, WAN_GATEWAY, 8080) == b"from a"
+            assert server.seen[-1][0] == OUTSIDE  # published traffic keeps its source
+            assert tcp_exchange(b, "10.213.1.1", 8080) == b"from a"  # a neighbour through the host
         finally:
-            listener.close()
+            server.close()
+    finally:
+        world_server.close()
+    w.fw.unpublish("a")
+    for bridge in (n1, n2, n3):
+        w.fw.remove_network(bridge)
+    rules = in_ns(w.host, "nft", "list", "table", "ip", "dockyard").stdout
+    assert "10.213." not in rules and "dyt" not in rules
+    forward = in_ns(w.host, "nft", "list", "chain", "ip", "filter", "FORWARD").stdout
+    assert "dockyard" not in forward
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
 
-    def result() -> bytes:
-        thread.join(15)
-        return got[0] if got else b""
-
-    return result
+def test_dockerd_coexistence_rules_come_and_go(world: World) -> None:
+    w = world
+    docker_like = in_ns(w.host, "nft", "list", "chain", "ip", "filter", "FORWARD").returncode == 0
+    n1, _ = w.network(4)
+    forward = in_ns(w.host, "iptables-nft", "-w", "-S", "FORWARD").stdout
+    if docker_like:
+        assert f'-A FORWARD -i {n1} -m comment --comment "dockyard:dockyard" -j ACCEPT' in forward
+        assert f'-A FORWARD -o {n1} -m comment --comment "dockyard:dockyard" -j ACCEPT' in forward
+        assert "-P FORWARD DROP" in forward
+    else:
+        assert in_ns(w.host, "nft", "list", "table", "ip", "filter").returncode != 0  # nothing made
+    w.fw.add_network(n1, "10.213.4.0/24", internal=False)  # idempotent
+    assert in_ns(w.host, "iptables-nft", "-w", "-S", "FORWARD").stdout.count(n1) == (2 if docker_like else 0)
+    w.fw.reset()
+    assert in_ns(w.host, "nft", "list", "table", "ip", "dockyard").returncode != 0
+    if docker_like:
+        assert in_ns(w.host, "iptables-nft", "-w", "-S", "FORWARD").stdout.strip() == "-P FORWARD DROP"

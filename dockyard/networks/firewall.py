@@ -1,0 +1,410 @@
+"""The daemon's packet filter and NAT: one nftables table of its own, changed by set and map elements.
+
+Terms:
+
+- *our table*: ``table ip <name>``; each daemon root has its own (:func:`table_for_root`), so daemons
+  on different roots never touch each other's rules. Everything is built once by :meth:`Firewall.ensure`;
+  afterwards a network is a few *set* elements and a published port one *map* element, so adding
+  either is an element add in one ``nft -f -`` transaction, never a chain rebuild, and 1000 published
+  ports cost 1000 map elements, no process.
+- *published port* (:class:`PortForward`): traffic to ``host_ip:host_port`` (``0.0.0.0``/empty: any
+  address of the host) is DNATed to ``container_ip:container_port``, both for packets arriving from
+  outside (prerouting) and for the host's own connections (output), 127.0.0.1 included: the bridge
+  gets ``route_localnet=1`` and packets from 127.0.0.0/8 leaving through one of our bridges are
+  masqueraded, as dockerd does with ``userland-proxy=false``. A container reaching its own published
+  port through the host (hairpin) is masqueraded too (its bridge port is in hairpin mode, see netlink).
+- *owner*: who published a port (a container ID); stored as the element's comment so :meth:`forwards`
+  can read everything back from the kernel after a daemon restart.
+- Forwarding rules (chain ``forward``, ahead of iptables' ``filter FORWARD``): traffic between two
+  ports of one bridge is accepted (inter-container communication); between two of our bridges it is
+  dropped (network isolation); an *internal* network's traffic neither leaves nor enters its bridge;
+  other networks reach the world (masqueraded out of any interface but our bridges) and accept from
+  it only replies and published ports.
+- *Docker coexistence*: in nftables an ``accept`` only ends one base chain; the next table's chain at
+  the same hook still runs, and a dockerd sets iptables' ``filter FORWARD`` policy to DROP. So when
+  the namespace has an iptables-nft ``filter FORWARD`` chain (whatever its policy; a dockerd may set
+  DROP later), each of our bridges gets two rules at its top, ``-i <bridge> -j ACCEPT`` and
+  ``-o <bridge> -j ACCEPT`` with the comment ``dockyard:<table>``, added with ``iptables-nft`` so
+  iptables keeps understanding its table. Our own chain runs first (priority ``filter - 1``) and has
+  already dropped what must not pass, so those rules only let through what we accepted. They are
+  deleted with the network and by :meth:`Firewall.reset`. A dockerd started *after* our networks
+  exist is caught up at the next :meth:`Firewall.ensure` (daemon start) or ``add_network``.
+  Publishing a host port that a dockerd also publishes is not detected (the first DNAT wins).
+
+Every ``nft``/``iptables`` command is run by a process forked from a thread that joined the
+namespace the firewall was made for (``netns=``, default the daemon's own), never "wherever the
+caller is".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import shlex
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from dockyard.errors import DockyardError, InvalidParameter
+from dockyard.networks import netns as ns
+
+DEFAULT_ROOT = Path("/var/lib/dockyard")
+IPTABLES = "iptables-nft"
+ANY = ("", "0.0.0.0")
+
+
+def table_for_root(root: Path, default_root: Path = DEFAULT_ROOT) -> str:
+    """Our table's name for a daemon root: ``dockyard`` for the default root, else
+    ``dockyard_<first 8 hex of sha256(resolved root path)>``."""
+    if Path(root).resolve() == default_root.resolve():
+        return "dockyard"
+    return "dockyard_" + hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class PortForward:
+    """One published port: ``host_ip:host_port`` → ``container_ip:container_port`` for ``proto``."""
+
+    host_ip: str
+    host_port: int
+    container_ip: str
+    container_port: int
+    proto: Literal["tcp", "udp"]
+
+    def any_address(self) -> bool:
+        return self.host_ip in ANY
+
+
+def _validate(binding: PortForward) -> None:
+    if binding.proto not in ("tcp", "udp"):
+        raise InvalidParameter(f"invalid proto '{binding.proto}'")
+    for port in (binding.host_port, binding.container_port):
+        if not 1 <= int(port) <= 65535:
+            raise InvalidParameter(f"invalid port: {port}")
+    for address in ((binding.container_ip,) + (() if binding.any_address() else (binding.host_ip,))):
+        try:
+            ipaddress.IPv4Address(address)
+        except ipaddress.AddressValueError:
+            raise InvalidParameter(f"invalid IPv4 address: {address}") from None
+
+
+def _quote(text: str) -> str:
+    if '"' in text or "\n" in text or "\\" in text:
+        raise InvalidParameter(f"invalid name: {text!r}")
+    return f'"{text}"'
+
+
+def _skeleton(table: str) -> str:
+    """The whole table, as one ``nft -f`` script (sets and maps empty)."""
+    return f"""table ip {table} {{
+  comment "dockyard: networks and published ports"
+  set bridges {{ type ifname; }}
+  set internal {{ type ifname; }}
+  set same_bridge {{ type ifname . ifname; }}
+  set masq_subnets {{ type ipv4_addr; flags interval; }}
+  set hairpin {{ type ipv4_addr . ipv4_addr; }}
+  map dnat_any {{ type inet_proto . inet_service : ipv4_addr . inet_service; }}
+  map dnat_addr {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }}
+  chain published {{
+    dnat to ip daddr . meta l4proto . th dport map @dnat_addr
+    dnat to meta l4proto . th dport map @dnat_any
+  }}
+  chain prerouting {{
+    type nat hook prerouting priority dstnat; policy accept;
+    fib daddr type local jump published
+  }}
+  chain output {{
+    type nat hook output priority -100; policy accept;
+    fib daddr type local jump published
+  }}
+  chain postrouting {{
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname @bridges ip saddr 127.0.0.0/8 masquerade
+    ip saddr . ip daddr @hairpin masquerade
+    ip saddr @masq_subnets oifname != @bridges masquerade
+  }}
+  chain forward {{
+    type filter hook forward priority filter - 1; policy accept;
+    iifname . oifname @same_bridge accept
+    iifname @bridges oifname @bridges drop
+    iifname @internal drop
+    oifname @internal drop
+    iifname @bridges accept
+    oifname @bridges ct state established,related accept
+    oifname @bridges ct status dnat accept
+    oifname @bridges drop
+  }}
+}}
+"""
+
+
+@dataclass
+class _Network:
+    bridge: str
+    subnet: str | None  # the masqueraded subnet, None when not masqueraded
+    internal: bool
+
+
+class Firewall:
+    """Our nft table in the namespace ``netns`` (default: the daemon's own)."""
+
+    def __init__(self, table: str, *, netns: Path = ns.HOST) -> None:
+        if not table.replace("_", "").isalnum():
+            raise InvalidParameter(f"invalid table name: {table!r}")
+        self.table = table
+        self.netns = Path(netns)
+        self._lock = threading.RLock()
+        self._networks: dict[str, _Network] | None = None
+        self._forwards: dict[str, list[PortForward]] | None = None
+
+    # -- running commands in the namespace -------------------------------------------------------
+
+    def _run(self, argv: list[str], script: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        def spawn() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(argv, input=script, capture_output=True, text=True, timeout=30)
+
+        done = ns.run_in(self.netns, spawn)
+        if check and done.returncode != 0:
+            raise DockyardError(f"{argv[0]} failed: {done.stderr.strip() or done.stdout.strip()}")
+        return done
+
+    def _nft(self, script: str) -> None:
+        self._run(["nft", "-f", "-"], script)
+
+    def _list(self) -> list[dict[str, Any]] | None:
+        """Our table as ``nft -j`` items, or None when it does not exist."""
+        done = self._run(["nft", "-j", "list", "table", "ip", self.table], check=False)
+        if done.returncode != 0:
+            if "No such file or directory" in done.stderr:
+                return None
+            raise DockyardError(f"nft failed: {done.stderr.strip()}")
+        items: list[dict[str, Any]] = json.loads(done.stdout)["nftables"]
+        return items
+
+    def _write_sysctl(self, key: str, value: str) -> None:
+        path = Path("/proc/sys/net") / key
+
+        def write() -> None:
+            if path.read_text().strip() != value:
+                path.write_text(value)
+
+        try:
+            ns.run_in(self.netns, write)
+        except OSError as exc:
+            raise DockyardError(f"cannot set {key.replace('/', '.')}: {exc.strerror or exc}") from exc
+
+    # -- reading our state back -------------------------------------------------------------------
+
+    def _load(self) -> None:
+        networks: dict[str, _Network] = {}
+        forwards: dict[str, list[PortForward]] = {}
+        for item in self._list() or []:
+            body = item.get("set") or item.get("map")
+            if not body:
+                continue
+            name, elements = body["name"], body.get("elem", [])
+            if name == "bridges":
+                for bridge in elements:
+                    networks.setdefault(bridge, _Network(bridge, None, False))
+            elif name == "internal":
+                for bridge in elements:
+                    networks.setdefault(bridge, _Network(bridge, None, True)).internal = True
+            elif name == "masq_subnets":
+                for element in elements:
+                    value, bridge = _unwrap(element)
+                    prefix = value["prefix"]
+                    networks.setdefault(bridge, _Network(bridge, None, False)).subnet = \
+                        f"{prefix['addr']}/{prefix['len']}"
+            elif name in ("dnat_any", "dnat_addr"):
+                for key, data in elements:
+                    value, owner = _unwrap(key)
+                    parts = value["concat"]
+                    host_ip, proto, port = ("0.0.0.0", *parts) if name == "dnat_any" else parts
+                    container_ip, container_port = data["concat"]
+                    forwards.setdefault(owner, []).append(
+                        PortForward(host_ip, int(port), container_ip, int(container_port), _proto(proto)))
+        self._networks, self._forwards = networks, forwards
+
+    def _state(self) -> tuple[dict[str, _Network], dict[str, list[PortForward]]]:
+        if self._networks is None or self._forwards is None:
+            self._load()
+        assert self._networks is not None and self._forwards is not None
+        return self._networks, self._forwards
+
+    # -- the table --------------------------------------------------------------------------------
+
+    def ensure(self) -> None:
+        """Build our table if it is missing (keeping it, and its elements, if it is there), turn on
+        IPv4 forwarding in the namespace, and give each known bridge its iptables-nft rules."""
+        with self._lock:
+            if self._list() is None:
+                self._nft(_skeleton(self.table))
+            self._write_sysctl("ipv4/ip_forward", "1")
+            self._load()
+            networks, _ = self._state()
+            for bridge in networks:
+                self._docker_rules(bridge, add=True)
+
+    def reset(self) -> None:
+        """Drop our table and our iptables-nft rules; nothing to do if they are gone."""
+        with self._lock:
+            if self._list() is not None:
+                self._nft(f"delete table ip {self.table}\n")
+            for spec in self._our_iptables_rules():
+                self._run([IPTABLES, "-w", "-D", "FORWARD", *spec], check=False)
+            self._networks, self._forwards = {}, {}
+
+    # -- networks ---------------------------------------------------------------------------------
+
+    def add_network(self, bridge: str, subnet: str, internal: bool, masquerade: bool = True) -> None:
+        """Let ``bridge`` (which must exist) forward as a network of ours. Idempotent."""
+        net = str(ipaddress.IPv4Network(subnet, strict=False))
+        masq = masquerade and not internal
+        with self._lock:
+            networks, _ = self._state()
+            old = networks.get(bridge)
+            if old is not None and (old.internal, old.subnet) != (internal, net if masq else None):
+                self.remove_network(bridge)
+                networks, _ = self._state()
+            b = _quote(bridge)
+            lines = [f"add element ip {self.table} bridges {{ {b} }}",
+                     f"add element ip {self.table} same_bridge {{ {b} . {b} }}"]
+            if internal:
+                lines.append(f"add element ip {self.table} internal {{ {b} }}")
+            if masq:
+                lines.append(f"add element ip {self.table} masq_subnets {{ {net} comment {b} }}")
+            self._nft("\n".join(lines) + "\n")
+            networks[bridge] = _Network(bridge, net if masq else None, internal)
+            self._write_sysctl(f"ipv4/conf/{bridge}/route_localnet", "1")
+            self._docker_rules(bridge, add=True)
+
+    def remove_network(self, bridge: str) -> None:
+        """Forget ``bridge``: its elements and iptables-nft rules go. Idempotent."""
+        with self._lock:
+            self._load()
+            networks, _ = self._state()
+            found = networks.pop(bridge, None)
+            if found is not None:
+                b = _quote(bridge)
+                lines = [f"delete element ip {self.table} bridges {{ {b} }}",
+                         f"delete element ip {self.table} same_bridge {{ {b} . {b} }}"]
+                if found.internal:
+                    lines.append(f"delete element ip {self.table} internal {{ {b} }}")
+                if found.subnet:
+                    lines.append(f"delete element ip {self.table} masq_subnets {{ {found.subnet} }}")
+                self._nft("\n".join(lines) + "\n")
+            self._docker_rules(bridge, add=False)
+
+    # -- published ports --------------------------------------------------------------------------
+
+    def publish(self, owner: str, bindings: list[PortForward]) -> None:
+        """Publish ``bindings`` for ``owner``, all or none. A host port already published (for the
+        same address, or with either side on every address) fails with Docker's words."""
+        for binding in bindings:
+            _validate(binding)
+        if not bindings:
+            return
+        with self._lock:
+            _, forwards = self._state()
+            taken = [f for fs in forwards.values() for f in fs]
+            for i, binding in enumerate(bindings):
+                for other in taken + bindings[:i]:
+                    if (other.proto, other.host_port) == (binding.proto, binding.host_port) and (
+                            other.any_address() or binding.any_address() or other.host_ip == binding.host_ip):
+                        host_ip = "0.0.0.0" if binding.any_address() else binding.host_ip
+                        raise DockyardError(f"Bind for {host_ip}:{binding.host_port} failed: "
+                                            "port is already allocated")
+            comment = _quote(owner)
+            lines = []
+            for b in bindings:
+                data = f"{b.container_ip} . {b.container_port}"
+                if b.any_address():
+                    lines.append(f"add element ip {self.table} dnat_any "
+                                 f"{{ {b.proto} . {b.host_port} comment {comment} : {data} }}")
+                else:
+                    lines.append(f"add element ip {self.table} dnat_addr "
+                                 f"{{ {b.host_ip} . {b.proto} . {b.host_port} comment {comment} : {data} }}")
+            for ip in sorted({b.container_ip for b in bindings}):
+                lines.append(f"add element ip {self.table} hairpin {{ {ip} . {ip} }}")
+            self._nft("\n".join(lines) + "\n")
+            forwards.setdefault(owner, []).extend(bindings)
+
+    def unpublish(self, owner: str) -> None:
+        """Withdraw every port ``owner`` published. Idempotent."""
+        with self._lock:
+            _, forwards = self._state()
+            gone = forwards.pop(owner, [])
+            if not gone:
+                return
+            still = {f.container_ip for fs in forwards.values() for f in fs}
+            lines = []
+            for b in gone:
+                if b.any_address():
+                    lines.append(f"delete element ip {self.table} dnat_any {{ {b.proto} . {b.host_port} }}")
+                else:
+                    lines.append(f"delete element ip {self.table} dnat_addr "
+                                 f"{{ {b.host_ip} . {b.proto} . {b.host_port} }}")
+            for ip in sorted({b.container_ip for b in gone} - still):
+                lines.append(f"delete element ip {self.table} hairpin {{ {ip} . {ip} }}")
+            try:
+                self._nft("\n".join(lines) + "\n")
+            except DockyardError:
+                # someone changed the table behind our back: read it again and retry what is there
+                self._load()
+                _, forwards = self._state()
+                if forwards.get(owner):
+                    self.unpublish(owner)
+
+    def forwards(self) -> dict[str, list[PortForward]]:
+        """Every published port by owner, read back from the kernel (after a restart, say)."""
+        with self._lock:
+            self._load()
+            _, forwards = self._state()
+            return {owner: list(fs) for owner, fs in forwards.items()}
+
+    # -- iptables-nft's filter FORWARD (a dockerd's) ----------------------------------------------
+
+    def _has_iptables_forward(self) -> bool:
+        done = self._run(["nft", "-j", "list", "chain", "ip", "filter", "FORWARD"], check=False)
+        return done.returncode == 0
+
+    def _docker_rules(self, bridge: str, add: bool) -> None:
+        if not self._has_iptables_forward():
+            return
+        for direction in ("-i", "-o"):
+            spec = [direction, bridge, "-m", "comment", "--comment", f"dockyard:{self.table}", "-j", "ACCEPT"]
+            present = self._run([IPTABLES, "-w", "-C", "FORWARD", *spec], check=False).returncode == 0
+            if add and not present:
+                self._run([IPTABLES, "-w", "-I", "FORWARD", "1", *spec])
+            while not add and present:
+                self._run([IPTABLES, "-w", "-D", "FORWARD", *spec])
+                present = self._run([IPTABLES, "-w", "-C", "FORWARD", *spec], check=False).returncode == 0
+
+    def _our_iptables_rules(self) -> list[list[str]]:
+        if not self._has_iptables_forward():
+            return []
+        listing = self._run([IPTABLES, "-w", "-S", "FORWARD"], check=False).stdout
+        rules = []
+        for line in listing.splitlines():
+            words = shlex.split(line)
+            if words[:2] == ["-A", "FORWARD"] and f"dockyard:{self.table}" in words:
+                rules.append(words[2:])
+        return rules
+
+
+def _unwrap(element: Any) -> tuple[Any, str]:
+    """An element of ``nft -j`` output as (value, comment): with a comment it is wrapped in ``elem``."""
+    if isinstance(element, dict) and "elem" in element:
+        return element["elem"]["val"], str(element["elem"].get("comment", ""))
+    return element, ""
+
+
+def _proto(value: object) -> Literal["tcp", "udp"]:
+    if value in ("tcp", 6):
+        return "tcp"
+    if value in ("udp", 17):
+        return "udp"
+    raise DockyardError(f"unexpected protocol in our table: {value!r}")
