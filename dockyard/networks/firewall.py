@@ -31,13 +31,17 @@ Terms:
   exist is caught up at the next :meth:`Firewall.ensure` (daemon start) or ``add_network``.
   Publishing a host port that a dockerd also publishes is not detected (the first DNAT wins).
 
-Every ``nft``/``iptables`` command is run by a process forked from a thread that joined the
-namespace the firewall was made for (``netns=``, default the daemon's own), never "wherever the
-caller is".
+Every nft command runs in the namespace the firewall was made for (``netns=``, default the daemon's
+own), never "wherever the caller is": through libnftables (the library behind ``nft``, loaded with
+ctypes) in a :class:`netns.Worker` pinned in that namespace — about 0.2 ms a transaction instead of
+~3 ms for a process —, or, where the library cannot be loaded, ``nft -f -`` forked from a thread
+that joined the namespace (``iptables-nft`` always runs that way).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import ipaddress
 import json
@@ -141,6 +145,64 @@ def _skeleton(table: str) -> str:
 """
 
 
+NFT_CTX_OUTPUT_JSON = 1 << 4
+
+
+class _LibNftables:
+    """An nft context of libnftables, made and used only in a worker pinned in one namespace."""
+
+    _lib: ctypes.CDLL | None = None
+
+    @classmethod
+    def library(cls) -> ctypes.CDLL | None:
+        if cls._lib is None:
+            try:
+                lib = ctypes.CDLL(ctypes.util.find_library("nftables") or "libnftables.so.1")
+            except OSError:
+                return None
+            lib.nft_ctx_new.restype = ctypes.c_void_p
+            lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
+            lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_buffer_output.argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_buffer_error.argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_output_set_flags.argtypes = [ctypes.c_void_p, ctypes.c_uint]
+            lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+            lib.nft_ctx_get_output_buffer.argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_get_output_buffer.restype = ctypes.c_char_p
+            lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
+            cls._lib = lib
+        return cls._lib
+
+    def __init__(self, path: Path, lib: ctypes.CDLL) -> None:
+        self.lib = lib
+        self.worker = ns.Worker(path, name=f"nft {path}")
+        self.ctx = self.worker.call(self._new)
+
+    def _new(self) -> int:
+        ctx = self.lib.nft_ctx_new(0)
+        if not ctx:
+            raise DockyardError("nft: cannot make a libnftables context")
+        self.lib.nft_ctx_buffer_output(ctx)
+        self.lib.nft_ctx_buffer_error(ctx)
+        return int(ctx)
+
+    def run(self, command: str, as_json: bool) -> tuple[int, str, str]:
+        def job() -> tuple[int, str, str]:
+            self.lib.nft_ctx_output_set_flags(self.ctx, NFT_CTX_OUTPUT_JSON if as_json else 0)
+            rc = self.lib.nft_run_cmd_from_buffer(self.ctx, command.encode())
+            out = (self.lib.nft_ctx_get_output_buffer(self.ctx) or b"").decode(errors="replace")
+            err = (self.lib.nft_ctx_get_error_buffer(self.ctx) or b"").decode(errors="replace")
+            return rc, out, err
+
+        return self.worker.call(job)
+
+    def close(self) -> None:
+        if self.worker.alive:
+            self.worker.call(lambda: self.lib.nft_ctx_free(self.ctx))
+            self.worker.close()
+
+
 @dataclass
 class _Network:
     bridge: str
@@ -159,6 +221,14 @@ class Firewall:
         self._lock = threading.RLock()
         self._networks: dict[str, _Network] | None = None
         self._forwards: dict[str, list[PortForward]] | None = None
+        self._lib: _LibNftables | None = None
+
+    def close(self) -> None:
+        """Let go of the nft context and its worker thread (the rules stay)."""
+        with self._lock:
+            if self._lib is not None:
+                self._lib.close()
+                self._lib = None
 
     # -- running commands in the namespace -------------------------------------------------------
 
@@ -171,17 +241,30 @@ class Firewall:
             raise DockyardError(f"{argv[0]} failed: {done.stderr.strip() or done.stdout.strip()}")
         return done
 
+    def _nft_command(self, command: str, as_json: bool = False) -> tuple[int, str, str]:
+        """Run one nft command or script in the namespace: (status, output, errors)."""
+        with self._lock:
+            if self._lib is None and (lib := _LibNftables.library()) is not None:
+                self._lib = _LibNftables(self.netns, lib)
+            if self._lib is not None:
+                return self._lib.run(command, as_json)
+        argv = ["nft", "-j", *shlex.split(command)] if as_json else ["nft", "-f", "-"]
+        done = self._run(argv, None if as_json else command, check=False)
+        return done.returncode, done.stdout, done.stderr
+
     def _nft(self, script: str) -> None:
-        self._run(["nft", "-f", "-"], script)
+        rc, _, err = self._nft_command(script)
+        if rc != 0:
+            raise DockyardError(f"nft failed: {err.strip()}")
 
     def _list(self) -> list[dict[str, Any]] | None:
         """Our table as ``nft -j`` items, or None when it does not exist."""
-        done = self._run(["nft", "-j", "list", "table", "ip", self.table], check=False)
-        if done.returncode != 0:
-            if "No such file or directory" in done.stderr:
+        rc, out, err = self._nft_command(f"list table ip {self.table}", as_json=True)
+        if rc != 0:
+            if "No such file or directory" in err:
                 return None
-            raise DockyardError(f"nft failed: {done.stderr.strip()}")
-        items: list[dict[str, Any]] = json.loads(done.stdout)["nftables"]
+            raise DockyardError(f"nft failed: {err.strip()}")
+        items: list[dict[str, Any]] = json.loads(out)["nftables"]
         return items
 
     def _write_sysctl(self, key: str, value: str) -> None:
@@ -368,8 +451,7 @@ class Firewall:
     # -- iptables-nft's filter FORWARD (a dockerd's) ----------------------------------------------
 
     def _has_iptables_forward(self) -> bool:
-        done = self._run(["nft", "-j", "list", "chain", "ip", "filter", "FORWARD"], check=False)
-        return done.returncode == 0
+        return self._nft_command("list chain ip filter FORWARD", as_json=True)[0] == 0
 
     def _docker_rules(self, bridge: str, add: bool) -> None:
         if not self._has_iptables_forward():

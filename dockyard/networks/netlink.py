@@ -21,11 +21,9 @@ import errno
 import fcntl
 import ipaddress
 import os
-import queue
 import socket
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -70,7 +68,7 @@ def guard(ipr: IPRoute, expected: tuple[int, int], what: str) -> None:
 
 
 class Handle:
-    """One namespace's ``IPRoute``, served by a worker thread pinned in that namespace.
+    """One namespace's ``IPRoute``, made and used only in a :class:`netns.Worker` pinned there.
 
     ``call(fn, what)`` runs ``fn(ipr)`` in the worker after the namespace guard; ``read(fn)``
     runs it without the guard (queries only).
@@ -79,55 +77,40 @@ class Handle:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.expected = ns.identity(self.path)
-        self._jobs: queue.SimpleQueue[tuple[Callable[[IPRoute], Any], Future[Any]] | None] = queue.SimpleQueue()
-        ready: Future[None] = Future()
-        self._thread = threading.Thread(target=self._serve, args=(ready,), name=f"netlink {path}",
-                                        daemon=True)
-        self._thread.start()
-        ready.result()
-
-    def _serve(self, ready: Future[None]) -> None:
+        self._worker = ns.Worker(self.path, name=f"netlink {path}")
         try:
-            ns.enter(self.path)
-            ipr = IPRoute()
+            self._ipr: IPRoute = self._worker.call(self._open)
+        except BaseException:
+            self._worker.close()
+            raise
+
+    def _open(self) -> IPRoute:
+        ipr = IPRoute()
+        try:
             guard(ipr, self.expected, "opening a netlink socket")
-        except BaseException as exc:
-            ready.set_exception(exc)
-            return
-        ready.set_result(None)
-        try:
-            while (job := self._jobs.get()) is not None:
-                fn, result = job
-                if not result.set_running_or_notify_cancel():
-                    continue
-                try:
-                    result.set_result(fn(ipr))
-                except BaseException as exc:
-                    result.set_exception(exc)
-        finally:
+        except BaseException:
             ipr.close()
+            raise
+        return ipr
 
-    def _submit(self, fn: Callable[[IPRoute], T]) -> T:
-        if not self._thread.is_alive():
-            raise DockyardError(f"the netlink handle for {self.path} is closed")
-        result: Future[T] = Future()
-        self._jobs.put((fn, result))
-        return result.result()
+    @property
+    def alive(self) -> bool:
+        return self._worker.alive
 
     def read(self, fn: Callable[[IPRoute], T]) -> T:
-        return self._submit(fn)
+        return self._worker.call(lambda: fn(self._ipr))
 
     def call(self, fn: Callable[[IPRoute], T], what: str) -> T:
-        def guarded(ipr: IPRoute) -> T:
-            guard(ipr, self.expected, what)
-            return fn(ipr)
+        def guarded() -> T:
+            guard(self._ipr, self.expected, what)
+            return fn(self._ipr)
 
-        return self._submit(guarded)
+        return self._worker.call(guarded)
 
     def close(self) -> None:
-        if self._thread.is_alive():
-            self._jobs.put(None)
-            self._thread.join()
+        if self._worker.alive:
+            self._worker.call(self._ipr.close)
+            self._worker.close()
 
     def __enter__(self) -> Handle:
         return self
@@ -145,7 +128,7 @@ def handle(path: Path = ns.HOST) -> Handle:
     key = ns.identity(path)
     with _pool_lock:
         h = _pool.get(key)
-        if h is None or not h._thread.is_alive():
+        if h is None or not h.alive:
             h = _pool[key] = Handle(path)
         return h
 
@@ -159,9 +142,19 @@ def close_pool() -> None:
         h.close()
 
 
+def _get(ipr: IPRoute, name: str) -> Any | None:
+    """The link ``name`` (one RTM_GETLINK, no dump), or None."""
+    try:
+        return ipr.link("get", ifname=name)[0]
+    except NetlinkError as exc:
+        if _missing(exc):
+            return None
+        raise
+
+
 def _index(ipr: IPRoute, name: str) -> int | None:
-    found = ipr.link_lookup(ifname=name)
-    return found[0] if found else None
+    link = _get(ipr, name)
+    return None if link is None else int(link["index"])
 
 
 def _missing(exc: NetlinkError) -> bool:
@@ -240,13 +233,11 @@ def attach_veth(netns_path: Path, bridge: str, host_ifname: str, ifname: str, ad
             peer: dict[str, Any] = {"ifname": ifname, "net_ns_fd": nsfd, "mtu": mtu}
             if mac:
                 peer["address"] = mac
-            ipr.link("add", ifname=host_ifname, kind="veth", mtu=mtu, peer=peer)
-            idx = _index(ipr, host_ifname)
-            assert idx is not None
-            ipr.link("set", index=idx, master=master)
+            ipr.link("add", ifname=host_ifname, kind="veth", mtu=mtu, master=master, state="up", peer=peer)
             if hairpin:
+                idx = _index(ipr, host_ifname)
+                assert idx is not None
                 ipr.brport("set", index=idx, mode=1)  # IFLA_BRPORT_MODE: hairpin
-            ipr.link("set", index=idx, state="up")
 
         host.call(create, f"creating veth {host_ifname}")
     finally:
@@ -255,14 +246,14 @@ def attach_veth(netns_path: Path, bridge: str, host_ifname: str, ifname: str, ad
     def configure() -> str:
         with IPRoute() as ipr:
             guard(ipr, target, f"configuring {ifname}")
-            idx = _index(ipr, ifname)
-            if idx is None:
+            link = _get(ipr, ifname)
+            if link is None:
                 raise DockyardError(f"{ifname} did not appear in network namespace {netns_path}")
+            idx = link["index"]
             ipr.addr("add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen)
             ipr.link("set", index=idx, state="up")
             if gateway:
                 ipr.route("add", dst="0.0.0.0/0", gateway=gateway, oif=idx)
-            (link,) = ipr.get_links(idx)
             return str(link.get("address"))
 
     try:

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import ctypes
 import os
+import queue
 import struct
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TypeVar
 
@@ -134,3 +136,59 @@ def run_in(path: Path, fn: Callable[[], T]) -> T:
         return fn()
 
     return _in_thread(body, "netns-run")
+
+
+class Worker:
+    """A thread that joined the namespace at ``path`` once and then runs the jobs given to it, one at a
+    time, for as long as it is open: for resources that must be made and used in that namespace
+    (a netlink socket, an nft context), without paying a thread per call.
+
+    Before each job the worker checks that it is still in that namespace (``/proc/thread-self/ns/net``
+    against ``path``, by ``(st_dev, st_ino)``) and refuses the job otherwise.
+    """
+
+    def __init__(self, path: Path, name: str = "netns-worker") -> None:
+        self.path = Path(path)
+        self.expected = identity(self.path)
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], object], Future[object]] | None] = queue.SimpleQueue()
+        ready: Future[None] = Future()
+        self._thread = threading.Thread(target=self._serve, args=(ready,), name=name, daemon=True)
+        self._thread.start()
+        ready.result()
+
+    def _serve(self, ready: Future[None]) -> None:
+        try:
+            enter(self.path)
+        except OSError as exc:
+            ready.set_exception(DockyardError(f"cannot enter network namespace {self.path}: {exc.strerror or exc}"))
+            return
+        ready.set_result(None)
+        while (job := self._jobs.get()) is not None:
+            fn, result = job
+            if not result.set_running_or_notify_cancel():
+                continue
+            try:
+                here = identity(Path(f"/proc/self/task/{threading.get_native_id()}/ns/net"))
+                if here != self.expected:
+                    raise DockyardError(f"refusing to work in network namespace {here[1]}: "
+                                        f"{self.path} is {self.expected[1]}")
+                result.set_result(fn())
+            except BaseException as exc:
+                result.set_exception(exc)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` in the worker (inside the namespace) and return its result."""
+        if not self._thread.is_alive():
+            raise DockyardError(f"the worker for network namespace {self.path} is closed")
+        result: Future[T] = Future()
+        self._jobs.put((fn, result))  # type: ignore[arg-type]
+        return result.result()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join()

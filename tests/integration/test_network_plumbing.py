@@ -23,7 +23,7 @@ import pytest
 from pyroute2 import IPRoute
 
 from dockyard.networks import ipam, netlink, netns
-from dockyard.networks.firewall import Firewall, PortForward, table_for_root
+from dockyard.networks.firewall import Firewall, PortForward, _LibNftables, table_for_root
 
 pytestmark = pytest.mark.root
 
@@ -147,6 +147,13 @@ def test_bridge_and_veths_connect_two_namespaces(lab: Lab) -> None:
     assert not netlink.link_exists(lab.links[1])
     assert "eth0" not in in_ns(a, "ip", "-br", "link").stdout
     assert not ping(b, ip_a)
+    # removing a namespace takes its veth pair with it (the kernel does it in the background)
+    netns.remove(b)
+    for _ in range(100):
+        if not netlink.link_exists(lab.links[2]):
+            break
+        threading.Event().wait(0.05)
+    assert not netlink.link_exists(lab.links[2])
     netlink.delete_link(bridge)
     netlink.delete_link(bridge)
     assert not netlink.link_exists(bridge) and subnet not in netlink.host_routes()
@@ -270,10 +277,14 @@ def host_firewall(lab: Lab) -> Iterator[Firewall]:
         fw.ensure()
         yield fw
     finally:
-        fw.reset()
+        try:
+            fw.reset()
+        finally:
+            fw.close()
 
 
-def test_published_ports_reach_a_container_from_the_hosts_loopback(lab: Lab, host_firewall: Firewall) -> None:
+def test_published_ports_reach_a_container_from_the_hosts_loopback(lab: Lab, host_firewall: Firewall,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     fw = host_firewall
     subnet = lab.subnet()
     gateway = ipam.default_gateway(subnet)
@@ -299,8 +310,15 @@ def test_published_ports_reach_a_container_from_the_hosts_loopback(lab: Lab, hos
         # read back from the kernel, as after a restart
         published = {PortForward("0.0.0.0", tcp_port, ip, 80, "tcp"), PortForward("127.0.0.1", bound_port, ip, 80, "tcp"),
                      PortForward("0.0.0.0", udp_port, ip, 53, "udp")}
-        read_back = Firewall(fw.table).forwards()
-        assert list(read_back) == ["c1" * 32] and set(read_back["c1" * 32]) == published
+        for library in (True, False):  # through libnftables, and through the nft program
+            reader = Firewall(fw.table)
+            if not library:
+                monkeypatch.setattr(_LibNftables, "library", classmethod(lambda cls: None))
+            try:
+                read_back = reader.forwards()
+            finally:
+                reader.close()
+            assert list(read_back) == ["c1" * 32] and set(read_back["c1" * 32]) == published
         with pytest.raises(Exception, match=f"Bind for 0.0.0.0:{tcp_port} failed: port is already allocated"):
             fw.publish("other", [PortForward("", tcp_port, ip, 81, "tcp")])
         with pytest.raises(Exception, match="port is already allocated"):
@@ -411,6 +429,7 @@ def world(request: pytest.FixtureRequest, lab: Lab) -> Iterator[World]:
         try:
             fw.reset()
         finally:
+            fw.close()
             netlink.close_pool()
             if dockerd is not None:
                 stop_dockerd(dockerd)
