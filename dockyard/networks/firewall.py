@@ -17,9 +17,10 @@ Terms:
   can read everything back from the kernel after a daemon restart.
 - Forwarding rules (chain ``forward``, ahead of iptables' ``filter FORWARD``): traffic between two
   ports of one bridge is accepted (inter-container communication); between two of our bridges it is
-  dropped (network isolation); an *internal* network's traffic neither leaves nor enters its bridge;
-  other networks reach the world (masqueraded out of any interface but our bridges) and accept from
-  it only replies and published ports.
+  dropped (network isolation) except for connections to a published port through the host's
+  address (as Docker's port proxy allows); an *internal* network's traffic neither leaves nor enters
+  its bridge; other networks reach the world (masqueraded out of any interface but our bridges) and
+  accept from it only replies and published ports.
 - *Docker coexistence*: in nftables an ``accept`` only ends one base chain; the next table's chain at
   the same hook still runs, and a dockerd sets iptables' ``filter FORWARD`` policy to DROP. So when
   the namespace has an iptables-nft ``filter FORWARD`` chain (whatever its policy; a dockerd may set
@@ -46,6 +47,7 @@ import hashlib
 import ipaddress
 import json
 import shlex
+import socket
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -133,12 +135,13 @@ def _skeleton(table: str) -> str:
   chain forward {{
     type filter hook forward priority filter - 1; policy accept;
     iifname . oifname @same_bridge accept
-    iifname @bridges oifname @bridges drop
     iifname @internal drop
     oifname @internal drop
+    oifname @bridges ct status dnat accept
+    iifname @bridges ct status dnat accept
+    iifname @bridges oifname @bridges drop
     iifname @bridges accept
     oifname @bridges ct state established,related accept
-    oifname @bridges ct status dnat accept
     oifname @bridges drop
   }}
 }}
@@ -266,6 +269,9 @@ class Firewall:
             raise DockyardError(f"nft failed: {err.strip()}")
         items: list[dict[str, Any]] = json.loads(out)["nftables"]
         return items
+
+    def _read_sysctl(self, key: str) -> str:
+        return ns.run_in(self.netns, lambda: (Path("/proc/sys/net") / key).read_text().strip())
 
     def _write_sysctl(self, key: str, value: str) -> None:
         path = Path("/proc/sys/net") / key
@@ -440,6 +446,37 @@ class Firewall:
                 _, forwards = self._state()
                 if forwards.get(owner):
                     self.unpublish(owner)
+
+    def pick_host_port(self, proto: Literal["tcp", "udp"], host_ip: str = "",
+                       exclude: set[int] | frozenset[int] = frozenset()) -> int:
+        """A host port for a binding that names none (``-p 80``, ``-P``): the lowest port of the
+        namespace's ``ip_local_port_range`` that no published port of ours uses for ``proto`` on that
+        address (or on every address), that is not in ``exclude``, and that no socket in the namespace
+        holds. Docker's error when none is left."""
+        low, high = (int(n) for n in self._read_sysctl("ipv4/ip_local_port_range").split())
+        with self._lock:
+            _, forwards = self._state()
+            used = {f.host_port for fs in forwards.values() for f in fs if f.proto == proto and (
+                f.any_address() or host_ip in ANY or f.host_ip == host_ip)}
+        kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+        address = "0.0.0.0" if host_ip in ANY else host_ip
+
+        def first_free() -> int | None:
+            for port in range(low, high + 1):
+                if port in used or port in exclude:
+                    continue
+                with socket.socket(socket.AF_INET, kind) as probe:
+                    try:
+                        probe.bind((address, port))
+                    except OSError:
+                        continue
+                return port
+            return None
+
+        found = ns.run_in(self.netns, first_free)
+        if found is None:
+            raise DockyardError(f"Bind for {address}:0 failed: no available ports in the range {low}-{high}")
+        return found
 
     def forwards(self) -> dict[str, list[PortForward]]:
         """Every published port by owner, read back from the kernel (after a restart, say)."""

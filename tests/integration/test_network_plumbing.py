@@ -323,6 +323,14 @@ def test_published_ports_reach_a_container_from_the_hosts_loopback(lab: Lab, hos
             fw.publish("other", [PortForward("", tcp_port, ip, 81, "tcp")])
         with pytest.raises(Exception, match="port is already allocated"):
             fw.publish("other", [PortForward("0.0.0.0", bound_port, ip, 81, "tcp")])
+        # a port for a binding that names none: in the ephemeral range, never one published or held
+        low, high = (int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        with socket.create_server(("0.0.0.0", 0)) as holder:
+            held, spare = holder.getsockname()[1], free_port(socket.SOCK_STREAM)
+            candidates = {tcp_port, held, spare}
+            assert all(low <= port <= high for port in candidates)
+            assert fw.pick_host_port("tcp", exclude=set(range(low, high + 1)) - candidates) == spare
+            assert fw.pick_host_port("udp", exclude=set(range(low, high + 1)) - {udp_port, spare}) == spare
         fw.unpublish("c1" * 32)
         fw.unpublish("c1" * 32)
         assert fw.forwards() == {}
@@ -467,6 +475,10 @@ def test_nat_isolation_and_internal_networks(world: World) -> None:
             assert tcp_exchange(w.outside, WAN_GATEWAY, 8080) == b"from a"
             assert server.seen[-1][0] == OUTSIDE  # published traffic keeps its source
             assert tcp_exchange(b, "10.213.1.1", 8080) == b"from a"  # a neighbour through the host
+            assert tcp_exchange(c, "10.213.2.1", 8080) == b"from a"  # another network, through the host
+            with pytest.raises(OSError):  # but not from an internal network
+                tcp_exchange(d, "10.213.3.1", 8080, timeout=1)
+            assert pings((c, ips1[0])) == [False]  # isolation still holds for everything else
         finally:
             server.close()
     finally:
