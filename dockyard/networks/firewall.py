@@ -103,10 +103,15 @@ def _quote(text: str) -> str:
     return f'"{text}"'
 
 
+# The table's layout, in its comment: a table of another layout (an older dockyard's) is rebuilt by
+# ensure(), its elements carried over.
+LAYOUT = "dockyard networks, layout 1"
+
+
 def _skeleton(table: str) -> str:
     """The whole table, as one ``nft -f`` script (sets and maps empty)."""
     return f"""table ip {table} {{
-  comment "dockyard: networks and published ports"
+  comment "{LAYOUT}"
   set bridges {{ type ifname; }}
   set internal {{ type ifname; }}
   set same_bridge {{ type ifname . ifname; }}
@@ -326,16 +331,51 @@ class Firewall:
     # -- the table --------------------------------------------------------------------------------
 
     def ensure(self) -> None:
-        """Build our table if it is missing (keeping it, and its elements, if it is there), turn on
-        IPv4 forwarding in the namespace, and give each known bridge its iptables-nft rules."""
+        """Build our table if it is missing, keep it (and its elements) if it is there, rebuild it
+        around its elements if it has another layout; turn on IPv4 forwarding in the namespace; give
+        each known bridge its iptables-nft rules."""
         with self._lock:
-            if self._list() is None:
+            items = self._list()
+            if items is None:
                 self._nft(_skeleton(self.table))
+            elif not any(item.get("table", {}).get("comment") == LAYOUT for item in items):
+                self._load()
+                networks, forwards = self._state()
+                lines = [f"delete table ip {self.table}", _skeleton(self.table)]
+                lines += [line for net in networks.values() for line in self._network_lines(net, "add")]
+                lines += [line for owner, fs in forwards.items() for line in self._forward_lines(owner, fs, "add")]
+                lines += self._hairpin_lines({f.container_ip for fs in forwards.values() for f in fs}, "add")
+                self._nft("\n".join(lines) + "\n")
             self._write_sysctl("ipv4/ip_forward", "1")
             self._load()
             networks, _ = self._state()
             for bridge in networks:
                 self._docker_rules(bridge, add=True)
+
+    def _network_lines(self, net: _Network, verb: str) -> list[str]:
+        b = _quote(net.bridge)
+        lines = [f"{verb} element ip {self.table} bridges {{ {b} }}",
+                 f"{verb} element ip {self.table} same_bridge {{ {b} . {b} }}"]
+        if net.internal:
+            lines.append(f"{verb} element ip {self.table} internal {{ {b} }}")
+        if net.subnet:
+            comment = f" comment {b}" if verb == "add" else ""
+            lines.append(f"{verb} element ip {self.table} masq_subnets {{ {net.subnet}{comment} }}")
+        return lines
+
+    def _forward_lines(self, owner: str, bindings: list[PortForward], verb: str) -> list[str]:
+        lines = []
+        for b in bindings:
+            data = f" comment {_quote(owner)} : {b.container_ip} . {b.container_port}" if verb == "add" else ""
+            if b.any_address():
+                lines.append(f"{verb} element ip {self.table} dnat_any {{ {b.proto} . {b.host_port}{data} }}")
+            else:
+                lines.append(f"{verb} element ip {self.table} dnat_addr "
+                             f"{{ {b.host_ip} . {b.proto} . {b.host_port}{data} }}")
+        return lines
+
+    def _hairpin_lines(self, ips: set[str], verb: str) -> list[str]:
+        return [f"{verb} element ip {self.table} hairpin {{ {ip} . {ip} }}" for ip in sorted(ips)]
 
     def reset(self) -> None:
         """Drop our table and our iptables-nft rules; nothing to do if they are gone."""
@@ -358,15 +398,9 @@ class Firewall:
             if old is not None and (old.internal, old.subnet) != (internal, net if masq else None):
                 self.remove_network(bridge)
                 networks, _ = self._state()
-            b = _quote(bridge)
-            lines = [f"add element ip {self.table} bridges {{ {b} }}",
-                     f"add element ip {self.table} same_bridge {{ {b} . {b} }}"]
-            if internal:
-                lines.append(f"add element ip {self.table} internal {{ {b} }}")
-            if masq:
-                lines.append(f"add element ip {self.table} masq_subnets {{ {net} comment {b} }}")
-            self._nft("\n".join(lines) + "\n")
-            networks[bridge] = _Network(bridge, net if masq else None, internal)
+            network = _Network(bridge, net if masq else None, internal)
+            self._nft("\n".join(self._network_lines(network, "add")) + "\n")
+            networks[bridge] = network
             self._write_sysctl(f"ipv4/conf/{bridge}/route_localnet", "1")
             self._docker_rules(bridge, add=True)
 
@@ -377,14 +411,7 @@ class Firewall:
             networks, _ = self._state()
             found = networks.pop(bridge, None)
             if found is not None:
-                b = _quote(bridge)
-                lines = [f"delete element ip {self.table} bridges {{ {b} }}",
-                         f"delete element ip {self.table} same_bridge {{ {b} . {b} }}"]
-                if found.internal:
-                    lines.append(f"delete element ip {self.table} internal {{ {b} }}")
-                if found.subnet:
-                    lines.append(f"delete element ip {self.table} masq_subnets {{ {found.subnet} }}")
-                self._nft("\n".join(lines) + "\n")
+                self._nft("\n".join(self._network_lines(found, "delete")) + "\n")
             self._docker_rules(bridge, add=False)
 
     # -- published ports --------------------------------------------------------------------------
@@ -406,18 +433,8 @@ class Firewall:
                         host_ip = "0.0.0.0" if binding.any_address() else binding.host_ip
                         raise DockyardError(f"Bind for {host_ip}:{binding.host_port} failed: "
                                             "port is already allocated")
-            comment = _quote(owner)
-            lines = []
-            for b in bindings:
-                data = f"{b.container_ip} . {b.container_port}"
-                if b.any_address():
-                    lines.append(f"add element ip {self.table} dnat_any "
-                                 f"{{ {b.proto} . {b.host_port} comment {comment} : {data} }}")
-                else:
-                    lines.append(f"add element ip {self.table} dnat_addr "
-                                 f"{{ {b.host_ip} . {b.proto} . {b.host_port} comment {comment} : {data} }}")
-            for ip in sorted({b.container_ip for b in bindings}):
-                lines.append(f"add element ip {self.table} hairpin {{ {ip} . {ip} }}")
+            lines = self._forward_lines(owner, bindings, "add")
+            lines += self._hairpin_lines({b.container_ip for b in bindings}, "add")
             self._nft("\n".join(lines) + "\n")
             forwards.setdefault(owner, []).extend(bindings)
 
@@ -429,15 +446,8 @@ class Firewall:
             if not gone:
                 return
             still = {f.container_ip for fs in forwards.values() for f in fs}
-            lines = []
-            for b in gone:
-                if b.any_address():
-                    lines.append(f"delete element ip {self.table} dnat_any {{ {b.proto} . {b.host_port} }}")
-                else:
-                    lines.append(f"delete element ip {self.table} dnat_addr "
-                                 f"{{ {b.host_ip} . {b.proto} . {b.host_port} }}")
-            for ip in sorted({b.container_ip for b in gone} - still):
-                lines.append(f"delete element ip {self.table} hairpin {{ {ip} . {ip} }}")
+            lines = self._forward_lines(owner, gone, "delete")
+            lines += self._hairpin_lines({b.container_ip for b in gone} - still, "delete")
             try:
                 self._nft("\n".join(lines) + "\n")
             except DockyardError:

@@ -510,3 +510,34 @@ def test_dockerd_coexistence_rules_come_and_go(world: World) -> None:
     if docker_like:
         assert "dockyard" not in in_ns(w.host, "iptables-nft", "-w", "-S", "FORWARD").stdout
         assert "-P FORWARD DROP" in in_ns(w.host, "iptables-nft", "-w", "-S", "FORWARD").stdout
+
+
+def test_ensure_keeps_the_table_and_rebuilds_an_older_layout_around_its_elements(lab: Lab) -> None:
+    host = lab.netns("host")
+    bridge = lab.link("br")
+    netlink.ensure_bridge(bridge, "10.213.9.1/24", netns=host)
+    fw = Firewall("dockyard", netns=host)
+    try:
+        fw.ensure()
+        fw.add_network(bridge, "10.213.9.0/24", internal=False)
+        fw.publish("c1", [PortForward("", 8080, "10.213.9.2", 80, "tcp")])
+        fw.ensure()  # kept as it is
+        assert fw.forwards() == {"c1": [PortForward("0.0.0.0", 8080, "10.213.9.2", 80, "tcp")]}
+        # an older dockyard's table: another layout (here: one chain less), same elements
+        assert in_ns(host, "nft", "delete", "chain", "ip", "dockyard", "output").returncode == 0
+        assert in_ns(host, "nft", "add", "table", "ip", "dockyard", "{", "comment", '"layout 0"', ";", "}").returncode == 0
+        again = Firewall("dockyard", netns=host)
+        try:
+            again.ensure()
+            assert again.forwards() == {"c1": [PortForward("0.0.0.0", 8080, "10.213.9.2", 80, "tcp")]}
+        finally:
+            again.close()
+        listing = in_ns(host, "nft", "list", "table", "ip", "dockyard").stdout
+        assert "chain output" in listing and "layout 1" in listing
+        assert f'"{bridge}"' in listing and "10.213.9.0/24" in listing and "10.213.9.2 . 80" in listing
+    finally:
+        try:
+            fw.reset()
+        finally:
+            fw.close()
+            netlink.close_pool()
