@@ -23,7 +23,7 @@ import pytest
 from pyroute2 import IPRoute
 
 from dockyard.networks import ipam, netlink, netns
-from dockyard.networks.firewall import Firewall, PortForward, _LibNftables, table_for_root
+from dockyard.networks.firewall import Firewall, PortForward, _LibNftables
 
 pytestmark = pytest.mark.root
 
@@ -260,13 +260,6 @@ def free_port(kind: int) -> int:
     with socket.socket(socket.AF_INET, kind) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def test_table_names_per_root() -> None:
-    assert table_for_root(Path("/var/lib/dockyard")) == "dockyard"
-    other = table_for_root(Path("/tmp/some-root"))
-    assert other.startswith("dockyard_") and len(other) == len("dockyard_") + 8
-    assert other != table_for_root(Path("/tmp/other-root"))
 
 
 @pytest.fixture()
