@@ -25,13 +25,13 @@ import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
-
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dockyard.errors import DockyardError
 from dockyard.networks import netns as ns
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
 
 T = TypeVar("T")
 
@@ -62,6 +62,14 @@ def socket_namespace(fd: int) -> tuple[int, int]:
         os.close(nsfd)
 
 
+def _iproute() -> IPRoute:
+    """A new ``IPRoute`` in the calling thread's namespace (pyroute2 is imported on first use: it
+    takes ~0.1 s, which the daemon's start need not pay)."""
+    from pyroute2 import IPRoute
+
+    return IPRoute()
+
+
 def guard(ipr: IPRoute, expected: tuple[int, int], what: str) -> None:
     """The namespace guard: refuse unless ``ipr``'s socket is in the namespace ``expected``."""
     check_namespace(socket_namespace(ipr.fileno()), expected, what)
@@ -85,7 +93,7 @@ class Handle:
             raise
 
     def _open(self) -> IPRoute:
-        ipr = IPRoute()
+        ipr = _iproute()
         try:
             guard(ipr, self.expected, "opening a netlink socket")
         except BaseException:
@@ -146,7 +154,7 @@ def _get(ipr: IPRoute, name: str) -> Any | None:
     """The link ``name`` (one RTM_GETLINK, no dump), or None."""
     try:
         return ipr.link("get", ifname=name)[0]
-    except NetlinkError as exc:
+    except Exception as exc:
         if _missing(exc):
             return None
         raise
@@ -157,8 +165,9 @@ def _index(ipr: IPRoute, name: str) -> int | None:
     return None if link is None else int(link["index"])
 
 
-def _missing(exc: NetlinkError) -> bool:
-    return exc.code in (errno.ENODEV, errno.ENOENT)
+def _missing(exc: Exception) -> bool:
+    """Whether ``exc`` is pyroute2's NetlinkError for "no such device"."""
+    return type(exc).__name__ == "NetlinkError" and getattr(exc, "code", None) in (errno.ENODEV, errno.ENOENT)
 
 
 def link_exists(name: str, *, netns: Path = ns.HOST) -> bool:
@@ -199,7 +208,7 @@ def delete_link(name: str, *, netns: Path = ns.HOST) -> None:
             return
         try:
             ipr.link("del", index=idx)
-        except NetlinkError as exc:
+        except Exception as exc:
             if not _missing(exc):
                 raise
 
@@ -244,7 +253,7 @@ def attach_veth(netns_path: Path, bridge: str, host_ifname: str, ifname: str, ad
         os.close(nsfd)
 
     def configure() -> str:
-        with IPRoute() as ipr:
+        with _iproute() as ipr:
             guard(ipr, target, f"configuring {ifname}")
             link = _get(ipr, ifname)
             if link is None:
