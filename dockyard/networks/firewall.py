@@ -278,10 +278,14 @@ class Firewall:
     def _read_sysctl(self, key: str) -> str:
         return ns.run_in(self.netns, lambda: (Path("/proc/sys/net") / key).read_text().strip())
 
-    def _write_sysctl(self, key: str, value: str) -> None:
+    def _write_sysctl(self, key: str, value: str, optional: bool = False) -> None:
+        """Set ``/proc/sys/net/<key>`` in the namespace (only if it differs); an ``optional`` key the
+        kernel does not have is skipped."""
         path = Path("/proc/sys/net") / key
 
         def write() -> None:
+            if optional and not path.exists():
+                return
             if path.read_text().strip() != value:
                 path.write_text(value)
 
@@ -332,8 +336,9 @@ class Firewall:
 
     def ensure(self) -> None:
         """Build our table if it is missing, keep it (and its elements) if it is there, rebuild it
-        around its elements if it has another layout; turn on IPv4 forwarding in the namespace; give
-        each known bridge its iptables-nft rules."""
+        around its elements if it has another layout; turn on IPv4 forwarding (and, where the kernel
+        has br_netfilter, ``bridge-nf-call-iptables``) in the namespace; give each known bridge its
+        iptables-nft rules."""
         with self._lock:
             items = self._list()
             if items is None:
@@ -347,6 +352,9 @@ class Firewall:
                 lines += self._hairpin_lines({f.container_ip for fs in forwards.values() for f in fs}, "add")
                 self._nft("\n".join(lines) + "\n")
             self._write_sysctl("ipv4/ip_forward", "1")
+            # br_netfilter: traffic between two ports of one bridge passes the IP hooks too, so a
+            # reply from a neighbour reached through a published port is un-NATed (as dockerd needs)
+            self._write_sysctl("bridge/bridge-nf-call-iptables", "1", optional=True)
             self._load()
             networks, _ = self._state()
             for bridge in networks:
