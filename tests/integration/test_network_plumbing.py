@@ -24,6 +24,7 @@ from pyroute2 import IPRoute
 
 from dockyard.networks import ipam, netlink, netns
 from dockyard.networks.firewall import Firewall, PortForward, _LibNftables
+from tests.integration.daemon_harness import DOCKER
 
 pytestmark = pytest.mark.root
 
@@ -370,7 +371,6 @@ class World:
 
 
 DOCKERD = "/usr/sbin/dockerd"
-DOCKER = "/usr/local/bin/docker"
 
 
 def start_dockerd(host: Path, root: Path) -> subprocess.Popen[bytes]:
