@@ -2,12 +2,60 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.integration.daemon_harness import Daemon
+
+# Values that change by themselves on a live host (address lifetimes, route expiry, rule counters).
+_VOLATILE_KEYS = {"valid_life_time", "preferred_life_time", "expires", "packets", "bytes", "used", "stats64"}
+
+
+def _without_volatile(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_volatile(v) for k, v in value.items() if k not in _VOLATILE_KEYS}
+    if isinstance(value, list):
+        return [_without_volatile(v) for v in value]
+    return value
+
+
+def _json_of(argv: list[str]) -> Any:
+    return json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout or "null")
+
+
+def _not_ours(item: dict[str, Any]) -> bool:
+    """An nft ruleset item that belongs to no table named dockyard*."""
+    (kind, body), = item.items()
+    table = body.get("name") if kind == "table" else body.get("table")
+    return not (isinstance(table, str) and table.startswith("dockyard"))
+
+
+def host_network_state() -> dict[str, Any]:
+    """The host's addresses (with every link), routes of every table, and the nft ruleset outside
+    our own tables (tables named dockyard*), without the values that change on their own."""
+    ruleset = _json_of(["nft", "-j", "list", "ruleset"])["nftables"]
+    return _without_volatile({
+        "addr": _json_of(["ip", "-j", "addr"]),
+        "route": _json_of(["ip", "-j", "route", "show", "table", "all"]),
+        "route6": _json_of(["ip", "-6", "-j", "route", "show", "table", "all"]),
+        "nft": [item for item in ruleset if _not_ours(item)],
+    })
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_network_unchanged() -> Iterator[None]:
+    """The whole suite leaves the host's interfaces, addresses, routes and nft ruleset (outside our
+    tables) as it found them."""
+    before = host_network_state()
+    yield
+    after = host_network_state()
+    for key in before:
+        assert after[key] == before[key], f"the test suite changed the host's {key}"
 
 
 @pytest.fixture(scope="session")

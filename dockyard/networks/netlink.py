@@ -1,0 +1,289 @@
+"""Links, addresses and routes through netlink (pyroute2), always in a namespace named by the caller.
+
+Terms:
+
+- *host namespace*: the daemon's own network namespace, :data:`dockyard.networks.netns.HOST`
+  (``/proc/self/ns/net``). Every host-side function takes ``netns=`` (default: that) so a caller or a
+  test can aim it at another namespace, and nothing is ever done "wherever the thread happens to be".
+- *handle*: an ``IPRoute`` living in a worker thread that joined one namespace before opening its
+  netlink socket (pyroute2 opens one socket per thread, in that thread's namespace, so every call on a
+  handle runs in its worker). The host's handle is kept open for the daemon's life (``handle()``); a
+  container's namespace gets a short-lived one for the few calls of :func:`attach_veth`. pyroute2's own
+  ``netns=`` is not used: it forks a process for each socket.
+- *namespace guard*: before any change, the namespace of the netlink socket itself (``SIOCGSKNS``)
+  is compared with the namespace file asked for, by ``(st_dev, st_ino)``; a mismatch raises
+  :class:`NamespaceMismatch` and nothing is changed.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import ipaddress
+import os
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from dockyard.errors import DockyardError
+from dockyard.networks import netns as ns
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+
+T = TypeVar("T")
+
+SIOCGSKNS = 0x894C  # ioctl: an fd of the network namespace a socket belongs to
+
+
+class NamespaceMismatch(DockyardError):
+    """A netlink socket is not in the namespace an operation names: the operation was refused."""
+
+
+def check_namespace(actual: tuple[int, int], expected: tuple[int, int], what: str) -> None:
+    """The namespace guard's rule: raise :class:`NamespaceMismatch` unless the identities are equal.
+
+    Identities are ``(st_dev, st_ino)`` of namespace files (see :func:`netns.identity`).
+    """
+    if tuple(actual) != tuple(expected):
+        raise NamespaceMismatch(f"refusing {what}: the netlink socket is in network namespace "
+                                f"{actual[1]}, not {expected[1]} as asked")
+
+
+def socket_namespace(fd: int) -> tuple[int, int]:
+    """The identity of the network namespace the socket ``fd`` belongs to."""
+    nsfd = fcntl.ioctl(fd, SIOCGSKNS)
+    try:
+        st = os.fstat(nsfd)
+        return st.st_dev, st.st_ino
+    finally:
+        os.close(nsfd)
+
+
+def _iproute() -> IPRoute:
+    """A new ``IPRoute`` in the calling thread's namespace (pyroute2 is imported on first use: it
+    takes ~0.1 s, which the daemon's start need not pay)."""
+    from pyroute2 import IPRoute
+
+    return IPRoute()
+
+
+def guard(ipr: IPRoute, expected: tuple[int, int], what: str) -> None:
+    """The namespace guard: refuse unless ``ipr``'s socket is in the namespace ``expected``."""
+    check_namespace(socket_namespace(ipr.fileno()), expected, what)
+
+
+class Handle:
+    """One namespace's ``IPRoute``, made and used only in a :class:`netns.Worker` pinned there.
+
+    ``call(fn, what)`` runs ``fn(ipr)`` in the worker after the namespace guard; ``read(fn)``
+    runs it without the guard (queries only).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.expected = ns.identity(self.path)
+        self._worker = ns.Worker(self.path, name=f"netlink {path}")
+        try:
+            self._ipr: IPRoute = self._worker.call(self._open)
+        except BaseException:
+            self._worker.close()
+            raise
+
+    def _open(self) -> IPRoute:
+        ipr = _iproute()
+        try:
+            guard(ipr, self.expected, "opening a netlink socket")
+        except BaseException:
+            ipr.close()
+            raise
+        return ipr
+
+    @property
+    def alive(self) -> bool:
+        return self._worker.alive
+
+    def read(self, fn: Callable[[IPRoute], T]) -> T:
+        return self._worker.call(lambda: fn(self._ipr))
+
+    def call(self, fn: Callable[[IPRoute], T], what: str) -> T:
+        def guarded() -> T:
+            guard(self._ipr, self.expected, what)
+            return fn(self._ipr)
+
+        return self._worker.call(guarded)
+
+    def close(self) -> None:
+        if self._worker.alive:
+            self._worker.call(self._ipr.close)
+            self._worker.close()
+
+    def __enter__(self) -> Handle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_pool: dict[tuple[int, int], Handle] = {}
+_pool_lock = threading.Lock()
+
+
+def handle(path: Path = ns.HOST) -> Handle:
+    """The pooled (kept open) handle for the namespace at ``path``, opened on first use."""
+    key = ns.identity(path)
+    with _pool_lock:
+        h = _pool.get(key)
+        if h is None or not h.alive:
+            h = _pool[key] = Handle(path)
+        return h
+
+
+def close_pool() -> None:
+    """Close every pooled handle (daemon shutdown, tests)."""
+    with _pool_lock:
+        handles = list(_pool.values())
+        _pool.clear()
+    for h in handles:
+        h.close()
+
+
+def _get(ipr: IPRoute, name: str) -> Any | None:
+    """The link ``name`` (one RTM_GETLINK, no dump), or None."""
+    try:
+        return ipr.link("get", ifname=name)[0]
+    except Exception as exc:
+        if _missing(exc):
+            return None
+        raise
+
+
+def _index(ipr: IPRoute, name: str) -> int | None:
+    link = _get(ipr, name)
+    return None if link is None else int(link["index"])
+
+
+def _missing(exc: Exception) -> bool:
+    """Whether ``exc`` is pyroute2's NetlinkError for "no such device"."""
+    return type(exc).__name__ == "NetlinkError" and getattr(exc, "code", None) in (errno.ENODEV, errno.ENOENT)
+
+
+def link_exists(name: str, *, netns: Path = ns.HOST) -> bool:
+    return handle(netns).read(lambda ipr: _index(ipr, name) is not None)
+
+
+def ensure_bridge(name: str, gateway_cidr: str, mtu: int = 1500, *, netns: Path = ns.HOST) -> None:
+    """A bridge ``name`` with the address ``gateway_cidr`` (e.g. ``172.18.0.1/16``), up. Idempotent.
+
+    An existing link of that name that is not a bridge is an error (never taken over).
+    """
+    iface = ipaddress.IPv4Interface(gateway_cidr)
+
+    def make(ipr: IPRoute) -> None:
+        idx = _index(ipr, name)
+        if idx is None:
+            ipr.link("add", ifname=name, kind="bridge", mtu=mtu)
+            idx = _index(ipr, name)
+            assert idx is not None
+        else:
+            (link,) = ipr.get_links(idx)
+            if link.get(("linkinfo", "kind")) != "bridge":
+                raise DockyardError(f"cannot create bridge {name}: a link of that name exists and is not a bridge")
+        have = {(a.get("address"), a["prefixlen"]) for a in ipr.get_addr(index=idx, family=socket.AF_INET)}
+        if (str(iface.ip), iface.network.prefixlen) not in have:
+            ipr.addr("add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+        ipr.link("set", index=idx, state="up")
+
+    handle(netns).call(make, f"creating bridge {name}")
+
+
+def delete_link(name: str, *, netns: Path = ns.HOST) -> None:
+    """Delete the link ``name`` (a bridge, a veth and its peer); nothing to do if it is gone."""
+
+    def delete(ipr: IPRoute) -> None:
+        idx = _index(ipr, name)
+        if idx is None:
+            return
+        try:
+            ipr.link("del", index=idx)
+        except Exception as exc:
+            if not _missing(exc):
+                raise
+
+    handle(netns).call(delete, f"deleting link {name}")
+
+
+def detach_veth(host_ifname: str, *, netns: Path = ns.HOST) -> None:
+    """Delete a container's veth by its host end (the end in the container goes with it). Idempotent."""
+    delete_link(host_ifname, netns=netns)
+
+
+def attach_veth(netns_path: Path, bridge: str, host_ifname: str, ifname: str, address_cidr: str,
+                gateway: str | None, mac: str | None, mtu: int = 1500, *, hairpin: bool = True,
+                host_netns: Path = ns.HOST) -> str:
+    """Connect the namespace at ``netns_path`` to ``bridge`` with a veth pair; returns the MAC inside.
+
+    The host end ``host_ifname`` joins the bridge and comes up (hairpin mode on, so a container can
+    reach itself through a published port); the other end is created directly inside the namespace as
+    ``ifname`` with ``address_cidr``, ``mac`` (or the kernel's) and ``mtu``, comes up, and gets a
+    default route via ``gateway`` when one is given. On failure the pair is deleted.
+    """
+    iface = ipaddress.IPv4Interface(address_cidr)
+    host = handle(host_netns)
+    target = ns.identity(netns_path)
+    nsfd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        def create(ipr: IPRoute) -> None:
+            master = _index(ipr, bridge)
+            if master is None:
+                raise DockyardError(f"bridge {bridge} not found")
+            peer: dict[str, Any] = {"ifname": ifname, "net_ns_fd": nsfd, "mtu": mtu}
+            if mac:
+                peer["address"] = mac
+            ipr.link("add", ifname=host_ifname, kind="veth", mtu=mtu, master=master, state="up", peer=peer)
+            if hairpin:
+                idx = _index(ipr, host_ifname)
+                assert idx is not None
+                ipr.brport("set", index=idx, mode=1)  # IFLA_BRPORT_MODE: hairpin
+
+        host.call(create, f"creating veth {host_ifname}")
+    finally:
+        os.close(nsfd)
+
+    def configure() -> str:
+        with _iproute() as ipr:
+            guard(ipr, target, f"configuring {ifname}")
+            link = _get(ipr, ifname)
+            if link is None:
+                raise DockyardError(f"{ifname} did not appear in network namespace {netns_path}")
+            idx = link["index"]
+            ipr.addr("add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+            ipr.link("set", index=idx, state="up")
+            if gateway:
+                ipr.route("add", dst="0.0.0.0/0", gateway=gateway, oif=idx)
+            return str(link.get("address"))
+
+    try:
+        return ns.run_in(netns_path, configure)
+    except BaseException:
+        detach_veth(host_ifname, netns=host_netns)
+        raise
+
+
+def host_routes(*, netns: Path = ns.HOST) -> list[ipaddress.IPv4Network]:
+    """Every IPv4 network the namespace already uses: route destinations (all tables, not the
+    default route) and the networks of its addresses. For choosing subnets that clash with nothing."""
+
+    def collect(ipr: IPRoute) -> list[ipaddress.IPv4Network]:
+        found: set[ipaddress.IPv4Network] = set()
+        for route in ipr.route("dump", family=socket.AF_INET):
+            dst, length = route.get("dst"), route["dst_len"]
+            if dst and length:
+                found.add(ipaddress.IPv4Network(f"{dst}/{length}", strict=False))
+        for addr in ipr.get_addr(family=socket.AF_INET):
+            found.add(ipaddress.IPv4Network(f"{addr.get('address')}/{addr['prefixlen']}", strict=False))
+        return sorted(found)
+
+    return handle(netns).read(collect)
