@@ -4,11 +4,11 @@ What Docker's daemon does with it (moby ``builder/remotecontext``: ``FromArchive
 ``withDockerfileFromContext``, ``removeDockerfile``):
 
 - The body is a tar, plain or compressed (gzip, bzip2, xz, zstd: recognised by its first bytes).
-  It is unpacked with the safety rules of :mod:`dockyard.snapshots` (names cleaned, nothing
-  written outside the directory, symlinks never followed out of it, relative symlinks climbing
-  above it refused as ``invalid symlink``, bounded by the layer limits), as ``docker cp`` tars are:
-  ``.wh.*`` names are ordinary files. Ours, stricter than Docker: device nodes are skipped and the
-  tar's owners are not applied (COPY sets owners itself).
+  It is unpacked as :mod:`dockyard.build.archives` says (names cleaned, nothing written outside
+  the directory, symlinks never followed out of it but kept as they are, as Docker's chrooted
+  untar keeps them; ``.wh.*`` names are ordinary files; bounded by the layer limits). Ours,
+  stricter than Docker: device nodes are skipped and the tar's owners are not applied (COPY sets
+  owners itself).
 - The Dockerfile is found at the path given (inside the context; the default ``Dockerfile`` falls
   back to ``dockerfile``); none there: ``Cannot locate specified Dockerfile: <name>``. It is read
   before anything is removed.
@@ -26,11 +26,10 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
+from dockyard.build.archives import extract_tar
 from dockyard.build.dockerignore import PatternMatcher, go_clean, read_ignore_file
 from dockyard.build.scope import resolve_in_scope
 from dockyard.errors import DockyardError, InvalidParameter
-from dockyard.snapshots.copy_extract import CopyExtractor
-from dockyard.snapshots.streams import decompressed
 
 DEFAULT_DOCKERFILE = "Dockerfile"
 MAX_DOCKERFILE = 64 << 20
@@ -42,7 +41,7 @@ def unpack_context(tar_stream: BinaryIO, into: Path, dockerfile: str = DEFAULT_D
     apply the daemon's ``.dockerignore`` rule; returns the Dockerfile's bytes (read before that
     rule may delete it from ``into``)."""
     into.mkdir(parents=True, exist_ok=True)
-    CopyExtractor(into, privileged=False).extract_stream(decompressed(tar_stream))
+    extract_tar(tar_stream, into, privileged=False)
     name = dockerfile or DEFAULT_DOCKERFILE
     found = _dockerfile_path(into, name)
     if found is None:

@@ -17,9 +17,9 @@ heredocs, which the classic builder lacks):
   are copied as symlinks. A name with an unescaped ``*``, ``?`` or ``[`` is a glob (Go's
   ``filepath.Match``, :mod:`dockyard.build.globs`) over every path of the root; each match is a
   source of its own.
-- A directory source copies its *contents*. Several sources need a destination ending in ``/``
-  (or ``.``): ``When using COPY with more than one source file, the destination must be a
-  directory and end with a /``. No source at all (a glob matching nothing): ``no source files
+- A directory source copies its *contents*. Several sources need a destination written with a
+  trailing ``/`` (``.`` is refused, as the classic builder does): ``When using COPY with more than
+  one source file, the destination must be a directory and end with a /``. No source at all (a glob matching nothing): ``no source files
   were specified``.
 - ``dest`` is relative to the WORKDIR unless absolute. It is resolved in the target rootfs with
   symlinks followed inside it, never out of it (a hostile ``/target -> ../../`` lands in the
@@ -59,7 +59,6 @@ import posixpath
 import re
 import shutil
 import stat
-import tarfile
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -67,13 +66,11 @@ from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
 
+from dockyard.build.archives import extract_tar, is_archive
 from dockyard.build.globs import contains_wildcards, go_match
 from dockyard.build.scope import relative_to_scope, resolve_in_scope, scoped_components
 from dockyard.errors import DockyardError, InvalidParameter
 from dockyard.runtime.users import parse_group, parse_passwd
-from dockyard.snapshots.copy_extract import CopyExtractor
-from dockyard.snapshots.extract import StrictTarInfo
-from dockyard.snapshots.streams import decompressed
 
 CAPABILITY_XATTR = "security.capability"
 UNNAMED = "__unnamed__"
@@ -214,7 +211,7 @@ def plan_copy(source_root: Path, sources: list[str], dest: str, *, workdir: str,
         items.append(planner.heredoc_item(name, text))
     if not items:
         raise InvalidParameter(f"{command} failed: no source files were specified")
-    if len(items) > 1 and not dir_form:
+    if len(items) > 1 and not dest.endswith("/"):  # as written: the classic builder refuses '.'
         raise InvalidParameter(f"When using {command} with more than one source file, the destination must be a "
                                "directory and end with a /")
     plan = CopyPlan(command, normalized, items, chown, chmod, preserve_ownership=from_rootfs and chown is None)
@@ -417,18 +414,6 @@ def _capability(path: str) -> bytes | None:
         return None
 
 
-def is_archive(path: str) -> bool:
-    """Whether the file at ``path`` is a tar, plain or compressed (moby's ``IsArchivePath``: the
-    first header of the decompressed content parses)."""
-    try:
-        with open(path, "rb") as f:
-            tar = tarfile.open(fileobj=decompressed(f), mode="r|", tarinfo=StrictTarInfo)
-            with tar:
-                return tar.next() is not None
-    except Exception:  # any failure to read a header: not an archive
-        return False
-
-
 def _checksums(plan: CopyPlan) -> tuple[str, str]:
     """The plan's checksum and its Docker-style history hash."""
     whole = hashlib.sha256()
@@ -527,24 +512,25 @@ class _Writer:
     def write(self, item: CopyItem) -> None:
         base = resolve_in_scope(self.root, self.plan.dest)
         if item.kind == TREE:
-            created = self._make_dirs(base, new_owner=(0, 0))
+            created = self._make_dirs(base, new_owner=(0, 0), purpose="failed to copy directory")
             if created and self.plan.chown is not None:
                 self._chown(base, *self.plan.chown)
             self._write_tree(base, item.entries)
         elif item.kind == ARCHIVE:
-            self._make_dirs(base, new_owner=(0, 0))
+            self._make_dirs(base, new_owner=(0, 0), purpose="failed to extract archive")
             assert item.source is not None
             with open(item.source, "rb") as f:
-                CopyExtractor(Path(base), privileged=self.privileged).extract_stream(decompressed(f))
+                extract_tar(f, Path(base), privileged=self.privileged)
         else:
             into_dir = self.plan.dest.endswith("/") or os.path.isdir(base)
             target = os.path.join(base, item.name) if into_dir else base
-            self._make_dirs(os.path.dirname(target), new_owner=self.plan.chown or (0, 0))
+            self._make_dirs(os.path.dirname(target), new_owner=self.plan.chown or (0, 0),
+                            purpose="failed to create new directory")
             entry = item.entries[0]
             self._clear(target, entry.kind)
             self._write_entry(target, entry, base)
 
-    def _make_dirs(self, path: str, *, new_owner: tuple[int, int]) -> bool:
+    def _make_dirs(self, path: str, *, new_owner: tuple[int, int], purpose: str) -> bool:
         """Create the missing directories of ``path`` (inside the rootfs, no symlinks on the way:
         ``path`` was resolved in scope), 0755 and owned by ``new_owner``; True if ``path`` itself
         was created."""
@@ -564,7 +550,7 @@ class _Writer:
             created = False
             if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
                 shown = "/" + relative_to_scope(self.root, current)
-                raise DockyardError(f"failed to copy files: mkdir {shown}: not a directory")
+                raise DockyardError(f"failed to copy files: {purpose}: mkdir {shown}: not a directory")
         return created
 
     def _write_tree(self, base: str, entries: tuple[Entry, ...]) -> None:

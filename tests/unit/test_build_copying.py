@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.build.archives import is_archive
 from dockyard.build.context import unpack_context
 from dockyard.build.copying import (
     CopyPlan,
-    is_archive,
     normalize_dest,
     parse_chmod,
     plan_copy,
@@ -286,7 +286,9 @@ def test_glob_without_match_and_several_sources(ctx: Path, rootfs: Path) -> None
                                  "directory and end with a /")
     with pytest.raises(InvalidParameter, match="When using ADD"):
         copy(ctx, rootfs, ["?"], "/dir", is_add=True)
-    copy(ctx, rootfs, ["a", "b"], ".", workdir="/w")
+    with pytest.raises(InvalidParameter, match="must be a directory and end with a /"):
+        copy(ctx, rootfs, ["a", "b"], ".", workdir="/w")  # the classic builder wants the slash written
+    copy(ctx, rootfs, ["a", "b"], "./", workdir="/w")
     assert tree(rootfs / "w") == {"a": "A", "b": "B"}
 
 
@@ -620,9 +622,14 @@ def test_unpack_context_is_safe(tmp_path: Path) -> None:
         info = tarfile.TarInfo("up")
         info.type, info.linkname = tarfile.SYMTYPE, "../../outside"
         tar.addfile(info)
+        info = tarfile.TarInfo("up/pwned")
+        tar.addfile(info, io.BytesIO(b""))
 
-    with pytest.raises(CorruptContent, match="invalid symlink"):
-        unpack_context(context_tar({"Dockerfile": "FROM x\n"}, extra=escape), tmp_path / "d")
+    (tmp_path / "outside").mkdir()
+    with pytest.raises(CorruptContent, match="outside of the layer"):
+        unpack_context(context_tar({"Dockerfile": "FROM x\n"}, extra=escape), tmp_path / "d" / "ctx")
+    assert os.readlink(tmp_path / "d/ctx/up") == "../../outside"  # kept, as Docker's chrooted untar keeps it
+    assert list((tmp_path / "outside").iterdir()) == []
     with pytest.raises(CorruptContent):
         unpack_context(context_tar({"../evil": "E", "Dockerfile": "x"}), tmp_path / "e")
     assert not (tmp_path / "evil").exists()
