@@ -165,17 +165,20 @@ def url_file_name(url: str, content_disposition: str | None = None) -> str:
     """The name ADD gives a download: the URL path's last component, else the ``filename`` of a
     ``Content-Disposition`` header; ``""`` when neither names one."""
     path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
-    if path and not path.endswith("/"):
-        base = posixpath.basename(path)
-        if base:
-            return base
+    if path and not path.endswith("/") and _plain_name(posixpath.basename(path)):
+        return posixpath.basename(path)
     if content_disposition:
         msg = Message()
         msg["content-disposition"] = content_disposition
         name = msg.get_param("filename", header="content-disposition")
-        if isinstance(name, str) and name and not name.endswith("/"):
+        if isinstance(name, str) and not name.endswith("/") and _plain_name(posixpath.basename(name)):
             return posixpath.basename(name)
     return ""
+
+
+def _plain_name(name: str) -> bool:
+    """Whether ``name`` can name a file in a directory (not empty, ``.``, ``..``, nor with ``/`` or NUL)."""
+    return name not in ("", ".", "..") and "/" not in name and "\0" not in name
 
 
 def parse_chmod(text: str) -> int:
@@ -291,7 +294,7 @@ class _Planner:
         name = url_file_name(url)
         if not name:
             given = os.path.basename(path)
-            name = given if given not in ("", UNNAMED) else ""
+            name = given if _plain_name(given) and given != UNNAMED else ""
         if not name:
             if dir_form:
                 raise InvalidParameter(f"{self.command} failed: cannot determine filename for source {url}")
@@ -303,6 +306,8 @@ class _Planner:
         return CopyItem(FILE, name=name, entries=(entry,))
 
     def heredoc_item(self, name: str, text: str) -> CopyItem:
+        if not _plain_name(name):
+            raise InvalidParameter(f"{self.command} failed: invalid heredoc name {name!r}")
         data = text.encode()
         uid, gid = self.chown or (0, 0)
         mode = self.chmod if self.chmod is not None else 0o644
@@ -522,6 +527,8 @@ class _Writer:
             with open(item.source, "rb") as f:
                 extract_tar(f, Path(base), privileged=self.privileged)
         else:
+            if not _plain_name(item.name):
+                raise DockyardError(f"failed to copy files: invalid file name {item.name!r}")
             into_dir = self.plan.dest.endswith("/") or os.path.isdir(base)
             target = os.path.join(base, item.name) if into_dir else base
             self._make_dirs(os.path.dirname(target), new_owner=self.plan.chown or (0, 0),

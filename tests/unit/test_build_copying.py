@@ -5,13 +5,16 @@ checked on the plan here, on disk in tests/integration/test_build_copying_root.p
 from __future__ import annotations
 
 import bz2
+import functools
 import gzip
+import http.server
 import io
 import lzma
 import os
 import stat
 import tarfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,9 +30,10 @@ from dockyard.build.copying import (
     url_file_name,
 )
 from dockyard.build.dockerignore import PatternMatcher
+from dockyard.build.downloads import download
 from dockyard.build.globs import contains_wildcards, go_match
 from dockyard.build.scope import resolve_in_scope, scoped_components
-from dockyard.errors import CorruptContent, DockyardError, InvalidParameter
+from dockyard.errors import CorruptContent, DockyardError, InvalidParameter, NotFound
 
 MTIME = 1_600_000_000
 
@@ -633,3 +637,67 @@ def test_unpack_context_is_safe(tmp_path: Path) -> None:
     with pytest.raises(CorruptContent):
         unpack_context(context_tar({"../evil": "E", "Dockerfile": "x"}), tmp_path / "e")
     assert not (tmp_path / "evil").exists()
+
+
+# -- downloads ------------------------------------------------------------------------------------
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        routes = {
+            "/files/a.bin": (200, {"Last-Modified": "Sun, 13 Sep 2020 12:26:40 GMT"}, b"payload"),
+            "/dir/": (200, {"Content-Disposition": 'attachment; filename="report.txt"'}, b"R"),
+            "/plain/": (200, {}, b"P"),
+        }
+        status, headers, body = routes.get(self.path, (404, {}, b"  no such thing\n"))
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture()
+def server() -> Iterator[str]:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+def test_download(server: str, tmp_path: Path) -> None:
+    seen: list[tuple[int, int | None]] = []
+    path = download(f"{server}/files/a.bin", tmp_path, progress=lambda done, total: seen.append((done, total)))
+    assert path.name == "a.bin" and path.read_bytes() == b"payload"
+    assert mode(path) == 0o600 and path.stat().st_mtime == MTIME
+    assert seen[-1] == (7, 7)
+    assert download(f"{server}/dir/", tmp_path).name == "report.txt"
+    assert download(f"{server}/plain/", tmp_path).name == "__unnamed__"
+    with pytest.raises(NotFound) as err:
+        download(f"{server}/missing", tmp_path)
+    assert err.value.message == f"failed to GET {server}/missing with status 404 Not Found: no such thing"
+
+
+def test_add_url_through_download(server: str, ctx: Path, rootfs: Path, tmp_path: Path) -> None:
+    fetch = functools.partial(download, into=tmp_path)
+    copy(ctx, rootfs, [f"{server}/dir/"], "/in/", is_add=True, fetch_url=fetch)
+    copy(ctx, rootfs, [f"{server}/plain/"], "/as_named", is_add=True, fetch_url=fetch)
+    assert (rootfs / "in/report.txt").read_text() == "R" and (rootfs / "as_named").read_text() == "P"
+    with pytest.raises(InvalidParameter, match="cannot determine filename"):
+        copy(ctx, rootfs, [f"{server}/plain/"], "/in/", is_add=True, fetch_url=fetch)
+
+
+def test_names_that_are_not_names_are_refused(ctx: Path, rootfs: Path) -> None:
+    assert url_file_name("http://h/..") == "" and url_file_name("http://h/x", 'a; filename=".."') == "x"
+    assert url_file_name("http://h/", 'a; filename=".."') == ""
+    with pytest.raises(InvalidParameter, match="invalid heredoc name"):
+        copy(ctx, rootfs, [], "/", heredocs={"..": "x"})
