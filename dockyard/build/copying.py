@@ -30,8 +30,10 @@ heredocs, which the classic builder lacks):
   ``COPY --from`` without ``--chown`` keeps the source's owners (``from_rootfs``). Missing parent
   directories of a copied file are created 0755, owned by ``--chown`` (only the ones created); the
   destination directory of a tree is created 0755 and owned by ``--chown`` when the copy created it,
-  its missing parents by root. Modes are kept, mtimes kept to the second; ``--chmod`` replaces
-  the mode of every file and directory copied. ``security.capability`` (file capabilities) is kept.
+  its missing parents by root. Modes are kept, mtimes kept to the second, except that a copied
+  non-directory loses setuid (and setgid with group execution) unless ``COPY --from`` keeps owners:
+  the classic builder chowns after writing and the kernel clears them. ``--chmod`` replaces the
+  mode of every file and directory copied. ``security.capability`` (file capabilities) is kept.
 - ADD extracts a local *file* source that is a tar (plain, gzip, bzip2, xz or zstd; recognised by
   its content, not its name) into ``dest`` as a directory, through the safe extraction of
   :mod:`dockyard.snapshots` (``.wh.*`` names are ordinary files there; the tar's owners are kept,
@@ -366,6 +368,8 @@ class _Planner:
             return Entry(rel, SYMLINK, 0o777, uid, gid, mtime, link=os.readlink(host))
         if self.chmod is not None:
             mode = self.chmod
+        elif fmt != stat.S_IFDIR and not (self.from_rootfs and self.chown is None):
+            mode = _after_chown(mode)
         if fmt == stat.S_IFDIR:
             return Entry(rel, DIR, mode, uid, gid, mtime)
         if fmt == stat.S_IFREG:
@@ -390,6 +394,16 @@ class _Planner:
                     break
             self._visible_dirs[rel] = known
         return known
+
+
+def _after_chown(mode: int) -> int:
+    """The mode a non-directory keeps once chowned: Linux clears setuid, and setgid when group
+    execution is allowed, even for root. The classic builder chowns every path it copies after
+    writing it (to 0:0 when there is no ``--chown``), so copied files lose those bits there."""
+    mode &= ~stat.S_ISUID
+    if mode & stat.S_IXGRP:
+        mode &= ~stat.S_ISGID
+    return mode
 
 
 def _sorted_names(path: str) -> list[str]:

@@ -56,7 +56,11 @@ def test_default_owner_is_root(ctx: Path, rootfs: Path) -> None:
     copy(ctx, rootfs, ["f", "d"], "/new/")
     for rel in ("new", "new/f", "new/sub", "new/sub/g", "new/sub/l"):
         assert owner(rootfs / rel) == (0, 0), rel
-    assert stat.S_IMODE(os.stat(rootfs / "new/f").st_mode) == 0o4755  # setuid kept through the chown
+    assert stat.S_IMODE(os.stat(rootfs / "new/f").st_mode) == 0o755  # Docker's chown to 0:0 cleared setuid
+    copy(ctx, rootfs, ["f"], "/kept/", from_rootfs=True)
+    assert stat.S_IMODE(os.stat(rootfs / "kept/f").st_mode) == 0o4755  # not chowned: kept
+    copy(ctx, rootfs, ["f"], "/chmod/", chmod=0o6755)
+    assert stat.S_IMODE(os.stat(rootfs / "chmod/f").st_mode) == 0o6755
 
 
 def test_chown_file_owns_the_parents_it_created(ctx: Path, rootfs: Path) -> None:
@@ -66,7 +70,7 @@ def test_chown_file_owns_the_parents_it_created(ctx: Path, rootfs: Path) -> None
     assert owner(rootfs / "existing/a") == (1000, 1000)
     assert owner(rootfs / "existing/a/b") == (1000, 1000)
     assert owner(rootfs / "existing/a/b/f") == (1000, 1000)
-    assert stat.S_IMODE(os.stat(rootfs / "existing/a/b/f").st_mode) == 0o4755
+    assert stat.S_IMODE(os.stat(rootfs / "existing/a/b/f").st_mode) == 0o755
 
 
 def test_chown_tree_owns_the_dest_only_when_created(ctx: Path, rootfs: Path) -> None:
