@@ -133,6 +133,8 @@ class CopyPlan:
 
     def apply(self, rootfs: Path) -> None:
         """Write every item into the rootfs at ``rootfs`` (a plain dir or a mounted overlay)."""
+        if not os.path.isdir(rootfs):
+            raise DockyardError(f"failed to copy files: the rootfs {rootfs} is not a directory")
         writer = _Writer(os.path.abspath(rootfs), self)
         for item in self.items:
             try:

@@ -701,3 +701,20 @@ def test_names_that_are_not_names_are_refused(ctx: Path, rootfs: Path) -> None:
     assert url_file_name("http://h/", 'a; filename=".."') == ""
     with pytest.raises(InvalidParameter, match="invalid heredoc name"):
         copy(ctx, rootfs, [], "/", heredocs={"..": "x"})
+
+
+def test_unpack_context_and_add_are_bounded(tmp_path: Path, ctx: Path, rootfs: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKYARD_MAX_LAYER_BYTES", "1000")
+    with pytest.raises(InvalidParameter):
+        unpack_context(context_tar({"Dockerfile": "FROM x\n", "big": "x" * 5000}), tmp_path / "c")
+    (ctx / "big.tar").write_bytes(make_tar({"big": "x" * 5000}))
+    with pytest.raises(InvalidParameter):
+        copy(ctx, rootfs, ["big.tar"], "/x/", is_add=True)
+
+
+def test_apply_needs_a_rootfs(ctx: Path, tmp_path: Path) -> None:
+    put(ctx, "a", "A")
+    plan = plan_copy(ctx, ["a"], "/", workdir="/", is_add=False, chown=None, chmod=None)
+    with pytest.raises(DockyardError, match="is not a directory"):
+        plan.apply(tmp_path / "missing")
