@@ -247,23 +247,18 @@ class _Planner:
 
     def _glob(self, pattern: str) -> list[CopyItem]:
         """Every path of the root matching ``pattern``, in walk order (lexical, depth first)."""
-        max_depth = pattern.count("/") + 1
+        max_depth = pattern.count("/") + 1  # a match has at most as many components as the pattern
         items: list[CopyItem] = []
 
-        def walk(dir_host: str, dir_rel: str, depth: int) -> None:
-            for name in _sorted_names(dir_host):
-                rel = f"{dir_rel}/{name}" if dir_rel else name
-                host = os.path.join(dir_host, name)
-                st = os.lstat(host)
-                is_dir = stat.S_ISDIR(st.st_mode)
-                if not self._visible(rel, is_dir, host):
-                    continue
-                if go_match(pattern, rel):
-                    items.append(self._path_item(rel))
-                if is_dir and depth < max_depth:
-                    walk(host, rel, depth + 1)
+        def visit(rel: str, host: str, st: os.stat_result) -> bool:
+            is_dir = stat.S_ISDIR(st.st_mode)
+            if not self._visible(rel, is_dir, host):
+                return False
+            if go_match(pattern, rel):
+                items.append(self._path_item(rel))
+            return rel.count("/") + 1 < max_depth
 
-        walk(self.root, "", 1)
+        _walk(self.root, visit)
         return items
 
     def _path_item(self, rel: str) -> CopyItem:
@@ -322,38 +317,45 @@ class _Planner:
     # -- trees and entries ---------------------------------------------------------------------
 
     def _tree(self, top_host: str, top_rel: str) -> list[Entry]:
-        """The entries below directory ``top_host`` (its contents, parents before children)."""
+        """The entries below directory ``top_host`` (its contents, parents before children).
+
+        An excluded directory is still walked when ``excludes`` may re-include what it holds; it
+        becomes an entry (0755, as the client's tar implies it) only once such a path turns up."""
         entries: list[Entry] = []
         links: dict[tuple[int, int], str] = {}
+        pending: list[Entry] = []  # excluded directories on the current path, not written yet
 
-        def walk(dir_host: str, dir_rel: str) -> None:
-            for name in _sorted_names(dir_host):
-                host = os.path.join(dir_host, name)
-                rel = f"{dir_rel}/{name}" if dir_rel else name
-                ctx_rel = f"{top_rel}/{rel}" if top_rel else rel
-                st = os.lstat(host)
-                if stat.S_ISSOCK(st.st_mode):
-                    continue  # the tar Docker copies through has no sockets
-                is_dir = stat.S_ISDIR(st.st_mode)
-                if self.excludes is not None and self.excludes(ctx_rel):
-                    if not (is_dir and self._visible(ctx_rel, True, host)):
-                        continue
-                    # an excluded directory holding re-included paths exists only as their parent
-                    uid, gid = self.chown or (0, 0)
-                    entries.append(Entry(rel, DIR, self.chmod if self.chmod is not None else 0o755, uid, gid,
-                                         _seconds(st.st_mtime_ns)))
-                    walk(host, rel)
-                    continue
-                if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
-                    first = links.setdefault((st.st_dev, st.st_ino), rel)
-                    if first != rel:
-                        entries.append(Entry(rel, HARDLINK, 0, 0, 0, 0, link=first))
-                        continue
-                entries.append(self._entry(rel, host, st))
-                if is_dir:
-                    walk(host, rel)
+        def settle(rel: str, *, emit: bool) -> None:
+            """Drop the pending directories that do not hold ``rel``; write the rest if ``emit``."""
+            while pending and not rel.startswith(pending[-1].rel + "/"):
+                pending.pop()
+            if emit:
+                entries.extend(pending)
+                pending.clear()
 
-        walk(top_host, "")
+        def visit(rel: str, host: str, st: os.stat_result) -> bool:
+            ctx_rel = f"{top_rel}/{rel}" if top_rel else rel
+            if stat.S_ISSOCK(st.st_mode):
+                return False  # the tar Docker copies through has no sockets
+            is_dir = stat.S_ISDIR(st.st_mode)
+            if self.excludes is not None and self.excludes(ctx_rel):
+                if not is_dir:
+                    return False
+                settle(rel, emit=False)
+                uid, gid = self.chown or (0, 0)
+                pending.append(Entry(rel, DIR, self.chmod if self.chmod is not None else 0o755, uid, gid,
+                                     _seconds(st.st_mtime_ns)))
+                return True
+            settle(rel, emit=True)
+            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+                first = links.setdefault((st.st_dev, st.st_ino), rel)
+                if first != rel:
+                    entries.append(Entry(rel, HARDLINK, 0, 0, 0, 0, link=first))
+                    return False
+            entries.append(self._entry(rel, host, st))
+            return is_dir
+
+        _walk(top_host, visit)
         return entries
 
     def _entry(self, rel: str, host: str, st: os.stat_result) -> Entry:
@@ -382,20 +384,48 @@ class _Planner:
 
     def _visible(self, rel: str, is_dir: bool, host: str) -> bool:
         """Whether ``rel`` is in the context: not excluded, or a directory holding a path that is."""
-        if self.excludes is None or not rel or not self.excludes(rel):
+        excludes = self.excludes
+        if excludes is None or not rel or not excludes(rel):
             return True
         if not is_dir:
             return False
         known = self._visible_dirs.get(rel)
         if known is None:
-            known = False
-            for name in _sorted_names(host):
-                child = os.path.join(host, name)
-                if self._visible(f"{rel}/{name}", stat.S_ISDIR(os.lstat(child).st_mode), child):
-                    known = True
-                    break
+
+            def visit(child: str, _host: str, _st: os.stat_result) -> bool:
+                if not excludes(f"{rel}/{child}"):
+                    raise _Found
+                return True
+
+            try:
+                _walk(host, visit)
+                known = False
+            except _Found:
+                known = True
             self._visible_dirs[rel] = known
         return known
+
+
+class _Found(Exception):
+    """Ends a walk early."""
+
+
+def _walk(top: str, visit: Callable[[str, str, os.stat_result], bool]) -> None:
+    """Visit every path below directory ``top`` in lexical order, a directory before what it holds,
+    without recursion (a context may nest deeper than Python's stack); ``visit(rel, host, lstat)``
+    says whether to enter a directory."""
+    stack: list[tuple[str, str, list[str]]] = [(top, "", _sorted_names(top)[::-1])]
+    while stack:
+        dir_host, dir_rel, names = stack[-1]
+        if not names:
+            stack.pop()
+            continue
+        name = names.pop()
+        host = os.path.join(dir_host, name)
+        rel = f"{dir_rel}/{name}" if dir_rel else name
+        st = os.lstat(host)
+        if visit(rel, host, st) and stat.S_ISDIR(st.st_mode):
+            stack.append((host, rel, _sorted_names(host)[::-1]))
 
 
 def _after_chown(mode: int) -> int:

@@ -718,3 +718,36 @@ def test_apply_needs_a_rootfs(ctx: Path, tmp_path: Path) -> None:
     plan = plan_copy(ctx, ["a"], "/", workdir="/", is_add=False, chown=None, chmod=None)
     with pytest.raises(DockyardError, match="is not a directory"):
         plan.apply(tmp_path / "missing")
+
+
+def remove_deep(top: Path) -> None:
+    """Remove a tree too deep for shutil.rmtree and os.walk (so for pytest's own clean-up), bottom up."""
+    stack = [str(top)]
+    while stack:
+        path = stack[-1]
+        children = [os.path.join(path, name) for name in os.listdir(path)]
+        subdirs = [c for c in children if os.path.isdir(c) and not os.path.islink(c)]
+        for child in children:
+            if child not in subdirs:
+                os.unlink(child)
+        if subdirs:
+            stack.extend(subdirs)
+        else:
+            os.rmdir(stack.pop())
+
+
+def test_deep_trees_need_no_recursion(ctx: Path, rootfs: Path) -> None:
+    depth = 1100  # deeper than Python's recursion limit
+    path = ctx / "top"
+    path.mkdir()
+    for _ in range(depth):
+        path = path / "d"
+        path.mkdir()
+    (path / "leaf").write_text("L")
+    try:
+        copy(ctx, rootfs, ["top"], "/x/", excludes=PatternMatcher(["top/d/d", "!**/leaf"]).matches)
+        assert (rootfs / "x" / "/".join(["d"] * depth) / "leaf").read_text() == "L"
+    finally:
+        remove_deep(ctx / "top")
+        if (rootfs / "x").exists():
+            remove_deep(rootfs / "x")
