@@ -1,0 +1,51 @@
+"""Tars a build unpacks: the build context, and local archives ADD extracts.
+
+Docker unpacks both with ``chrootarchive.Untar``: chrooted into the destination, so a relative
+symlink that climbs above it (``link -> ../../../etc/passwd``) is accepted and simply stops at
+the destination's root when followed. :class:`BuildTarExtractor` keeps such links likewise (creating
+one is harmless: everything that follows a link, here and in :mod:`dockyard.build.copying`, resolves
+it inside its scope) and otherwise applies the rules of ``docker cp`` tars
+(:class:`dockyard.snapshots.copy_extract.CopyExtractor`: names cleaned and kept inside, parents
+resolved inside, the last component replaced and never followed, ``.wh.*`` names ordinary files,
+bytes written bounded).
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from dockyard.snapshots.copy_extract import CopyExtractor
+from dockyard.snapshots.extract import StrictTarInfo
+from dockyard.snapshots.streams import decompressed
+
+
+@dataclass
+class BuildTarExtractor(CopyExtractor):
+    """A :class:`CopyExtractor` that keeps relative symlinks climbing above the destination."""
+
+    def _make_symlink(self, tar: tarfile.TarFile, member: tarfile.TarInfo, path: str) -> None:
+        os.symlink(member.linkname, path)
+        self._set_metadata(path, member)
+
+
+def extract_tar(stream: BinaryIO, into: Path, *, privileged: bool) -> None:
+    """Unpack the tar in ``stream`` (plain, gzip, bzip2, xz or zstd) into the directory ``into``.
+
+    ``privileged``: keep the tar's owners and create device nodes (else both are skipped)."""
+    BuildTarExtractor(into, privileged=privileged).extract_stream(decompressed(stream))
+
+
+def is_archive(path: str) -> bool:
+    """Whether the file at ``path`` is a tar, plain or compressed (moby's ``IsArchivePath``: the
+    first header of the decompressed content parses); decided by content, never by name."""
+    try:
+        with open(path, "rb") as f:
+            tar = tarfile.open(fileobj=decompressed(f), mode="r|", tarinfo=StrictTarInfo)
+            with tar:
+                return tar.next() is not None
+    except Exception:  # any failure to read a first header: not an archive
+        return False
