@@ -1,0 +1,481 @@
+"""The executor: a parsed Dockerfile built into images, step by step, as Docker's classic builder.
+
+Terms:
+
+- *step*: one instruction; each makes an image (its *step image*) whose parent is the previous
+  step's, so ``docker history`` shows one entry per step. Config-only instructions (ENV, CMD, ...)
+  add no layer (``empty_layer``, ``created_by`` ``/bin/sh -c #(nop)  ENV a=b``); RUN runs a real
+  container (created, started and waited through the containers service, with ``run``'s
+  isolation) and commits its writable layer; COPY/ADD and WORKDIR change the rootfs without a
+  container (:mod:`dockyard.build.rootfs_step`: the parent's layers under a fresh upper dir).
+- *cache*: before a step runs, its key (:func:`dockyard.build.cache.step_key`: parent image,
+  ``created_by``, the build args that apply, COPY/ADD's content checksum) is looked up; a hit
+  reuses the image (`` ---> Using cache``). Every step image made is recorded.
+- *stages*: only those the target needs are built (:func:`stages_for_target`), in Dockerfile
+  order, one after the other (as the classic builder; their steps are numbered over all of them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import dataclasses
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dockyard import blocking
+from dockyard.build.cache import BuildCache, step_key
+from dockyard.build.dockerfile import parse_heredoc_marker
+from dockyard.build.instructions import (
+    Add,
+    Arg,
+    Copy,
+    Dockerfile,
+    Instruction,
+    Label,
+    Mount,
+    Run,
+    Workdir,
+    parse_trigger,
+)
+from dockyard.build.rootfs_client import RootfsStep
+from dockyard.build.stages import (
+    PROXY_ARGS,
+    ResolvedStage,
+    StageScope,
+    global_args,
+    platform_args,
+    resolve_stages,
+    stages_for_target,
+    target_index,
+)
+from dockyard.build.steps import (
+    ConfigStep,
+    build_arg_env,
+    command_argv,
+    nop_cmd,
+    nop_cmd_string,
+    run_created_by,
+    stage_config,
+    workdir_path,
+)
+from dockyard.build.stream import BuildStream, frames_to_text
+from dockyard.containers.logs import LogOptions
+from dockyard.containers.service import ContainerService
+from dockyard.errors import DockyardError, InvalidParameter, NotFound
+from dockyard.images.commit import BuildStep, commit_step
+from dockyard.images.reference import Reference
+from dockyard.images.service import Image, ImageService, host_arch, parse_platform, short_id
+
+# (reference, platform, always) -> image ID: pulls through the distribution service
+Pull = Callable[[str, str, bool], Awaitable[str]]
+
+
+class RunFailed(DockyardError):
+    """A RUN whose command exited non-zero; ``code`` is its exit status."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class BuildOptions:
+    """What ``POST /build`` asks for (Docker's query parameters, parsed)."""
+
+    dockerfile: Dockerfile
+    context: Path
+    tags: list[Reference] = field(default_factory=list)
+    build_args: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    target: str = ""
+    platform: str = ""
+    network_mode: str = "default"
+    remove: bool = True
+    force_remove: bool = False
+    no_cache: bool = False
+    pull: bool = False
+
+
+@dataclass
+class _State:
+    """A stage while it is built: the image of its last step and its run config."""
+
+    image_id: str | None
+    config: dict[str, Any]
+    scope: StageScope
+    cmd_set: bool = False
+    author: str = ""
+
+
+class Builder:
+    """Builds one request; ``stream`` gets the messages, ``pull`` fetches missing base images."""
+
+    def __init__(self, images: ImageService, containers: ContainerService, cache: BuildCache, pull: Pull,
+                 options: BuildOptions, stream: BuildStream, build_dir: Path) -> None:
+        self.images = images
+        self.containers = containers
+        self.cache = cache
+        self.pull = pull
+        self.opts = options
+        self.out = stream
+        self.dir = build_dir
+        self.stage_images: dict[int, str | None] = {}
+        self.step = 0
+        self.total = 0
+        self.declared: set[str] = set()
+        os_name, arch, variant = parse_platform(options.platform) if options.platform else ("linux", *host_arch())
+        self.platform = (os_name, arch, variant)
+        platform_text = "/".join(p for p in self.platform if p)
+        self.automatic = platform_args(platform_text, "/".join(p for p in ("linux", *host_arch()) if p))
+
+    def prepare(self) -> None:
+        """Check what can be checked before any output (the global args, the stages, the target);
+        errors here are the request's (HTTP 400), as dockerd answers before it streams."""
+        df = self.opts.dockerfile
+        self.args = global_args(df, self.opts.build_args, self.automatic)
+        self.declared |= {key for arg in df.meta_args for key, _ in arg.pairs}
+        self.resolved = resolve_stages(df, self.args)
+        if self.opts.target and not any(s.name == self.opts.target.lower() for s in df.stages):
+            raise InvalidParameter(f"failed to reach build target {self.opts.target} in Dockerfile")
+        self.target = target_index(df, self.opts.target)
+        self.order = stages_for_target(self.resolved, self.target)
+
+    async def build(self) -> str:
+        """Build the target; returns its image ID (tagged as asked)."""
+        if not hasattr(self, "order"):
+            self.prepare()
+        resolved, target, order, args = self.resolved, self.target, self.order, self.args
+        if self.opts.labels:
+            stage = resolved[target].stage
+            label = Label("LABEL", stage.line, stage.line,
+                          "LABEL " + " ".join(f'"{k}"=\'{v}\'' for k, v in sorted(self.opts.labels.items())),
+                          sorted(self.opts.labels.items()))
+            resolved[target] = dataclasses.replace(
+                resolved[target], stage=dataclasses.replace(stage, instructions=[*stage.instructions, label]))
+        self.total = sum(1 + len(resolved[i].stage.instructions) for i in order)
+        for index in order:
+            self.stage_images[index] = await self._stage(resolved[index], args)
+        image_id = self.stage_images[target]
+        if image_id is None:
+            raise InvalidParameter("No image was generated. Is your Dockerfile empty?")
+        unused = sorted(set(self.opts.build_args) - self.declared - set(PROXY_ARGS))
+        if unused:
+            self.out.text(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed\n")
+        self.out.aux(image_id)
+        self.out.text(f"Successfully built {short_id(image_id)}\n")
+        for ref in self.opts.tags:
+            await blocking.run(self.images.tag, image_id, ref.familiar_name(), ref.tag or "latest")
+            self.out.text(f"Successfully tagged {ref.familiar()}\n")
+        return image_id
+
+    # -- stages --------------------------------------------------------------------------------
+
+    def _header(self, original: str) -> None:
+        self.step += 1
+        self.out.text(f"Step {self.step}/{self.total} : {original}\n")
+
+    async def _base(self, rs: ResolvedStage) -> Image | None:
+        if rs.base_stage is not None:
+            image_id = self.stage_images.get(rs.base_stage)
+            return None if image_id is None else await blocking.run(self.images.resolve, image_id)
+        if rs.base.lower() == "scratch":
+            return None
+        if not self.opts.pull:
+            with contextlib.suppress(NotFound):
+                return await blocking.run(self.images.resolve, rs.base)
+        image_id = await self.pull(rs.base, rs.platform or self.opts.platform, self.opts.pull)
+        return await blocking.run(self.images.resolve, image_id)
+
+    async def _stage(self, rs: ResolvedStage, args: dict[str, str]) -> str | None:
+        stage = rs.stage
+        self._header(stage.original)
+        base = await self._base(rs)
+        if base is not None:
+            self.out.text(f" ---> {short_id(base.id)}\n")
+        config = stage_config((base.config.get("config") if base else None) or {})
+        triggers = list(config.get("OnBuild") or [])
+        config["OnBuild"] = None
+        env = dict(e.partition("=")[::2] for e in config.get("Env") or [])
+        scope = StageScope(env, args, self.opts.build_args, self.opts.dockerfile.escape)
+        state = _State(base.id if base else None, config, scope)
+        if triggers:
+            self.out.text(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}\n")
+            for expression in triggers:
+                await self._dispatch(parse_trigger(expression, stage.line), state)
+        for instruction in stage.instructions:
+            self._header(instruction.original.strip())
+            await self._dispatch(instruction, state)
+        return state.image_id
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    async def _dispatch(self, instruction: Instruction, state: _State) -> None:
+        expanded = state.scope.apply(instruction)
+        if isinstance(expanded, Arg):
+            self.declared |= {key for key, _ in expanded.pairs}
+        if isinstance(expanded, Run):
+            await self._run(expanded, state)
+        elif isinstance(expanded, Copy):
+            await self._copy(expanded, state)
+        elif isinstance(expanded, Workdir):
+            await self._workdir(expanded, state)
+        else:
+            step = ConfigStep(state.config, state.cmd_set)
+            comment = step.apply(expanded)
+            state.cmd_set = step.cmd_set
+            if step.author is not None:
+                state.author = step.author
+            await self._commit_or_reuse(state, nop_cmd(state.config, comment), None, [], None)
+        if state.image_id is not None:
+            self.out.text(f" ---> {short_id(state.image_id)}\n")
+
+    def _probe_config(self, state: _State, cmd: list[str]) -> dict[str, Any]:
+        probe = copy.deepcopy(state.config)
+        probe["Cmd"] = cmd
+        probe["Image"] = state.image_id or ""
+        return probe
+
+    async def _cached(self, key: str) -> str | None:
+        if self.opts.no_cache:
+            return None
+        found = await blocking.run(self.cache.lookup, key)
+        if found is not None:
+            self.out.text(" ---> Using cache\n")
+        return found
+
+    async def _commit_or_reuse(self, state: _State, cmd: list[str], upper_step: RootfsStep | None,
+                               build_env: list[str], checksum: str | None) -> None:
+        """A step without a container: reuse its cached image or commit one (``upper_step``'s upper dir
+        as the layer, none for a config-only step)."""
+        key = step_key(state.image_id or "", " ".join(cmd), build_env, checksum)
+        found = await self._cached(key)
+        if found is not None:
+            state.image_id = found
+            return
+        await self._commit(state, cmd, key, upper_step.upper if upper_step else None, "")
+
+    async def _commit(self, state: _State, cmd: list[str], key: str, upper: Path | None, container_id: str) -> None:
+        state.config["Image"] = state.image_id or ""
+        step = BuildStep(state.image_id, copy.deepcopy(state.config), self._probe_config(state, cmd), upper,
+                         container_id, state.author, self.platform)
+        image_id, size = await blocking.run(commit_step, self.images, step)
+        await blocking.run(self.cache.record, key, image_id, state.image_id or "", " ".join(cmd), size)
+        state.image_id = image_id
+
+    def _lowers(self, image_id: str | None) -> list[Path]:
+        return self.images.rootfs_layers(image_id) if image_id else []
+
+    async def _workdir(self, instruction: Workdir, state: _State) -> None:
+        path = workdir_path(state.config.get("WorkingDir") or "", instruction.path)
+        state.config["WorkingDir"] = path
+        cmd = nop_cmd_string(state.config, "WORKDIR " + path)
+        key = step_key(state.image_id or "", " ".join(cmd), [], None)
+        found = await self._cached(key)
+        if found is not None:
+            state.image_id = found
+            return
+        step = RootfsStep(self.dir, await blocking.run(self._lowers, state.image_id))
+        try:
+            await blocking.run(step.mkdir, path)
+            await self._commit(state, cmd, key, step.upper, "")
+        finally:
+            await blocking.run(step.cleanup)
+
+    async def _copy_source(self, instruction: Copy) -> tuple[str, list[Path] | None]:
+        """(context dir, None) or ("", the layers of the stage or image ``--from`` names)."""
+        if not instruction.from_:
+            return str(self.opts.context), None
+        name = instruction.from_
+        df = self.opts.dockerfile
+        index = int(name) if name.isdigit() else next(
+            (s.index for s in df.stages if s.name and s.name == name.lower()), None)
+        if index is not None:
+            image_id = self.stage_images.get(index)
+        else:
+            try:
+                image_id = (await blocking.run(self.images.resolve, name)).id
+            except NotFound:
+                image_id = await self.pull(name, self.opts.platform, False)
+        return "", await blocking.run(self._lowers, image_id)
+
+    async def _copy(self, instruction: Copy, state: _State) -> None:
+        is_add = isinstance(instruction, Add)
+        if is_add and instruction.from_:
+            raise InvalidParameter("ADD does not support --from")
+        context, source_lowers = await self._copy_source(instruction)
+        heredocs = {doc.name: (state.scope.lexer.word(doc.body(), state.scope.variables()) if doc.expand
+                               else doc.body()) for doc in instruction.contents}
+        step = RootfsStep(self.dir, await blocking.run(self._lowers, state.image_id))
+        try:
+            plan = await blocking.run(
+                step.plan_copy, context=context, source_lowers=[str(p) for p in source_lowers]
+                if source_lowers is not None else None, sources=list(instruction.sources), dest=instruction.dest,
+                workdir=state.config.get("WorkingDir") or "/", is_add=is_add, chown=instruction.chown,
+                chmod=instruction.chmod, heredocs=heredocs)
+            command = "ADD" if is_add else "COPY"
+            cmd = nop_cmd_string(state.config, f"{command} {plan['source_hash']} in {instruction.dest} ")
+            key = step_key(state.image_id or "", " ".join(cmd), [], str(plan["checksum"]))
+            found = await self._cached(key)
+            if found is not None:
+                await blocking.run(step.skip)
+                state.image_id = found
+                return
+            await blocking.run(step.apply)
+            await self._commit(state, cmd, key, step.upper, "")
+        finally:
+            await blocking.run(step.cleanup)
+
+    # -- RUN -----------------------------------------------------------------------------------
+
+    async def _run(self, instruction: Run, state: _State) -> None:
+        argv = command_argv(instruction.command, state.config) or []
+        if instruction.command.files:
+            argv = _with_heredocs(instruction, state)
+        arg_env = build_arg_env(state.scope.args, state.config.get("Env") or [])
+        cmd = run_created_by(argv, arg_env)
+        proxies = sorted(f"{k}={v}" for k, v in self.opts.build_args.items()
+                         if k in PROXY_ARGS and k not in state.scope.args)
+        mounts_text = [f"{m.type}:{m.id or m.target}:{m.source}:{m.from_}" for m in instruction.mounts]
+        key = step_key(state.image_id or "", " ".join(cmd), [*proxies, *mounts_text, instruction.network],
+                       None)
+        found = await self._cached(key)
+        if found is not None:
+            state.image_id = found
+            return
+        if state.image_id is None:
+            raise DockyardError("failed to run the RUN command: the stage has no filesystem yet (FROM scratch)")
+        network = instruction.network if instruction.network != "default" else self.opts.network_mode
+        host_config: dict[str, Any] = {"NetworkMode": network or "default", "LogConfig": {"Type": "json-file"}}
+        self._mounts(instruction.mounts, host_config)
+        body = {
+            "Image": state.image_id, "Cmd": argv, "Entrypoint": [""],
+            "Env": [*(state.config.get("Env") or []), *arg_env, *proxies],
+            "WorkingDir": state.config.get("WorkingDir") or "", "User": state.config.get("User") or "",
+            "Labels": {}, "HostConfig": host_config,
+            "AttachStdout": True, "AttachStderr": True,
+        }
+        container, _warnings = await self.containers.create(None, body)
+        cid = container.id
+        self.out.text(f" ---> Running in {cid[:12]}\n")
+        ok = False
+        try:
+            await self.containers.start(cid)
+            await self._follow(cid)
+            status = await self.containers.wait(cid)
+            code = int(status.get("StatusCode") or 0)
+            if code != 0:
+                raise RunFailed(f"The command '{' '.join(argv)}' returned a non-zero code: {code}", code)
+            upper = self.images.snapshots.container_dir(cid) / "upper"
+            await self._commit(state, cmd, key, upper, cid)
+            ok = True
+        finally:
+            if (ok and self.opts.remove) or self.opts.force_remove:
+                with contextlib.suppress(DockyardError):
+                    await self.containers.remove(cid, force=True, volumes=True)
+                    if ok:
+                        self.out.text(f"Removing intermediate container {cid[:12]}\n")
+
+    async def _follow(self, cid: str) -> None:
+        _c, chunks = self.containers.logs(cid, LogOptions(follow=True))
+        pending = bytearray()
+        async for chunk in chunks:
+            pending += chunk
+            text = frames_to_text(pending)
+            if text:
+                self.out.text(text.decode(errors="replace"))
+
+    def _mounts(self, mounts: list[Mount], host_config: dict[str, Any]) -> None:
+        """RUN --mount as the container's binds and tmpfs mounts (see the README for the limits)."""
+        binds: list[str] = []
+        tmpfs: dict[str, str] = {}
+        for m in mounts:
+            target = m.target or ""
+            if m.type == "cache":
+                if not target:
+                    raise InvalidParameter("mount target must be specified for cache mounts")
+                name = hashlib.sha256((m.id or target).encode()).hexdigest()[:32]
+                directory = self.images.root / "build-cache-mounts" / name
+                directory.mkdir(parents=True, exist_ok=True)
+                if m.uid is not None or m.gid is not None or m.mode is not None:
+                    if m.mode is not None:
+                        os.chmod(directory, m.mode)
+                    os.chown(directory, m.uid if m.uid is not None else -1, m.gid if m.gid is not None else -1)
+                binds.append(f"{directory}:{target}" + (":ro" if m.readonly else ""))
+            elif m.type == "bind":
+                if m.from_:
+                    raise InvalidParameter("RUN --mount=type=bind,from= is not supported by dockyard's classic builder")
+                if not target:
+                    raise InvalidParameter("mount target must be specified")
+                source = _inside(self.opts.context, m.source or "/")
+                binds.append(f"{source}:{target}" + (":ro" if m.readonly else ""))
+            elif m.type == "tmpfs":
+                if not target:
+                    raise InvalidParameter("mount target must be specified")
+                tmpfs[target] = f"size={m.size}" if m.size else ""
+            elif m.type == "secret":
+                name = m.id or os.path.basename(m.target or m.source)
+                raise InvalidParameter(f"secret {name} not found: the classic build API has no secrets "
+                                           "(use BuildKit's `docker buildx build --secret`)")
+            else:
+                raise InvalidParameter(f"mount type {m.type} is not supported by dockyard's classic builder")
+        if binds:
+            host_config["Binds"] = binds
+        if tmpfs:
+            host_config["Tmpfs"] = tmpfs
+
+
+def _inside(root: Path, path: str) -> str:
+    from dockyard.build.scope import resolve_in_scope
+
+    return resolve_in_scope(str(root), path)
+
+
+def _with_heredocs(instruction: Run, state: _State) -> list[str]:
+    """RUN with heredocs (shell form): a command that is only ``<<EOF`` runs the body as the shell's
+    script; otherwise the heredocs follow the command line, for the shell to read as heredocs."""
+    docs = instruction.command.files
+    if not instruction.command.shell:
+        raise InvalidParameter("RUN in exec form does not take heredocs")
+    shell = list(state.config.get("Shell") or ["/bin/sh", "-c"])
+    line = (instruction.command.args or [""])[0]
+    if len(docs) == 1 and parse_heredoc_marker(line.strip()) is not None:
+        return [*shell, docs[0].body()]
+    text = line + "\n" + "".join(doc.content + ("" if doc.content.endswith("\n") or not doc.content else "\n")
+                                  + doc.name + "\n" for doc in docs)
+    return [*shell, text]
+
+
+@contextlib.contextmanager
+def build_directory(root: Path) -> Any:
+    """A private directory for one build (context and step dirs), removed after."""
+    base = root / "tmp"
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = Path(tempfile.mkdtemp(prefix="build-", dir=base))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+async def run_build(builder: Builder) -> None:
+    """Run ``builder``, turning a failure into the stream's error message; the stream is closed after."""
+    try:
+        await builder.build()
+    except RunFailed as e:
+        builder.out.error(e.message, e.code)
+    except DockyardError as e:
+        builder.out.error(e.message)
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:  # the stream must end with an error, never in silence
+        builder.out.error(f"build failed: {e}")
+    finally:
+        builder.out.close()

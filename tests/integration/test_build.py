@@ -1,0 +1,308 @@
+"""``POST /build`` (the classic builder) against a real daemon: docker-py's ``images.build`` and
+``DOCKER_BUILDKIT=0 docker build`` as clients; image configs, history, files, cache, errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.daemon_harness import Daemon
+
+
+def context_tar(files: dict[str, str | bytes]) -> bytes:
+    """A build context tar holding ``files`` (name -> content)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, content in files.items():
+            data = content.encode() if isinstance(content, str) else content
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            info.mtime = 1_700_000_000
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def build(daemon: Daemon, files: dict[str, str | bytes], **params: Any) -> list[dict[str, Any]]:
+    """Build through docker-py's low-level API; the decoded JSON messages."""
+    import docker
+
+    api = docker.APIClient(base_url=daemon.host, version="auto", timeout=120)
+    try:
+        return list(api.build(fileobj=io.BytesIO(context_tar(files)), custom_context=True, decode=True,
+                              **params))
+    finally:
+        api.close()
+
+
+def stream_text(messages: list[dict[str, Any]]) -> str:
+    return "".join(m.get("stream", "") for m in messages)
+
+
+def image_id(messages: list[dict[str, Any]]) -> str:
+    ids = [m["aux"]["ID"] for m in messages if "aux" in m]
+    assert ids, messages
+    return str(ids[-1])
+
+
+def config_of(daemon: Daemon, ref: str) -> dict[str, Any]:
+    client = daemon.client()
+    try:
+        return dict(client.api.inspect_image(ref)["Config"])
+    finally:
+        client.close()
+
+
+def run_output(daemon: Daemon, ref: str, *cmd: str) -> str:
+    result = daemon.cli("run", "--rm", ref, *cmd, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_config_instructions_set_the_image_config_and_history(daemon: Daemon) -> None:
+    dockerfile = """FROM busybox
+MAINTAINER someone
+ENV A=1 B="two words"
+ARG V=default
+LABEL l1=x "l 2"="$V"
+EXPOSE 80 53/udp
+VOLUME /data
+USER 1000:1000
+WORKDIR /app
+WORKDIR sub
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=5s --retries=3 CMD true
+SHELL ["/bin/sh", "-ec"]
+ONBUILD RUN echo child
+ENTRYPOINT ["/bin/echo"]
+CMD ["hello"]
+"""
+    messages = build(daemon, {"Dockerfile": dockerfile}, tag="cfg:1", buildargs={"V": "given"})
+    text = stream_text(messages)
+    assert "Step 1/16 : FROM busybox\n" in text
+    assert "Successfully tagged cfg:1\n" in text
+    config = config_of(daemon, "cfg:1")
+    assert config["Env"] == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "A=1",
+                             "B=two words"]
+    assert config["Labels"] == {"l1": "x", "l 2": "given"}
+    assert config["ExposedPorts"] == {"80/tcp": {}, "53/udp": {}}
+    assert config["Volumes"] == {"/data": {}}
+    assert config["User"] == "1000:1000"
+    assert config["WorkingDir"] == "/app/sub"
+    assert config["StopSignal"] == "SIGTERM"
+    assert config["Healthcheck"] == {"Test": ["CMD-SHELL", "true"], "Interval": 5_000_000_000, "Retries": 3}
+    assert config["Shell"] == ["/bin/sh", "-ec"]
+    assert config["OnBuild"] == ["RUN echo child"]
+    assert config["Entrypoint"] == ["/bin/echo"]
+    assert config["Cmd"] == ["hello"]
+    client = daemon.client()
+    try:
+        inspect = client.api.inspect_image("cfg:1")
+        history = client.api.history("cfg:1")
+    finally:
+        client.close()
+    assert inspect["Author"] == "someone"
+    created_by = [h["CreatedBy"] for h in history]
+    assert created_by[0] == '/bin/sh -ec #(nop)  CMD ["hello"]'
+    assert '/bin/sh -c #(nop)  ENV A=1 B=two words' in created_by
+    assert "/bin/sh -c #(nop) WORKDIR /app/sub" in created_by
+    assert run_output(daemon, "cfg:1") == "hello\n"
+
+
+def test_run_commits_its_changes_and_streams_its_output(daemon: Daemon) -> None:
+    dockerfile = """FROM busybox
+ARG WHO=world
+RUN echo "hello $WHO" > /greeting && echo built-ok
+RUN ["/bin/sh", "-c", "echo exec-form >> /greeting"]
+"""
+    messages = build(daemon, {"Dockerfile": dockerfile}, tag="runs:1", buildargs={"WHO": "there"})
+    text = stream_text(messages)
+    assert "built-ok\n" in text
+    assert " ---> Running in " in text
+    assert run_output(daemon, "runs:1", "cat", "/greeting") == "hello there\nexec-form\n"
+    client = daemon.client()
+    try:
+        history = client.api.history("runs:1")
+    finally:
+        client.close()
+    assert history[1]["CreatedBy"] == '|1 WHO=there /bin/sh -c echo "hello $WHO" > /greeting && echo built-ok'
+    assert history[0]["CreatedBy"] == "|1 WHO=there /bin/sh -c echo exec-form >> /greeting"
+
+
+def test_a_failed_run_stops_the_build_with_dockers_message_and_leaves_no_image(daemon: Daemon) -> None:
+    client = daemon.client()
+    try:
+        before = {i.id for i in client.images.list(all=True)}
+    finally:
+        client.close()
+    messages = build(daemon, {"Dockerfile": "FROM busybox\nRUN echo x > /x\nRUN false\n"}, tag="failed:1")
+    errors = [m for m in messages if "error" in m]
+    assert errors == [{"errorDetail": {"code": 1, "message": "The command '/bin/sh -c false' returned a non-zero code: 1"},
+                       "error": "The command '/bin/sh -c false' returned a non-zero code: 1"}]
+    client = daemon.client()
+    try:
+        after = {i.id for i in client.images.list(all=True)}
+        with pytest.raises(Exception, match="No such image"):
+            client.images.get("failed:1")
+        dangling = {i.id for i in client.images.list(filters={"dangling": True})}
+        # as Docker: without forcerm the failed step's container stays (rm removes only successful ones)
+        left = failed_containers(client)
+        assert len(left) == 1
+        client.api.remove_container(left[0]["Id"])
+    finally:
+        client.close()
+    # Only the image of the step that succeeded stays, as a cache entry (as in Docker): the same
+    # step built again is that image, from the cache. The failed step left no image.
+    assert len(after - before) <= 1
+    assert dangling - before <= after - before
+    again = build(daemon, {"Dockerfile": "FROM busybox\nRUN echo x > /x\n"})
+    assert " ---> Using cache\n" in stream_text(again)
+    assert after - before <= {image_id(again)}
+    build(daemon, {"Dockerfile": "FROM busybox\nRUN false\n"}, forcerm=True)
+    client = daemon.client()
+    try:
+        assert failed_containers(client) == []
+    finally:
+        client.close()
+
+
+def failed_containers(client: Any) -> list[dict[str, Any]]:
+    return [c for c in client.api.containers(all=True) if c["Command"] == "/bin/sh -c false"]
+
+
+def test_copy_and_add_from_the_context(daemon: Daemon) -> None:
+    dockerfile = """FROM busybox
+WORKDIR /w
+COPY a.txt .
+COPY dir/ /d/
+ADD b.txt /added/
+COPY --chown=1:2 --chmod=600 a.txt /owned
+"""
+    files = {"Dockerfile": dockerfile, "a.txt": "A\n", "dir/x": "X\n", "dir/sub/y": "Y\n", "b.txt": "B\n"}
+    build(daemon, files, tag="copies:1")
+    out = run_output(daemon, "copies:1", "sh", "-c",
+                     "cat /w/a.txt /d/x /d/sub/y /added/b.txt; stat -c '%u:%g %a' /owned")
+    assert out == "A\nX\nY\nB\n1:2 600\n"
+
+
+def test_multi_stage_with_target_and_copy_from(daemon: Daemon) -> None:
+    dockerfile = """FROM busybox AS base
+RUN echo base > /base
+FROM base AS unused
+RUN echo unused > /unused && false
+FROM busybox AS final
+COPY --from=base /base /from-base
+RUN cat /from-base
+FROM final AS last
+CMD ["cat", "/from-base"]
+"""
+    messages = build(daemon, {"Dockerfile": dockerfile}, tag="stages:final", target="final")
+    text = stream_text(messages)
+    assert "unused" not in text.replace("AS unused", "")
+    assert not [m for m in messages if "error" in m]
+    assert run_output(daemon, "stages:final", "cat", "/from-base") == "base\n"
+    messages = build(daemon, {"Dockerfile": dockerfile}, tag="stages:last")
+    assert [m for m in messages if "error" in m] == []
+    assert run_output(daemon, "stages:last") == "base\n"
+
+
+def test_rebuild_uses_the_cache_and_nocache_does_not(daemon: Daemon) -> None:
+    files = {"Dockerfile": "FROM busybox\nENV X=1\nRUN echo $X > /x\nCOPY f /f\n", "f": "content\n"}
+    first = build(daemon, files, tag="cached:1")
+    second = build(daemon, files, tag="cached:2")
+    assert stream_text(second).count(" ---> Using cache\n") == 3
+    assert image_id(first) == image_id(second)
+    changed = build(daemon, {**files, "f": "other\n"})
+    assert stream_text(changed).count(" ---> Using cache\n") == 2
+    fresh = build(daemon, files, nocache=True)
+    assert " ---> Using cache" not in stream_text(fresh)
+    assert image_id(fresh) != image_id(first)
+
+
+def test_onbuild_triggers_run_in_the_child_build(daemon: Daemon) -> None:
+    build(daemon, {"Dockerfile": "FROM busybox\nONBUILD RUN echo triggered > /t\n"}, tag="parent:1")
+    messages = build(daemon, {"Dockerfile": "FROM parent:1\n"}, tag="child:1")
+    assert "# Executing 1 build trigger\n" in stream_text(messages)
+    assert run_output(daemon, "child:1", "cat", "/t") == "triggered\n"
+    assert config_of(daemon, "child:1")["OnBuild"] is None
+
+
+def test_unused_build_args_warn_and_labels_are_added(daemon: Daemon) -> None:
+    messages = build(daemon, {"Dockerfile": "FROM busybox\nARG USED\n"}, tag="warn:1",
+                     buildargs={"USED": "1", "UNUSED": "2", "HTTP_PROXY": "http://proxy"}, labels={"from": "build"})
+    assert "[Warning] One or more build-args [UNUSED] were not consumed\n" in stream_text(messages)
+    assert config_of(daemon, "warn:1")["Labels"] == {"from": "build"}
+
+
+def test_malformed_dockerfiles_are_refused_with_the_line(daemon: Daemon) -> None:
+    import docker
+
+    cases = {
+        "FROM busybox\nFOO bar\n": "dockerfile parse error on line 2: unknown instruction: FOO",
+        "RUN true\n": "no build stage in current context",
+        "FROM busybox\nCOPY --from=nope /a /b\n": "",
+        "FROM busybox\nCMD [\"a\", 1]\n": "arrays must be comprised of strings only",
+    }
+    for dockerfile, message in cases.items():
+        if not message:
+            continue
+        with pytest.raises(docker.errors.APIError) as info:
+            build(daemon, {"Dockerfile": dockerfile})
+        assert message in str(info.value.explanation), (dockerfile, info.value.explanation)
+    with pytest.raises(docker.errors.APIError) as info:
+        build(daemon, {"Dockerfile": "FROM busybox\n"}, target="missing")
+    assert "failed to reach build target missing in Dockerfile" in str(info.value.explanation)
+
+
+def test_docker_cli_classic_build(daemon: Daemon, tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nCOPY hello /hello\nRUN cat /hello\nCMD [\"cat\", \"/hello\"]\n")
+    (tmp_path / "hello").write_text("hi from the cli\n")
+    env_build = daemon.env() | {"DOCKER_BUILDKIT": "0"}
+    import subprocess
+
+    from tests.integration.daemon_harness import DOCKER
+
+    result = subprocess.run([DOCKER, "build", "-t", "clibuild:1", str(tmp_path)], capture_output=True, text=True,
+                            env=env_build, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Successfully tagged clibuild:1" in result.stdout
+    assert run_output(daemon, "clibuild:1") == "hi from the cli\n"
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN exit 3\n")
+    result = subprocess.run([DOCKER, "build", str(tmp_path)], capture_output=True, text=True, env=env_build,
+                            timeout=120)
+    assert result.returncode != 0
+    assert "The command '/bin/sh -c exit 3' returned a non-zero code: 3" in result.stderr + result.stdout
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nBOGUS x\n")
+    result = subprocess.run([DOCKER, "build", str(tmp_path)], capture_output=True, text=True, env=env_build,
+                            timeout=120)
+    assert result.returncode != 0
+    assert "dockerfile parse error on line 2: unknown instruction: BOGUS" in result.stderr
+
+
+def test_docker_py_high_level_build(daemon: Daemon, tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN echo py > /py\n")
+    client = daemon.client()
+    try:
+        image, logs = client.images.build(path=str(tmp_path), tag="pybuild:1", rm=True)
+        assert "pybuild:1" in image.tags
+        assert any("Successfully built" in chunk.get("stream", "") for chunk in logs)
+    finally:
+        client.close()
+
+
+def test_buildkit_session_requests_are_refused(daemon: Daemon) -> None:
+    import docker
+
+    with pytest.raises(docker.errors.APIError) as info:
+        api = docker.APIClient(base_url=daemon.host, version="auto", timeout=60)
+        try:
+            api._result(api._post(api._url("/build"), params={"version": "2"}, data=b""))
+        finally:
+            api.close()
+    assert "DOCKER_BUILDKIT=0" in str(info.value.explanation)
+    assert json.dumps  # keep the import used for message checks
