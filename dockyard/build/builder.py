@@ -321,7 +321,8 @@ class Builder:
                 workdir=state.config.get("WorkingDir") or "/", is_add=is_add, chown=instruction.chown,
                 chmod=instruction.chmod, heredocs=heredocs)
             command = "ADD" if is_add else "COPY"
-            cmd = nop_cmd_string(state.config, f"{command} {plan['source_hash']} in {instruction.dest} ")
+            chown = f"--chown={instruction.chown}" if instruction.chown else ""  # no space after it, as Docker writes it
+            cmd = nop_cmd_string(state.config, f"{command} {chown}{plan['source_hash']} in {instruction.dest} ")
             key = step_key(state.image_id or "", " ".join(cmd), [], str(plan["checksum"]))
             found = await self._cached(key)
             if found is not None:

@@ -50,6 +50,11 @@ def go_list(items: list[str]) -> str:
     return "[" + " ".join(go_quote(item) for item in items) + "]"
 
 
+def go_value_list(items: list[str]) -> str:
+    """Go's ``fmt.Sprintf("%v", []string{...})``: ``[a b]``."""
+    return "[" + " ".join(items) + "]"
+
+
 def stage_config(image_config: dict[str, Any] | None) -> dict[str, Any]:
     """The run config a stage starts with: the base image's, ``PATH`` added when missing."""
     config: dict[str, Any] = copy.deepcopy(image_config or {})
@@ -170,22 +175,20 @@ class ConfigStep:
             return "USER " + instruction.user
         if isinstance(instruction, Expose):
             ports = dict(c.get("ExposedPorts") or {})
-            keys: list[str] = []
             for spec in instruction.ports:
                 try:
                     for key in expand_ports(spec):
                         ports[key] = {}
-                        keys.append(key)
                 except InvalidParameter as e:
                     raise DockerfileError(e.message, line=instruction.line, instruction="EXPOSE") from None
             c["ExposedPorts"] = ports
-            return "EXPOSE " + " ".join(sorted(set(keys)))
+            return "EXPOSE " + " ".join(instruction.ports)
         if isinstance(instruction, Volume):
             volumes = dict(c.get("Volumes") or {})
             for path in instruction.paths:
                 volumes[path] = {}
             c["Volumes"] = volumes
-            return "VOLUME " + go_list(instruction.paths)
+            return "VOLUME " + go_value_list(instruction.paths)
         if isinstance(instruction, StopSignal):
             try:
                 parse_signal(instruction.signal)
@@ -195,7 +198,7 @@ class ConfigStep:
             return "STOPSIGNAL " + instruction.signal
         if isinstance(instruction, Shell):
             c["Shell"] = list(instruction.shell)
-            return "SHELL " + go_list(instruction.shell)
+            return "SHELL " + go_value_list(instruction.shell)
         if isinstance(instruction, Cmd):
             c["Cmd"] = command_argv(instruction.command, c)
             self.cmd_set = True

@@ -1,0 +1,178 @@
+"""A corpus of Dockerfiles built by dockyard and by Docker's classic builder (a private dockerd,
+``POST /build`` without BuildKit), compared: the image config (Env, Cmd, Entrypoint, WorkingDir, User,
+Labels, ExposedPorts, Volumes, Healthcheck, StopSignal, OnBuild, Shell), the history the build added
+(``created_by`` with COPY/ADD content hashes masked, ``empty_layer``) and the files of the final rootfs
+(kind, mode, owner, link target, content)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import tarfile
+from typing import Any
+
+import docker
+import pytest
+
+from tests.integration.daemon_harness import Daemon
+from tests.integration.test_build import context_tar
+from tests.integration.test_cli_against_dockerd import Dockerd, dockerd  # noqa: F401 - the fixture
+
+pytestmark = [pytest.mark.root, pytest.mark.docker_cli]
+
+CONFIG_FIELDS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "Labels", "ExposedPorts", "Volumes",
+                 "Healthcheck", "StopSignal", "OnBuild", "Shell")
+SKIPPED_PATHS = ("dev", "proc", "sys", ".dockerenv", "etc/hostname", "etc/hosts", "etc/resolv.conf", "etc/mtab")
+
+CORPUS: dict[str, dict[str, str]] = {
+    "config": {"Dockerfile": """FROM busybox
+ENV A=1 B="two words" PATH=/opt/bin:$PATH
+ARG V=default
+LABEL one=1 "two words"="$V" three=
+EXPOSE 80 53/udp 8000-8001
+VOLUME /data
+VOLUME ["/logs", "/other"]
+USER nobody
+WORKDIR /srv
+WORKDIR rel/dir
+STOPSIGNAL SIGUSR1
+HEALTHCHECK --interval=5s --timeout=2s --start-period=1s --retries=4 CMD wget -q localhost || exit 1
+ONBUILD RUN echo from-onbuild
+ONBUILD COPY . /app
+CMD echo shell form
+"""},
+    "entrypoint-resets-cmd": {"Dockerfile": """FROM busybox
+CMD ["before"]
+ENTRYPOINT ["/bin/echo", "hi"]
+"""},
+    "cmd-then-entrypoint-keeps-cmd": {"Dockerfile": """FROM busybox
+ENTRYPOINT ["/bin/echo"]
+CMD ["kept"]
+ENTRYPOINT /bin/echo shell
+HEALTHCHECK NONE
+"""},
+    "shell-and-run": {"Dockerfile": """FROM busybox
+SHELL ["/bin/sh", "-ec"]
+ARG WHO=x
+RUN echo "$WHO" > /who && mkdir -p /made/sub && chmod 700 /made && rm -rf /etc/group
+RUN ["/bin/sh", "-c", "echo exec > /exec"]
+ENV WHO=env
+RUN echo "$WHO" > /who2
+CMD ["sh"]
+"""},
+    "copy-add-workdir": {
+        "Dockerfile": """FROM busybox
+WORKDIR /w
+COPY a.txt ./
+COPY dir /d/
+ADD a.txt dir/x /multi/
+COPY --chown=1:2 a.txt /owned
+WORKDIR /w/deeper
+CMD ["sh"]
+""",
+        "a.txt": "A\n", "dir/x": "X\n", "dir/sub/y": "Y\n"},
+    "multi-stage": {"Dockerfile": """FROM busybox AS build
+RUN echo built > /artifact
+FROM busybox
+COPY --from=build /artifact /artifact
+COPY --from=0 /artifact /again
+LABEL stage=final
+CMD ["cat", "/artifact"]
+"""},
+    "global-args-and-scratch": {
+        "Dockerfile": """ARG BASE=busybox
+ARG TAGGED
+FROM ${BASE} AS tools
+ARG TAGGED=inner
+RUN echo "$TAGGED" > /tagged
+FROM scratch
+COPY --from=tools /tagged /bin/busybox /
+ENV PATH=/
+CMD ["busybox", "cat", "/tagged"]
+"""},
+    "add-archive-and-run-changes": {
+        "Dockerfile": """FROM busybox
+ADD payload.tar /unpacked/
+RUN rm /unpacked/top/gone && echo more >> /unpacked/top/kept && ln -s kept /unpacked/top/link
+CMD ["sh"]
+""",
+        "payload.tar": "@payload"},
+}
+
+
+def _payload() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in (("top/kept", b"kept\n"), ("top/gone", b"gone\n")):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.uid, info.gid, info.mtime = len(data), 0o640, 7, 8, 1_600_000_000
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _build(host: str, files: dict[str, str], tag: str) -> None:
+    api = docker.APIClient(base_url=host, version="1.41", timeout=120)
+    try:
+        contents = {k: (_payload() if v == "@payload" else v) for k, v in files.items()}
+        messages = list(api.build(fileobj=io.BytesIO(context_tar(contents)), custom_context=True, decode=True,
+                                  tag=tag, rm=True, buildargs={"V": "given"}))
+    finally:
+        api.close()
+    errors = [m for m in messages if "error" in m]
+    assert not errors, (host, errors)
+
+
+def _facts(host: str, tag: str) -> dict[str, Any]:
+    api = docker.APIClient(base_url=host, version="1.41", timeout=120)
+    try:
+        inspect = api.inspect_image(tag)
+        base_layers = len(api.history("busybox:latest"))
+        history = list(reversed(api.history(tag)))[base_layers:]
+        container = api.create_container(tag, command=["true"])
+        try:
+            tar_bytes = b"".join(api.export(container["Id"]))
+        finally:
+            api.remove_container(container["Id"])
+    finally:
+        api.close()
+    config = inspect["Config"] or {}
+    # dockerd's container layer adds an empty /etc (the mount point of hosts, hostname, resolv.conf)
+    # to an image without one: a difference of `export`, not of the build
+    files: dict[str, tuple[object, ...]] = {}
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
+        for member in tar.getmembers():
+            name = member.name.rstrip("/").removeprefix("./")
+            if not name or any(name == p or name.startswith(p + "/") for p in SKIPPED_PATHS):
+                continue
+            data = tar.extractfile(member).read() if member.isfile() else b""  # type: ignore[union-attr]
+            files[name] = (member.type, oct(member.mode & 0o7777) if not member.issym() else "", member.uid, member.gid,
+                           member.linkname, hashlib.sha256(data).hexdigest()[:12])
+    if "etc" in files and not any(name.startswith("etc/") for name in files):
+        del files["etc"]
+    return {
+        "config": {key: config.get(key) for key in CONFIG_FIELDS},
+        "author": inspect.get("Author"),
+        "history": [(_comparable(h["CreatedBy"]), h["Size"] == 0) for h in history],
+        "files": files,
+    }
+
+
+def _comparable(created_by: str) -> str:
+    """``created_by`` with COPY/ADD content hashes masked (dockerd's are tarsums of its own) and
+    HEALTHCHECK's StartInterval left out (dockerd 20.10 has no such field; dockyard writes it as 25+ do)."""
+    text = re.sub(r"(COPY|ADD) (--chown=\S+)?(file|dir|multi):[0-9a-f]+", r"\1 \2\3:<hash>", created_by)
+    return re.sub(r'(HEALTHCHECK &\{\[.*\] "[^"]*" "[^"]*" "[^"]*") "[^"]*"( \S+\})$', r"\1\2", text)
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_corpus_builds_like_dockers_classic_builder(name: str, daemon: Daemon, dockerd: Dockerd) -> None:  # noqa: F811
+    files = CORPUS[name]
+    tag = f"corpus-{name}:1"
+    _build(dockerd.host, files, tag)
+    _build(daemon.host, files, tag)
+    reference, ours = _facts(dockerd.host, tag), _facts(daemon.host, tag)
+    assert ours["config"] == reference["config"]
+    assert ours["author"] == reference["author"]
+    assert ours["history"] == reference["history"]
+    assert ours["files"] == reference["files"]
