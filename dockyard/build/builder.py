@@ -171,6 +171,8 @@ class Builder:
             self.out.text(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed\n")
         self.out.aux(image_id)
         self.out.text(f"Successfully built {short_id(image_id)}\n")
+        if self.out.quiet:
+            self.out.always(image_id + "\n")
         for ref in self.opts.tags:
             await blocking.run(self.images.tag, image_id, ref.familiar_name(), ref.tag or "latest")
             self.out.text(f"Successfully tagged {ref.familiar()}\n")

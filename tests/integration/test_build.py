@@ -28,16 +28,20 @@ def context_tar(files: dict[str, str | bytes]) -> bytes:
     return buf.getvalue()
 
 
-def build(daemon: Daemon, files: dict[str, str | bytes], **params: Any) -> list[dict[str, Any]]:
-    """Build through docker-py's low-level API; the decoded JSON messages."""
+def build(daemon: Daemon, files: dict[str, str | bytes], fails: bool = False, **params: Any) -> list[dict[str, Any]]:
+    """Build through docker-py's low-level API; the decoded JSON messages. Unless ``fails``, the
+    build must succeed."""
     import docker
 
     api = docker.APIClient(base_url=daemon.host, version="auto", timeout=120)
     try:
-        return list(api.build(fileobj=io.BytesIO(context_tar(files)), custom_context=True, decode=True,
-                              **params))
+        messages = list(api.build(fileobj=io.BytesIO(context_tar(files)), custom_context=True, decode=True,
+                                  **params))
     finally:
         api.close()
+    errors = [m for m in messages if "error" in m]
+    assert bool(errors) == fails, messages
+    return messages
 
 
 def stream_text(messages: list[dict[str, Any]]) -> str:
@@ -140,7 +144,7 @@ def test_a_failed_run_stops_the_build_with_dockers_message_and_leaves_no_image(d
         before = {i.id for i in client.images.list(all=True)}
     finally:
         client.close()
-    messages = build(daemon, {"Dockerfile": "FROM busybox\nRUN echo x > /x\nRUN false\n"}, tag="failed:1")
+    messages = build(daemon, {"Dockerfile": "FROM busybox\nRUN echo x > /x\nRUN false\n"}, tag="failed:1", fails=True)
     errors = [m for m in messages if "error" in m]
     assert errors == [{"errorDetail": {"code": 1, "message": "The command '/bin/sh -c false' returned a non-zero code: 1"},
                        "error": "The command '/bin/sh -c false' returned a non-zero code: 1"}]
@@ -163,7 +167,7 @@ def test_a_failed_run_stops_the_build_with_dockers_message_and_leaves_no_image(d
     again = build(daemon, {"Dockerfile": "FROM busybox\nRUN echo x > /x\n"})
     assert " ---> Using cache\n" in stream_text(again)
     assert after - before <= {image_id(again)}
-    build(daemon, {"Dockerfile": "FROM busybox\nRUN false\n"}, forcerm=True)
+    build(daemon, {"Dockerfile": "FROM busybox\nRUN false\n"}, forcerm=True, fails=True)
     client = daemon.client()
     try:
         assert failed_containers(client) == []
@@ -305,4 +309,47 @@ def test_buildkit_session_requests_are_refused(daemon: Daemon) -> None:
         finally:
             api.close()
     assert "DOCKER_BUILDKIT=0" in str(info.value.explanation)
-    assert json.dumps  # keep the import used for message checks
+
+
+def test_run_mounts_cache_bind_tmpfs_and_secret(daemon: Daemon) -> None:
+    dockerfile = """FROM busybox
+RUN --mount=type=cache,target=/cache echo -n x >> /cache/count && cat /cache/count > /seen
+RUN --mount=type=bind,source=ctx,target=/ctx cat /ctx/file > /from-bind && ! touch /ctx/file 2>/dev/null
+RUN --mount=type=tmpfs,target=/scratch echo t > /scratch/t && grep -q '/scratch tmpfs' /proc/mounts
+RUN test ! -e /cache/count && test ! -e /ctx/file && test ! -e /scratch/t
+"""
+    files = {"Dockerfile": dockerfile, "ctx/file": "bound\n"}
+    build(daemon, files, tag="mounts:1")
+    assert run_output(daemon, "mounts:1", "cat", "/seen", "/from-bind") == "xbound\n"
+    # the cache mount persists across builds (the step itself is rebuilt: nocache)
+    build(daemon, files, tag="mounts:2", nocache=True)
+    assert run_output(daemon, "mounts:2", "cat", "/seen") == "xx"
+    messages = build(daemon, {"Dockerfile": "FROM busybox\nRUN --mount=type=secret,id=token cat /run/secrets/token\n"},
+                     fails=True)
+    errors = [m["error"] for m in messages if "error" in m]
+    assert errors and errors[0].startswith("secret token not found")
+
+
+def test_run_network_none_and_networkmode(daemon: Daemon) -> None:
+    dockerfile = "FROM busybox\nRUN --network=none ip -o link | grep -v ' lo' | wc -l > /links-none\nRUN ip -o link | wc -l > /links\n"
+    build(daemon, {"Dockerfile": dockerfile}, tag="net:1", network_mode="none")
+    assert run_output(daemon, "net:1", "cat", "/links-none", "/links") == "0\n1\n"
+
+
+def test_quiet_several_tags_and_another_dockerfile(daemon: Daemon) -> None:
+    files = {"build/Other.dockerfile": "FROM busybox\nRUN echo quiet\nLABEL which=other\n", "Dockerfile": "FROM nothing\n"}
+    import docker
+
+    api = docker.APIClient(base_url=daemon.host, version="auto", timeout=120)
+    try:
+        response = api._post(api._url("/build"), params={"t": ["q:1", "q:2"], "q": "1",
+                                                         "dockerfile": "build/Other.dockerfile"},
+                             data=context_tar(files), headers={"Content-Type": "application/x-tar"}, stream=True)
+        messages = [json.loads(line) for line in response.iter_lines() if line]
+        response.close()
+        assert [list(m) for m in messages] == [["aux"], ["stream"]]
+        assert messages[1]["stream"] == messages[0]["aux"]["ID"] + "\n"
+        assert api.inspect_image("q:1")["Id"] == api.inspect_image("q:2")["Id"] == messages[0]["aux"]["ID"]
+        assert api.inspect_image("q:1")["Config"]["Labels"] == {"which": "other"}
+    finally:
+        api.close()
