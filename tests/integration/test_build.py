@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import os
 import json
 import tarfile
 from pathlib import Path
@@ -353,3 +354,29 @@ def test_quiet_several_tags_and_another_dockerfile(daemon: Daemon) -> None:
         assert api.inspect_image("q:1")["Config"]["Labels"] == {"which": "other"}
     finally:
         api.close()
+
+
+def test_cache_follows_the_copied_content_not_ignored_files(daemon: Daemon, tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nCOPY a /a\nCOPY . /all/\nRUN ls /all > /listing\n")
+    (tmp_path / ".dockerignore").write_text("ignored.txt\n")
+    (tmp_path / "a").write_text("a\n")
+    (tmp_path / "b").write_text("b\n")
+    (tmp_path / "ignored.txt").write_text("one\n")
+    client = daemon.client()
+    try:
+        def rebuild() -> tuple[str, str]:
+            image, logs = client.images.build(path=str(tmp_path), tag="ignored:1")
+            return str(image.id), "".join(chunk.get("stream", "") for chunk in logs)
+
+        first, _ = rebuild()
+        (tmp_path / "ignored.txt").write_text("two\n")
+        os.utime(tmp_path / "a", (1, 1))  # a new mtime alone changes nothing either
+        second, text = rebuild()
+        assert (second, text.count(" ---> Using cache")) == (first, 3)
+        (tmp_path / "b").write_text("changed\n")
+        third, text = rebuild()
+        assert third != first
+        assert text.count(" ---> Using cache") == 1  # COPY a; from COPY . on, rebuilt
+        assert run_output(daemon, "ignored:1", "cat", "/listing") == "Dockerfile\na\nb\n"
+    finally:
+        client.close()
