@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import copy
 import dataclasses
 import hashlib
@@ -104,6 +105,34 @@ class BuildOptions:
     pull: bool = False
 
 
+class _StageOutput:
+    """The output of stages built in parallel, kept in Dockerfile order: the *head* stage (the
+    first unfinished one) writes to the stream; the others are buffered until they become head."""
+
+    def __init__(self, stream: BuildStream, order: list[int]) -> None:
+        self.stream = stream
+        self.order = list(order)
+        self.buffers: dict[int, list[str]] = {index: [] for index in order}
+        self.finished: set[int] = set()
+
+    def text(self, stage: int, text: str) -> None:
+        if self.order and stage == self.order[0]:
+            self.stream.text(text)
+        else:
+            self.buffers.setdefault(stage, []).append(text)
+
+    def done(self, stage: int) -> None:
+        self.finished.add(stage)
+        while self.order and self.order[0] in self.finished:
+            self.order.pop(0)
+            if self.order:
+                for text in self.buffers.pop(self.order[0], []):
+                    self.stream.text(text)
+
+
+_current_stage: contextvars.ContextVar[int] = contextvars.ContextVar("build_stage", default=-1)
+
+
 @dataclass
 class _State:
     """A stage while it is built: the image of its last step and its run config."""
@@ -128,8 +157,9 @@ class Builder:
         self.out = stream
         self.dir = build_dir
         self.stage_images: dict[int, str | None] = {}
-        self.step = 0
+        self.step: dict[int, int] = {}  # stage -> the number of its next step
         self.total = 0
+        self.output: _StageOutput | None = None
         self.declared: set[str] = set()
         os_name, arch, variant = parse_platform(options.platform) if options.platform else ("linux", *host_arch())
         self.platform = (os_name, arch, variant)
@@ -161,8 +191,11 @@ class Builder:
             resolved[target] = dataclasses.replace(
                 resolved[target], stage=dataclasses.replace(stage, instructions=[*stage.instructions, label]))
         self.total = sum(1 + len(resolved[i].stage.instructions) for i in order)
+        number = 1
         for index in order:
-            self.stage_images[index] = await self._stage(resolved[index], args)
+            self.step[index] = number
+            number += 1 + len(resolved[index].stage.instructions)
+        await self._stages(resolved, order, args)
         image_id = self.stage_images[target]
         if image_id is None:
             raise InvalidParameter("No image was generated. Is your Dockerfile empty?")
@@ -180,9 +213,47 @@ class Builder:
 
     # -- stages --------------------------------------------------------------------------------
 
+    def _text(self, text: str) -> None:
+        """Output of the stage being built in this task (in Dockerfile order, see _StageOutput)."""
+        stage = _current_stage.get()
+        if self.output is None or stage < 0:
+            self.out.text(text)
+        else:
+            self.output.text(stage, text)
+
     def _header(self, original: str) -> None:
-        self.step += 1
-        self.out.text(f"Step {self.step}/{self.total} : {original}\n")
+        stage = _current_stage.get()
+        number = self.step[stage]
+        self.step[stage] = number + 1
+        self._text(f"Step {number}/{self.total} : {original}\n")
+
+    async def _stages(self, resolved: list[ResolvedStage], order: list[int], args: dict[str, str]) -> None:
+        """Build the stages in ``order``; each starts once the stages it needs are built, so
+        independent stages run in parallel. The first failure cancels the others."""
+        self.output = _StageOutput(self.out, order)
+        built: dict[int, asyncio.Future[None]] = {i: asyncio.get_running_loop().create_future() for i in order}
+
+        async def one(index: int) -> None:
+            _current_stage.set(index)
+            for dep in sorted(resolved[index].deps):
+                if dep in built:
+                    await built[dep]
+            self.stage_images[index] = await self._stage(resolved[index], args)
+            assert self.output is not None
+            self.output.done(index)
+            built[index].set_result(None)
+
+        tasks = [asyncio.create_task(one(index)) for index in order]
+        try:
+            for task in asyncio.as_completed(tasks):
+                await task
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for future in built.values():
+                if not future.done():
+                    future.cancel()
 
     async def _base(self, rs: ResolvedStage) -> Image | None:
         if rs.base_stage is not None:
@@ -201,7 +272,7 @@ class Builder:
         self._header(stage.original)
         base = await self._base(rs)
         if base is not None:
-            self.out.text(f" ---> {short_id(base.id)}\n")
+            self._text(f" ---> {short_id(base.id)}\n")
         config = stage_config((base.config.get("config") if base else None) or {})
         triggers = list(config.get("OnBuild") or [])
         config["OnBuild"] = None
@@ -209,7 +280,7 @@ class Builder:
         scope = StageScope(env, args, self.opts.build_args, self.opts.dockerfile.escape)
         state = _State(base.id if base else None, config, scope)
         if triggers:
-            self.out.text(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}\n")
+            self._text(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}\n")
             for expression in triggers:
                 await self._dispatch(parse_trigger(expression, stage.line), state)
         for instruction in stage.instructions:
@@ -237,7 +308,7 @@ class Builder:
                 state.author = step.author
             await self._commit_or_reuse(state, nop_cmd(state.config, comment), None, [], None)
         if state.image_id is not None:
-            self.out.text(f" ---> {short_id(state.image_id)}\n")
+            self._text(f" ---> {short_id(state.image_id)}\n")
 
     def _probe_config(self, state: _State, cmd: list[str]) -> dict[str, Any]:
         probe = copy.deepcopy(state.config)
@@ -250,7 +321,7 @@ class Builder:
             return None
         found = await blocking.run(self.cache.lookup, key)
         if found is not None:
-            self.out.text(" ---> Using cache\n")
+            self._text(" ---> Using cache\n")
         return found
 
     async def _commit_or_reuse(self, state: _State, cmd: list[str], upper_step: RootfsStep | None,
@@ -367,7 +438,7 @@ class Builder:
         }
         container, _warnings = await self.containers.create(None, body)
         cid = container.id
-        self.out.text(f" ---> Running in {cid[:12]}\n")
+        self._text(f" ---> Running in {cid[:12]}\n")
         ok = False
         try:
             await self.containers.start(cid)
@@ -384,7 +455,7 @@ class Builder:
                 with contextlib.suppress(DockyardError):
                     await self.containers.remove(cid, force=True, volumes=True)
                     if ok:
-                        self.out.text(f"Removing intermediate container {cid[:12]}\n")
+                        self._text(f"Removing intermediate container {cid[:12]}\n")
 
     async def _follow(self, cid: str) -> None:
         _c, chunks = self.containers.logs(cid, LogOptions(follow=True))
@@ -393,7 +464,7 @@ class Builder:
             pending += chunk
             text = frames_to_text(pending)
             if text:
-                self.out.text(text.decode(errors="replace"))
+                self._text(text.decode(errors="replace"))
 
     def _mounts(self, mounts: list[Mount], host_config: dict[str, Any]) -> None:
         """RUN --mount as the container's binds and tmpfs mounts (see the README for the limits)."""

@@ -380,3 +380,22 @@ def test_cache_follows_the_copied_content_not_ignored_files(daemon: Daemon, tmp_
         assert run_output(daemon, "ignored:1", "cat", "/listing") == "Dockerfile\na\nb\n"
     finally:
         client.close()
+
+
+def test_independent_stages_build_in_parallel_with_ordered_output(daemon: Daemon) -> None:
+    # Stage "first" waits (up to 60 s) for a file only stage "second" makes, in a cache mount both
+    # share: built one after the other, "first" would fail.
+    sync = f"sync-{os.getpid()}-{id(daemon)}"
+    dockerfile = f"""FROM busybox AS first
+RUN --mount=type=cache,id={sync},target=/sync i=0; while [ ! -e /sync/flag ]; do i=$((i+1)); [ $i -lt 600 ] || exit 9; sleep 0.1; done; echo first > /first
+FROM busybox AS second
+RUN --mount=type=cache,id={sync},target=/sync echo second > /second && touch /sync/flag
+FROM busybox
+COPY --from=first /first /first
+COPY --from=second /second /second
+"""
+    messages = build(daemon, {"Dockerfile": dockerfile}, tag="parallel:1", nocache=True)
+    text = stream_text(messages)
+    steps = [line for line in text.splitlines() if line.startswith("Step ")]
+    assert [s.split(" :")[0] for s in steps] == [f"Step {n}/7" for n in range(1, 8)]
+    assert run_output(daemon, "parallel:1", "cat", "/first", "/second") == "first\nsecond\n"
