@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import io
-import os
 import json
+import os
 import tarfile
 from pathlib import Path
 from typing import Any
