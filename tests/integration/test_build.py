@@ -250,11 +250,18 @@ def test_malformed_dockerfiles_are_refused_with_the_line(daemon: Daemon) -> None
     cases = {
         "FROM busybox\nFOO bar\n": "dockerfile parse error on line 2: unknown instruction: FOO",
         "RUN true\n": "no build stage in current context",
-        "FROM busybox\nCOPY --from=nope /a /b\n": "",
         "FROM busybox\nCMD [\"a\", 1]\n": "arrays must be comprised of strings only",
+        "FROM busybox\nARG\n": "dockerfile parse error on line 2: ARG requires at least one argument",
+        "ARG B=\nFROM $B\n": "base name ($B) should not be blank",
+        "FROM busybox\nCOPY --from=3 /a /b\n": "invalid stage index 3",
+        "FROM busybox AS a\nCOPY --from=b /a /b\nFROM busybox AS b\n":
+            'cannot copy from stage "b", it needs to be defined before current stage "a"',
+        "FROM busybox\nCOPY --from=nosuchimage /a /b\n": "",
     }
     for dockerfile, message in cases.items():
-        if not message:
+        if not message:  # an unknown stage name is an image name: its pull fails in the stream
+            messages = build(daemon, {"Dockerfile": dockerfile}, fails=True)
+            assert "nosuchimage" in messages[-1]["error"]
             continue
         with pytest.raises(docker.errors.APIError) as info:
             build(daemon, {"Dockerfile": dockerfile})
@@ -277,6 +284,13 @@ def test_docker_cli_classic_build(daemon: Daemon, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Successfully tagged clibuild:1" in result.stdout
     assert run_output(daemon, "clibuild:1") == "hi from the cli\n"
+    # Without DOCKER_BUILDKIT: Docker 28's CLI without the buildx plugin falls back to the classic
+    # builder (with its deprecation notice); 20.10's uses it by default
+    plain_env = {k: v for k, v in env_build.items() if k != "DOCKER_BUILDKIT"}
+    result = subprocess.run([DOCKER, "build", "-q", str(tmp_path)], capture_output=True, text=True, env=plain_env,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("sha256:")
     (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN exit 3\n")
     result = subprocess.run([DOCKER, "build", str(tmp_path)], capture_output=True, text=True, env=env_build,
                             timeout=120)
