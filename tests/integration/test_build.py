@@ -413,3 +413,15 @@ COPY --from=second /second /second
     steps = [line for line in text.splitlines() if line.startswith("Step ")]
     assert [s.split(" :")[0] for s in steps] == [f"Step {n}/7" for n in range(1, 8)]
     assert run_output(daemon, "parallel:1", "cat", "/first", "/second") == "first\nsecond\n"
+
+
+def test_our_cli_builds_against_our_daemon(daemon: Daemon, tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nARG MSG\nRUN echo \"$MSG\" > /msg\n")
+    result = daemon.cli("build", "-t", "ourcli:1", "--build-arg", "MSG=from our cli", str(tmp_path), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Successfully tagged ourcli:1" in result.stdout
+    assert run_output(daemon, "ourcli:1", "cat", "/msg") == "from our cli\n"
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN exit 4\n")
+    result = daemon.cli("build", str(tmp_path), timeout=120)
+    assert result.returncode == 4
+    assert "The command '/bin/sh -c exit 4' returned a non-zero code: 4" in result.stderr
