@@ -121,6 +121,13 @@ class _StageOutput:
         else:
             self.buffers.setdefault(stage, []).append(text)
 
+    def flush_all(self) -> None:
+        """Everything still buffered, in stage order (a failed build shows what ran)."""
+        for stage in self.order[1:]:
+            for text in self.buffers.pop(stage, []):
+                self.stream.text(text)
+        self.order = []
+
     def done(self, stage: int) -> None:
         self.finished.add(stage)
         while self.order and self.order[0] in self.finished:
@@ -247,6 +254,9 @@ class Builder:
         try:
             for task in asyncio.as_completed(tasks):
                 await task
+        except BaseException:
+            self.output.flush_all()  # what the stages printed before the failure, in order
+            raise
         finally:
             for task in tasks:
                 task.cancel()
@@ -439,23 +449,29 @@ class Builder:
         container, _warnings = await self.containers.create(None, body)
         cid = container.id
         self._text(f" ---> Running in {cid[:12]}\n")
-        ok = False
+        ok = command_failed = False
         try:
             await self.containers.start(cid)
             await self._follow(cid)
             status = await self.containers.wait(cid)
             code = int(status.get("StatusCode") or 0)
             if code != 0:
+                command_failed = True
                 raise RunFailed(f"The command '{' '.join(argv)}' returned a non-zero code: {code}", code)
             upper = self.images.snapshots.container_dir(cid) / "upper"
             await self._commit(state, cmd, key, upper, cid)
             ok = True
         finally:
-            if (ok and self.opts.remove) or self.opts.force_remove:
-                with contextlib.suppress(DockyardError):
-                    await self.containers.remove(cid, force=True, volumes=True)
-                    if ok:
-                        self._text(f"Removing intermediate container {cid[:12]}\n")
+            # Kept only as Docker keeps it: the container of a failed command, without forcerm. An
+            # interrupted build (cancelled, another stage failed) removes it, running or not.
+            if (ok and self.opts.remove) or self.opts.force_remove or not (ok or command_failed):
+                await asyncio.shield(self._remove(cid, announce=ok))
+
+    async def _remove(self, cid: str, announce: bool) -> None:
+        with contextlib.suppress(DockyardError):
+            await self.containers.remove(cid, force=True, volumes=True)
+            if announce:
+                self._text(f"Removing intermediate container {cid[:12]}\n")
 
     async def _follow(self, cid: str) -> None:
         _c, chunks = self.containers.logs(cid, LogOptions(follow=True))

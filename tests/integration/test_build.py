@@ -425,3 +425,49 @@ def test_our_cli_builds_against_our_daemon(daemon: Daemon, tmp_path: Path) -> No
     result = daemon.cli("build", str(tmp_path), timeout=120)
     assert result.returncode == 4
     assert "The command '/bin/sh -c exit 4' returned a non-zero code: 4" in result.stderr
+
+
+def test_a_failing_stage_stops_the_others_and_its_output_is_shown(daemon: Daemon) -> None:
+    dockerfile = """FROM busybox AS slow
+RUN i=0; while [ $i -lt 600 ]; do i=$((i+1)); sleep 0.1; done
+FROM busybox AS failing
+RUN echo about to fail; exit 7
+FROM busybox
+COPY --from=slow /etc/passwd /a
+COPY --from=failing /etc/passwd /b
+"""
+    messages = build(daemon, {"Dockerfile": dockerfile}, fails=True, nocache=True)
+    assert messages[-1]["errorDetail"] == {"code": 7, "message": "The command '/bin/sh -c echo about to fail; exit 7' "
+                                                                 "returned a non-zero code: 7"}
+    assert "about to fail\n" in stream_text(messages)
+    client = daemon.client()
+    try:  # the slow stage's container was stopped and removed: nothing of the build runs on
+        running = [c for c in client.api.containers() if "sleep 0.1" in c["Command"]]
+    finally:
+        client.close()
+    assert running == []
+
+
+def test_a_client_that_goes_away_stops_the_build(daemon: Daemon) -> None:
+    import socket
+    import time
+
+    body = context_tar({"Dockerfile": "FROM busybox\nRUN echo started; sleep 600\n"})
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(str(daemon.sock))
+    sock.sendall(b"POST /v1.41/build?nocache=1 HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\n"
+                 b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    seen = b""
+    while b"started" not in seen:
+        chunk = sock.recv(65536)
+        assert chunk, seen
+        seen += chunk
+    sock.close()
+    client = daemon.client()
+    try:
+        deadline = time.monotonic() + 30
+        while [c for c in client.api.containers(all=True) if "sleep 600" in c["Command"]]:
+            assert time.monotonic() < deadline, "the build's container outlived its client"
+            time.sleep(0.1)
+    finally:
+        client.close()

@@ -91,6 +91,24 @@ COPY --from=tools /tagged /bin/busybox /
 ENV PATH=/
 CMD ["busybox", "cat", "/tagged"]
 """},
+    "edge-values": {"Dockerfile": """FROM busybox
+ARG DIR=/opt/app
+ARG UID=1234
+ENV HOME_DIR=$DIR/home \\
+    QUOTED="a \\"b\\" c" \\
+    EMPTY=
+WORKDIR $HOME_DIR
+USER $UID:0
+LABEL multi="line one" \\
+      other='single $DIR'
+ENV DIR=overridden
+RUN echo "$DIR $UID" > /tmp/seen
+ENTRYPOINT []
+CMD []
+HEALTHCHECK CMD ["true"]
+HEALTHCHECK --timeout=3s CMD echo replaced
+EXPOSE 9000/tcp 9001/UDP
+"""},
     "add-archive-and-run-changes": {
         "Dockerfile": """FROM busybox
 ADD payload.tar /unpacked/
