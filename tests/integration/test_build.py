@@ -471,3 +471,31 @@ def test_a_client_that_goes_away_stops_the_build(daemon: Daemon) -> None:
             time.sleep(0.1)
     finally:
         client.close()
+
+
+def test_add_downloads_a_url(daemon: Daemon, tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    (tmp_path / "served.txt").write_text("downloaded\n")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(tmp_path), **kwargs)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/served.txt"
+        build(daemon, {"Dockerfile": f"FROM busybox\nADD {url} /dl/\n"}, tag="addurl:1")
+        assert run_output(daemon, "addurl:1", "sh", "-c", "cat /dl/served.txt; stat -c %a /dl/served.txt") == \
+            "downloaded\n600\n"
+        missing = build(daemon, {"Dockerfile": f"FROM busybox\nADD {url}.missing /dl/\n"}, fails=True)
+        assert "404" in missing[-1]["error"]
+    finally:
+        server.shutdown()
+        server.server_close()
