@@ -499,3 +499,32 @@ def test_add_downloads_a_url(daemon: Daemon, tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+
+def test_heredocs_link_and_proxy_args(daemon: Daemon) -> None:
+    dockerfile = """FROM busybox
+RUN <<EOF
+echo from-script > /script
+echo "$http_proxy" > /proxy
+EOF
+RUN cat <<EOT > /fed
+fed $((1+1))
+EOT
+COPY <<EOF /inline.txt
+inline text
+EOF
+COPY --link a /linked
+"""
+    build(daemon, {"Dockerfile": dockerfile, "a": "A\n"}, tag="heredocs:1",
+          buildargs={"http_proxy": "http://proxy.example:3128"})
+    assert run_output(daemon, "heredocs:1", "cat", "/script", "/proxy", "/fed", "/inline.txt", "/linked") == \
+        "from-script\nhttp://proxy.example:3128\nfed 2\ninline text\nA\n"
+    client = daemon.client()
+    try:
+        history = " ".join(h["CreatedBy"] for h in client.api.history("heredocs:1"))
+        env = client.api.inspect_image("heredocs:1")["Config"]["Env"]
+    finally:
+        client.close()
+    assert "proxy.example" not in history  # the proxy args reach RUN, never the image
+    assert not any("proxy" in e for e in env)
