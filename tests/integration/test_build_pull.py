@@ -3,9 +3,12 @@ docker-registry), with ``pull`` forcing a fresh attempt and a missing image fail
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 
-from tests.integration.daemon_harness import Daemon
+from tests.integration.daemon_harness import DOCKER, Daemon
 from tests.integration.registry_harness import Registry
 from tests.integration.test_build import build, run_output, stream_text
 from tests.integration.test_registry_pull import busybox_archive, puller, registry  # noqa: F401 - fixtures
@@ -29,3 +32,27 @@ def test_from_pulls_a_missing_image_and_pull_forces_a_fresh_attempt(registry: Re
     missing = build(puller, {"Dockerfile": f"FROM {registry.host}/library/nothing:here\n"}, fails=True)
     error = [m["error"] for m in missing if "error" in m][0]
     assert "nothing" in error
+
+
+def test_from_a_private_registry_with_x_registry_config(busybox_archive: Path, tmp_path: Path,  # noqa: F811
+                                                        puller: Daemon) -> None:  # noqa: F811
+    htpasswd = tmp_path / "htpasswd"
+    made = subprocess.run(["htpasswd", "-Bbn", "alice", "s3cret"], check=True, capture_output=True, text=True)
+    htpasswd.write_text(made.stdout)
+    reg = Registry(tmp_path / "reg", htpasswd=htpasswd)
+    try:
+        reg.skopeo_copy(f"docker-archive:{busybox_archive}", "private/busybox:latest", creds="alice:s3cret")
+        files = {"Dockerfile": f"FROM {reg.host}/private/busybox\nRUN echo private > /p\n"}
+        denied = build(puller, files, fails=True)
+        assert "pull access denied" in denied[-1]["error"]
+        # Docker's CLI sends the credentials of every registry it knows in X-Registry-Config
+        login = puller.docker("login", "-u", "alice", "--password-stdin", reg.host, input="s3cret\n")
+        assert login.returncode == 0, login.stderr
+        (tmp_path / "ctx").mkdir()
+        (tmp_path / "ctx" / "Dockerfile").write_text(files["Dockerfile"])
+        built = subprocess.run([DOCKER, "build", "-t", "private-built:1", str(tmp_path / "ctx")], capture_output=True,
+                               text=True, env=puller.env() | {"DOCKER_BUILDKIT": "0"}, timeout=120)
+        assert built.returncode == 0, built.stderr
+        assert run_output(puller, "private-built:1", "cat", "/p") == "private\n"
+    finally:
+        reg.close()
