@@ -29,7 +29,7 @@ from dockyard.api.byte_pipes import BodyPipe
 from dockyard.api.distribution import pull_reference
 from dockyard.api.http import Request, Response, StreamResponse
 from dockyard.api.router import Router
-from dockyard.build.builder import Builder, BuildOptions, build_directory, run_build
+from dockyard.build.builder import BuildDirectory, Builder, BuildOptions, run_build
 from dockyard.build.context import unpack_context
 from dockyard.build.instructions import parse_dockerfile
 from dockyard.build.stream import BuildStream
@@ -106,8 +106,8 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
         labels = _string_map(request, "labels")
         stream = BuildStream(quiet=request.flag("q"))
         registry_config = request.headers.get("x-registry-config", "")
-        directory = build_directory(root)
-        build_dir = directory.__enter__()
+        directory = await blocking.run(BuildDirectory, root)
+        build_dir = directory.path
         try:
             context = build_dir / "context"
             body = BodyPipe()
@@ -124,7 +124,7 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
                 network_mode=request.arg("networkmode") or "default", remove=request.flag("rm", True),
                 force_remove=request.flag("forcerm"), no_cache=request.flag("nocache"), pull=request.flag("pull"))
         except BaseException:
-            directory.__exit__(None, None, None)
+            await blocking.run(directory.remove)
             raise
 
         async def pull(name: str, platform: str, always: bool) -> str:
@@ -147,14 +147,14 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
         try:
             builder.prepare()
         except BaseException:
-            await blocking.run(directory.__exit__, None, None, None)
+            await blocking.run(directory.remove)
             raise
 
         async def run() -> None:
             try:
                 await run_build(builder)
             finally:
-                await blocking.run(directory.__exit__, None, None, None)
+                await blocking.run(directory.remove)
 
         task = asyncio.create_task(run())
 

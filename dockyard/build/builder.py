@@ -438,6 +438,9 @@ class Builder:
             raise DockyardError("failed to run the RUN command: the stage has no filesystem yet (FROM scratch)")
         network = instruction.network if instruction.network != "default" else self.opts.network_mode
         host_config: dict[str, Any] = {"NetworkMode": network or "default", "LogConfig": {"Type": "json-file"}}
+        if instruction.security == "insecure":
+            raise InvalidParameter("granting entitlement security.insecure is not allowed by build daemon "
+                                   "configuration")
         self._mounts(instruction.mounts, host_config)
         body = {
             "Image": state.image_id, "Cmd": argv, "Entrypoint": [""],
@@ -512,8 +515,12 @@ class Builder:
                 tmpfs[target] = f"size={m.size}" if m.size else ""
             elif m.type == "secret":
                 name = m.id or os.path.basename(m.target or m.source)
-                raise InvalidParameter(f"secret {name} not found: the classic build API has no secrets "
+                if m.required:
+                    raise InvalidParameter(f"secret {name} not found: the classic build API has no secrets "
                                            "(use BuildKit's `docker buildx build --secret`)")
+                # BuildKit leaves out a secret that is not required and not given
+                self._text(f"[Warning] secret {name} not found (the classic build API has no secrets): "
+                           "its mount is left out\n")
             else:
                 raise InvalidParameter(f"mount type {m.type} is not supported by dockyard's classic builder")
         if binds:
@@ -543,16 +550,17 @@ def _with_heredocs(instruction: Run, state: _State) -> list[str]:
     return [*shell, text]
 
 
-@contextlib.contextmanager
-def build_directory(root: Path) -> Any:
-    """A private directory for one build (context and step dirs), removed after."""
-    base = root / "tmp"
-    base.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = Path(tempfile.mkdtemp(prefix="build-", dir=base))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+class BuildDirectory:
+    """A private directory for one build (its context and its steps' dirs) under ``<root>/tmp``;
+    :meth:`remove` deletes it."""
+
+    def __init__(self, root: Path) -> None:
+        base = root / "tmp"
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = Path(tempfile.mkdtemp(prefix="build-", dir=base))
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
 
 
 async def run_build(builder: Builder) -> None:

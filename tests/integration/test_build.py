@@ -339,10 +339,15 @@ RUN test ! -e /cache/count && test ! -e /ctx/file && test ! -e /scratch/t
     # the cache mount persists across builds (the step itself is rebuilt: nocache)
     build(daemon, files, tag="mounts:2", nocache=True)
     assert run_output(daemon, "mounts:2", "cat", "/seen") == "xx"
-    messages = build(daemon, {"Dockerfile": "FROM busybox\nRUN --mount=type=secret,id=token cat /run/secrets/token\n"},
-                     fails=True)
+    messages = build(daemon, {"Dockerfile": "FROM busybox\nRUN --mount=type=secret,id=token,required "
+                                            "cat /run/secrets/token\n"}, fails=True)
     errors = [m["error"] for m in messages if "error" in m]
     assert errors and errors[0].startswith("secret token not found")
+    # not required (BuildKit's default): the mount is left out, with a warning
+    messages = build(daemon, {"Dockerfile": "FROM busybox\nRUN --mount=type=secret,id=opt test ! -e /run/secrets/opt\n"})
+    assert "[Warning] secret opt not found" in stream_text(messages)
+    messages = build(daemon, {"Dockerfile": "FROM busybox\nRUN --security=insecure true\n"}, fails=True)
+    assert "security.insecure is not allowed" in messages[-1]["error"]
 
 
 def test_run_network_none_and_networkmode(daemon: Daemon) -> None:
