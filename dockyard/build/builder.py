@@ -168,6 +168,7 @@ class Builder:
         self.total = 0
         self.output: _StageOutput | None = None
         self.declared: set[str] = set()
+        self.prepared = False
         os_name, arch, variant = parse_platform(options.platform) if options.platform else ("linux", *host_arch())
         self.platform = (os_name, arch, variant)
         platform_text = "/".join(p for p in self.platform if p)
@@ -184,10 +185,11 @@ class Builder:
             raise InvalidParameter(f"failed to reach build target {self.opts.target} in Dockerfile")
         self.target = target_index(df, self.opts.target)
         self.order = stages_for_target(self.resolved, self.target)
+        self.prepared = True
 
     async def build(self) -> str:
         """Build the target; returns its image ID (tagged as asked)."""
-        if not hasattr(self, "order"):
+        if not self.prepared:
             self.prepare()
         resolved, target, order, args = self.resolved, self.target, self.order, self.args
         if self.opts.labels:
@@ -313,6 +315,7 @@ class Builder:
         else:
             step = ConfigStep(state.config, state.cmd_set)
             comment = step.apply(expanded)
+            self._text(step.note)
             state.cmd_set = step.cmd_set
             if step.author is not None:
                 state.author = step.author

@@ -150,6 +150,7 @@ class ConfigStep:
         self.config = config
         self.cmd_set = cmd_set  # a CMD was given in this stage (ENTRYPOINT then keeps it)
         self.author: str | None = None
+        self.note = ""  # a line the builder prints (HEALTHCHECK replacing another)
 
     def apply(self, instruction: Instruction) -> str:
         """Change the config; returns the history comment (``ENV a=b``)."""
@@ -210,6 +211,9 @@ class ConfigStep:
             return "ENTRYPOINT " + go_list(c["Entrypoint"] or [])
         if isinstance(instruction, Healthcheck):
             h = _health(instruction)
+            old = (c.get("Healthcheck") or {}).get("Test") or []
+            if h["Test"] != ["NONE"] and old and old[0] != "NONE":
+                self.note = f"Note: overriding previous HEALTHCHECK: {go_value_list(old)}\n"
             c["Healthcheck"] = h
             return _health_comment(h)
         if isinstance(instruction, Onbuild):

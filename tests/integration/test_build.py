@@ -230,10 +230,12 @@ def test_rebuild_uses_the_cache_and_nocache_does_not(daemon: Daemon) -> None:
 
 
 def test_onbuild_triggers_run_in_the_child_build(daemon: Daemon) -> None:
-    build(daemon, {"Dockerfile": "FROM busybox\nONBUILD RUN echo triggered > /t\n"}, tag="parent:1")
-    messages = build(daemon, {"Dockerfile": "FROM parent:1\n"}, tag="child:1")
-    assert "# Executing 1 build trigger\n" in stream_text(messages)
-    assert run_output(daemon, "child:1", "cat", "/t") == "triggered\n"
+    build(daemon, {"Dockerfile": "FROM busybox\nONBUILD RUN echo triggered > /t\nONBUILD COPY child.txt /\n"},
+          tag="parent:1")
+    messages = build(daemon, {"Dockerfile": "FROM parent:1\n", "child.txt": "from the child's context\n"},
+                     tag="child:1")
+    assert "# Executing 2 build triggers\n" in stream_text(messages)
+    assert run_output(daemon, "child:1", "cat", "/t", "/child.txt") == "triggered\nfrom the child's context\n"
     assert config_of(daemon, "child:1")["OnBuild"] is None
 
 

@@ -87,3 +87,13 @@ def test_workdir_paths() -> None:
     assert workdir_path("", "a/b") == "/a/b"
     assert workdir_path("/a", "../c/./d") == "/c/d"
     assert workdir_path("/a", "/abs/") == "/abs"
+
+
+def test_a_healthcheck_replacing_another_gets_dockers_note() -> None:
+    config = stage_config({"Healthcheck": {"Test": ["CMD-SHELL", "true"]}})
+    step = ConfigStep(config)
+    step.apply(parse_dockerfile("FROM x\nHEALTHCHECK CMD false\n").stages[0].instructions[0])
+    assert step.note == "Note: overriding previous HEALTHCHECK: [CMD-SHELL true]\n"
+    step = ConfigStep(stage_config({"Healthcheck": {"Test": ["NONE"]}}))
+    step.apply(parse_dockerfile("FROM x\nHEALTHCHECK CMD false\n").stages[0].instructions[0])
+    assert step.note == ""
