@@ -32,6 +32,7 @@ from dockyard.api.router import Router
 from dockyard.build.builder import BuildDirectory, Builder, BuildOptions, run_build
 from dockyard.build.context import unpack_context
 from dockyard.build.instructions import parse_dockerfile
+from dockyard.build.shell_words import go_quote
 from dockyard.build.stream import BuildStream
 from dockyard.containers.service import ContainerService
 from dockyard.distribution.auth import Credentials, TokenCache, credentials_of
@@ -46,26 +47,29 @@ BUILDKIT_REFUSED = ("buildkit not supported by daemon: dockyard has the classic 
 DOCKER_HUB_AUTH = "https://index.docker.io/v1/"
 
 
-def _string_map(request: Request, name: str) -> dict[str, str]:
+def _string_map(request: Request, name: str, keep_null: bool = True) -> dict[str, str]:
+    """A JSON object query parameter as strings; a null value is "" (or left out: ``keep_null`` False,
+    as a build arg given without a value that the client could not fill in)."""
     value: Any = request.json_arg(name)
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise InvalidParameter(f"invalid {name}: expected a JSON object")
-    return {str(k): "" if v is None else str(v) for k, v in value.items()}
+    return {str(k): "" if v is None else str(v) for k, v in value.items() if v is not None or keep_null}
 
 
 def _tags(values: list[str]) -> list[Reference]:
+    """The ``t`` values as references (the default tag added), refused in Docker's words."""
     refs = []
     for value in values:
         if not value:
             continue
         try:
             ref = parse_normalized(value)
-        except InvalidParameter:
-            raise InvalidParameter(f"invalid reference format: {value!r}") from None
+        except InvalidParameter as e:
+            raise InvalidParameter(f"invalid tag {go_quote(value)}: {e.message}") from None
         if ref.is_canonical:
-            raise InvalidParameter(f"invalid tag {value!r}: a build cannot be tagged with a digest")
+            raise InvalidParameter(f"invalid tag {go_quote(value)}: a build cannot be tagged with a digest")
         refs.append(ref.tag_name_only())
     return refs
 
@@ -102,7 +106,7 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
                                    "send the context as the request body")
         tags = _tags(list(request.query.get("t", [])))
         dockerfile_name = request.arg("dockerfile") or "Dockerfile"
-        build_args = _string_map(request, "buildargs")
+        build_args = _string_map(request, "buildargs", keep_null=False)
         labels = _string_map(request, "labels")
         stream = BuildStream(quiet=request.flag("q"))
         registry_config = request.headers.get("x-registry-config", "")

@@ -271,6 +271,14 @@ def test_malformed_dockerfiles_are_refused_with_the_line(daemon: Daemon) -> None
     with pytest.raises(docker.errors.APIError) as info:
         build(daemon, {"Dockerfile": "FROM busybox\n"}, target="missing")
     assert "failed to reach build target missing in Dockerfile" in str(info.value.explanation)
+    api = docker.APIClient(base_url=daemon.host, version="auto", timeout=60)
+    try:  # docker-py checks tags itself: a raw request
+        response = api._post(api._url("/build"), params={"t": "Upper:1"},
+                             data=context_tar({"Dockerfile": "FROM busybox\n"}))
+        assert response.status_code == 400
+        assert response.json()["message"].startswith('invalid tag "Upper:1": ')
+    finally:
+        api.close()
 
 
 def test_docker_cli_classic_build(daemon: Daemon, tmp_path: Path) -> None:
