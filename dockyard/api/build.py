@@ -38,7 +38,7 @@ from dockyard.containers.service import ContainerService
 from dockyard.distribution.auth import Credentials, TokenCache, credentials_of
 from dockyard.distribution.endpoints import RegistrySettings
 from dockyard.distribution.pull import Puller
-from dockyard.errors import InvalidParameter
+from dockyard.errors import DockyardError, InvalidParameter
 from dockyard.images.reference import Reference, parse_normalized
 from dockyard.images.service import ImageService
 
@@ -118,6 +118,12 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
             feeding = asyncio.create_task(body.feed(request.iter_body()))
             try:
                 text = await blocking.run_stream(unpack_context, body, context, dockerfile_name)  # type: ignore[arg-type]
+            except DockyardError as e:
+                # dockerd answers a context without its Dockerfile with a 500; it is the request that
+                # is wrong, so here it is a 400 with the same words
+                if type(e) is DockyardError and e.message.startswith("Cannot locate specified Dockerfile"):
+                    raise InvalidParameter(e.message) from None
+                raise
             finally:
                 body.abandon()
                 await feeding

@@ -277,6 +277,9 @@ def test_malformed_dockerfiles_are_refused_with_the_line(daemon: Daemon) -> None
                              data=context_tar({"Dockerfile": "FROM busybox\n"}))
         assert response.status_code == 400
         assert response.json()["message"].startswith('invalid tag "Upper:1": ')
+        response = api._post(api._url("/build"), data=context_tar({"other": "x"}))
+        assert (response.status_code, response.json()["message"]) == \
+            (400, "Cannot locate specified Dockerfile: Dockerfile")
     finally:
         api.close()
 
