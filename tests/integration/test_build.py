@@ -218,7 +218,7 @@ CMD ["cat", "/from-base"]
 
 def test_rebuild_uses_the_cache_and_nocache_does_not(daemon: Daemon) -> None:
     files = {"Dockerfile": "FROM busybox\nENV X=1\nRUN echo $X > /x\nCOPY f /f\n", "f": "content\n"}
-    first = build(daemon, files, tag="cached:1")
+    first = build(daemon, files, tag="cached:1", cache_from=["cached:0"])  # accepted; the local cache serves
     second = build(daemon, files, tag="cached:2")
     assert stream_text(second).count(" ---> Using cache\n") == 3
     assert image_id(first) == image_id(second)
@@ -277,6 +277,9 @@ def test_malformed_dockerfiles_are_refused_with_the_line(daemon: Daemon) -> None
                              data=context_tar({"Dockerfile": "FROM busybox\n"}))
         assert response.status_code == 400
         assert response.json()["message"].startswith('invalid tag "Upper:1": ')
+        response = api._post(api._url("/build"), params={"remote": "https://example.com/repo.git"}, data=b"")
+        assert response.status_code == 400
+        assert response.json()["message"].startswith("remote build contexts are not supported by dockyard")
         response = api._post(api._url("/build"), data=context_tar({"other": "x"}))
         assert (response.status_code, response.json()["message"]) == \
             (400, "Cannot locate specified Dockerfile: Dockerfile")
@@ -309,11 +312,16 @@ def test_docker_cli_classic_build(daemon: Daemon, tmp_path: Path) -> None:
                             timeout=120)
     assert result.returncode != 0
     assert "The command '/bin/sh -c exit 3' returned a non-zero code: 3" in result.stderr + result.stdout
-    (tmp_path / "Dockerfile").write_text("FROM busybox\nBOGUS x\n")
-    result = subprocess.run([DOCKER, "build", str(tmp_path)], capture_output=True, text=True, env=env_build,
-                            timeout=120)
-    assert result.returncode != 0
-    assert "dockerfile parse error on line 2: unknown instruction: BOGUS" in result.stderr
+    for dockerfile, message in (
+            ("FROM busybox\nBOGUS x\n", "dockerfile parse error on line 2: unknown instruction: BOGUS"),
+            ("# comment\nRUN true\n", "no build stage in current context"),
+            ("FROM busybox\nENTRYPOINT [\"a\", 2]\n", "arrays must be comprised of strings only"),
+            ("FROM busybox\nCOPY onlyone\n", "dockerfile parse error on line 2: COPY requires at least two arguments")):
+        (tmp_path / "Dockerfile").write_text(dockerfile)
+        result = subprocess.run([DOCKER, "build", str(tmp_path)], capture_output=True, text=True, env=env_build,
+                                timeout=120)
+        assert result.returncode != 0
+        assert message in result.stderr, (dockerfile, result.stderr)
 
 
 def test_docker_py_high_level_build(daemon: Daemon, tmp_path: Path) -> None:
