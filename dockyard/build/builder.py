@@ -375,11 +375,8 @@ class Builder:
         finally:
             await blocking.run(step.cleanup)
 
-    async def _copy_source(self, instruction: Copy) -> tuple[str, list[Path] | None]:
-        """(context dir, None) or ("", the layers of the stage or image ``--from`` names)."""
-        if not instruction.from_:
-            return str(self.opts.context), None
-        name = instruction.from_
+    async def _stage_or_image_layers(self, name: str) -> list[Path]:
+        """The layers of the stage (name or index) or image ``name`` (pulled when missing)."""
         df = self.opts.dockerfile
         index = int(name) if name.isdigit() else next(
             (s.index for s in df.stages if s.name and s.name == name.lower()), None)
@@ -390,7 +387,13 @@ class Builder:
                 image_id = (await blocking.run(self.images.resolve, name)).id
             except NotFound:
                 image_id = await self.pull(name, self.opts.platform, False)
-        return "", await blocking.run(self._lowers, image_id)
+        return await blocking.run(self._lowers, image_id)
+
+    async def _copy_source(self, instruction: Copy) -> tuple[str, list[Path] | None]:
+        """(context dir, None) or ("", the layers of the stage or image ``--from`` names)."""
+        if not instruction.from_:
+            return str(self.opts.context), None
+        return "", await self._stage_or_image_layers(instruction.from_)
 
     async def _copy(self, instruction: Copy, state: _State) -> None:
         is_add = isinstance(instruction, Add)
@@ -430,7 +433,7 @@ class Builder:
         cmd = run_created_by(argv, arg_env)
         proxies = sorted(f"{k}={v}" for k, v in self.opts.build_args.items()
                          if k in PROXY_ARGS and k not in state.scope.args)
-        mounts_text = [f"{m.type}:{m.id or m.target}:{m.source}:{m.from_}" for m in instruction.mounts]
+        mounts_text = [await self._mount_key(m) for m in instruction.mounts]
         key = step_key(state.image_id or "", " ".join(cmd), [*proxies, *mounts_text, instruction.network],
                        None)
         found = await self._cached(key)
@@ -444,7 +447,42 @@ class Builder:
         if instruction.security == "insecure":
             raise InvalidParameter("granting entitlement security.insecure is not allowed by build daemon "
                                    "configuration")
-        self._mounts(instruction.mounts, host_config)
+        exports: list[RootfsStep] = []
+        try:
+            exported = await self._export_bind_sources(instruction.mounts, exports)
+            self._mounts(instruction.mounts, host_config, exported)
+            await self._run_container(instruction, state, argv, arg_env, proxies, cmd, key, host_config)
+        finally:
+            for step in exports:
+                await blocking.run(step.cleanup)
+
+    async def _mount_key(self, m: Mount) -> str:
+        """What of a RUN mount goes into the step's key: a bind's content (a checksum of the context
+        files it shows, or the image of the stage it comes from); a cache mount by name only (its
+        content is meant to change under a cached step)."""
+        text = f"{m.type}:{m.id or m.target}:{m.target}:{m.source}:{m.readonly}"
+        if m.type == "bind" and m.from_:
+            lowers = await self._stage_or_image_layers(m.from_)
+            return f"{text}:from:{':'.join(p.parent.name for p in lowers)}"
+        if m.type == "bind":
+            source = _inside(self.opts.context, m.source or "/")
+            return f"{text}:content:{await blocking.run(tree_checksum, source)}"
+        return text
+
+    async def _export_bind_sources(self, mounts: list[Mount], exports: list[RootfsStep]) -> dict[int, str]:
+        """For each ``type=bind,from=`` mount: its source copied out of that stage's (or image's) layers."""
+        out: dict[int, str] = {}
+        for m in mounts:
+            if m.type != "bind" or not m.from_:
+                continue
+            lowers = await self._stage_or_image_layers(m.from_)
+            step = RootfsStep(self.dir, lowers)
+            exports.append(step)
+            out[id(m)] = await blocking.run(step.export, m.source or "/")
+        return out
+
+    async def _run_container(self, instruction: Run, state: _State, argv: list[str], arg_env: list[str],
+                             proxies: list[str], cmd: list[str], key: str, host_config: dict[str, Any]) -> None:
         body = {
             "Image": state.image_id, "Cmd": argv, "Entrypoint": [""],
             "Env": [*(state.config.get("Env") or []), *arg_env, *proxies],
@@ -488,8 +526,9 @@ class Builder:
             if text:
                 self._text(text.decode(errors="replace"))
 
-    def _mounts(self, mounts: list[Mount], host_config: dict[str, Any]) -> None:
-        """RUN --mount as the container's binds and tmpfs mounts (see the README for the limits)."""
+    def _mounts(self, mounts: list[Mount], host_config: dict[str, Any], exported: dict[int, str]) -> None:
+        """RUN --mount as the container's binds and tmpfs mounts (see the README for the limits);
+        ``exported``: the copies made for ``type=bind,from=`` mounts (by ``id`` of the mount)."""
         binds: list[str] = []
         tmpfs: dict[str, str] = {}
         for m in mounts:
@@ -506,11 +545,9 @@ class Builder:
                     os.chown(directory, m.uid if m.uid is not None else -1, m.gid if m.gid is not None else -1)
                 binds.append(f"{directory}:{target}" + (":ro" if m.readonly else ""))
             elif m.type == "bind":
-                if m.from_:
-                    raise InvalidParameter("RUN --mount=type=bind,from= is not supported by dockyard's classic builder")
                 if not target:
                     raise InvalidParameter("mount target must be specified")
-                source = _inside(self.opts.context, m.source or "/")
+                source = exported.get(id(m)) or _inside(self.opts.context, m.source or "/")
                 binds.append(f"{source}:{target}" + (":ro" if m.readonly else ""))
             elif m.type == "tmpfs":
                 if not target:
@@ -530,6 +567,29 @@ class Builder:
             host_config["Binds"] = binds
         if tmpfs:
             host_config["Tmpfs"] = tmpfs
+
+
+def tree_checksum(path: str) -> str:
+    """sha256 over the names, kinds, modes, owners, link targets and contents below ``path`` (never mtimes)."""
+    digest = hashlib.sha256()
+    for current, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files + [d for d in dirs if os.path.islink(os.path.join(current, d))]) + \
+                [d for d in dirs if not os.path.islink(os.path.join(current, d))]:
+            full = os.path.join(current, name)
+            st = os.lstat(full)
+            digest.update(f"{os.path.relpath(full, path)}\0{st.st_mode:o}\0{st.st_uid}:{st.st_gid}\0".encode())
+            if os.path.islink(full):
+                digest.update(os.readlink(full).encode())
+            elif os.path.isfile(full):
+                with open(full, "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        digest.update(chunk)
+            digest.update(b"\0")
+    if os.path.isfile(path):
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()
 
 
 def _inside(root: Path, path: str) -> str:

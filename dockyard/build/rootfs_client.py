@@ -75,6 +75,16 @@ class RootfsStep:
         finally:
             self._finish()
 
+    def export(self, path: str) -> str:
+        """``path`` of the layers copied into this step's dir (see ``rootfs_step``); the copy's path."""
+        into = self.dir / "export"
+        into.mkdir(mode=0o755)
+        self._start(self._request(op="export", path=path, into=str(into)))
+        try:
+            return str(self._answer()["path"])
+        finally:
+            self._finish()
+
     def plan_copy(self, **copy: Any) -> dict[str, Any]:
         """Plan a COPY/ADD (fields as :mod:`dockyard.build.rootfs_step` reads them); returns
         ``{"checksum", "source_hash"}``. Then :meth:`apply` or :meth:`skip`."""

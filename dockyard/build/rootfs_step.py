@@ -15,6 +15,9 @@ Protocol (one JSON object per line on stdout):
 
 - ``{"op": "workdir", "path": "/abs"}``: the directory is created (0755, root, like Docker's
   ``ContainerCreateWorkdir``) unless it exists; answers ``{"ok": true}``.
+- ``{"op": "export", "path": p, "into": dir}``: ``p`` of the (read-only mounted) layers copied into
+  ``dir`` (``RUN --mount=type=bind,from=``: the container binds the copy, so writes are discarded, as
+  BuildKit discards them); answers ``{"path": the copy}``.
 - ``{"op": "copy", ...}``: the copy is planned (``plan_copy``; ``--chown`` resolved in the target)
   and ``{"checksum": ..., "source_hash": ...}`` is sent; the builder answers a line ``apply``
   (cache miss) or ``skip`` (hit) on stdin; after ``apply``, ``{"ok": true}``.
@@ -25,6 +28,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -33,7 +38,7 @@ from typing import Any
 from dockyard.build.copying import parse_chmod, plan_copy, resolve_chown
 from dockyard.build.downloads import download
 from dockyard.build.scope import resolve_in_scope
-from dockyard.errors import DockyardError
+from dockyard.errors import DockyardError, NotFound
 from dockyard.runtime import syscalls as sc
 
 
@@ -63,9 +68,32 @@ def _send(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def _export(root: str, path: str, into: str) -> str:
+    """Copy ``path`` of the rootfs (resolved inside it) to ``into``, owners, modes and links kept;
+    returns what was written (``into``/content for a directory, ``into``/name for a file)."""
+    source = resolve_in_scope(root, path)
+    if not os.path.lexists(source):
+        raise NotFound(f"failed to compute cache key: \"{path}\" not found")
+    if os.path.isdir(source):
+        target = os.path.join(into, "content")
+        os.mkdir(target)
+        subprocess.run(["cp", "-a", "--", source + "/.", target], check=True, capture_output=True)
+        shutil.copystat(source, target)
+        os.chown(target, os.stat(source).st_uid, os.stat(source).st_gid)
+    else:
+        target = os.path.join(into, "file")
+        subprocess.run(["cp", "-a", "--", source, target], check=True, capture_output=True)
+    return target
+
+
 def run(request: dict[str, Any]) -> None:
     sc.unshare(sc.CLONE_NEWNS)
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+    if request["op"] == "export":
+        lowers = list(request["lowers"])
+        root = _overlay(lowers, request["merged"]) if lowers else request["upper"]
+        _send({"path": _export(root, request["path"], request["into"])})
+        return
     root = _overlay(list(request["lowers"]), request["merged"], request["upper"], request["work"])
     if request["op"] == "workdir":
         path = resolve_in_scope(root, request["path"])

@@ -554,3 +554,24 @@ COPY --link a /linked
         client.close()
     assert "proxy.example" not in history  # the proxy args reach RUN, never the image
     assert not any("proxy" in e for e in env)
+
+
+def test_bind_mounts_from_a_stage_and_their_cache_keys(daemon: Daemon) -> None:
+    dockerfile = """FROM busybox AS tools
+RUN mkdir /out && echo tool > /out/t && echo single > /single
+FROM busybox
+RUN --mount=type=bind,from=tools,source=/out,target=/mnt cat /mnt/t > /copied && ! touch /mnt/x 2>/dev/null
+RUN --mount=type=bind,from=tools,source=/out,target=/mnt,rw touch /mnt/written && cat /mnt/t >> /copied
+RUN --mount=type=bind,from=0,source=/single,target=/one.txt cat /one.txt >> /copied
+RUN --mount=type=bind,source=ctx,target=/ctx cat /ctx/f >> /copied
+"""
+    files = {"Dockerfile": dockerfile, "ctx/f": "context one\n"}
+    build(daemon, files, tag="bindfrom:1")
+    assert run_output(daemon, "bindfrom:1", "cat", "/copied") == "tool\ntool\nsingle\ncontext one\n"
+    # a bound context file that changed invalidates the step that reads it, and only that one
+    messages = build(daemon, {**files, "ctx/f": "context two\n"}, tag="bindfrom:2")
+    assert stream_text(messages).count(" ---> Using cache") == 4
+    assert run_output(daemon, "bindfrom:2", "cat", "/copied") == "tool\ntool\nsingle\ncontext two\n"
+    # nothing written through a rw bind from a stage reaches that stage's image
+    build(daemon, files, tag="bindfrom:tools", target="tools")
+    assert run_output(daemon, "bindfrom:tools", "ls", "/out") == "t\n"
