@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dockyard.build.dockerfile import DockerfileError
@@ -97,3 +99,22 @@ def test_a_healthcheck_replacing_another_gets_dockers_note() -> None:
     step = ConfigStep(stage_config({"Healthcheck": {"Test": ["NONE"]}}))
     step.apply(parse_dockerfile("FROM x\nHEALTHCHECK CMD false\n").stages[0].instructions[0])
     assert step.note == ""
+
+
+def test_tree_checksum_follows_content_not_mtimes(tmp_path: Path) -> None:
+    import os
+
+    from dockyard.build.builder import tree_checksum
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_text("one")
+    os.symlink("f", tmp_path / "d" / "link")
+    first = tree_checksum(str(tmp_path))
+    os.utime(tmp_path / "d" / "f", (1, 1))
+    assert tree_checksum(str(tmp_path)) == first
+    (tmp_path / "d" / "f").write_text("two")
+    second = tree_checksum(str(tmp_path))
+    assert second != first
+    os.chmod(tmp_path / "d" / "f", 0o600)
+    assert tree_checksum(str(tmp_path)) != second
+    assert tree_checksum(str(tmp_path / "d" / "f")) != tree_checksum(str(tmp_path / "d"))
