@@ -118,6 +118,8 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
     Verb("image prune", _V + "prune_and_usage", "image prune [OPTIONS]", "Remove unused images", 0, 0),
     Verb("system df", _V + "prune_and_usage", "system df [OPTIONS]", "Show docker disk usage", 0, 0),
     Verb("system prune", _V + "prune_and_usage", "system prune [OPTIONS]", "Remove unused data", 0, 0),
+    Verb("builder", _V + "prune_and_usage", "builder COMMAND", "Manage builds", 0, 0),
+    Verb("builder prune", _V + "prune_and_usage", "builder prune", "Remove build cache", 0, 0),
     Verb("system check", _V + "store_check", "system check [OPTIONS]",
          "Check the store for orphans and inconsistencies (a dockyard extension)", 0, 0),
     Verb("volume", _V + "volume", "volume COMMAND", "Manage volumes", 0, 0),
