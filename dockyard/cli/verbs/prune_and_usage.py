@@ -55,6 +55,7 @@ Usage:  dockyard builder COMMAND
 Manage builds
 
 Commands:
+  build       Build an image from a Dockerfile
   prune       Remove build cache
 
 Run 'dockyard builder COMMAND --help' for more information on a command.
