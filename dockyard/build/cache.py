@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dockyard import filters as docker_filters
-from dockyard.errors import InvalidParameter
+from dockyard.errors import InvalidParameter, NotFound
 from dockyard.formats import timestamps
 from dockyard.images.dangling_chain import delete_dangling_chain
 from dockyard.metadata import MetadataDB
@@ -110,14 +110,19 @@ class BuildCache:
     def record(self, key: str, image_id: str, parent_id: str, created_by: str, size: int) -> None:
         """Remember that step ``key`` made ``image_id`` (an existing image record) from ``parent_id``.
 
-        Recording a key again (a ``--no-cache`` build) points its entry at the new image.
+        Recording a key again (a ``--no-cache`` build) points its entry at the new image. ``size``
+        is the bytes the step's layer added (0 for a step that changes only the config).
+        NotFound if ``image_id`` is not an image record.
         """
-        self.db.execute(
-            "INSERT INTO build_cache (key, id, image_id, parent_id, created_by, size, created_at, last_used_at, "
-            "usage_count) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 0) ON CONFLICT(key) DO UPDATE SET "
-            "image_id = excluded.image_id, parent_id = excluded.parent_id, created_by = excluded.created_by, "
-            "size = excluded.size, created_at = excluded.created_at, last_used_at = NULL, usage_count = 0",
-            (key, cache_id(key), image_id, parent_id, created_by, int(size), time.time()))
+        with self.db.transaction() as conn:  # the check and the insert: one change
+            if conn.execute("SELECT 1 FROM images WHERE id = ?", (image_id,)).fetchone() is None:
+                raise NotFound(f"No such image: {image_id}")
+            conn.execute(
+                "INSERT INTO build_cache (key, id, image_id, parent_id, created_by, size, created_at, "
+                "last_used_at, usage_count) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 0) ON CONFLICT(key) DO UPDATE SET "
+                "image_id = excluded.image_id, parent_id = excluded.parent_id, created_by = excluded.created_by, "
+                "size = excluded.size, created_at = excluded.created_at, last_used_at = NULL, usage_count = 0",
+                (key, cache_id(key), image_id, parent_id, created_by, int(size), time.time()))
 
     def holds(self, image_id: str) -> bool:
         """Whether an entry names ``image_id`` (such images are kept until the cache is pruned)."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.build.cache import BuildCache, cache_id, step_key
-from dockyard.errors import InvalidParameter
+from dockyard.errors import InvalidParameter, NotFound
 from dockyard.images.dangling_chain import delete_dangling_chain
 from dockyard.images.image_prune import prune_images
 from dockyard.images.service import ImageService
@@ -109,6 +109,11 @@ def test_lookup_finds_what_was_recorded_and_counts_uses(svc: ImageService) -> No
     [item] = cache.usage()
     assert item["ID"] == cache_id(key) and item["UsageCount"] == 2 and item["LastUsedAt"].endswith("Z")
     assert cache.holds(child) and not cache.holds(base)
+
+
+def test_recording_needs_an_existing_image(svc: ImageService) -> None:
+    with pytest.raises(NotFound, match="No such image: sha256:"):
+        BuildCache(svc.metadata).record("k" * 64, PARENT, PARENT, "x", 0)
 
 
 def test_recording_a_key_again_points_it_at_the_new_image(svc: ImageService) -> None:
