@@ -6,8 +6,8 @@ Terms:
 - *ignore file*: ``<Dockerfile>.dockerignore`` beside the Dockerfile when it exists (BuildKit's
   rule), else ``.dockerignore`` at the context root (:mod:`dockyard.cli.ignore_patterns`). The
   ignore file itself and the Dockerfile are always sent, even when a pattern names them.
-- *Dockerfile path*: ``-f`` (relative paths are taken from the context directory, as the classic
-  CLI does), else ``Dockerfile`` (or ``dockerfile``) in the context. A Dockerfile outside the
+- *Dockerfile path*: ``-f`` (a relative path is taken from the working directory, as Docker's CLI
+  takes it), else ``Dockerfile`` (or ``dockerfile``) in the context. A Dockerfile outside the
   context, or read from stdin (``-f -``), is added to the tar under a random name
   ``.dockerfile.<20 hex>`` that is also appended to the tar's ``.dockerignore`` (so no ``COPY .``
   picks it up); the ``dockerfile`` query parameter names it.
@@ -22,6 +22,7 @@ import os
 import secrets
 import tarfile
 import tempfile
+import time
 from dataclasses import dataclass
 
 from dockyard.cli.failure import CliFailure
@@ -60,7 +61,7 @@ def locate_dockerfile(context_dir: str, given: str) -> tuple[str, str]:
         if not os.path.lexists(path) and os.path.lexists(os.path.join(context, "dockerfile")):
             path = os.path.join(context, "dockerfile")
     if not os.path.isabs(path):
-        path = os.path.join(context, path)
+        path = os.path.abspath(path)  # a relative -f is taken from the working directory
     try:
         os.lstat(path)
     except OSError as error:
@@ -98,59 +99,83 @@ def _keep_build_files(patterns: list[str], dockerfile_rel: str | None) -> list[s
     return out
 
 
+def _finish(tar: tarfile.TarFile, out: BinaryIO) -> None:
+    """Close ``tar`` and cut Python's record padding: the archive ends with its two zero blocks, as
+    Go's tar writer (so Docker's CLI) ends it."""
+    end = tar.offset + 2 * tarfile.BLOCKSIZE
+    tar.close()
+    out.truncate(end)
+    out.seek(end)
+
+
 def _header(tar: tarfile.TarFile, path: str, name: str) -> tarfile.TarInfo:
     info = tar.gettarinfo(path, arcname=name)
+    info.mtime = int(info.mtime)  # whole seconds, as Docker's CLI writes them (no PAX time records)
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     return info
 
 
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    import time
-
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o600) -> None:
     info = tarfile.TarInfo(name)
-    info.size, info.mode, info.mtime = len(data), 0o600, int(time.time())
+    info.size, info.mode, info.mtime = len(data), mode, int(time.time())
     tar.addfile(info, io.BytesIO(data))
 
 
 def tar_directory(context: str, matcher: IgnoreMatcher, out: BinaryIO,
                   extra_dockerfile: tuple[str, bytes] | None = None) -> None:
     """Write the context's tar to ``out``; ``extra_dockerfile`` (name, text) is added and ignored."""
-    ignore_entry = b""
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for directory, dirs, files in os.walk(context):
-            dirs.sort()
-            rel_dir = os.path.relpath(directory, context)
-            kept_dirs = []
-            for name in sorted(dirs + files):
-                rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-                full = os.path.join(directory, name)
-                is_dir = name in dirs and not os.path.islink(full)
-                if matcher.excluded(rel):
-                    if is_dir and matcher.has_exceptions:
-                        kept_dirs.append(name)  # an exception may re-include something below
-                    continue
-                if is_dir:
-                    kept_dirs.append(name)
-                try:
-                    info = _header(tar, full, rel)
-                    if extra_dockerfile is not None and rel == ".dockerignore" and info.isreg():
-                        with open(full, "rb") as f:
-                            ignore_entry = f.read()
-                        continue  # written last, with the extra Dockerfile's name appended
-                    if info.isreg():
-                        with open(full, "rb") as f:
-                            tar.addfile(info, f)
-                    elif info.type in (tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.FIFOTYPE,
-                                       tarfile.CHRTYPE, tarfile.BLKTYPE):
-                        tar.addfile(info)
-                except OSError as error:
-                    raise CliFailure(f"error checking context: {error}", 1) from None
-            dirs[:] = [d for d in dirs if d in kept_dirs and not os.path.islink(os.path.join(directory, d))]
+    tar = tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT)
+    try:
+        ignore_file = _add_tree(tar, context, matcher, extra_dockerfile is not None)
         if extra_dockerfile is not None:
             name, text = extra_dockerfile
             _add_bytes(tar, name, text)
-            _add_bytes(tar, ".dockerignore", ignore_entry + b"\n" + name.encode() + b"\n")
+            amended = (ignore_file[1] if ignore_file else b"") + b"\n" + name.encode() + b"\n"
+            if ignore_file is None:
+                _add_bytes(tar, ".dockerignore", amended)
+            else:  # the context's own, with its header
+                ignore_file[0].size = len(amended)
+                tar.addfile(ignore_file[0], io.BytesIO(amended))
+    except BaseException:
+        tar.close()
+        raise
+    _finish(tar, out)
+
+
+def _add_tree(tar: tarfile.TarFile, context: str, matcher: IgnoreMatcher,
+              hold_ignore_file: bool) -> tuple[tarfile.TarInfo, bytes] | None:
+    """Add what the context holds and ``matcher`` keeps; with ``hold_ignore_file`` the context's
+    ``.dockerignore`` is not added but returned with its header (to be written last, amended)."""
+    ignore_file: tuple[tarfile.TarInfo, bytes] | None = None
+    for directory, dirs, files in os.walk(context):
+        rel_dir = os.path.relpath(directory, context)
+        descend = []
+        for name in sorted(dirs + files):
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            full = os.path.join(directory, name)
+            is_dir = name in dirs and not os.path.islink(full)
+            if matcher.excluded(rel):
+                if is_dir and matcher.has_exceptions:
+                    descend.append(name)  # an exception may re-include something below
+                continue
+            if is_dir:
+                descend.append(name)
+            try:
+                info = _header(tar, full, rel)
+                if hold_ignore_file and rel == ".dockerignore" and info.isreg():
+                    with open(full, "rb") as f:
+                        ignore_file = (info, f.read())
+                elif info.isreg():
+                    with open(full, "rb") as f:
+                        tar.addfile(info, f)
+                elif info.type in (tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.FIFOTYPE,
+                                   tarfile.CHRTYPE, tarfile.BLKTYPE):
+                    tar.addfile(info)
+            except OSError as error:
+                raise CliFailure(f"error checking context: {error}", 1) from None
+        dirs[:] = sorted(descend)
+    return ignore_file
 
 
 def from_directory(context_dir: str, dockerfile: str = "", dockerfile_text: bytes | None = None) -> BuildContext:
@@ -196,11 +221,12 @@ def from_stdin(stream: BinaryIO, dockerfile: str = "") -> BuildContext:
     text = body.read()
     body.close()
     packed = tempfile.TemporaryFile(prefix="dockyard-build-context-")
-    with tarfile.open(fileobj=packed, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        _add_bytes(tar, "Dockerfile", text)
+    tar = tarfile.open(fileobj=packed, mode="w", format=tarfile.PAX_FORMAT)
+    _add_bytes(tar, "Dockerfile", text, 0o644)  # Docker's CLI writes it to a temporary context dir
+    _finish(tar, packed)
     size = packed.tell()
     packed.seek(0)
-    return BuildContext(packed, size, "")
+    return BuildContext(packed, size, "Dockerfile")
 
 
 def is_archive(head: bytes) -> bool:

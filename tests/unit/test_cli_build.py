@@ -80,7 +80,7 @@ def test_a_dockerfile_specific_ignore_file_wins(project: Path) -> None:
     (project / ".dockerignore").write_text("src\n")
     (project / "app.Dockerfile").write_text("FROM busybox\n")
     (project / "app.Dockerfile.dockerignore").write_text("node_modules\n")
-    found, dockerfile = context_members(str(project), "app.Dockerfile")
+    found, dockerfile = context_members(str(project), str(project / "app.Dockerfile"))
     assert dockerfile == "app.Dockerfile"
     assert "src/a.py" in found and "node_modules/x/i.js" not in found
 
@@ -108,9 +108,11 @@ def test_a_dockerfile_from_stdin(project: Path) -> None:
     assert found[".dockerignore"] == b"\n" + dockerfile.encode() + b"\n"  # made when the context has none
 
 
-def test_relative_dockerfile_paths_are_taken_from_the_context(project: Path) -> None:
+def test_relative_dockerfile_paths_are_taken_from_the_working_directory(project: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     (project / "src" / "Dockerfile.dev").write_text("FROM busybox\n")
-    _, dockerfile = context_members(str(project), "src/Dockerfile.dev")
+    monkeypatch.chdir(project.parent)
+    _, dockerfile = context_members("ctx", "ctx/src/Dockerfile.dev")
     assert dockerfile == "src/Dockerfile.dev"
 
 
@@ -137,7 +139,8 @@ def test_stdin_is_a_tar_or_a_dockerfile() -> None:
         assert ctx.body.read() == raw and ctx.dockerfile == "Dockerfile"
     ctx = from_stdin(io.BytesIO(b"FROM busybox\nRUN true\n"))
     with ctx.body:
-        assert members(ctx.body.read()) == {"Dockerfile": b"FROM busybox\nRUN true\n"} and ctx.dockerfile == ""
+        assert members(ctx.body.read()) == {"Dockerfile": b"FROM busybox\nRUN true\n"} and ctx.dockerfile == "Dockerfile"
+        assert ctx.size == 4 * 512  # header, data, the two zero blocks: no record padding, as Go's tar
 
 
 # -- against a fake daemon -----------------------------------------------------------------------
@@ -193,9 +196,9 @@ def test_build_sends_dockers_query_and_renders_the_stream(daemon: Callable[..., 
     path, q, body = build_request(server)
     assert path == "/v1.47/build"
     assert q["t"] == ["app:1", "app:latest"] and q["dockerfile"] == ["Dockerfile"] and q["target"] == ["final"]
-    assert json.loads(q["buildargs"][0]) == {"A": "1", "FROM_ENV": "env-value", "UNSET_ARG": None}
+    assert q["buildargs"] == ['{"A":"1","FROM_ENV":"env-value","UNSET_ARG":null}']
     assert json.loads(q["labels"][0]) == {"k": "v"}
-    assert q["nocache"] == ["1"] and q["pull"] == ["1"] and q["rm"] == ["1"] and q["forcerm"] == ["1"]
+    assert q["nocache"] == ["1"] and q["pull"] == ["1"] and "rm" not in q and q["forcerm"] == ["1"]
     assert q["networkmode"] == ["host"] and q["platform"] == ["linux/amd64"] and "q" not in q
     assert b"content-type: application/x-tar" in server.requests[-1].lower()
     assert "src/a.py" in members(body)
@@ -211,6 +214,7 @@ def test_quiet_prints_only_the_id_and_iidfile_gets_it(daemon: Callable[..., Fake
     assert iid.read_text() == IMAGE_ID
     _, q, _ = build_request(server)
     assert q["q"] == ["1"] and q["rm"] == ["0"]
+    assert set(q) == {"q", "rm", "dockerfile", "version"}  # nothing Docker's CLI leaves out
     assert cli_main.main(["build", "--progress=quiet", str(project)]) == 0
     assert capsys.readouterr().out == IMAGE_ID + "\n"
 

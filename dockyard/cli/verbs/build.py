@@ -73,7 +73,7 @@ def labels(values: list[str]) -> dict[str, str]:
 
 
 def query(parsed: Parsed, dockerfile: str, environ: dict[str, str]) -> list[tuple[str, str]]:
-    """Docker's ``POST /build`` query for these options."""
+    """Docker's ``POST /build`` query for these options (what Docker's CLI leaves out, left out)."""
     params: list[tuple[str, str]] = [("t", tag) for tag in parsed["tag"]]
     if dockerfile:
         params.append(("dockerfile", dockerfile))
@@ -81,12 +81,13 @@ def query(parsed: Parsed, dockerfile: str, environ: dict[str, str]) -> list[tupl
         params.append(("q", "1"))
     if parsed["no-cache"]:
         params.append(("nocache", "1"))
-    params.append(("rm", "1" if parsed["rm"] else "0"))
+    if not parsed["rm"]:
+        params.append(("rm", "0"))  # the daemon's default is to remove them
     if parsed["force-rm"]:
         params.append(("forcerm", "1"))
     if parsed["pull"]:
         params.append(("pull", "1"))
-    if parsed["network"]:
+    if parsed["network"] and parsed["network"] != "default":
         params.append(("networkmode", parsed["network"]))
     if parsed["target"]:
         params.append(("target", parsed["target"]))
@@ -94,9 +95,13 @@ def query(parsed: Parsed, dockerfile: str, environ: dict[str, str]) -> list[tupl
         params.append(("platform", parsed["platform"]))
     if parsed["add-host"]:
         params.append(("extrahosts", ",".join(parsed["add-host"])))
-    params.append(("buildargs", jsoncodec.dumps(build_args(parsed["build-arg"], environ))))
-    params.append(("labels", jsoncodec.dumps(labels(parsed["label"]))))
-    params.append(("cachefrom", jsoncodec.dumps(list(parsed["cache-from"]))))
+    args = build_args(parsed["build-arg"], environ)
+    if args:
+        params.append(("buildargs", jsoncodec.dumps(dict(sorted(args.items())))))
+    if parsed["label"]:
+        params.append(("labels", jsoncodec.dumps(dict(sorted(labels(parsed["label"]).items())))))
+    if parsed["cache-from"]:
+        params.append(("cachefrom", jsoncodec.dumps(list(parsed["cache-from"]))))
     params.append(("version", "1"))
     return params
 
