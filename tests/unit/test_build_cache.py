@@ -256,3 +256,14 @@ def test_a_dangling_chain_stops_at_the_first_held_image(svc: ImageService) -> No
                                            keep=lambda i: i == chain[1])
     assert [r["Deleted"] for r in records if r["Deleted"] in chain] == [chain[3], chain[2]] and freed > 0
     assert svc.store.exists(chain[1])
+
+
+def test_image_prune_all_takes_built_images_and_their_cache(svc: ImageService) -> None:
+    cache = BuildCache(svc.metadata, svc)
+    chain = build_chain(svc, cache, 2, tag="app:1")
+    kept = build_chain(svc, cache, 1, tag="used:1", salt=b"u")
+    result = prune_images(svc, {"dangling": ["false"]}, lambda i: "c1" if i == kept[1] else None, held=cache.holds)
+    deleted = [r["Deleted"] for r in result["ImagesDeleted"] if "Deleted" in r]
+    assert chain[2] in deleted and chain[1] in deleted and {"Untagged": "app:1"} in result["ImagesDeleted"]
+    assert svc.store.exists(kept[1]) and svc.store.exists(kept[0])  # in use, and its base under it
+    assert [item["Description"] for item in cache.usage()] == ["/bin/sh -c echo 0"]  # used:1's entry only
