@@ -267,3 +267,14 @@ def test_image_prune_all_takes_built_images_and_their_cache(svc: ImageService) -
     assert chain[2] in deleted and chain[1] in deleted and {"Untagged": "app:1"} in result["ImagesDeleted"]
     assert svc.store.exists(kept[1]) and svc.store.exists(kept[0])  # in use, and its base under it
     assert [item["Description"] for item in cache.usage()] == ["/bin/sh -c echo 0"]  # used:1's entry only
+
+
+def test_the_collector_keeps_what_the_cache_holds(svc: ImageService, tmp_path: Path) -> None:
+    from dockyard.images import garbage
+
+    cache = BuildCache(svc.metadata, svc)
+    chain = build_chain(svc, cache, 2)
+    layers = [layer.chain_id for image_id in chain for layer in svc.store.get(image_id).layers]
+    garbage.collect(svc, tmp_path / "root")
+    assert all(svc.store.exists(i) for i in chain) and all(svc.snapshots.has(c) for c in layers)
+    assert [cache.lookup(step_key(chain[n], f"/bin/sh -c echo {n}", [], None)) for n in range(2)] == chain[1:]
