@@ -19,31 +19,106 @@ from __future__ import annotations
 
 import io
 import os
-import secrets
+import queue
 import tarfile
-import tempfile
+import threading
 import time
-from dataclasses import dataclass
 
 from dockyard.cli.failure import CliFailure
 from dockyard.cli.ignore_patterns import IgnoreMatcher, parse_ignore_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
     from typing import BinaryIO
 
 PREPARE = "unable to prepare context: "
+PIECE = 1 << 20
 _COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
 
 
-@dataclass
 class BuildContext:
-    """A context ready to send: ``body`` (a file at offset 0) of ``size`` bytes, and the
-    ``dockerfile`` query parameter's value ("" to let the daemon use ``Dockerfile``)."""
+    """A context ready to send: :meth:`chunks` yields its tar once, made by ``produce(write)`` in a
+    thread as the request sends it (the tar is never spooled); ``size`` counts the bytes yielded;
+    ``dockerfile`` is the ``dockerfile`` query parameter's value ("" to let the daemon choose)."""
 
-    body: BinaryIO
-    size: int
-    dockerfile: str
+    def __init__(self, produce: Callable[[Callable[[bytes], object]], None], dockerfile: str) -> None:
+        self.produce = produce
+        self.dockerfile = dockerfile
+        self.size = 0
+
+    def chunks(self) -> Iterator[bytes]:
+        pieces: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        failure: list[BaseException] = []
+        stop = threading.Event()
+
+        def put(piece: bytes | None) -> None:
+            while not stop.is_set():
+                try:
+                    pieces.put(piece, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+            raise _Abandoned
+
+        def run() -> None:
+            try:
+                self.produce(put)
+            except _Abandoned:
+                return
+            except BaseException as error:
+                failure.append(error)
+            try:
+                put(None)
+            except _Abandoned:
+                pass
+
+        worker = threading.Thread(target=run, name="build-context", daemon=True)
+        worker.start()
+        try:
+            while (piece := pieces.get()) is not None:
+                self.size += len(piece)
+                yield piece
+        finally:
+            stop.set()
+            worker.join()
+        if failure:
+            raise failure[0]
+
+    def read_all(self) -> bytes:
+        return b"".join(self.chunks())
+
+
+class _Abandoned(Exception):
+    """The consumer went away: the producer stops."""
+
+
+class _Sink:
+    """What ``tarfile`` writes into: pieces of ``PIECE`` bytes handed to ``put``; with ``limit`` set,
+    bytes past it are dropped (Python's record padding, which Go's tar writer does not write)."""
+
+    def __init__(self, put: Callable[[bytes], object]) -> None:
+        self.put = put
+        self.pos = 0
+        self.limit: int | None = None
+        self.buffer = bytearray()
+
+    def write(self, data: bytes) -> int:
+        if self.limit is not None:
+            data = data[:max(0, self.limit - self.pos)]
+        self.buffer += data
+        self.pos += len(data)
+        if len(self.buffer) >= PIECE:
+            self.flush()
+        return len(data)
+
+    def tell(self) -> int:
+        return self.pos
+
+    def flush(self) -> None:
+        if self.buffer:
+            self.put(bytes(self.buffer))
+            self.buffer.clear()
 
 
 def _lstat_message(path: str, error: OSError) -> str:
@@ -99,13 +174,19 @@ def _keep_build_files(patterns: list[str], dockerfile_rel: str | None) -> list[s
     return out
 
 
-def _finish(tar: tarfile.TarFile, out: BinaryIO) -> None:
-    """Close ``tar`` and cut Python's record padding: the archive ends with its two zero blocks, as
+def _writer(out: _Sink) -> tarfile.TarFile:
+    """A PAX tar writer into ``out`` (typeshed wants a readable, seekable file; mode "w" only writes
+    and tells)."""
+    return tarfile.TarFile(fileobj=out, mode="w", format=tarfile.PAX_FORMAT,  # type: ignore[arg-type]
+                           copybufsize=PIECE)
+
+
+def _finish(tar: tarfile.TarFile, out: _Sink) -> None:
+    """Close ``tar`` without Python's record padding: the archive ends with its two zero blocks, as
     Go's tar writer (so Docker's CLI) ends it."""
-    end = tar.offset + 2 * tarfile.BLOCKSIZE
+    out.limit = tar.offset + 2 * tarfile.BLOCKSIZE
     tar.close()
-    out.truncate(end)
-    out.seek(end)
+    out.flush()
 
 
 def _header(tar: tarfile.TarFile, path: str, name: str) -> tarfile.TarInfo:
@@ -122,10 +203,12 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o600) 
     tar.addfile(info, io.BytesIO(data))
 
 
-def tar_directory(context: str, matcher: IgnoreMatcher, out: BinaryIO,
+def tar_directory(context: str, matcher: IgnoreMatcher, put: Callable[[bytes], object],
                   extra_dockerfile: tuple[str, bytes] | None = None) -> None:
-    """Write the context's tar to ``out``; ``extra_dockerfile`` (name, text) is added and ignored."""
-    tar = tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT)
+    """Write the context's tar in pieces to ``put``; ``extra_dockerfile`` (name, text) is added and
+    ignored."""
+    out = _Sink(put)
+    tar = _writer(out)
     try:
         ignore_file = _add_tree(tar, context, matcher, extra_dockerfile is not None)
         if extra_dockerfile is not None:
@@ -194,39 +277,37 @@ def from_directory(context_dir: str, dockerfile: str = "", dockerfile_text: byte
         if outside and dockerfile_path is not None:
             with open(dockerfile_path, "rb") as f:
                 dockerfile_text = f.read()
-        extra = (".dockerfile." + secrets.token_hex(10), dockerfile_text or b"")
+        extra = (".dockerfile." + os.urandom(10).hex(), dockerfile_text or b"")
         rel = None
     matcher = IgnoreMatcher(_keep_build_files(patterns, rel))
-    body = tempfile.TemporaryFile(prefix="dockyard-build-context-")
-    tar_directory(context, matcher, body, extra)
-    size = body.tell()
-    body.seek(0)
-    return BuildContext(body, size, extra[0] if extra else (rel or ""))
+    return BuildContext(lambda put: tar_directory(context, matcher, put, extra),
+                        extra[0] if extra else (rel or ""))
 
 
 def from_stdin(stream: BinaryIO, dockerfile: str = "") -> BuildContext:
     """``build -``: a tar (plain or compressed) sent as it is, or a Dockerfile as the whole context."""
-    body = tempfile.TemporaryFile(prefix="dockyard-build-context-")
-    while True:
-        piece = stream.read(1 << 20)
-        if not piece:
+    head = stream.read(512)
+    while 0 < len(head) < 512:
+        more = stream.read(512 - len(head))
+        if not more:
             break
-        body.write(piece)
-    size = body.tell()
-    body.seek(0)
-    head = body.read(512)
-    body.seek(0)
+        head += more
     if is_archive(head):
-        return BuildContext(body, size, dockerfile)
-    text = body.read()
-    body.close()
-    packed = tempfile.TemporaryFile(prefix="dockyard-build-context-")
-    tar = tarfile.open(fileobj=packed, mode="w", format=tarfile.PAX_FORMAT)
-    _add_bytes(tar, "Dockerfile", text, 0o644)  # Docker's CLI writes it to a temporary context dir
-    _finish(tar, packed)
-    size = packed.tell()
-    packed.seek(0)
-    return BuildContext(packed, size, "Dockerfile")
+        def copy(put: Callable[[bytes], object]) -> None:
+            put(head)
+            while piece := stream.read(PIECE):
+                put(piece)
+
+        return BuildContext(copy, dockerfile)
+    text = head + stream.read()
+
+    def pack(put: Callable[[bytes], object]) -> None:
+        out = _Sink(put)
+        tar = _writer(out)
+        _add_bytes(tar, "Dockerfile", text, 0o644)  # Docker's CLI writes it to a temporary context dir
+        _finish(tar, out)
+
+    return BuildContext(pack, "Dockerfile")
 
 
 def is_archive(head: bytes) -> bool:

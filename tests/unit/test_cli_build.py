@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
 import tarfile
 from collections.abc import Callable, Iterator
@@ -41,8 +42,7 @@ def members(ctx_body: bytes) -> dict[str, bytes | None]:
 
 def context_members(*args: object, **kwargs: object) -> tuple[dict[str, bytes | None], str]:
     ctx = from_directory(*args, **kwargs)  # type: ignore[arg-type]
-    with ctx.body:
-        data = ctx.body.read()
+    data = ctx.read_all()
     assert len(data) == ctx.size
     return members(data), ctx.dockerfile
 
@@ -72,7 +72,7 @@ def test_the_context_honours_dockerignore(project: Path) -> None:
 
 def test_context_headers_are_owned_by_root(project: Path) -> None:
     ctx = from_directory(str(project))
-    with ctx.body, tarfile.open(fileobj=ctx.body) as tar:
+    with tarfile.open(fileobj=io.BytesIO(ctx.read_all())) as tar:
         assert {(m.uid, m.gid, m.uname, m.gname) for m in tar} == {(0, 0, "", "")}
 
 
@@ -135,12 +135,10 @@ def test_stdin_is_a_tar_or_a_dockerfile() -> None:
     raw = buf.getvalue()
     assert is_archive(raw[:512]) and is_archive(b"\x1f\x8b\x08\x00") and not is_archive(b"FROM busybox\n")
     ctx = from_stdin(io.BytesIO(raw), "Dockerfile")
-    with ctx.body:
-        assert ctx.body.read() == raw and ctx.dockerfile == "Dockerfile"
+    assert ctx.read_all() == raw and ctx.dockerfile == "Dockerfile"
     ctx = from_stdin(io.BytesIO(b"FROM busybox\nRUN true\n"))
-    with ctx.body:
-        assert members(ctx.body.read()) == {"Dockerfile": b"FROM busybox\nRUN true\n"} and ctx.dockerfile == "Dockerfile"
-        assert ctx.size == 4 * 512  # header, data, the two zero blocks: no record padding, as Go's tar
+    assert members(ctx.read_all()) == {"Dockerfile": b"FROM busybox\nRUN true\n"} and ctx.dockerfile == "Dockerfile"
+    assert ctx.size == 4 * 512  # header, data, the two zero blocks: no record padding, as Go's tar
 
 
 # -- against a fake daemon -----------------------------------------------------------------------
@@ -201,6 +199,7 @@ def test_build_sends_dockers_query_and_renders_the_stream(daemon: Callable[..., 
     assert q["nocache"] == ["1"] and q["pull"] == ["1"] and "rm" not in q and q["forcerm"] == ["1"]
     assert q["networkmode"] == ["host"] and q["platform"] == ["linux/amd64"] and "q" not in q
     assert b"content-type: application/x-tar" in server.requests[-1].lower()
+    assert b"transfer-encoding: chunked" in server.requests[-1].lower()  # streamed, as Docker's CLI sends it
     assert "src/a.py" in members(body)
 
 
@@ -260,3 +259,18 @@ def test_bad_progress_and_arity(project: Path, capsys: pytest.CaptureFixture[str
     assert 'invalid argument "fancy" for "--progress" flag' in capsys.readouterr().err
     assert cli_main.main(["build"]) == 1
     assert "'dockyard build' requires 1 argument" in capsys.readouterr().err
+
+
+def test_a_big_context_streams_whole(project: Path) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    (project / "big").write_bytes(data)
+    found, _ = context_members(str(project))
+    assert found["big"] == data
+
+
+def test_symlinks_and_fifos_go_as_entries(project: Path) -> None:
+    (project / "src" / "gone").symlink_to("nowhere")
+    os.mkfifo(project / "fifo")  # kept as an entry, never read
+    with tarfile.open(fileobj=io.BytesIO(from_directory(str(project)).read_all())) as tar:
+        kinds = {m.name: (m.type, m.linkname) for m in tar}
+    assert kinds["fifo"] == (tarfile.FIFOTYPE, "") and kinds["src/gone"] == (tarfile.SYMTYPE, "nowhere")

@@ -25,7 +25,6 @@ from dockyard.cli.flags import Flag, FlagSet
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from typing import Any, TextIO
 
     from dockyard.cli.client import Response
@@ -51,7 +50,6 @@ FLAGS = FlagSet([
     Flag("tag", "t", "list", 'Name and optionally a tag in the "name:tag" format', type_name="list"),
     Flag("target", "", "string", "Set the target build stage to build."),
 ])
-PIECE = 1 << 20
 PROGRESS_MODES = ("auto", "plain", "tty", "quiet", "rawjson")
 
 
@@ -126,14 +124,6 @@ def prepare(parsed: Parsed, stdin: Any) -> BuildContext:
     return from_directory(source, dockerfile)
 
 
-def read_pieces(body: Any) -> Iterator[bytes]:
-    while True:
-        piece = body.read(PIECE)
-        if not piece:
-            return
-        yield piece
-
-
 class BuildFailed(Exception):
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
@@ -188,21 +178,18 @@ def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
             raise CliFailure(f"Removing image ID file: {error}", 1) from None
     context = prepare(parsed, sys.stdin.buffer)
     hush = quiet(parsed)
+    response = invocation.api.request(
+        "POST", "/build", query(parsed, context.dockerfile, dict(os.environ)), raw_body=context.chunks(),
+        headers={"Content-Type": "application/x-tar"})
     try:
-        if not hush:
+        if not hush:  # as Docker's CLI ends its upload progress line
             sys.stdout.write(f"Sending build context to Docker daemon  {units.human_size(context.size, 4)}\r\r\n")
             sys.stdout.flush()
-        response = invocation.api.request(
-            "POST", "/build", query(parsed, context.dockerfile, dict(os.environ)), raw_body=read_pieces(context.body),
-            headers={"Content-Type": "application/x-tar", "Content-Length": str(context.size)})
-        try:
-            image_id = render(response, sys.stdout, not hush)
-        except BuildFailed as failure:
-            raise CliFailure(failure.message, failure.code) from None
-        finally:
-            response.close()
+        image_id = render(response, sys.stdout, not hush)
+    except BuildFailed as failure:
+        raise CliFailure(failure.message, failure.code) from None
     finally:
-        context.body.close()
+        response.close()
     if hush and image_id:
         sys.stdout.write(image_id + "\n")
     if iidfile:
