@@ -57,8 +57,9 @@ def dockyard_cli() -> list[str]:
 
 
 class BuildBench(Bench):
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, daemon_repo: Path = REPO) -> None:
         super().__init__(n)
+        self.daemon_repo = daemon_repo
         self.context = self.tmp / "context"
         self.context.mkdir()
         (self.context / "Dockerfile").write_text(DOCKERFILE)
@@ -77,7 +78,7 @@ class BuildBench(Bench):
         root, sock = self.tmp / "dockyard", self.tmp / "dockyard.sock"
         proc = subprocess.Popen([sys.executable, "-m", "dockyard.daemon.main", "--root", str(root), "-H",
                                  f"unix://{sock}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True, cwd=REPO)
+                                start_new_session=True, cwd=self.daemon_repo)
         self.cleanups.append(lambda: stop_process(proc))
         wait_for(lambda: ping(sock), "dockyard daemon")
         env = {**os.environ, "DOCKYARD_HOST": f"unix://{sock}", "DOCKER_HOST": f"unix://{sock}",
@@ -139,8 +140,10 @@ class BuildBench(Bench):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=1, help="runs per engine and kind")
+    parser.add_argument("--daemon-repo", type=Path, default=REPO,
+                        help="the checkout whose dockyard daemon to run (default: this one)")
     args = parser.parse_args()
-    bench = BuildBench(args.n)
+    bench = BuildBench(args.n, args.daemon_repo.resolve())
     try:
         for step in (bench.dockyard, bench.dockerd, bench.podman):
             try:
@@ -155,7 +158,7 @@ def main() -> int:
             continue
         print(f"\n{kind}: ratio to dockyard (higher = slower than dockyard):")
         for name, result in bench.results.items():
-            if name.endswith(kind) and result.get("median_ms"):
+            if name.endswith(" " + kind) and result.get("median_ms"):
                 print(f"  {name:<42} {float(result['median_ms']) / float(base):5.2f}x")  # type: ignore[arg-type]
     out = REPO / "bench" / "results"
     out.mkdir(exist_ok=True)

@@ -76,24 +76,29 @@ def test_parts_cannot_run_into_each_other() -> None:
 
 
 def test_a_copy_key_ignores_mtimes_through_the_checksum(tmp_path: Path) -> None:
-    # The checksum input of a COPY step is CopyPlan.checksum, which names no mtime: the same files
-    # touched again give the same checksum, so the same key; changed content gives another.
-    import hashlib
+    # The content part of a COPY step's key is CopyPlan.checksum, which names no mtime: the same
+    # files touched again give the same key; changed content or mode gives another.
     import os
 
-    def checksum(directory: Path) -> str:
-        h = hashlib.sha256()
-        for path in sorted(directory.rglob("*")):
-            st = path.stat()
-            h.update(f"{path.relative_to(directory)}\0{st.st_mode:o}\0".encode() + path.read_bytes())
-        return "sha256:" + h.hexdigest()
+    from dockyard.build.copying import plan_copy
+
+    def key() -> str:
+        plan = plan_copy(tmp_path, ["a", "d"], "/dest/", workdir="/", is_add=False, chown=None, chmod=None)
+        return step_key(PARENT, "/bin/sh -c #(nop) COPY multi:x in /dest/ ", [], plan.checksum)
 
     (tmp_path / "a").write_bytes(b"one")
-    before = step_key(PARENT, "/bin/sh -c #(nop) COPY file:x in / ", [], checksum(tmp_path))
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_bytes(b"f")
+    before = key()
     os.utime(tmp_path / "a", (1, 1))
-    assert step_key(PARENT, "/bin/sh -c #(nop) COPY file:x in / ", [], checksum(tmp_path)) == before
-    (tmp_path / "a").write_bytes(b"two")
-    assert step_key(PARENT, "/bin/sh -c #(nop) COPY file:x in / ", [], checksum(tmp_path)) != before
+    os.utime(tmp_path / "d" / "f", (2, 2))
+    os.utime(tmp_path / "d", (3, 3))
+    assert key() == before
+    os.chmod(tmp_path / "a", 0o600)
+    assert key() != before
+    os.chmod(tmp_path / "a", 0o644)
+    (tmp_path / "d" / "f").write_bytes(b"g")
+    assert key() != before
 
 
 # -- record and lookup ---------------------------------------------------------------------------
