@@ -199,8 +199,11 @@ class Builder:
                           sorted(self.opts.labels.items()))
             resolved[target] = dataclasses.replace(
                 resolved[target], stage=dataclasses.replace(stage, instructions=[*stage.instructions, label]))
-        self.total = sum(1 + len(resolved[i].stage.instructions) for i in order)
-        number = 1
+        meta = self.opts.dockerfile.meta_args
+        self.total = len(meta) + sum(1 + len(resolved[i].stage.instructions) for i in order)
+        for number, arg in enumerate(meta, 1):  # steps of their own, with no image
+            self.out.text(f"Step {number}/{self.total} : {arg.original.strip()}\n")
+        number = len(meta) + 1
         for index in order:
             self.step[index] = number
             number += 1 + len(resolved[index].stage.instructions)
@@ -283,8 +286,6 @@ class Builder:
         stage = rs.stage
         self._header(stage.original)
         base = await self._base(rs)
-        if base is not None:
-            self._text(f" ---> {short_id(base.id)}\n")
         config = stage_config((base.config.get("config") if base else None) or {})
         triggers = list(config.get("OnBuild") or [])
         config["OnBuild"] = None
@@ -293,8 +294,9 @@ class Builder:
         state = _State(base.id if base else None, config, scope)
         if triggers:
             self._text(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}\n")
-            for expression in triggers:
-                await self._dispatch(parse_trigger(expression, stage.line), state)
+            for expression in triggers:  # part of the FROM step: no " ---> <id>" of their own
+                await self._dispatch(parse_trigger(expression, stage.line), state, announce=False)
+        self._text(f" ---> {short_id(state.image_id) if state.image_id else ''}\n")  # scratch: " ---> "
         for instruction in stage.instructions:
             self._header(instruction.original.strip())
             await self._dispatch(instruction, state)
@@ -302,7 +304,7 @@ class Builder:
 
     # -- steps ---------------------------------------------------------------------------------
 
-    async def _dispatch(self, instruction: Instruction, state: _State) -> None:
+    async def _dispatch(self, instruction: Instruction, state: _State, announce: bool = True) -> None:
         expanded = state.scope.apply(instruction)
         if isinstance(expanded, Arg):
             self.declared |= {key for key, _ in expanded.pairs}
@@ -320,8 +322,8 @@ class Builder:
             if step.author is not None:
                 state.author = step.author
             await self._commit_or_reuse(state, nop_cmd(state.config, comment), None, [], None)
-        if state.image_id is not None:
-            self._text(f" ---> {short_id(state.image_id)}\n")
+        if announce:
+            self._text(f" ---> {short_id(state.image_id) if state.image_id else ''}\n")
 
     def _probe_config(self, state: _State, cmd: list[str]) -> dict[str, Any]:
         probe = copy.deepcopy(state.config)
