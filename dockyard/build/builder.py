@@ -510,8 +510,9 @@ class Builder:
         finally:
             # Kept only as Docker keeps it: the container of a failed command, without forcerm. An
             # interrupted build (cancelled, another stage failed) removes it, running or not.
-            if (ok and self.opts.remove) or self.opts.force_remove or not (ok or command_failed):
-                await asyncio.shield(self._remove(cid, announce=ok))
+            asked = (ok and self.opts.remove) or self.opts.force_remove
+            if asked or not (ok or command_failed):
+                await asyncio.shield(self._remove(cid, announce=asked))
 
     async def _remove(self, cid: str, announce: bool) -> None:
         with contextlib.suppress(DockyardError):

@@ -213,3 +213,25 @@ def test_corpus_builds_like_dockers_classic_builder(name: str, daemon: Daemon, d
     # purpose (dockerd runs a container for each config-only and WORKDIR step; dockyard needs none)
     # and cache hits (the corpus shares steps: ours may hit the cache where dockerd's did not)
     assert _comparable_output(our_lines) == _comparable_output(their_lines)
+
+
+def _failing(host: str) -> tuple[list[str], list[dict[str, Any]]]:
+    api = docker.APIClient(base_url=host, version="1.41", timeout=120)
+    try:
+        context = context_tar({"Dockerfile": "FROM busybox\nENV A=1\nRUN echo failing-output; exit 3\nCMD [\"x\"]\n"})
+        messages = list(api.build(fileobj=io.BytesIO(context), custom_context=True, decode=True, forcerm=True))
+    finally:
+        api.close()
+    text = "".join(m.get("stream", "") for m in messages)
+    return ([re.sub(r"\b[0-9a-f]{12}\b", "<id>", line) for line in text.splitlines()],
+            [m for m in messages if "error" in m])
+
+
+def test_a_failing_run_ends_the_stream_as_dockerd_does(daemon: Daemon, dockerd: Dockerd) -> None:  # noqa: F811
+    their_lines, their_errors = _failing(dockerd.host)
+    our_lines, our_errors = _failing(daemon.host)
+    assert our_errors == their_errors == [{
+        "errorDetail": {"code": 3, "message": "The command '/bin/sh -c echo failing-output; exit 3' returned a "
+                                              "non-zero code: 3"},
+        "error": "The command '/bin/sh -c echo failing-output; exit 3' returned a non-zero code: 3"}]
+    assert _comparable_output(our_lines) == _comparable_output(their_lines)
