@@ -220,6 +220,7 @@ class Builder:
             self.out.always(image_id + "\n")
         for ref in self.opts.tags:
             await blocking.run(self.images.tag, image_id, ref.familiar_name(), ref.tag or "latest")
+            self.containers.events.publish("image", "tag", image_id, {"name": ref.familiar()})
             self.out.text(f"Successfully tagged {ref.familiar()}\n")
         return image_id
 

@@ -325,12 +325,18 @@ def test_docker_cli_classic_build(daemon: Daemon, tmp_path: Path) -> None:
 
 
 def test_docker_py_high_level_build(daemon: Daemon, tmp_path: Path) -> None:
+    import time
+
     (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN echo py > /py\n")
     client = daemon.client()
     try:
+        since = int(time.time()) - 1
         image, logs = client.images.build(path=str(tmp_path), tag="pybuild:1", rm=True)
         assert "pybuild:1" in image.tags
         assert any("Successfully built" in chunk.get("stream", "") for chunk in logs)
+        events = list(client.events(since=since, until=int(time.time()) + 1, decode=True,
+                                    filters={"type": "image", "event": "tag"}))
+        assert [(e["Actor"]["ID"], e["Actor"]["Attributes"]["name"]) for e in events] == [(image.id, "pybuild:1")]
     finally:
         client.close()
 
