@@ -454,7 +454,12 @@ class Builder:
         try:
             exported = await self._export_bind_sources(instruction.mounts, exports)
             self._mounts(instruction.mounts, host_config, exported)
-            await self._run_container(instruction, state, argv, arg_env, proxies, cmd, key, host_config)
+            async with contextlib.AsyncExitStack() as held:
+                # sharing=locked: one RUN at a time uses that cache (across the daemon's builds)
+                for name in sorted({cache_mount_name(m) for m in instruction.mounts
+                                    if m.type == "cache" and m.sharing == "locked"}):
+                    await held.enter_async_context(_CACHE_LOCKS.setdefault(name, asyncio.Lock()))
+                await self._run_container(instruction, state, argv, arg_env, proxies, cmd, key, host_config)
         finally:
             for step in exports:
                 await blocking.run(step.cleanup)
@@ -540,8 +545,7 @@ class Builder:
             if m.type == "cache":
                 if not target:
                     raise InvalidParameter("mount target must be specified for cache mounts")
-                name = hashlib.sha256((m.id or target).encode()).hexdigest()[:32]
-                directory = self.images.root / "build-cache-mounts" / name
+                directory = self.images.root / "build-cache-mounts" / cache_mount_name(m)
                 directory.mkdir(parents=True, exist_ok=True)
                 if m.uid is not None or m.gid is not None or m.mode is not None:
                     if m.mode is not None:
@@ -571,6 +575,14 @@ class Builder:
             host_config["Binds"] = binds
         if tmpfs:
             host_config["Tmpfs"] = tmpfs
+
+
+_CACHE_LOCKS: dict[str, asyncio.Lock] = {}  # cache mount name -> its lock (sharing=locked)
+
+
+def cache_mount_name(m: Mount) -> str:
+    """The directory name of a cache mount under ``<root>/build-cache-mounts``: by ``id``, else target."""
+    return hashlib.sha256((m.id or m.target).encode()).hexdigest()[:32]
 
 
 def tree_checksum(path: str) -> str:

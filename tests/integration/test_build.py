@@ -581,3 +581,21 @@ RUN --mount=type=bind,source=ctx,target=/ctx cat /ctx/f >> /copied
     # nothing written through a rw bind from a stage reaches that stage's image
     build(daemon, files, tag="bindfrom:tools", target="tools")
     assert run_output(daemon, "bindfrom:tools", "ls", "/out") == "t\n"
+
+
+def test_locked_cache_mounts_are_used_by_one_run_at_a_time(daemon: Daemon) -> None:
+    # Two stages build in parallel; each RUN takes a token file in the locked cache, holds it a
+    # while and gives it back: with the lock, neither ever finds the other's token.
+    lock_id = f"locked-{os.getpid()}-{id(daemon)}"
+    run = (f"RUN --mount=type=cache,id={lock_id},target=/c,sharing=locked "
+           "test ! -e /c/token && touch /c/token && sleep 1 && rm /c/token && echo {} > /{}")
+    dockerfile = f"""FROM busybox AS a
+{run.format("a", "a")}
+FROM busybox AS b
+{run.format("b", "b")}
+FROM busybox
+COPY --from=a /a /a
+COPY --from=b /b /b
+"""
+    build(daemon, {"Dockerfile": dockerfile}, tag="locked:1", nocache=True)
+    assert run_output(daemon, "locked:1", "cat", "/a", "/b") == "a\nb\n"
