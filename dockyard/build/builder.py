@@ -277,10 +277,13 @@ class Builder:
             return None if image_id is None else await blocking.run(self.images.resolve, image_id)
         if rs.base.lower() == "scratch":
             return None
+        platform = rs.platform or self.opts.platform
         if not self.opts.pull:
             with contextlib.suppress(NotFound):
-                return await blocking.run(self.images.resolve, rs.base)
-        image_id = await self.pull(rs.base, rs.platform or self.opts.platform, self.opts.pull)
+                local = await blocking.run(self.images.resolve, rs.base)
+                if not platform or _platform_matches(local.config, platform):
+                    return local  # else, as dockerd: the image for that platform is pulled
+        image_id = await self.pull(rs.base, platform, self.opts.pull)
         return await blocking.run(self.images.resolve, image_id)
 
     async def _stage(self, rs: ResolvedStage, args: dict[str, str]) -> str | None:
@@ -575,6 +578,13 @@ class Builder:
             host_config["Binds"] = binds
         if tmpfs:
             host_config["Tmpfs"] = tmpfs
+
+
+def _platform_matches(config: dict[str, Any], platform: str) -> bool:
+    """Whether an image config (os, architecture, variant) is of ``platform`` (``os/arch[/variant]``)."""
+    os_name, arch, variant = parse_platform(platform)
+    return (str(config.get("os") or "linux") == os_name and str(config.get("architecture") or "") == arch
+            and (not variant or str(config.get("variant") or "") == variant))
 
 
 _CACHE_LOCKS: dict[str, asyncio.Lock] = {}  # cache mount name -> its lock (sharing=locked)

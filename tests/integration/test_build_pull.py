@@ -56,3 +56,16 @@ def test_from_a_private_registry_with_x_registry_config(busybox_archive: Path, t
         assert run_output(puller, "private-built:1", "cat", "/p") == "private\n"
     finally:
         reg.close()
+
+
+def test_a_local_image_of_another_platform_is_pulled_for_that_platform(registry: Registry,  # noqa: F811
+                                                                        puller: Daemon) -> None:  # noqa: F811
+    base = f"{registry.host}/library/busybox:latest"
+    build(puller, {"Dockerfile": f"FROM {base}\n"})  # pulled: the host's platform
+    messages = build(puller, {"Dockerfile": f"FROM {base}\n"}, platform="linux/arm64", fails=True)
+    # the registry has no arm64 busybox: the build asked it for one rather than use the local image
+    # the local image (amd64) is not used: the registry is asked for arm64 and has none
+    assert messages[-1]["error"] == (f"image with reference {base} was found but does not match the specified "
+                                     "platform: wanted linux/arm64, actual: linux/amd64")
+    again = build(puller, {"Dockerfile": f"FROM {base}\n"}, platform="linux/amd64")
+    assert not any("status" in m for m in again)
