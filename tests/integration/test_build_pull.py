@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.images.service import host_arch
 from tests.integration.daemon_harness import DOCKER, Daemon
 from tests.integration.registry_harness import Registry
 from tests.integration.test_build import build, run_output, stream_text
@@ -62,10 +63,11 @@ def test_a_local_image_of_another_platform_is_pulled_for_that_platform(registry:
                                                                         puller: Daemon) -> None:  # noqa: F811
     base = f"{registry.host}/library/busybox:latest"
     build(puller, {"Dockerfile": f"FROM {base}\n"})  # pulled: the host's platform
-    messages = build(puller, {"Dockerfile": f"FROM {base}\n"}, platform="linux/arm64", fails=True)
+    arch, _variant = host_arch()
+    messages = build(puller, {"Dockerfile": f"FROM {base}\n"}, platform="linux/s390x", fails=True)
     # the registry has no arm64 busybox: the build asked it for one rather than use the local image
-    # the local image (amd64) is not used: the registry is asked for arm64 and has none
+    # the local image (the host's platform) is not used: the registry is asked for s390x and has none
     assert messages[-1]["error"] == (f"image with reference {base} was found but does not match the specified "
-                                     "platform: wanted linux/arm64, actual: linux/amd64")
-    again = build(puller, {"Dockerfile": f"FROM {base}\n"}, platform="linux/amd64")
+                                     f"platform: wanted linux/s390x, actual: linux/{arch}")
+    again = build(puller, {"Dockerfile": f"FROM {base}\n"}, platform=f"linux/{arch}")
     assert not any("status" in m for m in again)
