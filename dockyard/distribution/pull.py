@@ -52,7 +52,7 @@ ACCEPT = ", ".join([mt.OCI_INDEX, mt.DOCKER_MANIFEST_LIST, mt.OCI_MANIFEST, mt.D
 _MAX_MANIFEST = 4 << 20
 _MAX_CONFIG = 8 << 20
 _MAX_TAG_PAGES = 100
-_CHUNK = 1 << 16
+_CHUNK = 1 << 20
 _PROGRESS_EVERY = 512 << 10
 _SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
             "application/vnd.docker.distribution.manifest.v1+prettyjws")
@@ -320,7 +320,7 @@ class Puller(RegistryWork):
 
     def _pull(self, resolved: Resolved, tag_ref: Reference | None) -> str:
         content, snapshots = self.images.content, self.images.snapshots
-        plan = LoadPlan(resolved.config, [LayerSource(d.digest, d.digest, d.size) for d in resolved.layers])
+        plan = LoadPlan(resolved.config, [LayerSource(d.digest, d.digest, d.size, verified=True) for d in resolved.layers])
         diff_ids = plan.diff_ids()
         lease = current_lease()
         missing: list[Descriptor] = []
