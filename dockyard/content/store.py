@@ -60,6 +60,16 @@ class IngestWriter:
         """Bytes written so far."""
         return self._size
 
+    @property
+    def path(self) -> Path:
+        """The ingest file (a reader may follow it while it grows; it is renamed away on commit)."""
+        return self._path
+
+    def flush(self) -> None:
+        """Hand what was written to the file, for a reader of :attr:`path`."""
+        if self._file is not None:
+            self._file.flush()
+
     def write(self, data: bytes) -> int:
         if self._file is None:
             raise ValueError("write to a closed ingest")
