@@ -61,6 +61,11 @@ class IngestWriter:
         return self._size
 
     @property
+    def digest(self) -> str | None:
+        """The digest of the bytes written so far (None for an unhashed writer)."""
+        return digest_from_hex(self._hash.hexdigest()) if self._hash is not None else None
+
+    @property
     def path(self) -> Path:
         """The ingest file (a reader may follow it while it grows; it is renamed away on commit)."""
         return self._path

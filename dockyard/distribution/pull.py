@@ -94,8 +94,9 @@ class Arriving:
     The download (:meth:`Puller._fetch`) *attaches* its ingest file, reports each chunk it has
     flushed there (``grew``), and ends with ``finish`` once the blob is verified and committed, or
     ``fail``. A :class:`_Follower` reads the file up to what has arrived, waiting for more; it
-    sees the end of the blob only after ``finish``, so an unpack never completes on bytes that
-    failed their digest. A download that never attaches (the blob was there already, or another
+    sees the end of the blob only after ``finish``, which comes once the digest is checked (and
+    before the blob is fsynced and renamed into the store), so an unpack never completes on
+    bytes that failed their digest. A download that never attaches (the blob was there already, or another
     pull downloaded it) ends with ``settle`` when its future does; the blob is then read from
     the content store."""
 
@@ -221,6 +222,10 @@ class _Downloads:
         return self._content.open(name)
 
     def path(self, name: str) -> Path:
+        """The stored blob (its download committed: it ends after the unpack can, see ``Arriving``)."""
+        future = self._futures.get(name)
+        if future is not None:
+            future.result()
         return self._content.path(name)
 
     def finished(self) -> None:
@@ -546,13 +551,12 @@ class Puller(RegistryWork):
             if writer.size != desc.size:
                 raise CorruptContent(f"filesystem layer verification failed for digest {desc.digest}: "
                                      f"expected {desc.size} bytes, got {writer.size}")
-            try:
-                writer.commit(expected=desc.digest, size=desc.size)
-            except CorruptContent:
-                raise CorruptContent(f"filesystem layer verification failed for digest {desc.digest}") from None
-            self.emit("Download complete", layer_id, progressDetail={})
-            if arriving is not None:
+            if writer.digest != desc.digest:
+                raise CorruptContent(f"filesystem layer verification failed for digest {desc.digest}")
+            if arriving is not None:  # verified: the unpack may end while the blob is made durable
                 arriving.finish()
+            writer.commit(expected=desc.digest, size=desc.size)
+            self.emit("Download complete", layer_id, progressDetail={})
             return desc.digest
         except BaseException as e:
             if arriving is not None:
