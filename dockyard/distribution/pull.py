@@ -468,7 +468,7 @@ class Puller(RegistryWork):
                                                     arriving[desc.digest])
                            for desc in missing}
                 for digest, future in futures.items():
-                    future.add_done_callback(lambda _f, a=arriving[digest]: a.settle())
+                    future.add_done_callback(_settles(arriving[digest]))
                 try:
                     files = _Downloads(self, futures, arriving)
                     stored = loader.store_layers(files, plan)
@@ -597,6 +597,11 @@ class Puller(RegistryWork):
                 reported = writer.size
                 self.emit("Downloading", layer_id, progressDetail={"current": writer.size, "total": desc.size},
                           progress=progress_bar(writer.size, desc.size))
+
+
+def _settles(arriving: Arriving) -> Callable[[Future[str | None]], None]:
+    """A download future's done-callback: its :class:`Arriving` is settled."""
+    return lambda _future: arriving.settle()
 
 
 def _json_object(data: bytes, what: str) -> dict[str, Any]:

@@ -152,7 +152,7 @@ class _Connection:
             left = length
             while left > 0 and (piece := f.read(min(SEND, left))):
                 left -= len(piece)
-                for chunk in self.h11.send_with_data_passthrough(h11.Data(data=piece)):
+                for chunk in self.h11.send_with_data_passthrough(h11.Data(data=piece)) or []:
                     self.writer.write(chunk)
                 await self.writer.drain()
 
