@@ -11,8 +11,11 @@ one untimed pull each first):
   is not enough: skopeo and Docker remember where a blob came from and mount it from there):
   ``dockyard push``, ``skopeo copy`` from a ``docker-archive:`` of it (uncompressed layers,
   compressed on the way like the engines do), ``docker push``.
+- servers: the same image pushed by skopeo (from the ``docker-archive:``, each run to a new empty
+  server) and pulled by skopeo (to a ``dir:``) against our server, ``dockyard registry serve``,
+  and against Debian's ``docker-registry``, each on 127.0.0.1 with filesystem storage.
 Each time is the CLI's wall time from start to end. Ratios are dockyard / peer (below 1: dockyard
-is faster). Podman is measured if installed. Results go to ``bench/results/registry-<timestamp>.json``.
+is faster). Podman is measured if installed. ``--phases`` picks some of ``pull,push,servers``. Results go to ``bench/results/registry-<timestamp>.json``.
 Run as root: ``.venv/bin/python bench/registry_bench.py [-n 3] [--mb 100]``.
 """
 
@@ -42,7 +45,7 @@ sys.path.insert(0, str(REPO))
 
 from dockyard.images.busybox_rootfs import write_busybox_rootfs_tar  # noqa: E402
 from tests.integration.daemon_harness import DOCKER_28, Daemon  # noqa: E402
-from tests.integration.registry_harness import Registry  # noqa: E402
+from tests.integration.registry_harness import DockyardRegistry, Registry  # noqa: E402
 from tests.integration.test_cli_against_dockerd import _start_dockerd, _unmount_under  # noqa: E402
 
 IMAGE = "bench/big:latest"
@@ -243,13 +246,52 @@ def measure(engines: list[Engine], n: int, phase: str, targets: PushTargets, res
 
 LABELS = {("skopeo", "pull"): "skopeo copy to dir: (download only)",
           ("skopeo", "push"): "skopeo push (docker-archive:)"}
+SERVERS: dict[str, type[Registry]] = {"docker-registry": Registry, "dockyard registry": DockyardRegistry}
+
+
+def measure_servers(stack: ExitStack, work: Path, archive: Path, n: int, results: Results) -> None:
+    """skopeo's push and pull against each server kind, taking turns within each round (see the
+    module docstring): pulls from one server of each kind holding the image, pushes to a new one."""
+    holders: dict[str, Registry] = {}
+    for i, (name, kind) in enumerate(SERVERS.items()):
+        holders[name] = kind(work / f"serve-{i}")
+        stack.callback(holders[name].close)
+        holders[name].skopeo_copy(f"docker-archive:{archive}", IMAGE)
+    target = work / "skopeo-serve-dir"
+    pulls: dict[str, list[float]] = {name: [] for name in SERVERS}
+    pushes: dict[str, list[float]] = {name: [] for name in SERVERS}
+    for round_ in range(n + 1):  # round 0 warms up, untimed
+        for i, (name, kind) in enumerate(SERVERS.items()):
+            os.sync()
+            start = time.perf_counter()
+            run([*SKOPEO, f"docker://{holders[name].host}/{IMAGE}", f"dir:{target}"])
+            elapsed = time.perf_counter() - start
+            shutil.rmtree(target)
+            if round_:
+                pulls[name].append(elapsed)
+            fresh = kind(work / f"serve-push-{i}-{round_}")
+            try:
+                os.sync()
+                start = time.perf_counter()
+                run([*SKOPEO, f"docker-archive:{archive}", f"docker://{fresh.host}/pushed/big:latest"])
+                elapsed = time.perf_counter() - start
+            finally:
+                fresh.close()
+            if round_:
+                pushes[name].append(elapsed)
+    for name in SERVERS:
+        results.record(f"skopeo pull from {name}", pulls[name])
+        results.record(f"skopeo push to {name}", pushes[name])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=3, help="runs per measurement")
     parser.add_argument("--mb", type=int, default=100, help="size of the random layer")
+    parser.add_argument("--phases", default="pull,push,servers", help="some of pull,push,servers")
+    parser.add_argument("--no-peers", action="store_true", help="pull and push: dockyard and skopeo only")
     args = parser.parse_args()
+    phases = set(args.phases.split(","))
     work = Path(tempfile.mkdtemp(prefix="registry-bench-"))
     results = Results()
     with ExitStack() as stack:
@@ -262,23 +304,32 @@ def main() -> int:
         stack.callback(targets.close)
         registry.skopeo_copy(f"docker-archive:{archive}", IMAGE)
         ref = f"{registry.host}/{IMAGE}"
-        engines = [dockyard_engine(stack, work, ref), skopeo_engine(work, ref, archive)]
-        for name, made in (("docker", docker_engine(stack, work, ref)), ("podman", podman_engine(stack, work, ref))):
-            if isinstance(made, str):
-                results.skip(f"{name} pull", made)
-                results.skip(f"{name} push", made)
-            else:
-                engines.append(made)
-        for engine in engines:  # warm-up: one pull each, not timed
-            run(engine.pull or [], engine.env)
-            engine.after_pull()
-        measure(engines, args.n, "pull", targets, results)
-        for engine in engines:
-            engine.before_pushes()
-        measure(engines, args.n, "push", targets, results)
+        if phases & {"pull", "push"}:
+            engines = [dockyard_engine(stack, work, ref), skopeo_engine(work, ref, archive)]
+            peers = () if args.no_peers else (("docker", docker_engine), ("podman", podman_engine))
+            for name, make in peers:
+                made = make(stack, work, ref)
+                if isinstance(made, str):
+                    results.skip(f"{name} pull", made)
+                    results.skip(f"{name} push", made)
+                else:
+                    engines.append(made)
+            for engine in engines:  # warm-up: one pull each, not timed
+                run(engine.pull or [], engine.env)
+                engine.after_pull()
+            if "pull" in phases:
+                measure(engines, args.n, "pull", targets, results)
+            if "push" in phases:
+                for engine in engines:
+                    engine.before_pushes()
+                measure(engines, args.n, "push", targets, results)
+        if "servers" in phases:
+            measure_servers(stack, work, archive, args.n, results)
     print("\nratios (dockyard / peer; below 1: dockyard is faster):")
     results.ratios("dockyard pull", ["skopeo copy to dir: (download only)", "docker pull", "podman pull"])
     results.ratios("dockyard push", ["skopeo push (docker-archive:)", "docker push", "podman push"])
+    results.ratios("skopeo pull from dockyard registry", ["skopeo pull from docker-registry"])
+    results.ratios("skopeo push to dockyard registry", ["skopeo push to docker-registry"])
     out = REPO / "bench" / "results" / f"registry-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"layer_mb": args.mb, **results.table}, indent=1) + "\n")

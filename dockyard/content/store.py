@@ -41,14 +41,17 @@ def fsync_dir(path: Path) -> None:
 class IngestWriter:
     """A blob being written: ``write`` bytes, then ``commit`` (or ``abort``, or leave the ``with``).
 
-    Leaving a ``with`` block without committing removes the ingest file.
+    Leaving a ``with`` block without committing removes the ingest file. An *unhashed* writer
+    (``hashed=False``) is for bytes whose digest the caller computes itself from the very bytes
+    it writes (the unpack of a layer hashes the tar it hands on for its diff ID): its ``commit``
+    needs ``expected`` and takes it as the blob's digest, so the bytes are not hashed twice.
     """
 
-    def __init__(self, store: ContentStore) -> None:
+    def __init__(self, store: ContentStore, hashed: bool = True) -> None:
         self._store = store
         self._path = store.root / "ingest" / secrets.token_hex(16)
         self._file: BinaryIO | None = open(self._path, "xb")  # noqa: SIM115 - closed in commit/abort
-        self._hash = hashlib.sha256()
+        self._hash = hashlib.sha256() if hashed else None
         self._size = 0
         self.committed: BlobInfo | None = None
 
@@ -57,11 +60,27 @@ class IngestWriter:
         """Bytes written so far."""
         return self._size
 
+    @property
+    def digest(self) -> str | None:
+        """The digest of the bytes written so far (None for an unhashed writer)."""
+        return digest_from_hex(self._hash.hexdigest()) if self._hash is not None else None
+
+    @property
+    def path(self) -> Path:
+        """The ingest file (a reader may follow it while it grows; it is renamed away on commit)."""
+        return self._path
+
+    def flush(self) -> None:
+        """Hand what was written to the file, for a reader of :attr:`path`."""
+        if self._file is not None:
+            self._file.flush()
+
     def write(self, data: bytes) -> int:
         if self._file is None:
             raise ValueError("write to a closed ingest")
         self._file.write(data)
-        self._hash.update(data)
+        if self._hash is not None:
+            self._hash.update(data)
         self._size += len(data)
         return len(data)
 
@@ -71,7 +90,12 @@ class IngestWriter:
             raise ValueError("commit of a closed ingest")
         if expected is not None:
             validate_digest(expected)
-        actual = digest_from_hex(self._hash.hexdigest())
+        if self._hash is not None:
+            actual = digest_from_hex(self._hash.hexdigest())
+        elif expected is not None:
+            actual = expected  # an unhashed writer: the caller hashed these bytes (see the class docstring)
+        else:
+            raise ValueError("commit of an unhashed ingest needs the digest its writer computed")
         try:
             self._file.flush()
             os.fsync(self._file.fileno())
@@ -120,9 +144,10 @@ class ContentStore:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def writer(self) -> IngestWriter:
-        """Start a streamed write; use it as a context manager and call ``commit``."""
-        return IngestWriter(self)
+    def writer(self, *, hashed: bool = True) -> IngestWriter:
+        """Start a streamed write; use it as a context manager and call ``commit``
+        (``hashed=False``: see :class:`IngestWriter`)."""
+        return IngestWriter(self, hashed)
 
     def ingest(self, stream: BinaryIO, expected: str | None = None, size: int | None = None) -> BlobInfo:
         """Copy ``stream`` to the end into a new blob, checking ``expected`` digest and ``size``."""

@@ -36,6 +36,7 @@ _MAX_RETRY_AFTER = 5.0
 _MAX_ERROR_BODY = 64 << 10
 _MAX_TOKEN_BODY = 1 << 20
 _USER_AGENT = "dockyard/0.1.0"
+_SEND_BLOCK = 1 << 20  # bytes per send of a file body (http.client sends 8 KiB at a time by default)
 
 Body = bytes | BinaryIO | None
 
@@ -294,11 +295,11 @@ class RepositoryClient:
 
     def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
         if scheme == "http":
-            return http.client.HTTPConnection(netloc, timeout=_TIMEOUT)
+            return http.client.HTTPConnection(netloc, timeout=_TIMEOUT, blocksize=_SEND_BLOCK)
         same_registry = netloc == urllib.parse.urlsplit(self.endpoint.url).netloc
         verify = self.endpoint.verify_tls if same_registry else True
         host = self.endpoint.host if same_registry else netloc
-        return http.client.HTTPSConnection(netloc, timeout=_TIMEOUT,
+        return http.client.HTTPSConnection(netloc, timeout=_TIMEOUT, blocksize=_SEND_BLOCK,
                                            context=tls_context(host, verify, self.endpoint.certs_dir))
 
 

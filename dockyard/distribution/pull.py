@@ -27,6 +27,7 @@ Docker's JSON messages (``Pulling fs layer``, ``Downloading`` with ``progressDet
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import threading
 import time
@@ -87,26 +88,144 @@ class Resolved:
     layers: list[Descriptor] = field(default_factory=list)
 
 
-class _Downloads:
-    """The layers of a pull as the files of a load plan (names are digests): opening one waits for
-    its download, so each layer is unpacked as soon as it and the layers beneath it are here, while
-    the layers above still download. Opening a layer reports the one before it complete."""
+class Arriving:
+    """A blob this pull is downloading, for the unpack to read while it arrives.
 
-    def __init__(self, puller: Puller, futures: dict[str, Future[str | None]]) -> None:
+    The download (:meth:`Puller._fetch`) *attaches* its ingest file, reports each chunk it has
+    flushed there (``grew``), and ends with ``finish`` once the blob is verified and committed, or
+    ``fail``. A :class:`_Follower` reads the file up to what has arrived, waiting for more; it
+    sees the end of the blob only after ``finish``, which comes once the digest is checked (and
+    before the blob is fsynced and renamed into the store), so an unpack never completes on
+    bytes that failed their digest. A download that never attaches (the blob was there already, or another
+    pull downloaded it) ends with ``settle`` when its future does; the blob is then read from
+    the content store."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.file: BinaryIO | None = None
+        self.size = 0
+        self.done = False
+        self.settled = False
+        self.error: BaseException | None = None
+
+    def attach(self, path: Path) -> None:
+        with self._cond:
+            self.file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the follower or close()
+            self._cond.notify_all()
+
+    def grew(self, size: int) -> None:
+        with self._cond:
+            self.size = size
+            self._cond.notify_all()
+
+    def finish(self) -> None:
+        with self._cond:
+            self.done = True
+            self._cond.notify_all()
+
+    def fail(self, error: BaseException) -> None:
+        with self._cond:
+            self.error = error
+            self._cond.notify_all()
+
+    def settle(self) -> None:
+        with self._cond:
+            self.settled = True
+            self._cond.notify_all()
+
+    def wait_attached(self) -> bool:
+        """Wait until the download attached its file (True) or ended without one (False)."""
+        with self._cond:
+            while self.file is None and not self.settled:
+                self._cond.wait()
+            return self.file is not None
+
+    def wait_for(self, offset: int) -> bool:
+        """Wait until more than ``offset`` bytes arrived (True) or the verified end is there (False)."""
+        with self._cond:
+            while True:
+                if self.error is not None:
+                    raise self.error
+                if self.size > offset:
+                    return True
+                if self.done:
+                    return False
+                if self.settled:  # the download ended without finishing: its future holds why
+                    raise InvalidParameter("pull cancelled: the download of a layer stopped")
+                self._cond.wait()
+
+    def close(self) -> None:
+        with self._cond:
+            if self.file is not None:
+                self.file.close()
+
+
+class _Follower(io.RawIOBase):
+    """Reads an :class:`Arriving` blob from its start, as far as it has arrived."""
+
+    def __init__(self, arriving: Arriving) -> None:
+        self._arriving = arriving
+        self._offset = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not self._arriving.wait_for(self._offset):
+            return 0
+        assert self._arriving.file is not None
+        n = self._arriving.file.readinto(memoryview(buffer)[:self._arriving.size - self._offset])  # type: ignore[attr-defined]
+        self._offset += n or 0
+        return n or 0
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._offset
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence != 0:
+            raise io.UnsupportedOperation("only absolute seeks")
+        assert self._arriving.file is not None
+        self._offset = self._arriving.file.seek(offset)
+        return self._offset
+
+    def close(self) -> None:
+        self._arriving.close()
+        super().close()
+
+
+class _Downloads:
+    """The layers of a pull as the files of a load plan (names are digests): opening one follows
+    its download as it arrives (or opens the stored blob), so each layer is unpacked while it
+    downloads, once the layers beneath it are unpacked, while the layers above still download.
+    Opening a layer reports the one before it complete."""
+
+    def __init__(self, puller: Puller, futures: dict[str, Future[str | None]],
+                 arriving: dict[str, Arriving]) -> None:
         self._puller = puller
         self._content = puller.images.content
         self._futures = futures
+        self._arriving = arriving
         self._previous: str | None = None
 
     def open(self, name: str) -> BinaryIO:
         future = self._futures.get(name)
-        if future is not None:
-            future.result()  # its download's error, if it failed
+        arriving = self._arriving.get(name)
         self.finished()
         self._previous = name if future is not None else None
+        if arriving is not None and arriving.wait_attached():
+            return io.BufferedReader(_Follower(arriving), buffer_size=1 << 16)  # type: ignore[return-value]
+        if future is not None:
+            future.result()  # its download's error, if it failed
         return self._content.open(name)
 
     def path(self, name: str) -> Path:
+        """The stored blob (its download committed: it ends after the unpack can, see ``Arriving``)."""
+        future = self._futures.get(name)
+        if future is not None:
+            future.result()
         return self._content.path(name)
 
     def finished(self) -> None:
@@ -320,7 +439,7 @@ class Puller(RegistryWork):
 
     def _pull(self, resolved: Resolved, tag_ref: Reference | None) -> str:
         content, snapshots = self.images.content, self.images.snapshots
-        plan = LoadPlan(resolved.config, [LayerSource(d.digest, d.digest, d.size) for d in resolved.layers])
+        plan = LoadPlan(resolved.config, [LayerSource(d.digest, d.digest, d.size, verified=True) for d in resolved.layers])
         diff_ids = plan.diff_ids()
         lease = current_lease()
         missing: list[Descriptor] = []
@@ -343,11 +462,15 @@ class Puller(RegistryWork):
         for desc in missing:
             SHARED.use(desc.digest)
         try:
+            arriving = {desc.digest: Arriving() for desc in missing}
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pull") as pool:
-                futures = {desc.digest: pool.submit(self._download, resolved.client, desc, failed)
+                futures = {desc.digest: pool.submit(self._download, resolved.client, desc, failed,
+                                                    arriving[desc.digest])
                            for desc in missing}
+                for digest, future in futures.items():
+                    future.add_done_callback(_settles(arriving[digest]))
                 try:
-                    files = _Downloads(self, futures)
+                    files = _Downloads(self, futures, arriving)
                     stored = loader.store_layers(files, plan)
                     files.finished()
                     plan.refs = [r for r in (tag_ref, _digest_ref(resolved)) if r is not None]
@@ -361,6 +484,8 @@ class Puller(RegistryWork):
                     for future in futures.values():  # every download has ended before the blobs go
                         with contextlib.suppress(BaseException):
                             future.result()
+                    for one in arriving.values():
+                        one.close()
         finally:  # the compressed downloads: kept only when a record names them (an uncompressed layer)
             for desc in missing:
                 digest = desc.digest
@@ -372,7 +497,8 @@ class Puller(RegistryWork):
     def _recorded(self, digest: str) -> bool:
         return self.images.metadata.one("SELECT 1 FROM blobs WHERE digest = ?", (digest,)) is not None
 
-    def _download(self, client: RepositoryClient, desc: Descriptor, failed: threading.Event) -> str | None:
+    def _download(self, client: RepositoryClient, desc: Descriptor, failed: threading.Event,
+                  arriving: Arriving | None = None) -> str | None:
         """Download one blob into the content store, verified; returns its digest (None if it was there)."""
         content = self.images.content
         layer_id = short_id(desc.digest)
@@ -388,16 +514,22 @@ class Puller(RegistryWork):
                     raise InvalidParameter("pull cancelled: another layer failed")
         fetched = False
         try:
-            fetched = self._fetch(client, desc, failed) is not None
+            fetched = self._fetch(client, desc, failed, arriving) is not None
         finally:
             SHARED.finish(desc.digest, fetched)
         return desc.digest
 
-    def _fetch(self, client: RepositoryClient, desc: Descriptor, failed: threading.Event) -> str | None:
-        """The download itself (see :meth:`_download`)."""
+    def _fetch(self, client: RepositoryClient, desc: Descriptor, failed: threading.Event,
+               arriving: Arriving | None = None) -> str | None:
+        """The download itself (see :meth:`_download`); ``arriving`` follows it (see :class:`Arriving`).
+
+        A registry that answers a resumed request (``Range``) with the whole blob: the bytes
+        already here are skipped, so the file only grows (the digest checks the result)."""
         content = self.images.content
         layer_id = short_id(desc.digest)
         writer: IngestWriter = content.writer()
+        if arriving is not None:
+            arriving.attach(writer.path)
         try:
             delay = 0.25
             for attempt in range(RETRIES + 1):
@@ -407,10 +539,8 @@ class Puller(RegistryWork):
                 try:
                     with client.request("GET", f"/v2/{client.repository}/blobs/{desc.digest}", headers,
                                         ok=(200, 206)) as response:
-                        if writer.size and response.status != 206:  # no resume: start over
-                            writer.abort()
-                            writer = content.writer()
-                        self._stream(response, writer, desc, layer_id, failed)
+                        skip = writer.size if response.status != 206 else 0  # no resume: from the start
+                        self._stream(response, writer, desc, layer_id, failed, skip, arriving)
                     break
                 except Unreachable:
                     if attempt == RETRIES:
@@ -421,21 +551,31 @@ class Puller(RegistryWork):
             if writer.size != desc.size:
                 raise CorruptContent(f"filesystem layer verification failed for digest {desc.digest}: "
                                      f"expected {desc.size} bytes, got {writer.size}")
-            try:
-                writer.commit(expected=desc.digest, size=desc.size)
-            except CorruptContent:
-                raise CorruptContent(f"filesystem layer verification failed for digest {desc.digest}") from None
+            if writer.digest != desc.digest:
+                raise CorruptContent(f"filesystem layer verification failed for digest {desc.digest}")
+            if arriving is not None:  # verified: the unpack may end while the blob is made durable
+                arriving.finish()
+            writer.commit(expected=desc.digest, size=desc.size)
             self.emit("Download complete", layer_id, progressDetail={})
             return desc.digest
+        except BaseException as e:
+            if arriving is not None:
+                arriving.fail(e)
+            raise
         finally:
             writer.abort()
 
     def _stream(self, response: Any, writer: IngestWriter, desc: Descriptor, layer_id: str,
-                failed: threading.Event) -> None:
+                failed: threading.Event, skip: int = 0, arriving: Arriving | None = None) -> None:
         reported = writer.size
         while True:
             try:
                 chunk = response.read(_CHUNK)
+                while skip and chunk:  # bytes we have already (a resume the registry did not honour)
+                    dropped = min(skip, len(chunk))
+                    chunk, skip = chunk[dropped:], skip - dropped
+                    if not chunk:
+                        chunk = response.read(_CHUNK)
             except (OSError, ValueError) as e:
                 raise Unreachable(f"reading blob {desc.digest}: {e}") from None
             except Exception as e:  # http.client.IncompleteRead and friends
@@ -450,10 +590,18 @@ class Puller(RegistryWork):
             if writer.size > desc.size:
                 raise CorruptContent(f"filesystem layer verification failed for digest {desc.digest}: "
                                      f"more than {desc.size} bytes")
+            if arriving is not None:
+                writer.flush()
+                arriving.grew(writer.size)
             if writer.size - reported >= _PROGRESS_EVERY or writer.size == desc.size:
                 reported = writer.size
                 self.emit("Downloading", layer_id, progressDetail={"current": writer.size, "total": desc.size},
                           progress=progress_bar(writer.size, desc.size))
+
+
+def _settles(arriving: Arriving) -> Callable[[Future[str | None]], None]:
+    """A download future's done-callback: its :class:`Arriving` is settled."""
+    return lambda _future: arriving.settle()
 
 
 def _json_object(data: bytes, what: str) -> dict[str, Any]:

@@ -34,7 +34,8 @@ from dockyard.images.reference import Reference, parse_normalized
 from dockyard.images.service import ImageService, host_arch
 from dockyard.images.store import LayerRecord
 from dockyard.metadata import current_lease, leases
-from dockyard.snapshots import HashingReader, chain_ids, decompressed, remove_tree
+from dockyard.snapshots import HashingReader, chain_ids, remove_tree
+from dockyard.snapshots.readers import PassThroughReader
 from dockyard.snapshots.streams import compression_of
 
 _MAX_INDEX_DEPTH = 8
@@ -47,6 +48,7 @@ class LayerSource:
     path: str
     digest: str | None = None
     size: int | None = None
+    verified: bool = False  # the file is known to have ``digest`` (a content store blob): not hashed again
 
 
 @dataclass
@@ -292,20 +294,24 @@ class ArchiveLoader:
         with archive.open(source.path) as raw:
             plain = compression_of(raw.read(6)) == "none"
             raw.seek(0)
-            packed = HashingReader(raw)  # type: ignore[arg-type]
-            with content.writer() as blob:
-                snapshots.unpack(chain_id, packed if plain else _Tee(decompressed(packed), blob),  # type: ignore[arg-type]
-                                 parent=parent)
-                packed.drain()
-                if source.digest is not None and packed.digest != source.digest:
-                    raise CorruptContent(f"digest mismatch: expected {source.digest}, got {packed.digest}")
+            packed = PassThroughReader(raw) if source.verified else HashingReader(raw)  # type: ignore[arg-type]
+            # The plain tar's bytes go to the new blob as the unpack hashes them for the diff ID.
+            with content.writer(hashed=False) as blob:
+                unpacked = snapshots.unpack(chain_id, packed, parent=parent,  # type: ignore[arg-type]
+                                            tee=None if plain else blob)
+                _drain(packed)
+                if unpacked != diff_id:  # unpack refuses a mismatch already; this guards the blob's name
+                    raise CorruptContent(f"digest mismatch: expected {diff_id}, got {unpacked}")
+                found = packed.digest if isinstance(packed, HashingReader) else source.digest
+                if source.digest is not None and found != source.digest:
+                    raise CorruptContent(f"digest mismatch: expected {source.digest}, got {found}")
                 if source.size is not None and packed.count != source.size:
                     raise CorruptContent(f"size mismatch: expected {source.size} bytes, got {packed.count}")
                 if not plain:
                     blob.commit(expected=diff_id)
         if plain:
-            if packed.digest != diff_id:  # unpack checked the same bytes; this guards the shortcut
-                raise CorruptContent(f"digest mismatch: expected {diff_id}, got {packed.digest}")
+            if found != diff_id:  # unpack checked the same bytes; this guards the shortcut
+                raise CorruptContent(f"digest mismatch: expected {diff_id}, got {found}")
             content.adopt(archive.path(source.path), diff_id)
 
     def record(self, stored: list[tuple[LoadPlan, list[LayerRecord]]]) -> list[str]:
@@ -354,18 +360,11 @@ class ArchiveLoader:
                     self.images.content.delete(digest)
 
 
-class _Tee:
-    """A reader that copies what is read from ``stream`` into ``sink`` (the layer's blob)."""
-
-    def __init__(self, stream: Any, sink: Any) -> None:
-        self._stream = stream
-        self._sink = sink
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._stream.read(n)
-        if data:
-            self._sink.write(data)
-        return bytes(data)
+def _drain(reader: PassThroughReader) -> None:
+    """Read whatever is left, e.g. the zero padding after a compressed tar's end."""
+    buf = bytearray(1 << 20)
+    while reader.readinto(buf) > 0:
+        pass
 
 
 def load_archive(images: ImageService, stream: Any, spool: Path) -> list[str]:

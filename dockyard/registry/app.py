@@ -37,7 +37,7 @@ from dockyard.registry.http_server import Exchange, Reply
 from dockyard.registry.limits import Limiter
 from dockyard.registry.names import check_name, is_tag
 from dockyard.registry.negotiation import check_accepted
-from dockyard.registry.storage import RegistryStorage, Upload
+from dockyard.registry.storage import RegistryStorage, RunningHashes, Upload
 
 MAX_MANIFEST = 4 << 20
 MAX_FORM = 64 << 10  # a POST /token form
@@ -107,6 +107,7 @@ class RegistryApp:
         self.authorizer = authorizer
         self.chunk_min_length = chunk_min_length
         self.limiter = limiter
+        self.hashes = RunningHashes()
 
     async def __call__(self, ex: Exchange) -> Reply:
         try:
@@ -234,15 +235,21 @@ class RegistryApp:
     async def _append(self, ex: Exchange, upload: Upload) -> int:
         """Append the request's body to the session; returns its length. A body cut short (the client
         went away) leaves the session as it was."""
-        before = upload.size
+        before = size = upload.size
+        running = self.hashes.resume(upload, size)  # the sha256 so far, fed as the bytes arrive
         try:
             with open(upload.data, "ab") as f:
                 async for piece in ex.body():
                     f.write(piece)
+                    size += len(piece)
+                    if running is not None:
+                        running.update(piece)
         except BaseException:
             with open(upload.data, "r+b") as f:
                 f.truncate(before)
             raise
+        if running is not None:
+            self.hashes.keep(upload, running, size)
         return upload.size - before
 
     async def _chunk(self, ex: Exchange, upload: Upload) -> None:
@@ -271,6 +278,7 @@ class RegistryApp:
             refusal = SpecError("BLOB_UPLOAD_INVALID", f"a chunk shorter than {self.chunk_min_length} bytes "
                                                        "(OCI-Chunk-Min-Length) was not the last", status=416)
         if refusal is not None:
+            self.hashes.drop(upload)
             with open(upload.data, "r+b") as f:
                 f.truncate(before)
             raise refusal
@@ -280,7 +288,7 @@ class RegistryApp:
     async def _finish(self, ex: Exchange, name: str, upload: Upload, digest: str) -> Reply:
         """Close the session: verify against ``digest`` and store (a mismatch drops the session)."""
         try:
-            await blocking.run(self.storage.finish_upload, name, upload, digest)
+            await blocking.run(self.storage.finish_upload, name, upload, digest, self.hashes)
         except SpecError:
             self.storage.cancel_upload(upload)
             raise
@@ -335,7 +343,9 @@ class RegistryApp:
         return await self._finish(ex, name, upload, digest)
 
     async def _upload_delete(self, ex: Exchange, name: str, uuid: str) -> Reply:
-        self.storage.cancel_upload(self.storage.upload(name, uuid))
+        upload = self.storage.upload(name, uuid)
+        self.hashes.drop(upload)
+        self.storage.cancel_upload(upload)
         return Reply(204)
 
     # -- manifests -----------------------------------------------------------------------------

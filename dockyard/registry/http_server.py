@@ -137,15 +137,24 @@ class _Connection:
         await self.send(h11.Response(status_code=reply.status, headers=headers, reason=_reason(reply.status)))
         if exchange.method != "HEAD":
             if reply.file is not None:
-                with open(reply.file, "rb") as f:
-                    f.seek(reply.offset)
-                    left = reply.length
-                    while left > 0 and (piece := f.read(min(SEND, left))):
-                        left -= len(piece)
-                        await self.send(h11.Data(data=piece))
+                await self._send_file(reply.file, reply.offset, reply.length)
             elif reply.body:
                 await self.send(h11.Data(data=reply.body))
         await self.send(h11.EndOfMessage())
+
+
+    async def _send_file(self, path: Path, offset: int, length: int) -> None:
+        """``length`` bytes of the file from ``offset``, each piece handed to the transport as read
+        (h11 passes it through instead of copying it; a fresh piece each time, since a transport
+        may keep a reference to what it could not send yet)."""
+        with open(path, "rb", buffering=0) as f:
+            f.seek(offset)
+            left = length
+            while left > 0 and (piece := f.read(min(SEND, left))):
+                left -= len(piece)
+                for chunk in self.h11.send_with_data_passthrough(h11.Data(data=piece)) or []:
+                    self.writer.write(chunk)
+                await self.writer.drain()
 
 
 def _reason(status: int) -> bytes:

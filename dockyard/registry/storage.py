@@ -21,11 +21,13 @@ the store, so concurrent uploads of the same blob each verify and land on the sa
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from dockyard.content.store import fsync_dir
 from dockyard.registry.digests import (
@@ -61,6 +63,40 @@ def _unlink(path: Path) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+class RunningHashes:
+    """The sha256 of each upload's bytes so far, fed as they arrive, so that finishing an upload
+    need not read it back: an entry holds the hash and the size it covers, and counts only while
+    the upload's file still has that size (a truncated chunk, another process's append or a
+    restart make the finish hash the file instead). At most ``limit`` entries (abandoned uploads
+    drop out oldest first)."""
+
+    def __init__(self, limit: int = 1024) -> None:
+        self._entries: dict[str, tuple[Any, int]] = {}
+        self._limit = limit
+
+    def resume(self, upload: Upload, size: int) -> Any | None:
+        """The hash to go on feeding for ``upload``, whose file has ``size`` bytes; None: cannot."""
+        entry = self._entries.pop(upload.uuid, None)
+        if entry is not None and entry[1] == size:
+            return entry[0]
+        return hashlib.sha256() if size == 0 else None
+
+    def keep(self, upload: Upload, running: Any, size: int) -> None:
+        self._entries[upload.uuid] = (running, size)
+        while len(self._entries) > self._limit:
+            self._entries.pop(next(iter(self._entries)))
+
+    def take(self, upload: Upload, size: int) -> str | None:
+        """The digest of the upload's ``size`` bytes, when fed all along; the entry goes."""
+        entry = self._entries.pop(upload.uuid, None)
+        if entry is None or entry[1] != size:
+            return None
+        return "sha256:" + entry[0].hexdigest()
+
+    def drop(self, upload: Upload) -> None:
+        self._entries.pop(upload.uuid, None)
 
 
 class Upload:
@@ -157,9 +193,15 @@ class RegistryStorage:
                 return Upload(folder)
         raise SpecError("BLOB_UPLOAD_UNKNOWN", detail={"uuid": uuid})
 
-    def finish_upload(self, name: str, upload: Upload, digest: str) -> int:
-        """Verify the upload against ``digest``, store and link it; returns its size. Blocking (hashes)."""
-        actual, size = file_digest(upload.data, digest.partition(":")[0])
+    def finish_upload(self, name: str, upload: Upload, digest: str, hashes: RunningHashes | None = None) -> int:
+        """Verify the upload against ``digest``, store and link it; returns its size. Blocking (hashes
+        the file, unless ``hashes`` has its sha256)."""
+        size = upload.size
+        known = hashes.take(upload, size) if hashes is not None else None
+        if known is not None and digest.startswith("sha256:"):
+            actual = known
+        else:
+            actual, size = file_digest(upload.data, digest.partition(":")[0])
         if actual != digest:
             raise SpecError("DIGEST_INVALID", detail={"expected": digest, "actual": actual})
         self.content.adopt(upload.data, digest)

@@ -36,7 +36,7 @@ from dockyard.snapshots.bounds import LayerLimits, SizeCap
 from dockyard.snapshots.chain import next_chain_id
 from dockyard.snapshots.extract import LayerExtractor, unpacked_size
 from dockyard.snapshots.removal import remove_tree
-from dockyard.snapshots.streams import HashingReader, decompressed
+from dockyard.snapshots.streams import HashingReader, Writable, decompressed
 
 _CONTAINER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
@@ -103,14 +103,16 @@ class SnapshotStore:
         return sorted(entry.name for entry in os.scandir(self._layers))
 
     def unpack(self, chain_id: str | None, tar_stream: BinaryIO, *, parent: str | None = None,
-               extractor: type[LayerExtractor] = LayerExtractor) -> str:
+               extractor: type[LayerExtractor] = LayerExtractor, tee: Writable | None = None) -> str:
         """Unpack a layer tar (plain, gzip, bzip2, xz, or zstd) as chain ``chain_id``; returns its diff ID.
 
         ``parent`` is the chain ID of the layer beneath (None for a base layer). ``chain_id`` may
         be None when the diff ID is not known in advance (an import): it is then computed from
         ``parent`` and the diff ID. When both are given they must agree. The stream is read to
         its end. If the chain is already unpacked, the new copy is dropped. ``extractor`` is the
-        :class:`LayerExtractor` (sub)class that applies the entries.
+        :class:`LayerExtractor` (sub)class that applies the entries. ``tee``, when given, gets every
+        byte of the plain tar as it is hashed (the load keeps it as the layer's blob, whose digest
+        is then the diff ID this returns, without hashing it again).
         """
         if chain_id is not None:
             validate_digest(chain_id)
@@ -121,7 +123,7 @@ class SnapshotStore:
             diff = tmp / "diff"
             diff.mkdir(mode=0o755)
             limits = LayerLimits.from_env()
-            reader = HashingReader(SizeCap(decompressed(tar_stream, limits), limits))  # type: ignore[arg-type]
+            reader = HashingReader(SizeCap(decompressed(tar_stream, limits), limits), tee)  # type: ignore[arg-type]
             try:
                 extractor(diff).extract_stream(reader)  # type: ignore[arg-type]
                 reader.drain()

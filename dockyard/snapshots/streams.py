@@ -2,7 +2,9 @@
 
 Layer blobs come gzip-compressed, zstd-compressed (when the ``zstandard`` module is
 installed), bzip2 or xz, or as a plain tar; :func:`decompressed` looks at the first bytes and
-returns a reader of the plain tar. Nothing here holds a whole stream in memory.
+returns a reader of the plain tar. gzip is read with ISA-L's igzip (the ``isal`` module, about
+three times as fast as zlib) when it is installed, else with the standard library. Nothing here
+holds a whole stream in memory.
 """
 
 from __future__ import annotations
@@ -125,6 +127,14 @@ def compression_of(head: bytes) -> str:
     return "none"
 
 
+def _gzip_reader(raw: BinaryIO) -> BinaryIO:
+    try:
+        from isal import igzip
+    except ImportError:
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    return igzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+
+
 def decompressed(stream: BinaryIO, limits: LayerLimits | None = None) -> BinaryIO:
     """A reader of the plain tar inside ``stream``, whatever of the known compressions it uses.
 
@@ -139,7 +149,7 @@ def decompressed(stream: BinaryIO, limits: LayerLimits | None = None) -> BinaryI
     if kind == "none":
         return raw
     if kind == "gzip":
-        inner = gzip.GzipFile(fileobj=raw, mode="rb")
+        inner = _gzip_reader(raw)
     elif kind == "bzip2":
         inner = bz2.BZ2File(raw, mode="rb")
     elif kind == "xz":

@@ -8,7 +8,8 @@ first blob answer is cut in the middle; ``Range`` then resumes it), ``drop-alway
 ``manifest-500``, ``manifest-429-once``, ``token-expire-once`` (the first token is refused after use),
 ``stall`` (half of each blob, then nothing until ``release`` is set or 60 s pass), ``redirect-blobs``
 (each blob answered with a 307 to ``http://localhost:<port>/storage/<digest>``: another host, as a
-CDN is; ``storage_auth`` records whether those requests carried an ``Authorization``).
+CDN is; ``storage_auth`` records whether those requests carried an ``Authorization``), ``no-range``
+(``Range`` ignored: every blob answer is the whole blob, ``200``).
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ class FakeRegistry:
             data = data[:-1] + bytes([data[-1] ^ 0xFF])
         start = 0
         rng = h.headers.get("Range", "")
-        if rng.startswith("bytes=") and rng.endswith("-"):
+        if rng.startswith("bytes=") and rng.endswith("-") and "no-range" not in self.faults:
             start = int(rng[len("bytes="):-1])
         drop = len(data) > 1000 and ("drop-always" in self.faults or ("drop-once" in self.faults and not self._dropped))
         status = 206 if start else 200

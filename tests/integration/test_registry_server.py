@@ -175,6 +175,19 @@ def test_chunked_upload_status_range_and_cancel(registry: DockyardRegistry) -> N
     assert r.status_code == 202 and r.headers["Range"] == "0-3"
     done = requests.put(registry.url(r.headers["Location"]), params={"digest": sha(b"abcdef")}, data=b"ef", timeout=10)
     assert done.status_code == 201, done.text
+    # a chunk shorter than its Content-Range is dropped (416); the upload goes on from where it was,
+    # and its digest (hashed as the bytes arrive) covers only the bytes kept
+    start = requests.post(registry.url("/v2/big/blob/blobs/uploads/"), timeout=10)
+    kept = requests.patch(registry.url(start.headers["Location"]), data=b"ab", headers={"Content-Range": "0-1"},
+                          timeout=10)
+    short = requests.patch(registry.url(kept.headers["Location"]), data=b"cd", headers={"Content-Range": "2-9"},
+                           timeout=10)
+    assert (short.status_code, errors_of(short)) == (416, ["SIZE_INVALID"])
+    r = requests.patch(registry.url(kept.headers["Location"]), data=b"xy", headers={"Content-Range": "2-3"},
+                       timeout=10)
+    assert r.status_code == 202 and r.headers["Range"] == "0-3"
+    done = requests.put(registry.url(r.headers["Location"]), params={"digest": sha(b"abxy")}, timeout=10)
+    assert done.status_code == 201, done.text
     # a cancelled upload is gone
     start = requests.post(registry.url("/v2/big/blob/blobs/uploads/"), timeout=10)
     assert requests.delete(registry.url(start.headers["Location"]), timeout=10).status_code == 204
