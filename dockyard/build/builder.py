@@ -33,6 +33,7 @@ from typing import Any
 
 from dockyard import blocking
 from dockyard.build.cache import BuildCache, step_key
+from dockyard.build.copying import is_url, parse_chmod, plan_copy
 from dockyard.build.dockerfile import parse_heredoc_marker
 from dockyard.build.instructions import (
     Add,
@@ -408,17 +409,31 @@ class Builder:
         context, source_lowers = await self._copy_source(instruction)
         heredocs = {doc.name: (state.scope.lexer.word(doc.body(), state.scope.variables()) if doc.expand
                                else doc.body()) for doc in instruction.contents}
+        workdir = state.config.get("WorkingDir") or "/"
+        command = "ADD" if is_add else "COPY"
+        chown_text = f"--chown={instruction.chown}" if instruction.chown else ""  # no space after it, as Docker
+
+        def step_of(plan: dict[str, Any]) -> tuple[list[str], str]:
+            cmd = nop_cmd_string(state.config, f"{command} {chown_text}{plan['source_hash']} in {instruction.dest} ")
+            return cmd, step_key(state.image_id or "", " ".join(cmd), [], str(plan["checksum"]))
+
+        if source_lowers is None and not instruction.chown and not any(is_url(src) for src in instruction.sources):
+            # Nothing of the plan needs a mounted rootfs (no --chown to resolve, no --from, no download):
+            # planned here, so a cache hit costs no helper process
+            plan = await blocking.run(_plan_from_context, context, list(instruction.sources), instruction.dest,
+                                      workdir, is_add, instruction.chmod, heredocs)
+            cmd, key = step_of(plan)
+            found = await self._cached(key)
+            if found is not None:
+                state.image_id = found
+                return
         step = RootfsStep(self.dir, await blocking.run(self._lowers, state.image_id))
         try:
             plan = await blocking.run(
                 step.plan_copy, context=context, source_lowers=[str(p) for p in source_lowers]
                 if source_lowers is not None else None, sources=list(instruction.sources), dest=instruction.dest,
-                workdir=state.config.get("WorkingDir") or "/", is_add=is_add, chown=instruction.chown,
-                chmod=instruction.chmod, heredocs=heredocs)
-            command = "ADD" if is_add else "COPY"
-            chown = f"--chown={instruction.chown}" if instruction.chown else ""  # no space after it, as Docker writes it
-            cmd = nop_cmd_string(state.config, f"{command} {chown}{plan['source_hash']} in {instruction.dest} ")
-            key = step_key(state.image_id or "", " ".join(cmd), [], str(plan["checksum"]))
+                workdir=workdir, is_add=is_add, chown=instruction.chown, chmod=instruction.chmod, heredocs=heredocs)
+            cmd, key = step_of(plan)
             found = await self._cached(key)
             if found is not None:
                 await blocking.run(step.skip)
@@ -578,6 +593,15 @@ class Builder:
             host_config["Binds"] = binds
         if tmpfs:
             host_config["Tmpfs"] = tmpfs
+
+
+def _plan_from_context(context: str, sources: list[str], dest: str, workdir: str, is_add: bool, chmod: str,
+                       heredocs: dict[str, str]) -> dict[str, Any]:
+    """A COPY/ADD from the context planned in the daemon (what ``rootfs_step`` answers: checksum and
+    history hash), for the cache lookup."""
+    plan = plan_copy(Path(context), sources, dest, workdir=workdir, is_add=is_add, chown=None,
+                     chmod=parse_chmod(chmod) if chmod else None, heredocs=heredocs)
+    return {"checksum": plan.checksum, "source_hash": plan.source_hash}
 
 
 def _platform_matches(config: dict[str, Any], platform: str) -> bool:
