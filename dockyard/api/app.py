@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dockyard.api import build as build_routes
+from dockyard.api import build_cache as build_cache_routes
 from dockyard.api import container_files as container_file_routes
 from dockyard.api import container_management as container_management_routes
 from dockyard.api import containers as container_routes
@@ -39,6 +41,8 @@ def build_app(root: Path, containers: ContainerService, images: ImageService, da
     volume_routes.register(router, containers.volumes, containers)
     image_archive_routes.register(router, root, images, containers)
     disk_usage_routes.register(router, images, containers, getattr(containers, "volumes", None))
+    build_cache_routes.register(router, root, images, containers)  # POST /build/prune
+    build_routes.register(router, root, images, containers, registry)  # POST /build
     container_file_routes.register(router, containers, images)  # cp, diff, export, commit
     store_check_routes.register(router, root, images, containers)  # dockyard's own: system check, gc
     return router

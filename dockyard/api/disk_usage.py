@@ -1,5 +1,5 @@
-"""``GET /system/df``: disk usage of images, containers and (when a volume service is wired in)
-volumes, in Docker's shapes.
+"""``GET /system/df``: disk usage of images, containers, (when a volume service is wired in)
+volumes and the build cache (:mod:`dockyard.build.cache`), in Docker's shapes.
 
 Terms: an image's *shared size* is the part of its unpacked layers other images use too;
 ``LayersSize`` counts every unpacked layer once. A container's ``SizeRw`` is its writable
@@ -15,6 +15,7 @@ from typing import Any
 from dockyard import blocking
 from dockyard.api.http import JSONResponse, Request, Response
 from dockyard.api.router import Router
+from dockyard.build.cache import BuildCache
 from dockyard.containers.service import ContainerService
 from dockyard.errors import DockyardError, InvalidParameter
 from dockyard.images.service import ImageService
@@ -40,7 +41,7 @@ def tree_size(path: str) -> int:
 
 def image_usage(images: ImageService, container_list: list[dict[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
     """(LayersSize, image summaries with ``Containers`` and ``SharedSize`` filled in)."""
-    summaries = images.list(all=True)
+    summaries = images.list()  # as Docker's: intermediate images count as build cache, not here
     users = Counter(c.get("ImageID") for c in container_list)
     chains_of = {s["Id"]: [layer.chain_id for layer in images.store.get(s["Id"]).layers] for s in summaries}
     chain_users = Counter(chain for chains in chains_of.values() for chain in set(chains))
@@ -82,6 +83,8 @@ def register(router: Router, images: ImageService, containers: ContainerService,
                 raise InvalidParameter(f"unknown object type: {kind}")
 
         container_list = containers.list(all=True)  # on the event loop: the service is not thread-safe
+        used = {summary.get("ImageID") for summary in container_list}
+        cache = BuildCache(images.metadata, images, lambda image_id: image_id if image_id in used else None)
 
         def collect() -> dict[str, Any]:
             out: dict[str, Any] = {}
@@ -92,7 +95,8 @@ def register(router: Router, images: ImageService, containers: ContainerService,
             if "volume" in wanted:
                 out["Volumes"] = list(volumes.usage()) if volumes is not None else []
             if "build-cache" in wanted:
-                out["BuildCache"] = []
+                out["BuildCache"] = cache.usage()
+                out["BuilderSize"] = sum(int(item["Size"]) for item in out["BuildCache"])  # before API 1.42
             return out
 
         return JSONResponse(await blocking.run_stream(collect))

@@ -14,6 +14,7 @@ from dockyard import blocking
 from dockyard.api.byte_pipes import BodyPipe, ResponsePipe
 from dockyard.api.http import JSONResponse, Request, Response, StreamResponse
 from dockyard.api.router import Router
+from dockyard.build.cache import BuildCache
 from dockyard.containers.service import ContainerService
 from dockyard.errors import DockyardError
 from dockyard.images import garbage
@@ -86,6 +87,7 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
         # Read the containers here, on the event loop: the container service is not thread-safe.
         used = {summary.get("ImageID") for summary in containers.list(all=True)}
         report = await blocking.run_stream(prune_images, images, request.json_arg("filters"),
-                                         lambda image_id: image_id if image_id in used else None)
+                                         lambda image_id: image_id if image_id in used else None,
+                                         BuildCache(images.metadata).holds)
         await blocking.run_stream(garbage.collect, images, root)  # and whatever else nothing references
         return JSONResponse(report)

@@ -159,3 +159,87 @@ def _commit(images: ImageService, req: CommitRequest) -> str:
     if req.repo:
         images.tag(image_id, req.repo, req.tag)
     return image_id
+
+
+@dataclass
+class BuildStep:
+    """One build step's image, as Docker's classic builder commits it (``CommitBuildStep``): the
+    step's ``config`` is stored as it is (no merge with the container's), ``container_config`` is
+    the config the step ran or was probed with (its ``Cmd`` joined is the history's ``created_by``);
+    ``upper`` is the step's writable layer (None: a config-only step, ``empty_layer``); ``parent_id``
+    None builds on ``scratch``. ``platform`` is (os, architecture, variant) for a ``scratch`` base."""
+
+    parent_id: str | None
+    config: dict[str, Any]
+    container_config: dict[str, Any]
+    upper: Path | None = None
+    container_id: str = ""
+    author: str = ""
+    platform: tuple[str, str, str] = ("linux", "", "")
+
+
+def commit_step(images: ImageService, step: BuildStep) -> tuple[str, int]:
+    """Store the image of one build step; returns (image ID, bytes of the layer it added)."""
+    with leases.hold(images.metadata, "commit"):
+        return _commit_step(images, step)
+
+
+def _commit_step(images: ImageService, step: BuildStep) -> tuple[str, int]:
+    base = images.resolve(step.parent_id) if step.parent_id else None
+    layers = list(images.store.get(base.id).layers) if base else []
+    diff_ids = list(base.diff_ids) if base else []
+    base_config = base.config if base else {}
+    added = 0
+    empty = True
+    if step.upper is not None:
+        spool = images.root / "tmp"
+        spool.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with tempfile.TemporaryFile(dir=spool, prefix="build-") as layer_tar:
+            writer = TreeTarWriter.to_stream(layer_tar, overlay_whiteouts=True)  # type: ignore[arg-type]
+            writer.skip = lambda path, st: not stat.S_ISDIR(st.st_mode) and is_init_placeholder(path, st)
+            fd = os.open(step.upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                writer.add_dir(fd, "", include_self=False)
+            finally:
+                os.close(fd)
+            writer.close()
+            empty = writer.entries == 0
+            if not empty:
+                added = layer_tar.tell()
+                layer_tar.seek(0)
+                parent = base.chain_ids[-1] if base and base.chain_ids else None
+                with images.content.writer() as blob:
+                    diff_id = images.snapshots.unpack(None, _Tee(layer_tar, blob), parent=parent,  # type: ignore[arg-type]
+                                                      extractor=CommittedLayerExtractor)
+                    stored = blob.commit(expected=diff_id)
+                layers.append(LayerRecord(stored.digest, mt.OCI_LAYER, stored.size, diff_id,
+                                          next_chain_id(parent, diff_id)))
+                diff_ids.append(diff_id)
+    created = timestamps.now()
+    entry: dict[str, Any] = {"created": created}
+    if step.author:
+        entry["author"] = step.author
+    entry["created_by"] = " ".join(step.container_config.get("Cmd") or [])
+    if empty:
+        entry["empty_layer"] = True
+    os_name, arch, variant = step.platform
+    image: dict[str, Any] = {
+        "architecture": base_config.get("architecture") or arch,
+        "config": step.config,
+        "container": step.container_id,
+        "container_config": step.container_config,
+        "created": created,
+        "docker_version": DOCKER_VERSION,
+        "history": [*(base_config.get("history") or []), entry],
+        "os": base_config.get("os") or os_name,
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }
+    if step.author:
+        image["author"] = step.author
+    image_variant = str(base_config.get("variant") or "") if base else variant
+    if image_variant:
+        image["variant"] = image_variant
+    image_id = images.store.create(json.dumps(image, separators=(",", ":")).encode(), layers)
+    if base is not None:
+        images.store.set_parent(image_id, base.id)
+    return image_id, added

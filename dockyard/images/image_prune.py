@@ -2,8 +2,11 @@
 
 Filters (``POST /images/prune?filters=…``):
 
-- ``dangling=true`` (the default): only *dangling* images, those with no reference at all;
-  ``dangling=false`` (``prune -a``): every image no container uses, references removed first.
+- ``dangling=true`` (the default): only *dangling* images, those with no reference and no child
+  image (an untagged image with children is an intermediate one, as in Docker), and none the build
+  cache holds (``builder prune`` removes those); ``dangling=false`` (``prune -a``): every image
+  no container uses and no child image stands on, references removed first, until none is left.
+  Each removal also removes the parents it leaves dangling, as Docker's does.
 - ``until=<timestamp|duration>``: only images created before that time (``10m``, ``2h30m``,
   RFC 3339, ``2024-05-01``, or Unix seconds).
 - ``label=k``, ``label=k=v``, ``label!=k``, ``label!=k=v``: on the image config's labels.
@@ -21,6 +24,7 @@ from typing import Any
 from dockyard import filters as docker_filters
 from dockyard.errors import InvalidParameter
 from dockyard.formats import timestamps
+from dockyard.images.dangling_chain import delete_dangling_chain
 from dockyard.images.service import ImageService
 
 _ALLOWED = ("dangling", "until", "label", "label!")
@@ -35,9 +39,13 @@ def label_filter_matches(labels: dict[str, str], positive: list[str], negative: 
     return all(has(w) for w in positive) and not any(has(w) for w in negative)
 
 
-def prune_images(images: ImageService, raw_filters: Any,
-                 in_use: Callable[[str], str | None]) -> dict[str, Any]:
-    """Remove the images the filters select that no container uses (see the module docstring)."""
+def prune_images(images: ImageService, raw_filters: Any, in_use: Callable[[str], str | None],
+                 held: Callable[[str], bool] = lambda image_id: False) -> dict[str, Any]:
+    """Remove the images the filters select that no container uses (see the module docstring).
+
+    ``held(image_id)`` names images kept by something else (the build cache's entries); the
+    dangling-only prune leaves them alone.
+    """
     f = docker_filters.normalize(raw_filters, _ALLOWED)
     dangling_only = True
     if "dangling" in f:
@@ -51,28 +59,39 @@ def prune_images(images: ImageService, raw_filters: Any,
     deleted: list[dict[str, str]] = []
     reclaimed = 0
     with store.lock:
-        for image_id in store.ids():
-            refs = store.references(image_id)
-            if dangling_only and refs:
-                continue
-            if in_use(image_id) is not None:
-                continue
-            config = store.config(image_id)
-            created = timestamps.stored_ns(str(config.get("created") or ""))
-            if until and not all(created < u for u in until):
-                continue
-            labels = (config.get("config") or {}).get("Labels") or {}
-            if not label_filter_matches(labels, f.get("label", []), f.get("label!", [])):
-                continue
-            with images.metadata.transaction(durable=True):  # an image's untags and removal: one change
-                for ref in refs:
-                    store.delete_reference(ref)
-                    deleted.append({"Untagged": ref.familiar()})
-                record = store.get(image_id)
-                sizes = {layer.chain_id: snapshots.layer(layer.chain_id).size
-                         for layer in record.layers if snapshots.has(layer.chain_id)}
-                removed = store.delete(image_id)
-            deleted.append({"Deleted": image_id})
-            deleted.extend({"Deleted": chain} for chain in removed)
-            reclaimed += sum(sizes.get(chain, 0) for chain in removed)
+        progress = True
+        while progress:  # with -a, removing an image may leave its (tagged) parent childless: again
+            progress = False
+            for image_id in store.ids():
+                if not store.exists(image_id):  # went as an untagged parent of one pruned before
+                    continue
+                refs = store.references(image_id)
+                if dangling_only and (refs or held(image_id)):
+                    continue
+                if in_use(image_id) is not None or store.children(image_id):
+                    continue
+                config = store.config(image_id)
+                created = timestamps.stored_ns(str(config.get("created") or ""))
+                if until and not all(created < u for u in until):
+                    continue
+                labels = (config.get("config") or {}).get("Labels") or {}
+                if not label_filter_matches(labels, f.get("label", []), f.get("label!", [])):
+                    continue
+                with images.metadata.transaction(durable=True):  # an image's untags and removal: one change
+                    for ref in refs:
+                        store.delete_reference(ref)
+                        deleted.append({"Untagged": ref.familiar()})
+                    record = store.get(image_id)
+                    sizes = {layer.chain_id: snapshots.layer(layer.chain_id).size
+                             for layer in record.layers if snapshots.has(layer.chain_id)}
+                    removed = store.delete(image_id)
+                deleted.append({"Deleted": image_id})
+                deleted.extend({"Deleted": chain} for chain in removed)
+                reclaimed += sum(sizes.get(chain, 0) for chain in removed)
+                if record.parent:  # Docker's prune: the untagged parents it leaves go too
+                    parents, freed = delete_dangling_chain(images, record.parent, in_use=in_use,
+                                                           keep=held if dangling_only else lambda i: False)
+                    deleted.extend(parents)
+                    reclaimed += freed
+                progress = not dangling_only
     return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}

@@ -239,6 +239,10 @@ class ImageService:
             if not tags and not digests:
                 if dangling is False or "reference" in f:
                     continue
+                # an untagged image with children is an intermediate one (a build step's, a commit's
+                # parent): listed only with ``all``, and never as dangling (Docker lists heads only)
+                if (not all or dangling is True) and self.store.children(image_id):
+                    continue
             elif dangling is True:
                 continue
             out.append({
@@ -337,8 +341,10 @@ class ImageService:
         ``in_use(image_id)`` returns the ID of a container (running or not) using the image, or
         None; ``running(image_id)`` the ID of a *running* one. Without ``running``, any container
         ``in_use`` reports counts as running (the removal then cannot be forced).
-        ``prune`` is accepted for the API. An image with child images (committed from it) is never
-        deleted: removing its last tag only untags it, as in Docker.
+        With ``prune`` (the API's default; ``noprune=1`` turns it off) the deleted image's parents
+        go too while each is untagged, childless and unused (:mod:`dockyard.images.dangling_chain`),
+        as in Docker. An image with child images (committed from it) is never deleted: removing its
+        last tag only untags it, as in Docker.
         """
         running_of = running if running is not None else in_use
 
@@ -390,9 +396,14 @@ class ImageService:
                 self.store.delete_reference(r)
                 records.append({"Untagged": r.familiar()})
             keep = in_use(image_id) is not None
+            parent = self.store.parent_of(image_id)
             removed = self.store.delete(image_id, keep_layers=keep)
             records.append({"Deleted": image_id})
             records.extend({"Deleted": chain} for chain in removed)
+            if prune and parent:
+                from dockyard.images.dangling_chain import delete_dangling_chain
+
+                records.extend(delete_dangling_chain(self, parent, in_use=in_use)[0])
             return records
 
     def _check_conflicts(self, image_id: str, *, force: bool, check_refs: bool,

@@ -13,6 +13,8 @@ Terms:
   the top-most chain ID, plus the lowerdirs as overlay wants them).
 - *blob*: a content-store blob some record references (configs, manifests, layer blobs).
 - *lease*: protection for content being written (see :mod:`dockyard.metadata.leases`).
+- *build cache entry*: one cached build step (see :mod:`dockyard.build.cache`): its step key → the
+  intermediate image the step made. Deleting the image deletes the entry (``ON DELETE CASCADE``).
 """
 
 from __future__ import annotations
@@ -84,5 +86,20 @@ MIGRATIONS: list[str] = [
         key TEXT NOT NULL,
         PRIMARY KEY (lease_id, kind, key)
     );
+    """,
+    # 2: the build cache (build-cache, issue 8)
+    """
+    CREATE TABLE build_cache (
+        key TEXT PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        parent_id TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        last_used_at REAL,
+        usage_count INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX build_cache_image ON build_cache(image_id);
     """,
 ]

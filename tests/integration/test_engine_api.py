@@ -468,9 +468,11 @@ def test_parent_images_keep_their_children(client, busybox_tar) -> None:  # type
         assert api.remove_image("parentimg:v1") == [{"Untagged": "parentimg:v1"}]
         assert client.images.get(parent.id).id == parent.id
     finally:
-        api.remove_image(child.id)
-    deleted = api.remove_image(parent.id)
-    assert {"Deleted": parent.id} in deleted
+        deleted = api.remove_image(child.id)
+    # as Docker's rmi (noprune unset): the untagged parent the child leaves behind goes with it
+    assert {"Deleted": child.id} in deleted and {"Deleted": parent.id} in deleted
+    with pytest.raises(docker.errors.ImageNotFound):
+        client.images.get(parent.id)
 
 
 def test_cp_of_a_stopped_container_sees_its_volumes(client, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -1,9 +1,13 @@
-"""``dockyard image prune``, ``system df`` and ``system prune``.
+"""``dockyard image prune``, ``builder prune``, ``system df`` and ``system prune``.
 
 ``system prune`` is composed of the prune endpoints that exist: stopped containers
 (``POST /containers/prune``), then — with ``--volumes`` — unused volumes (``POST /volumes/prune``),
-then images (``POST /images/prune``, dangling only unless ``-a``). An endpoint the daemon does
+then images (``POST /images/prune``, dangling only unless ``-a``), then the build cache
+(``POST /build/prune``, ``all=1`` with ``-a``), as Docker's CLI does. An endpoint the daemon does
 not serve (404) is skipped.
+
+The *build cache* rows of ``system df`` count as Docker's CLI does: the size is that of the entries
+not ``Shared`` (their bytes belong to no tagged image), reclaimable that minus the entries in use.
 """
 
 from __future__ import annotations
@@ -33,25 +37,47 @@ SYSTEM_PRUNE_FLAGS = FlagSet([
     Flag("force", "f", "bool", "Do not prompt for confirmation"),
     Flag("volumes", "", "bool", "Prune anonymous volumes"),
 ])
+BUILDER_PRUNE_FLAGS = FlagSet([
+    Flag("all", "a", "bool", "Remove all unused build cache, not just dangling ones"),
+    Flag("filter", "", "list", 'Provide filter values (e.g. "until=24h")', type_name="filter"),
+    Flag("force", "f", "bool", "Do not prompt for confirmation"),
+    Flag("keep-storage", "", "string", "Amount of disk space to keep for cache", type_name="bytes"),
+])
 DF_FLAGS = FlagSet([
     Flag("format", "", "string", "Format output using a custom template"),
     Flag("verbose", "v", "bool", "Show detailed information on space usage"),
 ])
-FLAGS = {"image prune": IMAGE_PRUNE_FLAGS, "system prune": SYSTEM_PRUNE_FLAGS, "system df": DF_FLAGS}
+FLAGS = {"image prune": IMAGE_PRUNE_FLAGS, "system prune": SYSTEM_PRUNE_FLAGS, "system df": DF_FLAGS,
+         "builder prune": BUILDER_PRUNE_FLAGS, "builder": FlagSet([])}
+BUILDER_COMMANDS = """
+Usage:  dockyard builder COMMAND
+
+Manage builds
+
+Commands:
+  build       Build an image from a Dockerfile
+  prune       Remove build cache
+
+Run 'dockyard builder COMMAND --help' for more information on a command.
+"""
 
 DANGLING_WARNING = "WARNING! This will remove all dangling images."
 ALL_WARNING = "WARNING! This will remove all images without at least one container associated to them."
+CACHE_DANGLING_WARNING = "WARNING! This will remove all dangling build cache."
+CACHE_ALL_WARNING = "WARNING! This will remove all build cache."
 
 
-def confirm(text: str) -> bool:
-    sys.stdout.write(text + "\nAre you sure you want to continue? [y/N] ")
+def confirm(text: str, separator: str = "\n") -> bool:
+    sys.stdout.write(text + separator + "Are you sure you want to continue? [y/N] ")
     sys.stdout.flush()
     answer = sys.stdin.readline().strip().lower()
     return answer in ("y", "yes")
 
 
-def _prune(invocation: Invocation, path: str, filters: list[str]) -> dict[str, Any] | None:
+def _prune(invocation: Invocation, path: str, filters: list[str],
+           extra: list[tuple[str, str]] | None = None) -> dict[str, Any] | None:
     params = [("filters", filters_param(filters))] if filters else []
+    params += extra or []
     try:
         result = invocation.api.json("POST", path, params)
     except DaemonError as error:
@@ -87,6 +113,30 @@ def image_prune(invocation: Invocation, parsed: Parsed) -> int:
     return 0
 
 
+def _cache_report(result: dict[str, Any]) -> str:
+    deleted = result.get("CachesDeleted") or []
+    return "Deleted build cache objects:\n" + "".join(f"{c}\n" for c in deleted) + "\n" if deleted else ""
+
+
+def builder_prune(invocation: Invocation, parsed: Parsed) -> int:
+    extra: list[tuple[str, str]] = []
+    if parsed["keep-storage"]:
+        raw = parsed["keep-storage"]
+        keep = units.ram_in_bytes(raw)
+        if keep is None:
+            raise CliFailure(f'invalid argument "{raw}" for "--keep-storage" flag: invalid size: \'{raw}\'\n'
+                             "See 'dockyard builder prune --help'.", 125)
+        extra.append(("keep-storage", str(keep)))
+    if parsed["all"]:
+        extra.append(("all", "1"))
+    if not parsed["force"] and not confirm(CACHE_ALL_WARNING if parsed["all"] else CACHE_DANGLING_WARNING, " "):
+        return 0
+    result = _prune(invocation, "/build/prune", list(parsed["filter"]), extra) or {}
+    sys.stdout.write(_cache_report(result) +
+                     f"Total reclaimed space: {units.human_size(int(result.get('SpaceReclaimed') or 0))}\n")
+    return 0
+
+
 def system_prune(invocation: Invocation, parsed: Parsed) -> int:
     filters = list(parsed["filter"])
     if not parsed["force"]:
@@ -95,6 +145,7 @@ def system_prune(invocation: Invocation, parsed: Parsed) -> int:
             items.append("all anonymous volumes not used by at least one container")
         items.append("all images without at least one container associated to them" if parsed["all"]
                      else "all dangling images")
+        items.append("all build cache" if parsed["all"] else "unused build cache")
         text = "WARNING! This will remove:\n" + "".join(f"  - {i}\n" for i in items)
         if not confirm(text.rstrip("\n")):
             return 0
@@ -114,6 +165,9 @@ def system_prune(invocation: Invocation, parsed: Parsed) -> int:
     if lines:
         out += "Deleted Images:\n" + "\n".join(lines) + "\n\n"
     reclaimed += image_space
+    cache = _prune(invocation, "/build/prune", filters, [("all", "1")] if parsed["all"] else [])
+    out += _cache_report(cache or {})
+    reclaimed += int((cache or {}).get("SpaceReclaimed") or 0)
     sys.stdout.write(out + f"Total reclaimed space: {units.human_size(reclaimed)}\n")
     return 0
 
@@ -135,7 +189,36 @@ CONTAINER_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND
                      "Size": "SIZE", "CreatedSince": "CREATED", "Status": "STATUS", "Names": "NAMES"}
 VOLUME_FORMAT = "table {{.Name}}\t{{.Links}}\t{{.Size}}"
 VOLUME_HEADERS = {"Name": "VOLUME NAME", "Links": "LINKS", "Size": "SIZE"}
-CACHE_TABLE = "CACHE ID   CACHE TYPE   SIZE      CREATED   LAST USED   USAGE     SHARED\n"
+CACHE_FORMAT = ("table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t{{.UsageCount}}"
+                "\t{{.Shared}}")
+CACHE_HEADERS = {"ID": "CACHE ID", "CacheType": "CACHE TYPE", "Size": "SIZE", "CreatedSince": "CREATED",
+                 "LastUsedSince": "LAST USED", "UsageCount": "USAGE", "Shared": "SHARED"}
+
+
+def build_cache_size(cache: list[dict[str, Any]]) -> int:
+    """Docker's CLI's build cache size: the entries not shared."""
+    return sum(int(c.get("Size") or 0) for c in cache if not c.get("Shared"))
+
+
+def build_cache_rows(cache: list[dict[str, Any]], now: float) -> list[dict[str, str]]:
+    """``system df -v``'s build cache rows, in Docker's order (never used first, then by last use)."""
+    def when(text: Any) -> float | None:
+        return units.parse_rfc3339(text) if isinstance(text, str) and text else None
+
+    def order(c: dict[str, Any]) -> tuple[int, float, str]:
+        used = when(c.get("LastUsedAt"))
+        return (0, 0.0, str(c.get("ID") or "")) if used is None else (1, used, str(c.get("ID") or ""))
+
+    rows = []
+    for c in sorted(cache, key=order):
+        created, used = when(c.get("CreatedAt")), when(c.get("LastUsedAt"))
+        rows.append({
+            "ID": str(c.get("ID") or "")[:12] + ("*" if c.get("InUse") else ""),
+            "CacheType": str(c.get("Type") or ""), "Size": units.human_size(int(c.get("Size") or 0), 3),
+            "CreatedSince": units.since(created or 0.0, now), "LastUsedSince": "" if used is None else
+            units.since(used, now), "UsageCount": str(int(c.get("UsageCount") or 0)),
+            "Shared": "true" if c.get("Shared") else "false"})
+    return rows
 
 
 def summary_rows(df: dict[str, Any]) -> list[dict[str, str]]:
@@ -156,6 +239,9 @@ def summary_rows(df: dict[str, Any]) -> list[dict[str, str]]:
     volume_total = sum(volume_size(v) for v in volumes)
     used_volumes = [v for v in volumes if int((v.get("UsageData") or {}).get("RefCount") or 0) > 0]
     volume_reclaim = volume_total - sum(volume_size(v) for v in used_volumes)
+    cache = df.get("BuildCache") or []
+    cache_total = build_cache_size(cache)
+    cache_in_use = sum(int(c.get("Size") or 0) for c in cache if c.get("InUse") and not c.get("Shared"))
     return [
         {"Type": "Images", "TotalCount": str(len(images)), "Active": str(len(active_images)),
          "Size": units.human_size(image_total, 4),
@@ -164,7 +250,8 @@ def summary_rows(df: dict[str, Any]) -> list[dict[str, str]]:
          "Size": units.human_size(container_total, 4), "Reclaimable": _reclaimable(container_reclaim, container_total)},
         {"Type": "Local Volumes", "TotalCount": str(len(volumes)), "Active": str(len(used_volumes)),
          "Size": units.human_size(volume_total, 4), "Reclaimable": _reclaimable(volume_reclaim, volume_total)},
-        {"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"},
+        {"Type": "Build Cache", "TotalCount": str(len(cache)), "Active": str(len([c for c in cache if c.get("InUse")])),
+         "Size": units.human_size(cache_total, 4), "Reclaimable": units.human_size(cache_total - cache_in_use, 4)},
     ]
 
 
@@ -192,13 +279,15 @@ def verbose_text(df: dict[str, Any], now: float) -> str:
             "Size": units.human_size(int(c.get("SizeRw") or 0)),
             "CreatedSince": units.since(float(c.get("Created") or 0), now), "Status": c.get("Status") or "",
             "Names": ",".join(names)})
+    cache = df.get("BuildCache") or []
     volume_lines = [{"Name": v.get("Name") or "", "Links": str((v.get("UsageData") or {}).get("RefCount", 0)),
                      "Size": units.human_size(max(int((v.get("UsageData") or {}).get("Size") or 0), 0), 4)}
                     for v in df.get("Volumes") or []]
     return ("Images space usage:\n\n" + render(IMAGE_FORMAT, image_lines, IMAGE_HEADERS)
             + "\nContainers space usage:\n\n" + render(CONTAINER_FORMAT, container_lines, CONTAINER_HEADERS)
             + "\nLocal Volumes space usage:\n\n" + render(VOLUME_FORMAT, volume_lines, VOLUME_HEADERS)
-            + "\nBuild cache usage: 0B\n\n" + CACHE_TABLE)
+            + f"\nBuild cache usage: {units.human_size(build_cache_size(cache), 4)}\n\n"
+            + render(CACHE_FORMAT, build_cache_rows(cache, now), CACHE_HEADERS))
 
 
 def disk_usage(invocation: Invocation, parsed: Parsed) -> int:
@@ -219,5 +308,10 @@ def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
         return image_prune(invocation, parsed)
     if verb == "system prune":
         return system_prune(invocation, parsed)
+    if verb == "builder prune":
+        return builder_prune(invocation, parsed)
+    if verb == "builder":
+        sys.stdout.write(BUILDER_COMMANDS)
+        return 0
     return disk_usage(invocation, parsed)
 
