@@ -248,7 +248,9 @@ def test_docker_py_save_load_history(ours: Daemon) -> None:
         assert history[0]["Id"] == image.id and history[0]["Tags"] == ["busybox:latest"]
         df = client.df()
         assert df["LayersSize"] > 0 and any(i["Id"] == image.id for i in df["Images"])
-        assert df["BuildCache"] == []
+        # the daemon is shared with the build tests: whatever they cached is listed in Docker's shape
+        assert all({"ID", "Type", "Description", "InUse", "Shared", "Size", "CreatedAt", "UsageCount"} <= set(entry)
+                   for entry in df["BuildCache"])
     finally:
         client.close()
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -412,13 +414,16 @@ def world(request: pytest.FixtureRequest, lab: Lab) -> Iterator[World]:
     host, outside = lab.netns("host"), lab.netns("outside")
     fw = Firewall("dockyard", netns=host)
     dockerd = None
+    dockerd_root: Path | None = None
     try:
         if request.param == "dockerd's FORWARD DROP emulated":
             # what a dockerd with --iptables=true leaves: iptables-nft's filter table, FORWARD policy DROP
             assert in_ns(host, "iptables-nft", "-w", "-P", "FORWARD", "DROP").returncode == 0
         elif request.param == "a real dockerd":
-            (lab.root / "dockerd").mkdir()
-            dockerd = start_dockerd(host, lab.root / "dockerd")
+            # a short root of its own: containerd's sockets live under the exec root, and a unix
+            # socket path longer than 107 bytes (pytest's tmp_path can make one) cannot be bound
+            dockerd_root = Path(tempfile.mkdtemp(prefix="dyd-", dir="/tmp"))
+            dockerd = start_dockerd(host, dockerd_root)
             assert "-P FORWARD DROP" in in_ns(host, "iptables-nft", "-w", "-S", "FORWARD").stdout
         fw.ensure()
         wan = lab.link("wan")
@@ -434,6 +439,8 @@ def world(request: pytest.FixtureRequest, lab: Lab) -> Iterator[World]:
             netlink.close_pool()
             if dockerd is not None:
                 stop_dockerd(dockerd)
+            if dockerd_root is not None:
+                shutil.rmtree(dockerd_root, ignore_errors=True)
 
 
 def test_nat_isolation_and_internal_networks(world: World) -> None:
