@@ -14,6 +14,7 @@ from dockyard.api import events as event_routes
 from dockyard.api import execs as exec_routes
 from dockyard.api import image_archives as image_archive_routes
 from dockyard.api import images as image_routes
+from dockyard.api import networks as network_routes
 from dockyard.api import resources as resource_routes
 from dockyard.api import store_check as store_check_routes
 from dockyard.api import system as system_routes
@@ -39,6 +40,7 @@ def build_app(root: Path, containers: ContainerService, images: ImageService, da
     event_routes.register(router, containers.events)
     image_routes.register(router, root, images, containers, registry)
     volume_routes.register(router, containers.volumes, containers)
+    network_routes.register(router, containers)
     image_archive_routes.register(router, root, images, containers)
     disk_usage_routes.register(router, images, containers, getattr(containers, "volumes", None))
     build_cache_routes.register(router, root, images, containers)  # POST /build/prune

@@ -30,6 +30,7 @@ HOST_CONFIG_HANDLED = {
     "CpusetCpus", "CpusetMems", "PidsLimit", "OomKillDisable", "Devices", "DeviceCgroupRules",
     "MemorySwappiness", "OomScoreAdj", "CpuCount",  # containers/resources.py
     *security.HOST_CONFIG_FIELDS,  # CapAdd, Privileged, SecurityOpt, IpcMode…: containers/security.py
+    "PortBindings", "PublishAllPorts", "Dns", "DnsSearch", "DnsOptions", "ExtraHosts", "Links",  # networking.py
     # Accepted with their empty/default values only (checked below): Docker's CLI always sends them.
 }
 HOST_CONFIG_DEFAULTS: dict[str, Any] = {

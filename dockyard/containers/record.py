@@ -25,6 +25,8 @@ from dockyard.containers.clock import human_duration
 from dockyard.containers.mounts import inspect_view
 from dockyard.formats import timestamps
 from dockyard.metadata import MetadataDB, opened
+from dockyard.networks import ports
+from dockyard.networks.ports import Published
 
 
 @dataclass
@@ -74,7 +76,11 @@ class Container:
     state_dir: str
     state: State = field(default_factory=State)
     restart_count: int = 0
-    network_warning: str = ""
+    network_warning: str = ""  # no longer set (the bridge network exists); kept so old records load
+    # Networking (see containers/networking.py): what the container asks of each network, and what
+    # its current run got (sandbox, endpoints, published ports).
+    endpoints_config: dict[str, dict[str, Any]] = field(default_factory=dict)
+    net: dict[str, Any] = field(default_factory=dict)
     mounts: list[dict[str, Any]] = field(default_factory=list)  # mount points: see containers/mounts.py
     manually_stopped: bool = False  # Docker's HasBeenManuallyStopped: see containers/restart.py
 
@@ -185,21 +191,37 @@ class Container:
     def command_text(self) -> str:
         return " ".join([self.path, *self.args]).strip()
 
+    def published_ports(self) -> list[Published]:
+        return ports.from_dicts(self.net.get("ports")) if self.state.running else []
+
     def network_settings(self) -> dict[str, Any]:
-        mode = self.host_config.get("NetworkMode") or "default"
-        name = "bridge" if mode == "default" else mode
-        endpoint = {
-            "IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "", "DriverOpts": None,
-            "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
-            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None,
-        }
+        """Docker's ``NetworkSettings``: each network's endpoint (addresses while running), the
+        published ports, and — as Docker still fills them — the default bridge's values at the top."""
+        running = self.state.running
+        live = (self.net.get("endpoints") or {}) if running else {}
+        networks: dict[str, Any] = {}
+        for name, cfg in self.endpoints_config.items():
+            got = live.get(name) or {}
+            networks[name] = {
+                "IPAMConfig": cfg.get("IPAMConfig"), "Links": cfg.get("Links"), "Aliases": cfg.get("Aliases"),
+                "MacAddress": got.get("MacAddress") or cfg.get("MacAddress") or "", "DriverOpts": None,
+                "GwPriority": 0, "NetworkID": cfg.get("NetworkID") or "", "EndpointID": got.get("EndpointID") or "",
+                "Gateway": got.get("Gateway") or "", "IPAddress": got.get("IPAddress") or "",
+                "IPPrefixLen": got.get("IPPrefixLen") or 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0, "DNSNames": got.get("DNSNames"),
+            }
+        bridge = live.get("bridge") or {}
+        sandbox = self.net.get("sandbox") if running else ""
         return {
-            "Bridge": "", "SandboxID": "", "SandboxKey": "", "HairpinMode": False,
-            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": {},
-            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "",
-            "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
-            "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-            "Networks": {name: endpoint},
+            "Bridge": "", "SandboxID": self.net.get("sandbox_id", "") if running else "",
+            "SandboxKey": sandbox or "", "HairpinMode": False,
+            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+            "Ports": ports.docker_ports(self.config.get("ExposedPorts"), self.published_ports()) if sandbox else {},
+            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
+            "EndpointID": bridge.get("EndpointID", ""), "Gateway": bridge.get("Gateway", ""),
+            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": bridge.get("IPAddress", ""),
+            "IPPrefixLen": bridge.get("IPPrefixLen", 0), "IPv6Gateway": "", "MacAddress": bridge.get("MacAddress", ""),
+            "Networks": networks,
         }
 
     def inspect(self, graph_driver: dict[str, Any]) -> dict[str, Any]:
@@ -240,7 +262,8 @@ class Container:
             "ImageID": self.image_id,
             "Command": self.command_text(),
             "Created": int(timestamps.stored_seconds(self.created)),
-            "Ports": [],
+            "Ports": (ports.summary_ports(self.config.get("ExposedPorts"), self.published_ports())
+                      if self.net.get("sandbox") and self.state.running else []),
             "Labels": self.config.get("Labels") or {},
             "State": self.state.status,
             "Status": self.status_text(),

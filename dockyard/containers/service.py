@@ -46,6 +46,7 @@ from dockyard.containers.health import HealthMonitor
 from dockyard.containers.health_probe import run_probe
 from dockyard.containers.inspect_defaults import fill_host_config
 from dockyard.containers.names import generate_name, validate_name
+from dockyard.containers.networking import ContainerNetworking
 from dockyard.containers.record import Container, State
 from dockyard.containers.restart import RestartScheduler
 from dockyard.containers.serializer import Serializer
@@ -54,7 +55,7 @@ from dockyard.formats import timestamps
 from dockyard.formats.signals import parse_signal
 from dockyard.images.service import ImageService
 from dockyard.metadata import leases
-from dockyard.networks.modes import host_hostname, plan, write_etc_files
+from dockyard.networks.service import NetworkOptions, NetworkService
 from dockyard.runtime import shim as shimproto
 from dockyard.runtime.cgroups import Cgroup
 from dockyard.runtime.spawn import reap, spawn
@@ -128,7 +129,7 @@ class ContainerService:
     """Every container verb, over records in ``root/containers`` and the image service."""
 
     def __init__(self, root: Path, images: ImageService, log_defaults: dict[str, str] | None = None,
-                 log_driver: str = "json-file") -> None:
+                 log_driver: str = "json-file", network_options: NetworkOptions | None = None) -> None:
         self.root = root / "containers"
         # The daemon's log-driver and log-opts (daemon.json); see logdrivers.resolve.
         self.log_driver = log_driver or "json-file"
@@ -144,6 +145,9 @@ class ContainerService:
         self.before_remove: list[Callable[[Container], Awaitable[None]]] = []
         self.volumes = VolumeService(root)
         self.events = EventBus()
+        # Networks (records, bridges, nft) and each container's endpoints: networks/, containers/networking.py
+        self.networks = NetworkService(root, self._network_event, network_options)
+        self.networking = ContainerNetworking(self.networks, self.get)
         self.restarts = RestartScheduler(self._start_by_policy)
         self.health = HealthMonitor(run_probe, self._on_health_probe)
         # Functions that add to a container's inspect answer (e.g. ExecIDs from the exec service).
@@ -157,6 +161,9 @@ class ContainerService:
         attributes = {str(k): str(v) for k, v in (c.config.get("Labels") or {}).items()}
         attributes.update(image=c.image, name=c.name, **extra)
         self.events.publish("container", action, c.id, attributes)
+
+    def _network_event(self, action: str, network_id: str, attributes: dict[str, str]) -> None:
+        self.events.publish("network", action, network_id, attributes)
 
     # -- lookup ------------------------------------------------------------------------
     def live(self, c: Container) -> Live:
@@ -201,6 +208,7 @@ class ContainerService:
     def recover(self) -> None:
         """Load every record; re-attach to running shims, collect exits that happened meanwhile."""
         stored = Container.stored_ids(self.root)  # those with a record (dockyard.metadata)
+        self.networks.start()  # the bridges and nft table back before any container is looked at
         for directory in sorted(self.root.iterdir()):
             if directory.name not in stored:
                 log.warning("removing incomplete container dir %s", directory)
@@ -224,6 +232,8 @@ class ContainerService:
                     self._record_exit(c)
                     if c.host_config.get("AutoRemove"):
                         self._finish_remove(c, volumes=True)
+        # What containers that died meanwhile left: endpoints, ports, namespaces, veths.
+        self.networks.cleanup({c.id for c in self._containers.values() if c.state.running})
         self.restarts.boot(list(self._containers.values()))
 
     def _shim_alive(self, c: Container) -> bool:
@@ -248,7 +258,12 @@ class ContainerService:
         resource_rules.validate_devices(host_config)
         image_volumes = (image.config.get("config") or {}).get("Volumes") or {}  # the OCI config's "config"
         mounts = mountpoints.plan(host_config, config, image_volumes, self.get)
-        network = plan(host_config["NetworkMode"])
+        endpoints = self.networking.plan(config, host_config, body.get("NetworkingConfig"),
+                                         str(body.get("MacAddress") or ""))
+        mode = str(host_config["NetworkMode"])
+        network_warnings = []
+        if mode == "host" and host_config.get("PortBindings"):
+            network_warnings.append("Published ports are discarded when using host network mode")
         host_config["LogConfig"] = logdrivers.resolve(host_config["LogConfig"], self.log_driver, self.log_defaults)
         if name:
             name = validate_name(name)
@@ -260,11 +275,14 @@ class ContainerService:
             cid = secrets.token_hex(32)
         if not config["Hostname"]:
             uts_host = host_config.get("UTSMode") == "host"
-            config["Hostname"] = host_hostname() if network.namespace == "host" or uts_host else cid[:12]
+            if mode.startswith("container:"):
+                config["Hostname"] = self.get(mode.partition(":")[2]).config["Hostname"]
+            else:
+                config["Hostname"] = socket.gethostname() if mode == "host" or uts_host else cid[:12]
         argv = [*(config["Entrypoint"] or []), *(config["Cmd"] or [])]
         c = Container(id=cid, name=name, created=timestamps.now(), image=image_ref, image_id=image.id,
                       path=argv[0], args=argv[1:], config=config, host_config=host_config,
-                      state_dir=str(self.root / cid), network_warning=network.warning)
+                      state_dir=str(self.root / cid), endpoints_config=endpoints)
         c.mounts = mounts
         self._reserved_names.add(name)
         try:
@@ -273,8 +291,7 @@ class ContainerService:
                 await asyncio.shield(self._create_files(c, image))
         finally:
             self._reserved_names.discard(name)
-        warnings = [network.warning] if network.warning else []
-        return c, warnings + resource_warnings
+        return c, network_warnings + resource_warnings
 
     def check_name_free(self, name: str) -> None:
         """Docker's Conflict when ``name`` belongs to a container (or one being created)."""
@@ -348,6 +365,7 @@ class ContainerService:
         except BaseException:
             live.starting = False
             raise
+        # A failure from here until the process runs gives the network back (an exit does it later).
 
         def join_cgroup(pid: int) -> None:
             # Before go(), so everything the container runs inherits it; during spawn(), so the
@@ -362,6 +380,7 @@ class ContainerService:
         except BaseException:
             live.starting = False
             await blocking.run(cgroup_control.discard, c.id)
+            await blocking.run(self.networking.stop, c)
             raise
         # FinishedAt stays that of the last run (dockerd's SetRunning), so a restart shows when it stopped.
         c.state = State(status="running", pid=spawned.pid, shim_pid=spawned.shim_pid,
@@ -405,13 +424,20 @@ class ContainerService:
         """The blocking half of a start, on the pool: the writable layer, /etc files, the cgroup
         with its limits (in place before the init joins it), and the runtime's spec."""
         lowerdirs, upper, work, rootfs = self.images.prepare_container(c.id, image)
-        network = plan(c.host_config["NetworkMode"])
-        etc_files = write_etc_files(c.dir, network, c.config["Hostname"])
+        network, etc_files = self.networking.start(c)
+        try:
+            return self._runtime_spec(c, lowerdirs, upper, work, rootfs, network, etc_files)
+        except BaseException:
+            self.networking.stop(c)
+            raise
+
+    def _runtime_spec(self, c: Container, lowerdirs: list[Path], upper: Path, work: Path, rootfs: Path, network: str,
+                      etc_files: dict[str, Path]) -> tuple[ContainerSpec, Cgroup]:
         logging = logdrivers.settings(c.host_config["LogConfig"]["Type"] or "json-file",
                                       c.host_config["LogConfig"]["Config"])
         spec = ContainerSpec(
             id=c.id, state_dir=c.dir, lowerdirs=[Path(p) for p in lowerdirs], upperdir=Path(upper),
-            workdir=Path(work), rootfs=Path(rootfs), hostname=c.config["Hostname"], network=network.namespace,
+            workdir=Path(work), rootfs=Path(rootfs), hostname=c.config["Hostname"], network=network,
             process=ProcessSpec(args=[c.path, *c.args], env=list(c.config["Env"]), cwd=c.config["WorkingDir"],
                                 user=c.config["User"], tty=c.tty, open_stdin=c.config["OpenStdin"]),
             log_path=c.log_path if logging.enabled else Path(os.devnull),
@@ -497,6 +523,10 @@ class ContainerService:
             c.state.finished_at = record.finished_at
         c.state.status = "exited"
         c.state.pid = 0
+        try:
+            self.networking.stop(c)  # its endpoints, ports and namespace (a few ms of netlink and nft)
+        except Exception:
+            log.exception("releasing the network of %s failed", c.id[:12])
         c.state.oom_killed = cgroup_control.finish(c.id)  # reads the OOM counter, removes the cgroup
         live = self._live.get(c.id)
         if live is not None and live.start_failed is not None:
@@ -716,6 +746,20 @@ class ContainerService:
                 if not w.done():
                     w.set_result(c.state.exit_code)
 
+    # -- networks ----------------------------------------------------------------------------------
+    async def connect_network(self, network: str, ref: str, endpoint: dict[str, Any] | None) -> None:
+        """``POST /networks/{id}/connect``: see ``ContainerNetworking.connect``."""
+        c = self.get(ref)
+        async with self.serializer.operation(c.id, "update"):
+            await blocking.run(self.networking.connect, c, network, endpoint or {})
+            await blocking.write(c.save, c.snapshot())
+
+    async def disconnect_network(self, network: str, ref: str, force: bool = False) -> None:
+        c = self.get(ref)
+        async with self.serializer.operation(c.id, "update"):
+            await blocking.run(self.networking.disconnect, c, network, force)
+            await blocking.write(c.save, c.snapshot())
+
     # -- list / inspect ---------------------------------------------------------------------------------
     def inspect(self, ref: str) -> dict[str, Any]:
         c = self.get(ref)
@@ -927,6 +971,7 @@ class ContainerService:
                 os.close(live.pidfd)
                 live.pidfd = -1
         await asyncio.gather(*probes, *self._tasks, *self.restarts.close(), return_exceptions=True)
+        await blocking.run(self.networks.close)
 
     def counts(self) -> dict[str, int]:
         states = [c.state.status for c in self._containers.values()]

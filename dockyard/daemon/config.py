@@ -4,7 +4,8 @@ Keys known so far (dockerd's names): ``data-root``, ``hosts``, ``log-level``, ``
 ``pidfile``, ``log-driver``, ``log-opts`` (the containers' default log driver and its options),
 ``tls``, ``tlsverify``, ``tlscacert``, ``tlscert``, ``tlskey`` and ``group`` (see
 ``daemon/listeners.py``), ``registry-mirrors``, ``insecure-registries``, ``max-concurrent-downloads``,
-``max-concurrent-uploads`` (:class:`~dockyard.distribution.endpoints.RegistrySettings`). An unknown key, or a key given both as a flag and in the file, is an
+``max-concurrent-uploads`` (:class:`~dockyard.distribution.endpoints.RegistrySettings`), ``ip`` and
+``userland-proxy`` (:class:`~dockyard.networks.service.NetworkOptions`). An unknown key, or a key given both as a flag and in the file, is an
 error, worded as dockerd words it. A flag counts as given when its value is not ``None``
 (``--tls=false`` is given).
 """
@@ -24,6 +25,7 @@ from dockyard.distribution.endpoints import (
     RegistrySettings,
 )
 from dockyard.errors import InvalidParameter
+from dockyard.networks.service import NetworkOptions
 
 DEFAULT_ROOT = Path("/var/lib/dockyard")
 DEFAULT_HOST = "unix:///run/dockyard.sock"
@@ -31,7 +33,8 @@ DEFAULT_CONFIG_FILE = Path("/etc/dockyard/daemon.json")
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
 KNOWN_KEYS = {"data-root", "hosts", "log-level", "debug", "pidfile", "log-driver", "log-opts",
               "tls", "tlsverify", "tlscacert", "tlscert", "tlskey", "group",
-              "registry-mirrors", "insecure-registries", "max-concurrent-downloads", "max-concurrent-uploads"}
+              "registry-mirrors", "insecure-registries", "max-concurrent-downloads", "max-concurrent-uploads",
+              "ip", "userland-proxy"}
 
 
 @dataclass
@@ -46,6 +49,7 @@ class DaemonConfig:
     tls: TLSOptions = field(default_factory=TLSOptions)
     group: str | None = None
     registry: RegistrySettings = field(default_factory=RegistrySettings)
+    network: NetworkOptions = field(default_factory=NetworkOptions)
 
 
 def load_config(flags: dict[str, Any], config_file: Path | None) -> DaemonConfig:
@@ -100,7 +104,24 @@ def load_config(flags: dict[str, Any], config_file: Path | None) -> DaemonConfig
     if merged.get("group") is not None:
         config.group = str(merged["group"])
     config.registry = _registry_settings(merged)
+    config.network = _network_options(merged)
     return config
+
+
+def _network_options(merged: dict[str, Any]) -> NetworkOptions:
+    """dockerd's ``ip`` (the default host address of published ports) and ``userland-proxy``."""
+    options = NetworkOptions()
+    if merged.get("ip") is not None:
+        import ipaddress
+
+        try:
+            options.default_bind_ip = str(ipaddress.IPv4Address(str(merged["ip"])))
+        except ValueError:
+            raise InvalidParameter(f"invalid IP address: {merged['ip']}") from None
+    proxy = _optional_bool(merged, "userland-proxy")
+    if proxy is not None:
+        options.userland_proxy = proxy
+    return options
 
 
 def _optional_bool(values: dict[str, Any], key: str) -> bool | None:

@@ -113,7 +113,8 @@ async def serve(cfg: DaemonConfig) -> None:
     gid = listeners.socket_gid(cfg.group) if any(not h.startswith("tcp://") for h in cfg.hosts) else None
     root = cfg.root
     images = ImageService(root)
-    containers = ContainerService(root, images, log_defaults=cfg.log_opts, log_driver=cfg.log_driver)
+    containers = ContainerService(root, images, log_defaults=cfg.log_opts, log_driver=cfg.log_driver,
+                                  network_options=cfg.network)
     containers.recover()
     connections = Connections(build_app(root, containers, images, daemon_id(root), cfg.registry))
     on_connection = connections.serve

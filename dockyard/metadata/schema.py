@@ -15,6 +15,10 @@ Terms:
 - *lease*: protection for content being written (see :mod:`dockyard.metadata.leases`).
 - *build cache entry*: one cached build step (see :mod:`dockyard.build.cache`): its step key → the
   intermediate image the step made. Deleting the image deletes the entry (``ON DELETE CASCADE``).
+- *network*: one network (``bridge``, ``host``, ``none`` and user-defined ones), its record as JSON
+  (see :mod:`dockyard.networks.records`).
+- *endpoint*: a running container's attachment to a network: its address, MAC, aliases and host-side
+  veth, as JSON. A network with endpoints cannot be removed.
 """
 
 from __future__ import annotations
@@ -101,5 +105,20 @@ MIGRATIONS: list[str] = [
         usage_count INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX build_cache_image ON build_cache(image_id);
+    """,
+    # 3: networks and their endpoints (net-service, issue 9)
+    """
+    CREATE TABLE networks (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        record TEXT NOT NULL
+    );
+    CREATE TABLE endpoints (
+        network_id TEXT NOT NULL REFERENCES networks(id),
+        container_id TEXT NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (network_id, container_id)
+    );
+    CREATE INDEX endpoints_container ON endpoints(container_id);
     """,
 ]

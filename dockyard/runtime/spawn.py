@@ -227,7 +227,7 @@ def _validate(spec: ContainerSpec) -> None:
         raise InvalidParameter("no command specified")
     if not spec.lowerdirs:
         raise InvalidParameter("a container needs at least one image layer")
-    if spec.network not in ("none", "host"):
+    if spec.network not in ("none", "host") and not spec.network.startswith("/"):
         raise InvalidParameter(f"network mode {spec.network!r} is not supported by the runtime")
     problem = security.check_ulimits(spec.security.ulimits)
     if problem:
@@ -595,13 +595,23 @@ def _lookup(arg0: str, env: list[str]) -> str:
     raise InvalidParameter(f'exec: "{arg0}": executable file not found in $PATH', exit_code=127)
 
 
+def _join_netns(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        sc.setns(fd, sc.CLONE_NEWNET)
+    finally:
+        os.close(fd)
+
+
 def _p2(spec: ContainerSpec, hostname: str, status_w: int, go_r: int, out_w: int, err_w: int,
         in_r: int, tty_sock: socket.socket | None) -> None:
     """P2: the container's init (PID 1 of the new pid ns) up to its execve."""
     proc = spec.process
     os.umask(0o022)
     flags = sc.CLONE_NEWNS | security.unshare_flags(spec.security)
-    if spec.network == "none":
+    if spec.network.startswith("/"):
+        _join_netns(spec.network)  # a namespace the network service prepared (or another container's)
+    elif spec.network == "none":
         flags |= sc.CLONE_NEWNET
     sc.unshare(flags)
     if spec.network == "none":

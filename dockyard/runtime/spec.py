@@ -58,7 +58,8 @@ class ContainerSpec:
     workdir: Path
     rootfs: Path         # an existing empty dir: the overlay is mounted here inside the container's mount ns
     hostname: str
-    network: str         # "none" (new netns with only lo, up) | "host" (the host's netns)
+    network: str         # "none" (new netns with only lo, up) | "host" (the host's netns) | the path of a
+    #                      network namespace to join (a pinned one, or another container's /proc/PID/ns/net)
     process: ProcessSpec
     log_path: Path
     log_max_size: int = 0

@@ -118,6 +118,26 @@ def terminate(proc: subprocess.Popen[bytes] | None) -> None:
             proc.wait(5)
 
 
+def remove_network_leftovers(data_root: Path) -> None:
+    """Delete the links (bridges, veths) and the nft table (with its iptables-nft rules) that a
+    daemon on ``data_root`` made: networks outlive a daemon's stop by design."""
+    import json
+
+    from dockyard.networks.firewall import Firewall
+    from dockyard.networks.naming import Naming
+
+    naming = Naming(data_root)
+    links = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True).stdout or "[]")
+    for link in links:
+        if naming.owns(link.get("ifname", "")):
+            subprocess.run(["ip", "link", "del", link["ifname"]], capture_output=True, check=False)
+    firewall = Firewall(naming.table)
+    try:
+        firewall.reset()
+    finally:
+        firewall.close()
+
+
 class Daemon:
     """``prefix``: argv the daemon's command is appended to (e.g. a wrapper that mounts a cgroup2
     hierarchy at /sys/fs/cgroup in a mount namespace of the daemon's own); ``args``: extra daemon flags."""
@@ -172,6 +192,7 @@ class Daemon:
                     pass
             for target in reversed(mounts_under(self.root)):
                 subprocess.run(["umount", "-l", target], check=False)
+            remove_network_leftovers(self.root / "data")
             shutil.rmtree(self.root, ignore_errors=True)
 
     # -- clients -------------------------------------------------------------------------------

@@ -1,0 +1,317 @@
+"""A container's networking, between its record and the network service.
+
+Terms:
+
+- *network mode* (``HostConfig.NetworkMode``): ``none``, ``host``, ``container:<id|name>`` (share that
+  running container's namespace, hostname and /etc files: the pod pattern), or a network — ``default``
+  and ``bridge`` mean the default bridge, anything else a user-defined network by name or ID.
+- *endpoint settings* (``Container.endpoints_config``): what the container asks of each network it is
+  on, keyed by the network's name (the mode's network first): Docker's ``EndpointSettings`` as given at
+  create (``NetworkingConfig.EndpointsConfig``) or ``connect``: ``Aliases``, ``IPAMConfig``,
+  ``MacAddress``, ``Links``, plus the ``NetworkID``.
+- *live network state* (``Container.net``): what a run got — the sandbox (pinned namespace) path, each
+  endpoint's address, MAC and veth, the published ports. Emptied when the run ends.
+
+Docker's rules kept here: ``--ip`` and ``--network-alias`` need a user-defined network; ports, DNS
+settings, extra hosts, a hostname and a MAC conflict with ``container:`` mode; links write ``/etc/hosts``
+entries on the default bridge; names are served by the embedded DNS (``127.0.0.11``) on user networks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dockyard.errors import Conflict, DockyardError, Forbidden, InvalidParameter, NotFound
+from dockyard.networks import etc_files, ports
+from dockyard.networks.service import EndpointRequest, NetworkService
+
+if TYPE_CHECKING:
+    from dockyard.containers.record import Container
+
+DEFAULT_MODES = ("default", "bridge", "")
+
+
+def network_of_mode(mode: str) -> str | None:
+    """The network a mode puts the container on first (None for none/host/container:)."""
+    if mode in DEFAULT_MODES:
+        return "bridge"
+    if mode in ("none", "host") or mode.startswith("container:"):
+        return None
+    return mode
+
+
+def _strings(value: Any, what: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidParameter(f"invalid {what}: expected a list of strings")
+    return list(value)
+
+
+def _ipv4_of(cfg: dict[str, Any]) -> str:
+    return str(((cfg.get("IPAMConfig") or {}).get("IPv4Address")) or "")
+
+
+class ContainerNetworking:
+    """Plans, sets up and tears down containers' networking over ``networks``; ``get`` finds a
+    container by reference (for ``container:`` mode and links)."""
+
+    def __init__(self, networks: NetworkService, get: Callable[[str], Container]) -> None:
+        self.networks = networks
+        self.get = get
+
+    # -- create ---------------------------------------------------------------------------------
+
+    def plan(self, config: dict[str, Any], host_config: dict[str, Any], networking: Any,
+             mac_address: str = "") -> dict[str, dict[str, Any]]:
+        """Validate the request's networking; the container's endpoint settings (see the module)."""
+        mode = str(host_config.get("NetworkMode") or "default")
+        wanted = dict(((networking or {}).get("EndpointsConfig") or {}) if isinstance(networking, dict) else {})
+        publishes = bool(host_config.get("PortBindings")) or bool(host_config.get("PublishAllPorts"))
+        ports.requests(host_config.get("PortBindings"), bool(host_config.get("PublishAllPorts")),
+                       config.get("ExposedPorts"), self.networks.options.default_bind_ip)
+        for key in ("Dns", "DnsSearch", "DnsOptions", "ExtraHosts", "Links"):
+            _strings(host_config.get(key), key)
+        for entry in host_config.get("ExtraHosts") or []:
+            etc_files.parse_extra_host(entry, "0.0.0.0")
+        if mode.startswith("container:"):
+            ref = mode.partition(":")[2]
+            self.get(ref)  # NotFound as Docker's
+            for what, present in (("port publishing", publishes),
+                                  ("hostname", bool(config.get("Hostname"))),
+                                  ("dns", bool(host_config.get("Dns"))),
+                                  ("custom host-to-IP mapping", bool(host_config.get("ExtraHosts"))),
+                                  ("mac-address", bool(mac_address))):
+                if present:
+                    raise InvalidParameter(f"conflicting options: {what} and the network mode")
+            return {}
+        if mode == "host" and mac_address:
+            raise InvalidParameter("conflicting options: mac-address and the network mode")
+        if mode in ("none", "host"):
+            if any(k != mode for k in wanted):
+                raise InvalidParameter(f"container cannot be connected to network(s) {sorted(wanted)} in {mode} mode")
+            return {mode: {"NetworkID": self.networks.get(mode).id}}
+        primary = network_of_mode(mode)
+        assert primary is not None
+        order = [primary, *[k for k in wanted if k != primary and not (primary == "bridge" and k in DEFAULT_MODES)]]
+        out: dict[str, dict[str, Any]] = {}
+        for i, ref in enumerate(order):
+            try:
+                net = self.networks.get(ref)
+                name, net_id, default = net.name, net.id, net.default
+            except NotFound:
+                # as dockerd: a missing network fails the start ("network x not found"), not the create
+                name, net_id, default = ref, "", False
+            cfg = dict(wanted.get(ref) or wanted.get(name) or (wanted.get(net_id) if net_id else None) or
+                       (wanted.get("default") if name == "bridge" else None) or {})
+            if i == 0 and mac_address and not cfg.get("MacAddress"):
+                cfg["MacAddress"] = mac_address
+            self._check_endpoint(name, default, cfg)
+            out[name] = {"IPAMConfig": cfg.get("IPAMConfig") or None, "Links": cfg.get("Links") or None,
+                         "Aliases": cfg.get("Aliases") or None, "MacAddress": cfg.get("MacAddress") or "",
+                         "NetworkID": net_id}
+        if host_config.get("Links") and "bridge" not in out:
+            # as Docker: legacy links are a default-bridge feature (on user networks they are aliases)
+            pass
+        return out
+
+    @staticmethod
+    def _check_endpoint(name: str, default: bool, cfg: dict[str, Any]) -> None:
+        _strings(cfg.get("Aliases"), "Aliases")
+        ip = _ipv4_of(cfg)
+        if default and ip:
+            raise InvalidParameter("user specified IP address is supported on user defined networks only")
+        if default and cfg.get("Aliases"):
+            raise InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
+        if ip:
+            import ipaddress
+
+            try:
+                ipaddress.IPv4Address(ip)
+            except ValueError:
+                raise InvalidParameter(f"invalid IPv4 address: {ip}") from None
+        mac = str(cfg.get("MacAddress") or "")
+        if mac and (len(mac.split(":")) != 6 or not all(len(x) == 2 for x in mac.split(":"))):
+            raise InvalidParameter(f"invalid MAC address: {mac}")
+
+    # -- start / stop -----------------------------------------------------------------------------
+
+    def start(self, c: Container) -> tuple[str, dict[str, Path]]:
+        """Set up the run's networking; returns the runtime's ``network`` and the /etc files.
+        On failure nothing is left."""
+        mode = str(c.host_config.get("NetworkMode") or "default")
+        settings = self._etc_settings(c)
+        host_resolv = etc_files.host_resolv_conf()
+        if mode in ("none", "host"):
+            c.net = {"mode": mode}
+            if mode == "host":
+                try:
+                    hosts = Path("/etc/hosts").read_text()
+                except OSError:
+                    hosts = etc_files.HOSTS_LOCAL
+                resolv = host_resolv
+            else:
+                hosts = etc_files.hosts_text(settings)
+                resolv = etc_files.resolv_text(host_resolv, settings)
+            return mode, etc_files.write(c.dir, c.config["Hostname"], hosts, resolv)
+        if mode.startswith("container:"):
+            other = self.get(mode.partition(":")[2])
+            if not other.state.running or other.state.pid <= 0:
+                raise Conflict(f"cannot join network of a non running container: {other.id}")
+            path = (other.net or {}).get("sandbox") or ""
+            if (other.net or {}).get("mode") == "host":
+                path = "host"
+            elif not path or not Path(path).exists():
+                path = f"/proc/{other.state.pid}/ns/net"
+            c.net = {"mode": mode, "container": other.id}
+            files = {"/etc/hostname": other.dir / "hostname", "/etc/hosts": other.dir / "hosts",
+                     "/etc/resolv.conf": other.dir / "resolv.conf"}
+            return path, {k: v for k, v in files.items() if v.exists()}
+        return self._start_networks(c, settings, host_resolv)
+
+    def _etc_settings(self, c: Container) -> etc_files.EtcSettings:
+        hc = c.host_config
+        gateway = ""
+        with contextlib.suppress(DockyardError):
+            gateway = self.networks.get("bridge").gateway
+        return etc_files.EtcSettings(
+            hostname=c.config["Hostname"], domainname=c.config.get("Domainname") or "",
+            extra_hosts=list(hc.get("ExtraHosts") or []), dns=list(hc.get("Dns") or []),
+            dns_search=list(hc.get("DnsSearch") or []), dns_options=list(hc.get("DnsOptions") or []),
+            host_gateway=gateway)
+
+    def _start_networks(self, c: Container, settings: etc_files.EtcSettings, host_resolv: str) -> tuple[str, dict[str, Path]]:
+        svc = self.networks
+        if not c.endpoints_config:
+            c.endpoints_config = self.plan(c.config, c.host_config, None)
+        sandbox = svc.create_sandbox(c.id)
+        live: dict[str, Any] = {"mode": c.host_config.get("NetworkMode") or "default", "sandbox": str(sandbox),
+                                "sandbox_id": secrets.token_hex(32), "endpoints": {}, "ports": []}
+        try:
+            first = None
+            for name, cfg in c.endpoints_config.items():
+                net = svc.get(name)
+                ep = svc.connect(net, c.id, c.name, sandbox, self._request(cfg), default_route=first is None,
+                                 dns_names=self._dns_names(c, net.default, cfg))
+                live["endpoints"][net.name] = self._endpoint_state(ep, net.id)
+                if first is None:
+                    first = (net, ep)
+            if first is not None:
+                net, ep = first
+                settings.ip = ep.ip
+                if not net.internal:
+                    wanted = ports.requests(c.host_config.get("PortBindings"),
+                                            bool(c.host_config.get("PublishAllPorts")),
+                                            c.config.get("ExposedPorts"), svc.host_binding_ip(net))
+                    live["ports"] = [p.as_dict() for p in svc.publish(c.id, ep.ip, wanted)]
+                settings.embedded_dns = not net.default
+                if net.default:
+                    settings.links = self._links(c)
+            files = etc_files.write(c.dir, c.config["Hostname"], etc_files.hosts_text(settings),
+                                    etc_files.resolv_text(host_resolv, settings))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                svc.release(c.id)
+            raise
+        c.net = live
+        return str(sandbox), files
+
+    @staticmethod
+    def _request(cfg: dict[str, Any]) -> EndpointRequest:
+        return EndpointRequest(aliases=list(cfg.get("Aliases") or []), ipv4=_ipv4_of(cfg),
+                               mac=str(cfg.get("MacAddress") or ""), links=list(cfg.get("Links") or []))
+
+    @staticmethod
+    def _dns_names(c: Container, default: bool, cfg: dict[str, Any]) -> list[str]:
+        if default:
+            return []
+        names = [c.name, *(cfg.get("Aliases") or [])]
+        if c.config.get("Hostname") and c.config["Hostname"] != c.id[:12] and c.config["Hostname"] not in names:
+            names.append(c.config["Hostname"])
+        names.append(c.id[:12])
+        return list(dict.fromkeys(names))
+
+    @staticmethod
+    def _endpoint_state(ep: Any, network_id: str) -> dict[str, Any]:
+        return {"NetworkID": network_id, "EndpointID": ep.endpoint_id, "Gateway": ep.gateway,
+                "IPAddress": ep.ip, "IPPrefixLen": ep.prefixlen, "MacAddress": ep.mac,
+                "DNSNames": ep.dns_names or None, "HostIfname": ep.host_ifname}
+
+    def _links(self, c: Container) -> list[tuple[str, list[str]]]:
+        out = []
+        for link in c.host_config.get("Links") or []:
+            name, _, alias = link.partition(":")
+            name = name.lstrip("/")
+            alias = alias.rsplit("/", 1)[-1] if alias else name
+            try:
+                other = self.get(name)
+            except NotFound:
+                raise InvalidParameter(f"could not get container for {name}") from None
+            ip = ((other.net or {}).get("endpoints") or {}).get("bridge", {}).get("IPAddress")
+            if not other.state.running or not ip:
+                raise InvalidParameter(f"Cannot link to a non running container: /{other.name} AS /{c.name}/{alias}")
+            out.append((ip, list(dict.fromkeys([alias, other.id[:12], other.name]))))
+        return out
+
+    def stop(self, c: Container) -> None:
+        """The run ended: give back its sandbox, endpoints and ports."""
+        mode = str(c.host_config.get("NetworkMode") or "default")
+        if network_of_mode(mode) is not None or (c.net or {}).get("sandbox"):
+            self.networks.release(c.id)
+        c.net = {}
+
+    # -- connect / disconnect ---------------------------------------------------------------------
+
+    def connect(self, c: Container, ref: str, cfg: dict[str, Any]) -> None:
+        """``POST /networks/{id}/connect``: a running container gets the endpoint now; any container
+        keeps the setting for its next start."""
+        net = self.networks.get(ref)
+        mode = str(c.host_config.get("NetworkMode") or "default")
+        if mode in ("none", "host") or mode.startswith("container:"):
+            raise Forbidden("container sharing network namespace with another container or host cannot be "
+                            "connected to any other network" if mode != "none" else
+                            "container cannot be connected to multiple networks with one of the networks "
+                            "in private (none) mode")
+        if net.driver != "bridge":
+            raise Forbidden("container cannot be disconnected from host network or connected to host network"
+                            if net.driver == "host" else
+                            "container cannot be connected to multiple networks with one of the networks "
+                            "in private (none) mode")
+        if net.name in c.endpoints_config:
+            raise Forbidden(f"endpoint with name {c.name} already exists in network {net.name}")
+        cfg = dict(cfg or {})
+        self._check_endpoint(net.name, net.default, cfg)
+        entry = {"IPAMConfig": cfg.get("IPAMConfig") or None, "Links": cfg.get("Links") or None,
+                 "Aliases": cfg.get("Aliases") or None, "MacAddress": cfg.get("MacAddress") or "",
+                 "NetworkID": net.id}
+        sandbox = (c.net or {}).get("sandbox")
+        if c.state.running and sandbox:
+            ep = self.networks.connect(net, c.id, c.name, Path(sandbox), self._request(entry), default_route=False,
+                                       dns_names=self._dns_names(c, net.default, entry))
+            c.net.setdefault("endpoints", {})[net.name] = self._endpoint_state(ep, net.id)
+        c.endpoints_config[net.name] = entry
+
+    def disconnect(self, c: Container, ref: str, force: bool = False) -> None:
+        net = self.networks.get(ref)
+        if net.driver == "host":
+            raise Forbidden("container cannot be disconnected from host network or connected to host network")
+        if net.name not in c.endpoints_config:
+            raise Forbidden(f"container {c.id} is not connected to network {net.name}")
+        if c.state.running and (c.net or {}).get("sandbox"):
+            try:
+                self.networks.disconnect(net, c.id)
+            except Forbidden:
+                if not force:
+                    raise
+            (c.net.get("endpoints") or {}).pop(net.name, None)
+        del c.endpoints_config[net.name]
+
+    # -- Docker's views ----------------------------------------------------------------------------
+
+    @staticmethod
+    def published(c: Container) -> list[ports.Published]:
+        return ports.from_dicts((c.net or {}).get("ports")) if c.state.running else []

@@ -1,0 +1,63 @@
+"""Who answers to which name on which network: the hook the embedded DNS server (``dns.py``) reads.
+
+Terms:
+
+- *entry* (:class:`NameEntry`): one container's attachment to one user-defined network as DNS sees
+  it: the names it answers to there (its name, its aliases, its short ID), its address, and the path
+  of its network namespace (where a resolver for it listens on 127.0.0.11).
+- The network service registers an entry when a container joins a network and unregisters it when it
+  leaves; *listeners* (``on_change``) are told of both, so a DNS server can start or stop listening in
+  a namespace. The default bridge has no entries: as in Docker, names resolve only on user networks.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class NameEntry:
+    network_id: str
+    container_id: str
+    names: tuple[str, ...]
+    ip: str
+    netns: str
+    upstreams: tuple[str, ...] = field(default=())  # where names not ours are forwarded
+
+
+Listener = Callable[[str, NameEntry], None]  # ("register" | "unregister", entry)
+
+
+class NameRegistry:
+    """The entries of every network, kept in memory (the network service restores them at start)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], NameEntry] = {}
+        self._lock = threading.Lock()
+        self.listeners: list[Listener] = []
+
+    def register(self, entry: NameEntry) -> None:
+        with self._lock:
+            self._entries[(entry.network_id, entry.container_id)] = entry
+        for listener in list(self.listeners):
+            listener("register", entry)
+
+    def unregister(self, network_id: str, container_id: str) -> None:
+        with self._lock:
+            entry = self._entries.pop((network_id, container_id), None)
+        if entry is not None:
+            for listener in list(self.listeners):
+                listener("unregister", entry)
+
+    def lookup(self, network_ids: set[str], name: str) -> list[str]:
+        """The addresses answering to ``name`` (case-insensitive) on any of ``network_ids``."""
+        wanted = name.rstrip(".").lower()
+        with self._lock:
+            return [e.ip for (net, _), e in sorted(self._entries.items())
+                    if net in network_ids and wanted in (n.lower() for n in e.names)]
+
+    def entries(self, container_id: str | None = None) -> list[NameEntry]:
+        with self._lock:
+            return [e for e in self._entries.values() if container_id is None or e.container_id == container_id]

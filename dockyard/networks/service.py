@@ -1,0 +1,617 @@
+"""The network service: network records, their bridges and nft elements, and containers' endpoints.
+
+Terms (Docker's):
+
+- *predefined networks*: ``bridge`` (the default, on the bridge device :attr:`Naming.default_bridge`,
+  with a subnet :func:`ipam.pick_subnet` chose once and recorded), ``host`` and ``none``. They are
+  recorded like the others and never removed.
+- *user-defined network*: a bridge network made by ``network create``; its bridge is made at once
+  and given its elements in our nft table (:class:`Firewall`).
+- *sandbox*: a container's network namespace, pinned at ``<root>/network/netns/<container id>``
+  while the container runs (:mod:`netns`); the runtime ``setns()``es its init there.
+- *endpoint*: a sandbox's attachment to a network (a veth: host end on the bridge, ``eth<n>`` inside,
+  an address from the network's IPAM pool); see :mod:`records`. Published ports belong to the
+  container (the nft map element's owner) and go with its sandbox.
+
+Every operation here blocks (netlink, nft, SQLite): the containers service calls it on its worker
+pool, never on the event loop. One lock keeps the records, pools and kernel state in step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import secrets
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dockyard import filters as docker_filters
+from dockyard.errors import Conflict, DockyardError, Forbidden, InvalidParameter, NotFound
+from dockyard.formats import timestamps
+from dockyard.metadata import open_db
+from dockyard.networks import ipam, netlink, netns
+from dockyard.networks.firewall import Firewall, PortForward
+from dockyard.networks.names import NameEntry, NameRegistry
+from dockyard.networks.naming import Naming
+from dockyard.networks.ports import PortRequest, Published
+from dockyard.networks.records import Endpoint, Network, NetworkStore
+
+log = logging.getLogger("dockyard.networks")
+
+BRIDGE_NAME_OPT = "com.docker.network.bridge.name"
+MASQ_OPT = "com.docker.network.bridge.enable_ip_masquerade"
+MTU_OPT = "com.docker.network.driver.mtu"
+HOST_BINDING_OPT = "com.docker.network.bridge.host_binding_ipv4"
+OVERLAP = "invalid pool request: Pool overlaps with other one on this address space"
+PREDEFINED = ("bridge", "host", "none")
+
+EventSink = Callable[[str, str, dict[str, str]], None]  # (action, network id, attributes)
+
+
+@dataclass
+class NetworkOptions:
+    """The daemon's settings (daemon.json): ``ip`` (the default host address of ``-p``) and
+    ``userland-proxy`` (when true, as by default, a host port some process of the host holds is refused
+    as dockerd's proxy would fail to bind it; publishing itself is always nft DNAT)."""
+
+    default_bind_ip: str = "0.0.0.0"
+    userland_proxy: bool = True
+    mtu: int = 1500
+
+
+@dataclass
+class EndpointRequest:
+    """What a container asks of one network (``EndpointsConfig``): aliases, an address, a MAC."""
+
+    aliases: list[str] = field(default_factory=list)
+    ipv4: str = ""
+    mac: str = ""
+    links: list[str] = field(default_factory=list)
+
+
+def _labels_match(labels: dict[str, str], wanted: Iterable[str]) -> bool:
+    for item in wanted:
+        key, eq, value = item.partition("=")
+        if key not in labels or (eq and labels[key] != value):
+            return False
+    return True
+
+
+class NetworkService:
+    """Networks of the daemon root ``root`` (see the module docstring)."""
+
+    def __init__(self, root: Path, events: EventSink | None = None, options: NetworkOptions | None = None,
+                 host_netns: Path = netns.HOST) -> None:
+        self.root = Path(root)
+        self.naming = Naming(self.root)
+        self.options = options or NetworkOptions()
+        self.netns_dir = self.root / "network" / "netns"
+        self.host_netns = host_netns
+        self.names = NameRegistry()  # the embedded DNS server's view (dns.py)
+        self._events = events
+        self._lock = threading.RLock()
+        self._started = False
+        self._store: NetworkStore | None = None
+        self._firewall: Firewall | None = None
+        self._networks: dict[str, Network] = {}
+        self._pools: dict[str, ipam.AddressPool] = {}
+
+    # -- start-up -----------------------------------------------------------------------------------
+
+    @property
+    def store(self) -> NetworkStore:
+        self.start()
+        assert self._store is not None
+        return self._store
+
+    @property
+    def firewall(self) -> Firewall:
+        self.start()
+        assert self._firewall is not None
+        return self._firewall
+
+    def start(self) -> None:
+        """Load the records, make the predefined networks, and bring every bridge and its nft elements
+        back (idempotent: after a restart what is there stays)."""
+        with self._lock:
+            if self._started:
+                return
+            self.netns_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._store = NetworkStore(open_db(self.root))
+            self._firewall = Firewall(self.naming.table, netns=self.host_netns)
+            self._firewall.ensure()
+            self._networks = {n.id: n for n in self._store.networks()}
+            self._ensure_predefined()
+            for net in self._networks.values():
+                if net.driver == "bridge":
+                    self._bring_up(net)
+            for ep in self._store.endpoints():
+                pool = self._pools.get(ep.network_id)
+                if pool is not None and ep.ip:
+                    with contextlib.suppress(DockyardError):
+                        pool.allocate(ep.ip)
+            self._started = True
+
+    def _ensure_predefined(self) -> None:
+        assert self._store is not None
+        have = {n.name for n in self._networks.values() if n.default}
+        for name in PREDEFINED:
+            if name in have:
+                continue
+            net = Network(id=secrets.token_hex(32), name=name, driver={"none": "null"}.get(name, name),
+                          created=timestamps.now(), default=True)
+            if name == "bridge":
+                subnet = ipam.pick_subnet(self._taken(), ipam.default_pool())
+                net.bridge = self.naming.default_bridge
+                net.subnet, net.gateway = str(subnet), ipam.default_gateway(subnet)
+                net.options = {"com.docker.network.bridge.default_bridge": "true",
+                               "com.docker.network.bridge.enable_icc": "true",
+                               MASQ_OPT: "true", HOST_BINDING_OPT: self.options.default_bind_ip,
+                               BRIDGE_NAME_OPT: net.bridge, MTU_OPT: str(self.options.mtu)}
+            self._store.save_network(net)
+            self._networks[net.id] = net
+
+    def _taken(self) -> list[ipaddress.IPv4Network]:
+        """Subnets a new network must not overlap: the host's routes and addresses (but our own
+        bridges'), and every network of ours."""
+        ours = {ipaddress.IPv4Network(n.subnet) for n in self._networks.values() if n.subnet}
+        host = [r for r in netlink.host_routes(netns=self.host_netns) if r not in ours]
+        return [*host, *ours]
+
+    def _bring_up(self, net: Network) -> None:
+        subnet = ipaddress.IPv4Network(net.subnet)
+        mtu = int(net.options.get(MTU_OPT) or self.options.mtu)
+        netlink.ensure_bridge(net.bridge, f"{net.gateway}/{subnet.prefixlen}", mtu, netns=self.host_netns)
+        assert self._firewall is not None
+        self._firewall.add_network(net.bridge, net.subnet, net.internal,
+                                   masquerade=net.options.get(MASQ_OPT, "true") != "false")
+        self._pools[net.id] = ipam.AddressPool(subnet, net.gateway, net.ip_range or None)
+
+    def cleanup(self, running: set[str]) -> None:
+        """Remove what containers that no longer run left (a crash, a kill of the daemon): their
+        endpoints and addresses, published ports, pinned namespaces, and veths of ours nobody owns."""
+        with self._lock:
+            self.start()
+            assert self._store is not None and self._firewall is not None
+            for ep in self._store.endpoints():
+                if ep.container_id not in running:
+                    self._drop_endpoint(ep)
+            for owner in self._firewall.forwards():
+                if owner not in running:
+                    self._firewall.unpublish(owner)
+            for pin in self.netns_dir.iterdir():
+                if pin.name not in running:
+                    with contextlib.suppress(OSError):
+                        netns.remove(pin)
+            known = {ep.host_ifname for ep in self._store.endpoints()}
+            for name in self._host_links():
+                if self.naming.is_veth(name) and name not in known:
+                    log.info("removing stale veth %s", name)
+                    netlink.delete_link(name, netns=self.host_netns)
+            # Names of the running containers, for the DNS hook.
+            for ep in self._store.endpoints():
+                self._register_names(ep)
+
+    def _host_links(self) -> list[str]:
+        return netlink.handle(self.host_netns).read(
+            lambda ipr: [str(link.get("ifname")) for link in ipr.get_links()])
+
+    def close(self) -> None:
+        with self._lock:
+            if self._firewall is not None:
+                self._firewall.close()
+
+    def reset(self) -> None:
+        """Take down everything this root made on the host: bridges, veths, the nft table (for
+        tests and uninstall; records stay, so the next start rebuilds the networks)."""
+        with self._lock:
+            self.start()
+            for net in self._networks.values():
+                if net.bridge:
+                    netlink.delete_link(net.bridge, netns=self.host_netns)
+            for name in self._host_links():
+                if self.naming.owns(name):
+                    netlink.delete_link(name, netns=self.host_netns)
+            self.firewall.reset()
+
+    # -- events -------------------------------------------------------------------------------------
+
+    def _event(self, action: str, net: Network, **extra: str) -> None:
+        if self._events is not None:
+            self._events(action, net.id, {"name": net.name, "type": net.driver, **extra})
+
+    # -- lookup -------------------------------------------------------------------------------------
+
+    def get(self, ref: str) -> Network:
+        """By full ID, by name, then by a unique ID prefix; Docker's errors."""
+        self.start()
+        with self._lock:
+            nets = list(self._networks.values())
+        for net in nets:
+            if net.id == ref:
+                return net
+        for net in nets:
+            if net.name == ref:
+                return net
+        found = [n for n in nets if ref and n.id.startswith(ref)]
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise InvalidParameter(f"network {ref} is ambiguous ({len(found)} matches found based on ID prefix)")
+        raise NotFound(f"network {ref} not found")
+
+    def _by_name(self, name: str) -> Network | None:
+        return next((n for n in self._networks.values() if n.name == name), None)
+
+    # -- create / remove ------------------------------------------------------------------------------
+
+    def create(self, body: Any) -> dict[str, str]:
+        """``POST /networks/create``: a bridge network; returns ``{"Id", "Warning"}``."""
+        if not isinstance(body, dict):
+            raise InvalidParameter("invalid JSON: the network create request must be an object")
+        name = body.get("Name")
+        if not isinstance(name, str) or not name:
+            raise InvalidParameter("network name is required" if not name else "invalid network name")
+        driver = body.get("Driver") or "bridge"
+        if driver in ("host", "null"):
+            raise Forbidden(f'only one instance of "{driver}" network is allowed')
+        if driver != "bridge":
+            raise NotFound(f"could not find plugin {driver} in v1 plugin registry: plugin not found")
+        if body.get("EnableIPv6"):
+            raise InvalidParameter("IPv6 networks are not supported by dockyard yet")
+        if body.get("Ingress") or body.get("Scope") not in (None, "", "local") or body.get("ConfigOnly") \
+                or (body.get("ConfigFrom") or {}).get("Network"):
+            raise InvalidParameter("only local bridge networks are supported by dockyard")
+        options = {str(k): str(v) for k, v in (body.get("Options") or {}).items()}
+        labels = {str(k): str(v) for k, v in (body.get("Labels") or {}).items()}
+        ipam_body = body.get("IPAM") or {}
+        if (ipam_body.get("Driver") or "default") != "default":
+            raise NotFound(f"could not find plugin {ipam_body['Driver']} in v1 plugin registry: plugin not found")
+        configs = [c for c in ipam_body.get("Config") or [] if c]
+        v4 = [c for c in configs if ":" not in str(c.get("Subnet") or "")]
+        if len(v4) > 1:
+            raise InvalidParameter("dockyard supports one IPv4 subnet per network")
+        if len(configs) > len(v4):
+            raise InvalidParameter("IPv6 networks are not supported by dockyard yet")
+        mtu = options.get(MTU_OPT)
+        if mtu is not None and not (mtu.isdigit() and 68 <= int(mtu) <= 65535):
+            raise InvalidParameter(f"invalid MTU: {mtu}")
+        with self._lock:
+            self.start()
+            if self._by_name(name) is not None:
+                raise Conflict(f"network with name {name} already exists")
+            net = Network(id=secrets.token_hex(32), name=name, driver="bridge", created=timestamps.now(),
+                          internal=bool(body.get("Internal")), attachable=bool(body.get("Attachable")),
+                          options=options, labels=labels,
+                          ipam_options={str(k): str(v) for k, v in (ipam_body.get("Options") or {}).items()})
+            self._address_plan(net, v4[0] if v4 else None)
+            bridge = options.get(BRIDGE_NAME_OPT) or self.naming.user_bridge(net.id)
+            if not (0 < len(bridge) <= 15) or any(c in bridge for c in "/ :") or not bridge.isprintable():
+                raise InvalidParameter(f"invalid bridge name: {bridge!r}")
+            if any(n.bridge == bridge for n in self._networks.values()):
+                raise Conflict(f"bridge name {bridge} is already in use by another network")
+            if netlink.link_exists(bridge, netns=self.host_netns):
+                raise Conflict(f"cannot create network {net.id} ({bridge}): conflicts with an existing link")
+            net.bridge = bridge
+            try:
+                self._bring_up(net)
+                self.store.save_network(net)
+            except BaseException:
+                self._take_down(net)
+                raise
+            self._networks[net.id] = net
+        self._event("create", net)
+        return {"Id": net.id, "Warning": ""}
+
+    def _address_plan(self, net: Network, config: dict[str, Any] | None) -> None:
+        """Subnet, gateway and range of ``net`` from its IPAM config, or a subnet picked from the pool."""
+        ours = [ipaddress.IPv4Network(n.subnet) for n in self._networks.values() if n.subnet]
+        if config and config.get("Subnet"):
+            try:
+                subnet = ipaddress.IPv4Network(str(config["Subnet"]), strict=False)
+            except ValueError:
+                raise InvalidParameter(f"invalid subnet {config['Subnet']}: invalid CIDR address") from None
+            if str(subnet) != str(config["Subnet"]) and "/" in str(config["Subnet"]):
+                # Docker keeps the address as given; the network is what counts
+                pass
+            if any(subnet.overlaps(other) for other in ours):
+                raise Forbidden(OVERLAP)
+            net.ipam_configured = True
+        else:
+            if config and (config.get("Gateway") or config.get("IPRange")):
+                raise InvalidParameter("a gateway or an IP range needs a subnet (--subnet)")
+            subnet = ipam.pick_subnet(self._taken(), ipam.default_pool())
+        gateway = str((config or {}).get("Gateway") or "") or ipam.default_gateway(subnet)
+        ip_range = str((config or {}).get("IPRange") or "")
+        for text, what in ((gateway, "gateway"), (ip_range, "range")):
+            if not text:
+                continue
+            try:
+                inside = (ipaddress.IPv4Network(text, strict=False).subnet_of(subnet) if what == "range"
+                          else ipaddress.IPv4Address(text) in subnet)
+            except ValueError:
+                raise InvalidParameter(f"invalid {what}: {text}") from None
+            if not inside:
+                raise InvalidParameter(f"no matching subnet for {what} {text}")
+        net.subnet, net.gateway = str(subnet), gateway
+        net.ip_range = str(ipaddress.IPv4Network(ip_range, strict=False)) if ip_range else ""
+
+    def _take_down(self, net: Network) -> None:
+        with contextlib.suppress(DockyardError, OSError):
+            if self._firewall is not None:
+                self._firewall.remove_network(net.bridge)
+        with contextlib.suppress(DockyardError, OSError):
+            netlink.delete_link(net.bridge, netns=self.host_netns)
+        self._pools.pop(net.id, None)
+
+    def remove(self, ref: str) -> None:
+        """``DELETE /networks/{id}``: Docker's errors for predefined networks and networks in use."""
+        with self._lock:
+            net = self.get(ref)
+            if net.default:
+                raise Forbidden(f"{net.name} is a pre-defined network and cannot be removed")
+            if self.store.endpoints(network_id=net.id):
+                raise Forbidden(f"error while removing network: network {net.name} id {net.id} has active endpoints")
+            self._take_down(net)
+            self.store.delete_network(net.id)
+            self._networks.pop(net.id, None)
+        self._event("destroy", net)
+
+    def prune(self, raw_filters: Any) -> dict[str, Any]:
+        """``POST /networks/prune``: every user network without endpoints that the filters select
+        (``until``, ``label``, ``label!``); answers ``{"NetworksDeleted": [names] | null}``."""
+        import time
+
+        f = docker_filters.normalize(raw_filters, ("until", "label", "label!"))
+        now = time.time_ns()
+        until = [timestamps.parse_time_arg(v, now) for v in f.get("until", [])]
+        deleted: list[str] = []
+        for net in sorted(self.list_networks(), key=lambda n: n.name):
+            if net.default:
+                continue
+            if until and not all(timestamps.stored_ns(net.created) < u for u in until):
+                continue
+            if not _labels_match(net.labels, f.get("label", [])):
+                continue
+            if f.get("label!") and any(_labels_match(net.labels, [w]) for w in f["label!"]):
+                continue
+            try:
+                self.remove(net.id)
+            except (Forbidden, NotFound):
+                continue
+            deleted.append(net.name)
+        return {"NetworksDeleted": deleted or None}
+
+    # -- views --------------------------------------------------------------------------------------
+
+    def list_networks(self) -> list[Network]:
+        self.start()
+        with self._lock:
+            return list(self._networks.values())
+
+    def listing(self, raw_filters: Any) -> list[dict[str, Any]]:
+        """``GET /networks`` with Docker's filters (driver, id, label, name, scope, type, dangling)."""
+        f = docker_filters.normalize(raw_filters, ("driver", "id", "label", "name", "scope", "type", "dangling"))
+        for t in f.get("type", []):
+            if t not in ("custom", "builtin"):
+                raise InvalidParameter(f"invalid filter: 'type'='{t}'")
+        dangling = None
+        for d in f.get("dangling", []):
+            if d.lower() not in ("true", "false", "1", "0"):
+                raise InvalidParameter(f"invalid filter 'dangling={d}'")
+            dangling = d.lower() in ("true", "1")
+        used = {ep.network_id for ep in self.store.endpoints()}
+        out = []
+        for net in sorted(self.list_networks(), key=lambda n: n.created):
+            if "driver" in f and net.driver not in f["driver"]:
+                continue
+            if "id" in f and not any(net.id.startswith(v) for v in f["id"]):
+                continue
+            if "name" in f and not any(v in net.name for v in f["name"]):
+                continue
+            if "scope" in f and "local" not in f["scope"]:
+                continue
+            if "type" in f and ("builtin" if net.default else "custom") not in f["type"]:
+                continue
+            if not _labels_match(net.labels, f.get("label", [])):
+                continue
+            if dangling is not None and dangling != (not net.default and net.id not in used):
+                continue
+            out.append(self.to_docker(net, with_containers=False))
+        return out
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        return self.to_docker(self.get(ref), with_containers=True)
+
+    def to_docker(self, net: Network, with_containers: bool) -> dict[str, Any]:
+        config: list[dict[str, str]] | None = None
+        if net.subnet:
+            entry = {"Subnet": net.subnet, "Gateway": net.gateway}
+            if net.ip_range:
+                entry["IPRange"] = net.ip_range
+            config = [entry]
+        containers: dict[str, Any] = {}
+        if with_containers:
+            for ep in self.store.endpoints(network_id=net.id):
+                containers[ep.container_id] = {
+                    "Name": ep.container_name, "EndpointID": ep.endpoint_id, "MacAddress": ep.mac,
+                    "IPv4Address": f"{ep.ip}/{ep.prefixlen}" if ep.ip else "", "IPv6Address": ""}
+        return {
+            "Name": net.name, "Id": net.id, "Created": net.created, "Scope": "local", "Driver": net.driver,
+            "EnableIPv4": True, "EnableIPv6": False,
+            "IPAM": {"Driver": "default", "Options": (net.ipam_options if not net.default else None),
+                     "Config": config if config is not None else []},
+            "Internal": net.internal, "Attachable": net.attachable, "Ingress": False,
+            "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": containers,
+            "Options": dict(net.options), "Labels": dict(net.labels),
+        }
+
+    # -- sandboxes and endpoints ------------------------------------------------------------------------
+
+    def sandbox_path(self, container_id: str) -> Path:
+        return self.netns_dir / container_id
+
+    def create_sandbox(self, container_id: str) -> Path:
+        """A pinned network namespace for the container (``lo`` up); an old pin of it is replaced."""
+        self.start()
+        path = self.sandbox_path(container_id)
+        netns.remove(path)
+        netns.create(path)
+        return path
+
+    def connect(self, net: Network, container_id: str, container_name: str, sandbox: Path,
+                request: EndpointRequest, default_route: bool, dns_names: list[str]) -> Endpoint:
+        """Attach the sandbox to ``net``: an address, a veth ``eth<n>`` (default route via the gateway
+        when asked and the network is not internal), the endpoint record, the names for DNS."""
+        if net.driver != "bridge":
+            raise InvalidParameter(f"container cannot be connected to network {net.name} ({net.driver})")
+        with self._lock:
+            self.start()
+            assert self._store is not None
+            if self._store.endpoints(network_id=net.id, container_id=container_id):
+                raise Forbidden(f"endpoint with name {container_name} already exists in network {net.name}")
+            pool = self._pools[net.id]
+            ip = pool.allocate(request.ipv4 or None)
+            existing = self._store.endpoints(container_id=container_id)
+            ifname = f"eth{len(existing)}"
+            host_ifname = self._free_veth_name()
+            prefix = ipaddress.IPv4Network(net.subnet).prefixlen
+            ep = Endpoint(network_id=net.id, container_id=container_id, container_name=container_name,
+                          endpoint_id=secrets.token_hex(32), ip=ip, prefixlen=prefix, gateway=net.gateway,
+                          host_ifname=host_ifname, ifname=ifname, aliases=list(request.aliases),
+                          dns_names=list(dns_names), ipam_ip=request.ipv4, links=list(request.links))
+            try:
+                mtu = int(net.options.get(MTU_OPT) or self.options.mtu)
+                ep.mac = netlink.attach_veth(sandbox, net.bridge, host_ifname, ifname, f"{ip}/{prefix}",
+                                             net.gateway if default_route and not net.internal else None,
+                                             request.mac or None, mtu, host_netns=self.host_netns)
+                self._store.save_endpoint(ep)
+            except BaseException:
+                pool.release(ip)
+                with contextlib.suppress(DockyardError, OSError):
+                    netlink.detach_veth(host_ifname, netns=self.host_netns)
+                raise
+        self._register_names(ep, sandbox)
+        self._event("connect", net, container=container_id)
+        return ep
+
+    def _free_veth_name(self) -> str:
+        for _ in range(20):
+            name = self.naming.veth()
+            if not netlink.link_exists(name, netns=self.host_netns):
+                return name
+        raise DockyardError("cannot find a free name for a veth")
+
+    def _register_names(self, ep: Endpoint, sandbox: Path | None = None) -> None:
+        net = self._networks.get(ep.network_id)
+        if net is None or net.default or not ep.dns_names:
+            return
+        self.names.register(NameEntry(ep.network_id, ep.container_id, tuple(ep.dns_names), ep.ip,
+                                      str(sandbox or self.sandbox_path(ep.container_id))))
+
+    def endpoints(self, container_id: str) -> list[Endpoint]:
+        return self.store.endpoints(container_id=container_id)
+
+    def disconnect(self, net: Network, container_id: str) -> None:
+        """Detach the container from ``net`` (its veth, address, record, names)."""
+        with self._lock:
+            found = self.store.endpoints(network_id=net.id, container_id=container_id)
+            if not found:
+                raise Forbidden(f"container {container_id} is not connected to network {net.name}")
+            self._drop_endpoint(found[0])
+        self._event("disconnect", net, container=container_id)
+
+    def _drop_endpoint(self, ep: Endpoint) -> None:
+        assert self._store is not None
+        self.names.unregister(ep.network_id, ep.container_id)
+        if ep.host_ifname:
+            with contextlib.suppress(DockyardError, OSError):
+                netlink.detach_veth(ep.host_ifname, netns=self.host_netns)
+        pool = self._pools.get(ep.network_id)
+        if pool is not None:
+            pool.release(ep.ip)
+        self._store.delete_endpoint(ep.network_id, ep.container_id)
+
+    def release(self, container_id: str) -> None:
+        """Everything a container's run held: published ports, endpoints (a ``disconnect`` event
+        each), its pinned namespace. Idempotent."""
+        with self._lock:
+            self.start()
+            assert self._store is not None and self._firewall is not None
+            self._firewall.unpublish(container_id)
+            gone = self._store.endpoints(container_id=container_id)
+            for ep in gone:
+                self._drop_endpoint(ep)
+            netns.remove(self.sandbox_path(container_id))
+        for ep in gone:
+            net = self._networks.get(ep.network_id)
+            if net is not None:
+                self._event("disconnect", net, container=container_id)
+
+    # -- published ports --------------------------------------------------------------------------------
+
+    def host_binding_ip(self, net: Network) -> str:
+        return net.options.get(HOST_BINDING_OPT) or self.options.default_bind_ip
+
+    def publish(self, container_id: str, container_ip: str, wanted: list[PortRequest]) -> list[Published]:
+        """Publish ``wanted`` to ``container_ip`` for the container, all or none; host ports chosen
+        for requests that name none (or a range). Docker's "port is already allocated"."""
+        if not wanted:
+            return []
+        with self._lock:
+            fw = self.firewall
+            taken_now: dict[str, set[int]] = {"tcp": set(), "udp": set()}
+            published: list[Published] = []
+            forwards: list[PortForward] = []
+            for req in wanted:
+                if req.low == 0:
+                    port = fw.pick_host_port(req.proto, req.host_ip, exclude=taken_now[req.proto])
+                elif req.low == req.high:
+                    port = req.low
+                    if self.options.userland_proxy:
+                        self._check_host_port(req, port, container_ip)
+                else:
+                    port = self._first_free(req, taken_now[req.proto], container_ip)
+                taken_now[req.proto].add(port)
+                published.append(Published(req.container_port, req.proto, req.host_ip, port))
+                forwards.append(PortForward(req.host_ip, port, container_ip, req.container_port, req.proto))
+            fw.publish(container_id, forwards)
+            return published
+
+    def _first_free(self, req: PortRequest, exclude: set[int], container_ip: str) -> int:
+        used = {(f.proto, f.host_port) for fs in self.firewall.forwards().values() for f in fs}
+        for port in range(req.low, req.high + 1):
+            if port in exclude or (req.proto, port) in used:
+                continue
+            try:
+                self._check_host_port(req, port, container_ip)
+            except DockyardError:
+                continue
+            return port
+        raise DockyardError(f"Bind for {req.host_ip}:{req.low}-{req.high} failed: port is already allocated")
+
+    def _check_host_port(self, req: PortRequest, port: int, container_ip: str) -> None:
+        """Refuse a host port a process of the host holds (as dockerd's proxy could not bind it)."""
+        kind = socket.SOCK_STREAM if req.proto == "tcp" else socket.SOCK_DGRAM
+
+        def probe() -> bool:
+            with socket.socket(socket.AF_INET, kind) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind((req.host_ip if req.host_ip not in ("", "0.0.0.0") else "0.0.0.0", port))
+                except OSError:
+                    return False
+                return True
+
+        free = probe() if Path(self.host_netns) == netns.HOST else netns.run_in(self.host_netns, probe)
+        if not free:
+            raise DockyardError(f"failed to bind host port for {req.host_ip}:{port}:{container_ip}:"
+                                f"{req.container_port}/{req.proto}: address already in use")
+
+    def forwards_of(self, container_id: str) -> list[PortForward]:
+        return self.firewall.forwards().get(container_id, [])

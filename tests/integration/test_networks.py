@@ -1,0 +1,279 @@
+"""Networks through the real daemon: the default bridge, user networks, published ports, connect and
+disconnect, Docker's errors, and the real Docker CLI and docker-py against our socket.
+
+Traffic goes only between the tests' containers and to the host's loopback. Every network and
+container a test makes is removed by it (the daemon fixture removes containers; the harness removes
+the bridges and nft table of its root), and conftest's session guard checks the host is unchanged.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.daemon_harness import Daemon, free_port
+
+pytestmark = pytest.mark.root
+
+
+NC_MOUNTS = ("-v", "/bin/nc.openbsd:/nc:ro", "-v", "/lib:/lib:ro", "-v", "/lib64:/lib64:ro",
+             "-v", "/usr/lib:/usr/lib:ro")
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(3)}"
+
+
+def run(d: Daemon, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return d.docker(*args, check=check, timeout=timeout)
+
+
+def inspect(d: Daemon, kind: str, ref: str) -> dict[str, Any]:
+    return json.loads(run(d, kind, "inspect", ref).stdout)[0]  # type: ignore[no-any-return]
+
+
+@pytest.fixture()
+def net(daemon: Daemon) -> Iterator[str]:
+    name = _name("n")
+    run(daemon, "network", "create", name)
+    yield name
+    run(daemon, "network", "rm", name, check=False)
+
+
+def wait_http(url: str, deadline: float = 10) -> str:
+    end = time.monotonic() + deadline
+    while True:
+        got = subprocess.run(["curl", "-sS", "--max-time", "2", url], capture_output=True, text=True)
+        if got.returncode == 0:
+            return got.stdout
+        if time.monotonic() > end:
+            raise AssertionError(f"curl {url}: {got.stderr}")
+        time.sleep(0.1)
+
+
+def test_default_bridge_address_route_and_files(daemon: Daemon) -> None:
+    name = _name("c")
+    run(daemon, "run", "-d", "--name", name, "--hostname", "web", "--domainname", "example.org",
+        "--add-host", "db:10.1.2.3", "--add-host", "gw:host-gateway", "--dns-search", "corp.test",
+        "--dns-option", "timeout:2", "busybox", "sleep", "600")
+    try:
+        bridge = inspect(daemon, "network", "bridge")
+        subnet = ipaddress.IPv4Network(bridge["IPAM"]["Config"][0]["Subnet"])
+        gateway = bridge["IPAM"]["Config"][0]["Gateway"]
+        assert not subnet.overlaps(ipaddress.IPv4Network("172.17.0.0/16"))
+        c = inspect(daemon, "container", name)
+        settings = c["NetworkSettings"]
+        ip = settings["Networks"]["bridge"]["IPAddress"]
+        assert ipaddress.IPv4Address(ip) in subnet and settings["IPAddress"] == ip
+        assert settings["Gateway"] == gateway and settings["Networks"]["bridge"]["NetworkID"] == bridge["Id"]
+        assert settings["SandboxKey"] and settings["MacAddress"]
+        assert bridge["Containers"][c["Id"]]["IPv4Address"] == f"{ip}/{subnet.prefixlen}"
+        addr = run(daemon, "exec", name, "ip", "-o", "-4", "addr", "show", "eth0").stdout
+        assert f"{ip}/{subnet.prefixlen}" in addr
+        route = run(daemon, "exec", name, "ip", "route").stdout
+        assert f"default via {gateway}" in route
+        hosts = run(daemon, "exec", name, "cat", "/etc/hosts").stdout
+        assert f"{ip}\tweb.example.org web\n" in hosts and "10.1.2.3\tdb\n" in hosts and f"{gateway}\tgw\n" in hosts
+        resolv = run(daemon, "exec", name, "cat", "/etc/resolv.conf").stdout
+        assert "search corp.test" in resolv and "options timeout:2" in resolv
+        assert "nameserver 127." not in resolv
+        assert run(daemon, "exec", name, "hostname").stdout.strip() == "web"
+        # the gateway (the host's bridge address) answers
+        assert run(daemon, "exec", name, "ping", "-c1", "-W2", gateway, check=False).returncode == 0
+        veth_host = None
+        sandbox = Path(settings["SandboxKey"])
+        assert sandbox.exists()
+    finally:
+        run(daemon, "rm", "-f", name)
+    assert not sandbox.exists()
+    assert c["Id"] not in inspect(daemon, "network", "bridge")["Containers"]
+    del veth_host
+
+
+def test_user_network_talks_inside_not_across(daemon: Daemon, net: str) -> None:
+    other = _name("o")
+    run(daemon, "network", "create", "--subnet", "10.231.7.0/24", "--gateway", "10.231.7.254", other)
+    names = [_name("a"), _name("b"), _name("x")]
+    try:
+        run(daemon, "run", "-d", "--name", names[0], "--network", net, "busybox", "sleep", "600")
+        run(daemon, "run", "-d", "--name", names[1], "--network", net, "--network-alias", "buddy",
+            "busybox", "sleep", "600")
+        run(daemon, "run", "-d", "--name", names[2], "--network", other, "--ip", "10.231.7.9",
+            "busybox", "sleep", "600")
+        ips = [inspect(daemon, "container", n)["NetworkSettings"]["Networks"] for n in names]
+        a_ip, b_ip = ips[0][net]["IPAddress"], ips[1][net]["IPAddress"]
+        x = ips[2][other]
+        assert x["IPAddress"] == "10.231.7.9" and x["Gateway"] == "10.231.7.254"
+        assert x["IPAMConfig"] == {"IPv4Address": "10.231.7.9"}
+        assert ips[1][net]["Aliases"] == ["buddy"] and "buddy" in ips[1][net]["DNSNames"]
+        assert run(daemon, "exec", names[0], "ping", "-c1", "-W2", b_ip, check=False).returncode == 0
+        assert run(daemon, "exec", names[1], "ping", "-c1", "-W2", a_ip, check=False).returncode == 0
+        assert run(daemon, "exec", names[2], "ping", "-c1", "-W1", a_ip, check=False).returncode != 0
+        assert run(daemon, "exec", names[0], "ping", "-c1", "-W1", "10.231.7.9", check=False).returncode != 0
+        resolv = run(daemon, "exec", names[0], "cat", "/etc/resolv.conf").stdout
+        assert "nameserver 127.0.0.11" in resolv and "ndots:0" in resolv
+        # connect x to net live: now it reaches a, with an alias; disconnect: no more
+        run(daemon, "network", "connect", "--alias", "late", net, names[2])
+        got = inspect(daemon, "container", names[2])["NetworkSettings"]["Networks"]
+        assert set(got) == {other, net} and got[net]["Aliases"] == ["late"]
+        assert run(daemon, "exec", names[2], "ping", "-c1", "-W2", a_ip, check=False).returncode == 0
+        run(daemon, "network", "disconnect", net, names[2])
+        assert set(inspect(daemon, "container", names[2])["NetworkSettings"]["Networks"]) == {other}
+        assert run(daemon, "exec", names[2], "ping", "-c1", "-W1", a_ip, check=False).returncode != 0
+        # in use: Docker's error
+        rm = run(daemon, "network", "rm", other, check=False)
+        assert rm.returncode != 0 and "has active endpoints" in rm.stderr
+    finally:
+        run(daemon, "rm", "-f", *names, check=False)
+        run(daemon, "network", "rm", other, check=False)
+
+
+def test_internal_network_has_no_way_out(daemon: Daemon) -> None:
+    internal = _name("i")
+    run(daemon, "network", "create", "--internal", internal)
+    names = [_name("p"), _name("q")]
+    try:
+        for n in names:
+            run(daemon, "run", "-d", "--name", n, "--network", internal, "busybox", "sleep", "600")
+        peer = inspect(daemon, "container", names[1])["NetworkSettings"]["Networks"][internal]["IPAddress"]
+        assert run(daemon, "exec", names[0], "ping", "-c1", "-W2", peer, check=False).returncode == 0
+        route = run(daemon, "exec", names[0], "ip", "route").stdout
+        assert "default" not in route
+        gateway = inspect(daemon, "network", internal)["IPAM"]["Config"][0]["Gateway"]
+        bridge_gw = inspect(daemon, "network", "bridge")["IPAM"]["Config"][0]["Gateway"]
+        # no route out, and even the host's addresses are not reachable through the bridge
+        assert run(daemon, "exec", names[0], "ping", "-c1", "-W1", bridge_gw, check=False).returncode != 0
+        assert inspect(daemon, "network", internal)["Internal"] is True and gateway
+    finally:
+        run(daemon, "rm", "-f", *names, check=False)
+        run(daemon, "network", "rm", internal, check=False)
+
+
+def test_published_tcp_and_udp_from_host_loopback(daemon: Daemon, tmp_path: Path) -> None:
+    name, listener = _name("web"), _name("udp")
+    tcp, udp = free_port(), free_port()
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "index.html").write_text("hello through -p\n")
+    run(daemon, "run", "-d", "--name", name, "-p", f"{tcp}:80", "-p", "8081", "-v", f"{www}:/www:ro",
+        "busybox", "httpd", "-f", "-p", "80", "-h", "/www")
+    # busybox has no UDP listener: the host's netcat-openbsd with its libraries, read-only
+    run(daemon, "run", "-d", "--name", listener, "-p", f"127.0.0.1:{udp}:5353/udp", *NC_MOUNTS,
+        "busybox", "/nc", "-u", "-l", "-k", "5353")
+    try:
+        assert wait_http(f"http://127.0.0.1:{tcp}/index.html") == "hello through -p\n"
+        ports = inspect(daemon, "container", name)["NetworkSettings"]["Ports"]
+        assert ports["80/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": str(tcp)}]
+        random_port = int(ports["8081/tcp"][0]["HostPort"])
+        assert random_port > 1024
+        assert inspect(daemon, "container", listener)["NetworkSettings"]["Ports"]["5353/udp"] == [
+            {"HostIp": "127.0.0.1", "HostPort": str(udp)}]
+        shown = run(daemon, "port", name).stdout.splitlines()
+        assert f"80/tcp -> 0.0.0.0:{tcp}" in shown and f"8081/tcp -> 0.0.0.0:{random_port}" in shown
+        assert run(daemon, "port", name, "80").stdout.strip() == f"0.0.0.0:{tcp}"
+        listed = json.loads(run(daemon, "ps", "--filter", f"name={name}", "--format", "{{json .}}").stdout)
+        assert f"0.0.0.0:{tcp}->80/tcp" in listed["Ports"]
+        deadline = time.monotonic() + 10
+        while "ping-udp" not in run(daemon, "logs", listener).stdout:
+            assert time.monotonic() < deadline, "the UDP datagram did not arrive"
+            subprocess.run(["nc", "-u", "-w1", "127.0.0.1", str(udp)], input="ping-udp\n", capture_output=True,
+                           text=True, timeout=10)
+        again = run(daemon, "run", "--rm", "-d", "-p", f"{tcp}:80", "busybox", "sleep", "5", check=False)
+        assert again.returncode != 0 and f"Bind for 0.0.0.0:{tcp} failed: port is already allocated" in again.stderr
+    finally:
+        run(daemon, "rm", "-f", name, listener)
+    assert subprocess.run(["curl", "-sS", "--max-time", "1", f"http://127.0.0.1:{tcp}/"],
+                          capture_output=True).returncode != 0
+
+
+def test_network_errors_as_docker(daemon: Daemon, net: str) -> None:
+    subnet = inspect(daemon, "network", net)["IPAM"]["Config"][0]["Subnet"]
+    overlap = run(daemon, "network", "create", "--subnet", subnet, _name("ov"), check=False)
+    assert overlap.returncode != 0 and "Pool overlaps with other one on this address space" in overlap.stderr
+    dup = run(daemon, "network", "create", net, check=False)
+    assert dup.returncode != 0 and f"network with name {net} already exists" in dup.stderr
+    missing = run(daemon, "network", "inspect", "no-such-net", check=False)
+    assert missing.returncode != 0 and "network no-such-net not found" in missing.stderr
+    # as dockerd: the create succeeds, the start fails (and --rm removes the container)
+    gone = _name("gone")
+    run_missing = run(daemon, "run", "--rm", "--name", gone, "--network", "no-such-net", "busybox", "true", check=False)
+    assert run_missing.returncode != 0 and "network no-such-net not found" in run_missing.stderr
+    assert run(daemon, "ps", "-aq", "--filter", f"name={gone}").stdout.strip() == ""
+    predefined = run(daemon, "network", "rm", "bridge", check=False)
+    assert "bridge is a pre-defined network and cannot be removed" in predefined.stderr
+    ip_default = run(daemon, "run", "--rm", "--ip", "10.0.0.5", "busybox", "true", check=False)
+    assert "user specified IP address is supported on user defined networks only" in ip_default.stderr
+
+
+def test_network_ls_inspect_filters_prune(daemon: Daemon) -> None:
+    keep, gone = _name("keep"), _name("gone")
+    run(daemon, "network", "create", "--label", "purpose=test", "-o", "com.docker.network.driver.mtu=1400", keep)
+    run(daemon, "network", "create", gone)
+    try:
+        listed = run(daemon, "network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}").stdout.splitlines()
+        assert {"bridge bridge local", "host host local", "none null local"} <= set(listed)
+        assert f"{keep} bridge local" in listed
+        labelled = run(daemon, "network", "ls", "-q", "--filter", "label=purpose=test").stdout.split()
+        assert labelled == [inspect(daemon, "network", keep)["Id"][:12]]
+        custom = run(daemon, "network", "ls", "--filter", "type=custom", "--format", "{{.Name}}").stdout.split()
+        assert "bridge" not in custom and keep in custom
+        shown = inspect(daemon, "network", keep)
+        assert shown["Labels"] == {"purpose": "test"} and shown["Options"]["com.docker.network.driver.mtu"] == "1400"
+        assert shown["Driver"] == "bridge" and shown["Scope"] == "local" and shown["Internal"] is False
+        pruned = run(daemon, "network", "prune", "-f", "--filter", "label!=purpose=test").stdout
+        assert gone in pruned and keep not in pruned
+        assert run(daemon, "network", "inspect", gone, check=False).returncode != 0
+    finally:
+        run(daemon, "network", "rm", keep, gone, check=False)
+
+
+def test_container_mode_shares_the_namespace(daemon: Daemon) -> None:
+    first, second = _name("pod"), _name("side")
+    run(daemon, "run", "-d", "--name", first, "busybox", "sleep", "600")
+    try:
+        run(daemon, "run", "-d", "--name", second, "--network", f"container:{first}", "busybox", "sleep", "600")
+        a = run(daemon, "exec", first, "ip", "-o", "-4", "addr", "show", "eth0").stdout.split()[3]
+        b = run(daemon, "exec", second, "ip", "-o", "-4", "addr", "show", "eth0").stdout.split()[3]
+        assert a == b
+    finally:
+        run(daemon, "rm", "-f", second, first, check=False)
+
+
+def test_links_on_default_bridge(daemon: Daemon) -> None:
+    target, client = _name("db"), _name("app")
+    run(daemon, "run", "-d", "--name", target, "busybox", "sleep", "600")
+    try:
+        run(daemon, "run", "-d", "--name", client, "--link", f"{target}:dbalias", "busybox", "sleep", "600")
+        ip = inspect(daemon, "container", target)["NetworkSettings"]["IPAddress"]
+        hosts = run(daemon, "exec", client, "cat", "/etc/hosts").stdout
+        assert f"{ip}\tdbalias " in hosts
+        assert run(daemon, "exec", client, "ping", "-c1", "-W2", "dbalias", check=False).returncode == 0
+    finally:
+        run(daemon, "rm", "-f", client, target, check=False)
+
+
+def test_docker_py_networks(daemon: Daemon) -> None:
+    client = daemon.client()
+    name = _name("py")
+    network = client.networks.create(name, driver="bridge", labels={"k": "v"})
+    try:
+        c = client.containers.run("busybox", ["sleep", "600"], detach=True, network=name)
+        try:
+            network.reload()
+            assert [x.id for x in network.containers] == [c.id]
+            c.reload()
+            assert c.attrs["NetworkSettings"]["Networks"][name]["IPAddress"]
+        finally:
+            c.remove(force=True)
+        assert name in [n.name for n in client.networks.list()]
+    finally:
+        network.remove()
+    assert name not in [n.name for n in client.networks.list()]
