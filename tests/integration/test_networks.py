@@ -277,3 +277,59 @@ def test_docker_py_networks(daemon: Daemon) -> None:
     finally:
         network.remove()
     assert name not in [n.name for n in client.networks.list()]
+
+
+def test_restart_keeps_networks_addresses_and_ports(fresh_daemon: Daemon, tmp_path: Path) -> None:
+    d = fresh_daemon
+    net_name, web, dead = _name("keep"), _name("web"), _name("dead")
+    port, dead_port = free_port(), free_port()
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "index.html").write_text("still here\n")
+    run(d, "network", "create", "--subnet", "10.232.5.0/24", net_name)
+    run(d, "run", "-d", "--name", web, "--network", net_name, "-p", f"{port}:80", "-v", f"{www}:/www:ro",
+        "busybox", "httpd", "-f", "-p", "80", "-h", "/www")
+    run(d, "run", "-d", "--name", dead, "-p", f"{dead_port}:80", "busybox", "sleep", "600")
+    assert wait_http(f"http://127.0.0.1:{port}/") == "still here\n"
+    before = inspect(d, "container", web)["NetworkSettings"]
+    dead_info = inspect(d, "container", dead)
+    d.kill9()
+    # while the daemon is away the container keeps serving, and one container dies
+    assert wait_http(f"http://127.0.0.1:{port}/") == "still here\n"
+    import os
+    import signal
+
+    os.kill(dead_info["State"]["Pid"], signal.SIGKILL)
+    time.sleep(0.5)
+    d.start()
+    after = inspect(d, "container", web)["NetworkSettings"]
+    assert after["Networks"][net_name]["IPAddress"] == before["Networks"][net_name]["IPAddress"]
+    assert after["Ports"] == before["Ports"] and after["SandboxKey"] == before["SandboxKey"]
+    assert wait_http(f"http://127.0.0.1:{port}/") == "still here\n"
+    shown = inspect(d, "network", net_name)
+    assert list(shown["Containers"]) == [inspect(d, "container", web)["Id"]]
+    # the dead container's port, endpoint and namespace are gone
+    assert inspect(d, "container", dead)["State"]["Running"] is False
+    assert dead_info["Id"] not in inspect(d, "network", "bridge")["Containers"]
+    assert not Path(dead_info["NetworkSettings"]["SandboxKey"]).exists()
+    taken = run(d, "run", "-d", "--rm", "-p", f"{dead_port}:80", "busybox", "sleep", "600")
+    run(d, "rm", "-f", taken.stdout.strip())
+    # a new container gets another address than the one kept
+    other = run(d, "run", "-d", "--network", net_name, "busybox", "sleep", "600").stdout.strip()
+    assert inspect(d, "container", other)["NetworkSettings"]["Networks"][net_name]["IPAddress"] != \
+        after["Networks"][net_name]["IPAddress"]
+    run(d, "rm", "-f", other, web)
+    run(d, "network", "rm", net_name)
+
+
+def test_system_prune_with_docker_cli_empties_the_store(fresh_daemon: Daemon) -> None:
+    d = fresh_daemon
+    net_name = _name("tmp")
+    run(d, "network", "create", net_name)
+    run(d, "run", "--name", _name("done"), "--network", net_name, "-v", "/data", "busybox", "true")
+    out = run(d, "system", "prune", "-a", "--volumes", "-f", timeout=120)
+    assert "Deleted Networks:" in out.stdout and net_name in out.stdout
+    assert run(d, "ps", "-aq").stdout.strip() == ""
+    assert run(d, "images", "-q").stdout.strip() == ""
+    assert run(d, "volume", "ls", "-q").stdout.strip() == ""
+    assert sorted(run(d, "network", "ls", "--format", "{{.Name}}").stdout.split()) == ["bridge", "host", "none"]
