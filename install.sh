@@ -12,7 +12,7 @@ WITH_TESTS=0
 [ "${1:-}" = "--test" ] && WITH_TESTS=1
 
 packages=(busybox-static gcc libc6-dev zlib1g-dev python3-venv ca-certificates libseccomp2 nftables iproute2)
-[ "$WITH_TESTS" = 1 ] && packages+=(docker.io tmux skopeo umoci openssl docker-registry apache2-utils podman)
+[ "$WITH_TESTS" = 1 ] && packages+=(docker.io tmux skopeo umoci openssl docker-registry apache2-utils podman curl netcat-openbsd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

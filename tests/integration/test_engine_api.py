@@ -217,8 +217,8 @@ def test_unknown_image_and_bad_requests(client, daemon: Daemon) -> None:  # type
     status, body = raw(daemon, b"GET /v1.45/services HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
     assert status == 503 and "This node is not a swarm manager" in json.loads(body)["message"]
     with pytest.raises(docker.errors.APIError) as err:
-        client.containers.create("busybox", ["true"], ports={"80/tcp": 8080})
-    assert err.value.status_code == 400 and "not supported by dockyard yet" in str(err.value)
+        client.containers.create("busybox", ["true"], ports={"80/icmp": 8080})
+    assert err.value.status_code == 400 and "invalid proto: icmp" in str(err.value)
 
 
 def test_missing_command_gives_127(client) -> None:  # type: ignore[no-untyped-def]

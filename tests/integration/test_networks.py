@@ -333,3 +333,52 @@ def test_system_prune_with_docker_cli_empties_the_store(fresh_daemon: Daemon) ->
     assert run(d, "images", "-q").stdout.strip() == ""
     assert run(d, "volume", "ls", "-q").stdout.strip() == ""
     assert sorted(run(d, "network", "ls", "--format", "{{.Name}}").stdout.split()) == ["bridge", "host", "none"]
+
+
+def test_compose_style_project(daemon: Daemon) -> None:
+    """The calls docker compose makes for a project with two services on its default network, a
+    second network connected before start, and a sidecar in `network_mode: service:web`."""
+    import docker
+
+    api = docker.APIClient(base_url=daemon.host, version="auto", timeout=60)
+    project = _name("proj")
+    labels = {"com.docker.compose.project": project, "com.docker.compose.network": "default"}
+    made = []
+    assert api.networks(filters={"label": [f"com.docker.compose.project={project}"]}) == []
+    default = api.create_network(f"{project}_default", driver="bridge", labels=labels, check_duplicate=True,
+                                 ipam={"Driver": "default", "Config": []}, internal=False, attachable=False,
+                                 options={})
+    back = api.create_network(f"{project}_back", driver="bridge", labels={**labels, "com.docker.compose.network": "back"})
+    try:
+        assert [n["Name"] for n in api.networks(filters={"label": [f"com.docker.compose.project={project}"]})] \
+            in ([f"{project}_default", f"{project}_back"], [f"{project}_back", f"{project}_default"])
+        for service in ("web", "db"):
+            config = api.create_networking_config({f"{project}_default": api.create_endpoint_config(
+                aliases=[service, f"{project}-{service}-1"])})
+            c = api.create_container("busybox", ["sleep", "600"], name=f"{project}-{service}-1",
+                                     host_config=api.create_host_config(network_mode=f"{project}_default"),
+                                     networking_config=config, labels={"com.docker.compose.service": service})
+            made.append(c["Id"])
+        api.connect_container_to_network(made[1], back["Id"], aliases=["db"])
+        for cid in made:
+            api.start(cid)
+        sidecar = api.create_container("busybox", ["sleep", "600"], name=f"{project}-side-1",
+                                       host_config=api.create_host_config(network_mode=f"container:{made[0]}"))
+        made.append(sidecar["Id"])
+        api.start(sidecar["Id"])
+        web = api.inspect_container(made[0])["NetworkSettings"]["Networks"][f"{project}_default"]
+        db = api.inspect_container(made[1])["NetworkSettings"]["Networks"]
+        assert web["Aliases"] == ["web", f"{project}-web-1"] and web["IPAddress"]
+        assert set(db) == {f"{project}_default", f"{project}_back"} and db[f"{project}_back"]["IPAddress"]
+        ping = api.exec_create(made[1], ["ping", "-c1", "-W2", web["IPAddress"]])
+        api.exec_start(ping["Id"])
+        assert api.exec_inspect(ping["Id"])["ExitCode"] == 0
+        side = api.exec_create(sidecar["Id"], ["ip", "-o", "-4", "addr", "show", "eth0"])
+        assert web["IPAddress"] in api.exec_start(side["Id"]).decode()
+        assert set(api.inspect_network(default["Id"])["Containers"]) == set(made[:2])
+    finally:
+        for cid in reversed(made):
+            api.remove_container(cid, force=True)
+        api.remove_network(default["Id"])
+        api.remove_network(back["Id"])
+    assert api.networks(filters={"label": [f"com.docker.compose.project={project}"]}) == []
