@@ -526,12 +526,18 @@ class NetworkService:
             self._drop_endpoint(found[0])
         self._event("disconnect", net, container=container_id)
 
-    def _drop_endpoint(self, ep: Endpoint) -> None:
+    def _drop_endpoint(self, ep: Endpoint, sandbox_going: bool = False) -> None:
+        """Forget ``ep``. ``sandbox_going``: its namespace is unpinned next, with no process left in it,
+        so the veth is only set down (no frame reaches the old address from now) and the kernel deletes
+        the pair with the namespace, off the caller's path; else the pair is deleted now."""
         assert self._store is not None
         self.names.unregister(ep.network_id, ep.container_id)
         if ep.host_ifname:
             with contextlib.suppress(DockyardError, OSError):
-                netlink.detach_veth(ep.host_ifname, netns=self.host_netns)
+                if sandbox_going:
+                    netlink.link_down(ep.host_ifname, netns=self.host_netns)
+                else:
+                    netlink.detach_veth(ep.host_ifname, netns=self.host_netns)
         pool = self._pools.get(ep.network_id)
         if pool is not None:
             pool.release(ep.ip)
@@ -546,7 +552,7 @@ class NetworkService:
             self._firewall.unpublish(container_id)
             gone = self._store.endpoints(container_id=container_id)
             for ep in gone:
-                self._drop_endpoint(ep)
+                self._drop_endpoint(ep, sandbox_going=True)
             netns.remove(self.sandbox_path(container_id))
         for ep in gone:
             net = self._networks.get(ep.network_id)

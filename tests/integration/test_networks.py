@@ -48,6 +48,12 @@ def net(daemon: Daemon) -> Iterator[str]:
     run(daemon, "network", "rm", name, check=False)
 
 
+def bridge_ports(bridge: str) -> list[str]:
+    links = json.loads(subprocess.run(["ip", "-j", "link", "show", "master", bridge], capture_output=True,
+                                      text=True, check=True).stdout or "[]")
+    return [link["ifname"] for link in links]
+
+
 def wait_http(url: str, deadline: float = 10) -> str:
     end = time.monotonic() + deadline
     while True:
@@ -88,14 +94,18 @@ def test_default_bridge_address_route_and_files(daemon: Daemon) -> None:
         assert run(daemon, "exec", name, "hostname").stdout.strip() == "web"
         # the gateway (the host's bridge address) answers
         assert run(daemon, "exec", name, "ping", "-c1", "-W2", gateway, check=False).returncode == 0
-        veth_host = None
         sandbox = Path(settings["SandboxKey"])
         assert sandbox.exists()
+        ports_on_bridge = bridge_ports(bridge["Options"]["com.docker.network.bridge.name"])
+        assert len(ports_on_bridge) == 1
     finally:
         run(daemon, "rm", "-f", name)
     assert not sandbox.exists()
     assert c["Id"] not in inspect(daemon, "network", "bridge")["Containers"]
-    del veth_host
+    deadline = time.monotonic() + 5  # the kernel deletes the veth with the namespace, in the background
+    while ports_on_bridge[0] in bridge_ports(bridge["Options"]["com.docker.network.bridge.name"]):
+        assert time.monotonic() < deadline, "the container's veth outlived it"
+        time.sleep(0.05)
 
 
 def test_user_network_talks_inside_not_across(daemon: Daemon, net: str) -> None:
