@@ -1,14 +1,16 @@
-"""The event bus behind ``GET /events``: what happened to containers and images, in Docker's shape.
+"""The event bus behind ``GET /events``: what happened to containers, images and networks, in
+Docker's shape.
 
 Terms:
-- *event*: one thing that happened (``Type`` container/image, ``Action`` start/die/tag…, the
+- *event*: one thing that happened (``Type`` container/image/network, ``Action`` start/die/tag…, the
   ``Actor`` it happened to with its ``Attributes``), stamped with ``time``/``timeNano``.
 - *history*: the last :data:`HISTORY` events, kept in memory (like dockerd) so that ``since``
   can replay them; nothing survives a daemon restart.
 - *subscriber*: an ``asyncio.Queue`` that receives every event published after it subscribed.
 - *filters*: Docker's ``filters`` of ``GET /events``: ``type``, ``event`` (the action, also
   matching the part before ``:`` as in ``exec_create: sh``), ``container`` (ID, ID prefix or
-  name), ``image``, ``label`` (``key`` or ``key=value``), ``scope``.
+  name), ``image``, ``label`` (``key`` or ``key=value``), ``scope``, ``network`` (a network event's
+  network, by ID or name).
 """
 
 from __future__ import annotations
@@ -83,7 +85,10 @@ class Event:
             key, eq, value = item.partition("=")
             if key not in self.attributes or (eq and self.attributes[key] != value):
                 return False
-        for key in ("daemon", "network", "volume", "plugin", "node", "service", "secret", "config"):
+        if "network" in filters and (self.type != "network" or not any(
+                w in (self.actor_id, self.attributes.get("name", "")) for w in filters["network"])):
+            return False
+        for key in ("daemon", "volume", "plugin", "node", "service", "secret", "config"):
             if filters.get(key):
                 return False  # no such objects emit events here
         return True

@@ -79,15 +79,15 @@ class ContainerNetworking:
         for entry in host_config.get("ExtraHosts") or []:
             etc_files.parse_extra_host(entry, "0.0.0.0")
         if mode.startswith("container:"):
-            ref = mode.partition(":")[2]
-            self.get(ref)  # NotFound as Docker's
-            for what, present in (("port publishing", publishes),
+            # a missing container fails the start, not the create, as with dockerd
+            for what, present in (("port publishing", publishes),  # dockerd: "... and the container type network mode"
                                   ("hostname", bool(config.get("Hostname"))),
                                   ("dns", bool(host_config.get("Dns"))),
                                   ("custom host-to-IP mapping", bool(host_config.get("ExtraHosts"))),
                                   ("mac-address", bool(mac_address))):
                 if present:
-                    raise InvalidParameter(f"conflicting options: {what} and the network mode")
+                    mode_words = "the container type network mode" if what == "port publishing" else "the network mode"
+                    raise InvalidParameter(f"conflicting options: {what} and {mode_words}")
             return {}
         if mode == "host" and mac_address:
             raise InvalidParameter("conflicting options: mac-address and the network mode")
@@ -102,15 +102,15 @@ class ContainerNetworking:
         for i, ref in enumerate(order):
             try:
                 net = self.networks.get(ref)
-                name, net_id, default = net.name, net.id, net.default
+                name, net_id, default, configured = net.name, net.id, net.default, net.ipam_configured
             except NotFound:
                 # as dockerd: a missing network fails the start ("network x not found"), not the create
-                name, net_id, default = ref, "", False
+                name, net_id, default, configured = ref, "", False, True
             cfg = dict(wanted.get(ref) or wanted.get(name) or (wanted.get(net_id) if net_id else None) or
                        (wanted.get("default") if name == "bridge" else None) or {})
             if i == 0 and mac_address and not cfg.get("MacAddress"):
                 cfg["MacAddress"] = mac_address
-            self._check_endpoint(name, default, cfg)
+            self._check_endpoint(default, configured, cfg)
             out[name] = {"IPAMConfig": cfg.get("IPAMConfig") or None, "Links": cfg.get("Links") or None,
                          "Aliases": cfg.get("Aliases") or None, "MacAddress": cfg.get("MacAddress") or "",
                          "NetworkID": net_id}
@@ -120,11 +120,14 @@ class ContainerNetworking:
         return out
 
     @staticmethod
-    def _check_endpoint(name: str, default: bool, cfg: dict[str, Any]) -> None:
+    def _check_endpoint(default: bool, configured: bool, cfg: dict[str, Any]) -> None:
         _strings(cfg.get("Aliases"), "Aliases")
         ip = _ipv4_of(cfg)
         if default and ip:
             raise InvalidParameter("user specified IP address is supported on user defined networks only")
+        if ip and not configured:
+            raise InvalidParameter("user specified IP address is supported only when connecting to networks "
+                                   "with user configured subnets")
         if default and cfg.get("Aliases"):
             raise InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
         if ip:
@@ -283,7 +286,7 @@ class ContainerNetworking:
         if net.name in c.endpoints_config:
             raise Forbidden(f"endpoint with name {c.name} already exists in network {net.name}")
         cfg = dict(cfg or {})
-        self._check_endpoint(net.name, net.default, cfg)
+        self._check_endpoint(net.default, net.ipam_configured, cfg)
         entry = {"IPAMConfig": cfg.get("IPAMConfig") or None, "Links": cfg.get("Links") or None,
                  "Aliases": cfg.get("Aliases") or None, "MacAddress": cfg.get("MacAddress") or "",
                  "NetworkID": net.id}
@@ -296,10 +299,10 @@ class ContainerNetworking:
 
     def disconnect(self, c: Container, ref: str, force: bool = False) -> None:
         net = self.networks.get(ref)
-        if net.driver == "host":
-            raise Forbidden("container cannot be disconnected from host network or connected to host network")
         if net.name not in c.endpoints_config:
             raise Forbidden(f"container {c.id} is not connected to network {net.name}")
+        if net.driver == "host":
+            raise Forbidden("container cannot be disconnected from host network or connected to host network")
         if c.state.running and (c.net or {}).get("sandbox"):
             try:
                 self.networks.disconnect(net, c.id)

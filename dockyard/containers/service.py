@@ -276,7 +276,10 @@ class ContainerService:
         if not config["Hostname"]:
             uts_host = host_config.get("UTSMode") == "host"
             if mode.startswith("container:"):
-                config["Hostname"] = self.get(mode.partition(":")[2]).config["Hostname"]
+                try:
+                    config["Hostname"] = self.get(mode.partition(":")[2]).config["Hostname"]
+                except NotFound:  # the start says so
+                    config["Hostname"] = cid[:12]
             else:
                 config["Hostname"] = socket.gethostname() if mode == "host" or uts_host else cid[:12]
         argv = [*(config["Entrypoint"] or []), *(config["Cmd"] or [])]

@@ -261,7 +261,7 @@ class NetworkService:
         if driver in ("host", "null"):
             raise Forbidden(f'only one instance of "{driver}" network is allowed')
         if driver != "bridge":
-            raise NotFound(f"could not find plugin {driver} in v1 plugin registry: plugin not found")
+            raise NotFound(f'plugin "{driver}" not found')
         if body.get("EnableIPv6"):
             raise InvalidParameter("IPv6 networks are not supported by dockyard yet")
         if body.get("Ingress") or body.get("Scope") not in (None, "", "local") or body.get("ConfigOnly") \
@@ -271,7 +271,7 @@ class NetworkService:
         labels = {str(k): str(v) for k, v in (body.get("Labels") or {}).items()}
         ipam_body = body.get("IPAM") or {}
         if (ipam_body.get("Driver") or "default") != "default":
-            raise NotFound(f"could not find plugin {ipam_body['Driver']} in v1 plugin registry: plugin not found")
+            raise NotFound(f'plugin "{ipam_body["Driver"]}" not found')
         configs = [c for c in ipam_body.get("Config") or [] if c]
         v4 = [c for c in configs if ":" not in str(c.get("Subnet") or "")]
         if len(v4) > 1:
@@ -315,10 +315,8 @@ class NetworkService:
             try:
                 subnet = ipaddress.IPv4Network(str(config["Subnet"]), strict=False)
             except ValueError:
-                raise InvalidParameter(f"invalid subnet {config['Subnet']}: invalid CIDR address") from None
-            if str(subnet) != str(config["Subnet"]) and "/" in str(config["Subnet"]):
-                # Docker keeps the address as given; the network is what counts
-                pass
+                text = config["Subnet"]
+                raise InvalidParameter(f"Invalid subnet {text} : invalid CIDR address: {text}") from None
             if any(subnet.overlaps(other) for other in ours):
                 raise Forbidden(OVERLAP)
             net.ipam_configured = True

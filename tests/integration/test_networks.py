@@ -221,6 +221,47 @@ def test_network_errors_as_docker(daemon: Daemon, net: str) -> None:
     assert "bridge is a pre-defined network and cannot be removed" in predefined.stderr
     ip_default = run(daemon, "run", "--rm", "--ip", "10.0.0.5", "busybox", "true", check=False)
     assert "user specified IP address is supported on user defined networks only" in ip_default.stderr
+    ip_unconfigured = run(daemon, "run", "--rm", "--network", net, "--ip", "10.0.0.5", "busybox", "true", check=False)
+    assert ("user specified IP address is supported only when connecting to networks with user configured "
+            "subnets") in ip_unconfigured.stderr
+    for args, message in [
+        (("network", "create", "--subnet", "nope", _name("bad")), "Invalid subnet nope : invalid CIDR address: nope"),
+        (("network", "create", "-d", "foo", _name("bad")), 'plugin "foo" not found'),
+        (("network", "create", "-d", "host", _name("bad")), 'only one instance of "host" network is allowed'),
+        (("network", "rm", "none"), "none is a pre-defined network and cannot be removed"),
+    ]:
+        got = run(daemon, *args, check=False)
+        assert got.returncode != 0 and message in got.stderr, (args, got.stderr)
+    c = _name("c")
+    run(daemon, "run", "-d", "--name", c, "--network", net, "busybox", "sleep", "600")
+    try:
+        cid = inspect(daemon, "container", c)["Id"]
+        for args, message in [
+            (("network", "connect", net, c), f"endpoint with name {c} already exists in network {net}"),
+            (("network", "disconnect", "none", c), f"container {cid} is not connected to network none"),
+            (("network", "connect", "host", c),
+             "container cannot be disconnected from host network or connected to host network"),
+            (("network", "connect", "none", c),
+             "container cannot be connected to multiple networks with one of the networks in private (none) mode"),
+            (("run", "--rm", "--network", f"container:{c}", "-p", "80:80", "busybox", "true"),
+             "conflicting options: port publishing and the container type network mode"),
+            (("run", "--rm", "--network", f"container:{c}", "-h", "x", "busybox", "true"),
+             "conflicting options: hostname and the network mode"),
+            (("run", "--rm", "--network", "container:no-such-container", "busybox", "true"),
+             "No such container: no-such-container"),
+        ]:
+            got = run(daemon, *args, check=False)
+            assert got.returncode != 0 and message in got.stderr, (args, got.stderr)
+        rm = run(daemon, "network", "rm", net, check=False)
+        assert f"error while removing network: network {net} id " in rm.stderr and "has active endpoints" in rm.stderr
+    finally:
+        run(daemon, "rm", "-f", c)
+    stopped = run(daemon, "create", "busybox", "true").stdout.strip()
+    try:
+        got = run(daemon, "run", "--rm", "--network", f"container:{stopped}", "busybox", "true", check=False)
+        assert f"cannot join network of a non running container: {stopped}" in got.stderr
+    finally:
+        run(daemon, "rm", "-f", stopped)
 
 
 def test_network_ls_inspect_filters_prune(daemon: Daemon) -> None:
@@ -392,3 +433,25 @@ def test_compose_style_project(daemon: Daemon) -> None:
         api.remove_network(default["Id"])
         api.remove_network(back["Id"])
     assert api.networks(filters={"label": [f"com.docker.compose.project={project}"]}) == []
+
+
+def test_network_events_mac_and_dns_flags(daemon: Daemon) -> None:
+    since = str(time.time() - 1)
+    name, c = _name("ev"), _name("mac")
+    run(daemon, "network", "create", name)
+    run(daemon, "run", "-d", "--name", c, "--network", name, "--mac-address", "02:42:ac:11:00:99",
+        "--dns", "10.9.9.9", "--dns-search", "x.test", "busybox", "sleep", "600")
+    try:
+        mac = inspect(daemon, "container", c)["NetworkSettings"]["Networks"][name]["MacAddress"]
+        assert mac == "02:42:ac:11:00:99"
+        assert "02:42:ac:11:00:99" in run(daemon, "exec", c, "cat", "/sys/class/net/eth0/address").stdout
+        resolv = run(daemon, "exec", c, "cat", "/etc/resolv.conf").stdout
+        assert "nameserver 127.0.0.11" in resolv and "search x.test" in resolv  # --dns goes upstream
+    finally:
+        run(daemon, "rm", "-f", c)
+    run(daemon, "network", "rm", name)
+    until = str(time.time() + 1)
+    events = run(daemon, "events", "--since", since, "--until", until, "--filter", "type=network",
+                 "--filter", f"network={name}", "--format", "{{.Action}} {{.Actor.Attributes.name}}").stdout
+    actions = [line.split()[0] for line in events.splitlines()]
+    assert actions == ["create", "connect", "disconnect", "destroy"], events
