@@ -2,7 +2,9 @@
 
 Each engine gets its own temporary root, imports the same offline busybox rootfs, and runs
 ``run --rm --network none busybox true`` N times; the medians are printed with their ratio to
-dockyard's, and written to ``bench/results/start-<timestamp>.json``. Engines that are not
+dockyard's, and written to ``bench/results/start-<timestamp>.json``. dockyard also runs the default
+bridge (``run --rm busybox true``: namespace, veth, address, nft), taking turns with ``none`` so both
+see the same machine, and again with ``--bridge-load`` containers running on the bridge. Engines that are not
 installed are reported as such. Run as root: ``.venv/bin/python bench/run_bench.py [-n 20]``.
 """
 
@@ -27,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from dockyard.images.busybox_rootfs import write_busybox_rootfs_tar  # noqa: E402
 
-DOCKYARD = str(REPO / ".venv" / "bin" / "dockyard")
+DOCKYARD = os.environ.get("DOCKYARD_BENCH_CLI", str(REPO / ".venv" / "bin" / "dockyard"))
 DOCKER = "/usr/local/bin/docker" if os.path.exists("/usr/local/bin/docker") else "docker"
 
 
@@ -61,6 +63,23 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
         proc.wait(5)
 
 
+def remove_networks(root: Path) -> None:
+    """The bridges, veths and nft table a dockyard daemon on ``root`` made (they outlive its stop)."""
+    from dockyard.networks.firewall import Firewall
+    from dockyard.networks.naming import Naming
+
+    naming = Naming(root)
+    links = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True).stdout or "[]")
+    for link in links:
+        if naming.owns(link.get("ifname", "")):
+            subprocess.run(["ip", "link", "del", link["ifname"]], capture_output=True)
+    firewall = Firewall(naming.table)
+    try:
+        firewall.reset()
+    finally:
+        firewall.close()
+
+
 def timed(argv: list[str], n: int, env: dict[str, str] | None = None) -> list[float]:
     subprocess.run(argv, check=True, env=env, capture_output=True)  # warm-up
     samples = []
@@ -87,8 +106,9 @@ def podman_setup(directory: Path) -> tuple[list[str], dict[str, str]]:
 
 
 class Bench:
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, bridge_load: int = 0) -> None:
         self.n = n
+        self.bridge_load = bridge_load
         self.tmp = Path(tempfile.mkdtemp(prefix="dockyard-bench-"))
         self.tar = self.tmp / "busybox.tar"
         with self.tar.open("wb") as f:
@@ -110,12 +130,28 @@ class Bench:
         root, sock = self.tmp / "dockyard", self.tmp / "dockyard.sock"
         proc = subprocess.Popen([sys.executable, "-m", "dockyard.daemon.main", "--root", str(root), "-H", f"unix://{sock}"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, cwd=REPO)
+        self.cleanups.append(lambda: remove_networks(root))
         self.cleanups.append(lambda: stop_process(proc))
         wait_for(lambda: ping(sock), "dockyard daemon")
         env = {**os.environ, "DOCKYARD_HOST": f"unix://{sock}", "DOCKER_HOST": f"unix://{sock}"}
         with self.tar.open("rb") as f:
             subprocess.run([DOCKYARD, "import", "-", "busybox:latest"], stdin=f, check=True, env=env, capture_output=True)
-        self.record("dockyard run --rm --network none", timed([DOCKYARD, "run", "--rm", "--network", "none", "busybox", "true"], self.n, env))
+        none_argv = [DOCKYARD, "run", "--rm", "--network", "none", "busybox", "true"]
+        bridge_argv = [DOCKYARD, "run", "--rm", "busybox", "true"]
+        none_samples: list[float] = []
+        bridge_samples: list[float] = []
+        for _ in range(max(1, self.n // 5)):  # taking turns, five runs each
+            none_samples += timed(none_argv, 5, env)
+            bridge_samples += timed(bridge_argv, 5, env)
+        self.record("dockyard run --rm --network none", none_samples)
+        self.record("dockyard run --rm (default bridge)", bridge_samples)
+        if self.bridge_load:
+            for _ in range(self.bridge_load):
+                subprocess.run([DOCKYARD, "run", "-d", "busybox", "sleep", "3600"], check=True, env=env,
+                               capture_output=True)
+            self.record(f"  ... with {self.bridge_load} on the bridge", timed(bridge_argv, self.n, env))
+            ids = subprocess.run([DOCKYARD, "ps", "-q"], env=env, capture_output=True, text=True).stdout.split()
+            subprocess.run([DOCKYARD, "rm", "-f", *ids], env=env, capture_output=True, timeout=600)
         self.record("docker CLI -> dockyard", timed([DOCKER, "run", "--rm", "--network", "none", "busybox", "true"], self.n, env))
         self.record("dockyard version (CLI round trip)", timed([DOCKYARD, "version"], self.n, env))
 
@@ -197,10 +233,13 @@ class Bench:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=20, help="runs per engine")
+    parser.add_argument("--bridge-load", type=int, default=0,
+                        help="measure the bridge path again with this many containers running on it")
+    parser.add_argument("--only-dockyard", action="store_true", help="leave out dockerd, Podman and crun")
     args = parser.parse_args()
-    bench = Bench(args.n)
+    bench = Bench(args.n, args.bridge_load)
     try:
-        for step in (bench.dockyard, bench.dockerd, bench.podman, bench.crun):
+        for step in (bench.dockyard,) if args.only_dockyard else (bench.dockyard, bench.dockerd, bench.podman, bench.crun):
             try:
                 step()
             except Exception as exc:

@@ -198,7 +198,9 @@ class ContainerNetworking:
             first = None
             for name, cfg in c.endpoints_config.items():
                 net = svc.get(name)
-                ep = svc.connect(net, c.id, c.name, sandbox, self._request(cfg), default_route=first is None,
+                request = self._request(cfg)
+                request.upstreams = etc_files.upstream_servers(host_resolv, settings.dns)
+                ep = svc.connect(net, c.id, c.name, sandbox, request, default_route=first is None,
                                  dns_names=self._dns_names(c, net.default, cfg))
                 live["endpoints"][net.name] = self._endpoint_state(ep, net.id)
                 if first is None:
@@ -292,7 +294,9 @@ class ContainerNetworking:
                  "NetworkID": net.id}
         sandbox = (c.net or {}).get("sandbox")
         if c.state.running and sandbox:
-            ep = self.networks.connect(net, c.id, c.name, Path(sandbox), self._request(entry), default_route=False,
+            request = self._request(entry)
+            request.upstreams = etc_files.upstream_servers(etc_files.host_resolv_conf(), list(c.host_config.get("Dns") or []))
+            ep = self.networks.connect(net, c.id, c.name, Path(sandbox), request, default_route=False,
                                        dns_names=self._dns_names(c, net.default, entry))
             c.net.setdefault("endpoints", {})[net.name] = self._endpoint_state(ep, net.id)
         c.endpoints_config[net.name] = entry

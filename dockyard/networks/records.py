@@ -66,6 +66,7 @@ class Endpoint:
     dns_names: list[str] = field(default_factory=list)
     ipam_ip: str = ""                # IPAMConfig.IPv4Address asked for
     links: list[str] = field(default_factory=list)
+    upstreams: list[str] = field(default_factory=list)  # where the embedded DNS forwards this container's queries
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

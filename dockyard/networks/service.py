@@ -72,6 +72,7 @@ class EndpointRequest:
     ipv4: str = ""
     mac: str = ""
     links: list[str] = field(default_factory=list)
+    upstreams: list[str] = field(default_factory=list)  # DNS servers the embedded resolver forwards to
 
 
 def _labels_match(labels: dict[str, str], wanted: Iterable[str]) -> bool:
@@ -482,7 +483,8 @@ class NetworkService:
             ep = Endpoint(network_id=net.id, container_id=container_id, container_name=container_name,
                           endpoint_id=secrets.token_hex(32), ip=ip, prefixlen=prefix, gateway=net.gateway,
                           host_ifname=host_ifname, ifname=ifname, aliases=list(request.aliases),
-                          dns_names=list(dns_names), ipam_ip=request.ipv4, links=list(request.links))
+                          dns_names=list(dns_names), ipam_ip=request.ipv4, links=list(request.links),
+                          upstreams=list(request.upstreams))
             try:
                 mtu = int(net.options.get(MTU_OPT) or self.options.mtu)
                 ep.mac = netlink.attach_veth(sandbox, net.bridge, host_ifname, ifname, f"{ip}/{prefix}",
@@ -510,7 +512,7 @@ class NetworkService:
         if net is None or net.default or not ep.dns_names:
             return
         self.names.register(NameEntry(ep.network_id, ep.container_id, tuple(ep.dns_names), ep.ip,
-                                      str(sandbox or self.sandbox_path(ep.container_id))))
+                                      str(sandbox or self.sandbox_path(ep.container_id)), tuple(ep.upstreams)))
 
     def endpoints(self, container_id: str) -> list[Endpoint]:
         return self.store.endpoints(container_id=container_id)
