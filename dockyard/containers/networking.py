@@ -143,9 +143,12 @@ class ContainerNetworking:
 
     # -- start / stop -----------------------------------------------------------------------------
 
-    def start(self, c: Container) -> tuple[str, dict[str, Path]]:
-        """Set up the run's networking; returns the runtime's ``network`` and the /etc files.
-        On failure nothing is left."""
+    def start(self, c: Container) -> tuple[str, dict[str, Path], Callable[[], None] | None]:
+        """Prepare the run's networking: returns the runtime's ``network``, the /etc files, and for
+        bridge networks a *finish* step — endpoints, ports, the hosts file's own line — that the caller
+        runs while the runtime builds the container (it must be done before the process runs; the
+        files are bind-mounted by inode, so what finish writes shows inside). Checks that can fail
+        (missing networks, links) happen here, before anything runs. On failure nothing is left."""
         mode = str(c.host_config.get("NetworkMode") or "default")
         settings = self._etc_settings(c)
         host_resolv = etc_files.host_resolv_conf()
@@ -160,7 +163,7 @@ class ContainerNetworking:
             else:
                 hosts = etc_files.hosts_text(settings)
                 resolv = etc_files.resolv_text(host_resolv, settings)
-            return mode, etc_files.write(c.dir, c.config["Hostname"], hosts, resolv)
+            return mode, etc_files.write(c.dir, c.config["Hostname"], hosts, resolv), None
         if mode.startswith("container:"):
             other = self.get(mode.partition(":")[2])
             if not other.state.running or other.state.pid <= 0:
@@ -173,8 +176,8 @@ class ContainerNetworking:
             c.net = {"mode": mode, "container": other.id}
             files = {"/etc/hostname": other.dir / "hostname", "/etc/hosts": other.dir / "hosts",
                      "/etc/resolv.conf": other.dir / "resolv.conf"}
-            return path, {k: v for k, v in files.items() if v.exists()}
-        return self._start_networks(c, settings, host_resolv)
+            return path, {k: v for k, v in files.items() if v.exists()}, None
+        return self._prepare_networks(c, settings, host_resolv)
 
     def _etc_settings(self, c: Container) -> etc_files.EtcSettings:
         hc = c.host_config
@@ -187,43 +190,49 @@ class ContainerNetworking:
             dns_search=list(hc.get("DnsSearch") or []), dns_options=list(hc.get("DnsOptions") or []),
             host_gateway=gateway)
 
-    def _start_networks(self, c: Container, settings: etc_files.EtcSettings, host_resolv: str) -> tuple[str, dict[str, Path]]:
+    def _prepare_networks(self, c: Container, settings: etc_files.EtcSettings,
+                          host_resolv: str) -> tuple[str, dict[str, Path], Callable[[], None]]:
         svc = self.networks
         if not c.endpoints_config:
             c.endpoints_config = self.plan(c.config, c.host_config, None)
+        nets = [(svc.get(name), cfg) for name, cfg in c.endpoints_config.items()]  # "network x not found"
+        first_net = nets[0][0] if nets else None
+        settings.embedded_dns = first_net is not None and not first_net.default
+        if first_net is not None and first_net.default:
+            settings.links = self._links(c)
+        wanted = []
+        if first_net is not None and not first_net.internal:
+            wanted = ports.requests(c.host_config.get("PortBindings"), bool(c.host_config.get("PublishAllPorts")),
+                                    c.config.get("ExposedPorts"), svc.host_binding_ip(first_net))
         sandbox = svc.create_sandbox(c.id)
-        live: dict[str, Any] = {"mode": c.host_config.get("NetworkMode") or "default", "sandbox": str(sandbox),
-                                "sandbox_id": secrets.token_hex(32), "endpoints": {}, "ports": []}
+        c.net = {"mode": c.host_config.get("NetworkMode") or "default", "sandbox": str(sandbox),
+                 "sandbox_id": secrets.token_hex(32), "endpoints": {}, "ports": []}
         try:
-            first = None
-            for name, cfg in c.endpoints_config.items():
-                net = svc.get(name)
-                request = self._request(cfg)
-                request.upstreams = etc_files.upstream_servers(host_resolv, settings.dns)
-                ep = svc.connect(net, c.id, c.name, sandbox, request, default_route=first is None,
-                                 dns_names=self._dns_names(c, net.default, cfg))
-                live["endpoints"][net.name] = self._endpoint_state(ep, net.id)
-                if first is None:
-                    first = (net, ep)
-            if first is not None:
-                net, ep = first
-                settings.ip = ep.ip
-                if not net.internal:
-                    wanted = ports.requests(c.host_config.get("PortBindings"),
-                                            bool(c.host_config.get("PublishAllPorts")),
-                                            c.config.get("ExposedPorts"), svc.host_binding_ip(net))
-                    live["ports"] = [p.as_dict() for p in svc.publish(c.id, ep.ip, wanted)]
-                settings.embedded_dns = not net.default
-                if net.default:
-                    settings.links = self._links(c)
             files = etc_files.write(c.dir, c.config["Hostname"], etc_files.hosts_text(settings),
                                     etc_files.resolv_text(host_resolv, settings))
         except BaseException:
-            with contextlib.suppress(Exception):
-                svc.release(c.id)
+            self.stop(c)
             raise
-        c.net = live
-        return str(sandbox), files
+
+        def finish() -> None:
+            try:
+                first = None
+                for net, cfg in nets:
+                    request = self._request(cfg)
+                    request.upstreams = etc_files.upstream_servers(host_resolv, settings.dns)
+                    ep = svc.connect(net, c.id, c.name, sandbox, request, default_route=first is None,
+                                     dns_names=self._dns_names(c, net.default, cfg))
+                    c.net["endpoints"][net.name] = self._endpoint_state(ep, net.id)
+                    first = first or ep
+                if first is not None:
+                    c.net["ports"] = [p.as_dict() for p in svc.publish(c.id, first.ip, wanted)]
+                    settings.ip = first.ip
+                    files["/etc/hosts"].write_text(etc_files.hosts_text(settings))  # same inode: seen inside
+            except BaseException:
+                self.stop(c)
+                raise
+
+        return str(sandbox), files, finish
 
     @staticmethod
     def _request(cfg: dict[str, Any]) -> EndpointRequest:

@@ -364,10 +364,13 @@ class ContainerService:
         live.starting = True
         live.start_failed = None
         try:
-            spec, cgroup = await blocking.run(self._prepare_start, c, image)
+            spec, cgroup, network_finish = await blocking.run(self._prepare_start, c, image)
         except BaseException:
             live.starting = False
             raise
+        # The endpoints are made while the runtime builds the container (both take milliseconds of
+        # kernel time); the process runs (go) only once both are done.
+        network_ready = asyncio.ensure_future(blocking.run(network_finish or (lambda: None)))
         # A failure from here until the process runs gives the network back (an exit does it later).
 
         def join_cgroup(pid: int) -> None:
@@ -382,6 +385,15 @@ class ContainerService:
             spawned = await asyncio.to_thread(spawn, spec, on_init=join_cgroup)
         except BaseException:
             live.starting = False
+            await asyncio.gather(network_ready, return_exceptions=True)
+            await blocking.run(cgroup_control.discard, c.id)
+            await blocking.run(self.networking.stop, c)
+            raise
+        try:
+            await network_ready
+        except BaseException:
+            live.starting = False
+            await asyncio.to_thread(spawned.abort)
             await blocking.run(cgroup_control.discard, c.id)
             await blocking.run(self.networking.stop, c)
             raise
@@ -423,13 +435,13 @@ class ContainerService:
         with contextlib.suppress(DockyardError, OSError):
             await self.resize(c.id, size[0], size[1])
 
-    def _prepare_start(self, c: Container, image: Any) -> tuple[ContainerSpec, Cgroup]:
+    def _prepare_start(self, c: Container, image: Any) -> tuple[ContainerSpec, Cgroup, Callable[[], None] | None]:
         """The blocking half of a start, on the pool: the writable layer, /etc files, the cgroup
         with its limits (in place before the init joins it), and the runtime's spec."""
         lowerdirs, upper, work, rootfs = self.images.prepare_container(c.id, image)
-        network, etc_files = self.networking.start(c)
+        network, etc_files, finish = self.networking.start(c)
         try:
-            return self._runtime_spec(c, lowerdirs, upper, work, rootfs, network, etc_files)
+            return (*self._runtime_spec(c, lowerdirs, upper, work, rootfs, network, etc_files), finish)
         except BaseException:
             self.networking.stop(c)
             raise
