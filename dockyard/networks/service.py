@@ -23,9 +23,8 @@ import contextlib
 import ipaddress
 import logging
 import secrets
-import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from dockyard import filters as docker_filters
 from dockyard.errors import Conflict, DockyardError, Forbidden, InvalidParameter, NotFound
 from dockyard.formats import timestamps
 from dockyard.metadata import open_db
-from dockyard.networks import ipam, netlink, netns
+from dockyard.networks import ipam, netlink, netns, network_views, publishing
 from dockyard.networks.firewall import Firewall, PortForward
 from dockyard.networks.names import NameEntry, NameRegistry
 from dockyard.networks.naming import Naming
@@ -73,14 +72,6 @@ class EndpointRequest:
     mac: str = ""
     links: list[str] = field(default_factory=list)
     upstreams: list[str] = field(default_factory=list)  # DNS servers the embedded resolver forwards to
-
-
-def _labels_match(labels: dict[str, str], wanted: Iterable[str]) -> bool:
-    for item in wanted:
-        key, eq, value = item.partition("=")
-        if key not in labels or (eq and labels[key] != value):
-            return False
-    return True
 
 
 class NetworkService:
@@ -375,9 +366,9 @@ class NetworkService:
                 continue
             if until and not all(timestamps.stored_ns(net.created) < u for u in until):
                 continue
-            if not _labels_match(net.labels, f.get("label", [])):
+            if not network_views.labels_match(net.labels, f.get("label", [])):
                 continue
-            if f.get("label!") and any(_labels_match(net.labels, [w]) for w in f["label!"]):
+            if f.get("label!") and any(network_views.labels_match(net.labels, [w]) for w in f["label!"]):
                 continue
             try:
                 self.remove(net.id)
@@ -394,61 +385,13 @@ class NetworkService:
             return list(self._networks.values())
 
     def listing(self, raw_filters: Any) -> list[dict[str, Any]]:
-        """``GET /networks`` with Docker's filters (driver, id, label, name, scope, type, dangling)."""
-        f = docker_filters.normalize(raw_filters, ("driver", "id", "label", "name", "scope", "type", "dangling"))
-        for t in f.get("type", []):
-            if t not in ("custom", "builtin"):
-                raise InvalidParameter(f"invalid filter: 'type'='{t}'")
-        dangling = None
-        for d in f.get("dangling", []):
-            if d.lower() not in ("true", "false", "1", "0"):
-                raise InvalidParameter(f"invalid filter 'dangling={d}'")
-            dangling = d.lower() in ("true", "1")
+        """``GET /networks`` with Docker's filters (see :mod:`network_views`)."""
         used = {ep.network_id for ep in self.store.endpoints()}
-        out = []
-        for net in sorted(self.list_networks(), key=lambda n: n.created):
-            if "driver" in f and net.driver not in f["driver"]:
-                continue
-            if "id" in f and not any(net.id.startswith(v) for v in f["id"]):
-                continue
-            if "name" in f and not any(v in net.name for v in f["name"]):
-                continue
-            if "scope" in f and "local" not in f["scope"]:
-                continue
-            if "type" in f and ("builtin" if net.default else "custom") not in f["type"]:
-                continue
-            if not _labels_match(net.labels, f.get("label", [])):
-                continue
-            if dangling is not None and dangling != (not net.default and net.id not in used):
-                continue
-            out.append(self.to_docker(net, with_containers=False))
-        return out
+        return network_views.listing(self.list_networks(), used, raw_filters)
 
     def inspect(self, ref: str) -> dict[str, Any]:
-        return self.to_docker(self.get(ref), with_containers=True)
-
-    def to_docker(self, net: Network, with_containers: bool) -> dict[str, Any]:
-        config: list[dict[str, str]] | None = None
-        if net.subnet:
-            entry = {"Subnet": net.subnet, "Gateway": net.gateway}
-            if net.ip_range:
-                entry["IPRange"] = net.ip_range
-            config = [entry]
-        containers: dict[str, Any] = {}
-        if with_containers:
-            for ep in self.store.endpoints(network_id=net.id):
-                containers[ep.container_id] = {
-                    "Name": ep.container_name, "EndpointID": ep.endpoint_id, "MacAddress": ep.mac,
-                    "IPv4Address": f"{ep.ip}/{ep.prefixlen}" if ep.ip else "", "IPv6Address": ""}
-        return {
-            "Name": net.name, "Id": net.id, "Created": net.created, "Scope": "local", "Driver": net.driver,
-            "EnableIPv4": True, "EnableIPv6": False,
-            "IPAM": {"Driver": "default", "Options": (net.ipam_options if not net.default else None),
-                     "Config": config if config is not None else []},
-            "Internal": net.internal, "Attachable": net.attachable, "Ingress": False,
-            "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": containers,
-            "Options": dict(net.options), "Labels": dict(net.labels),
-        }
+        net = self.get(ref)
+        return network_views.to_docker(net, self.store.endpoints(network_id=net.id))
 
     # -- sandboxes and endpoints ------------------------------------------------------------------------
 
@@ -565,59 +508,14 @@ class NetworkService:
         return net.options.get(HOST_BINDING_OPT) or self.options.default_bind_ip
 
     def publish(self, container_id: str, container_ip: str, wanted: list[PortRequest]) -> list[Published]:
-        """Publish ``wanted`` to ``container_ip`` for the container, all or none; host ports chosen
-        for requests that name none (or a range). Docker's "port is already allocated"."""
+        """Publish ``wanted`` to ``container_ip`` for the container, all or none (see :mod:`publishing`)."""
         if not wanted:
             return []
         with self._lock:
-            fw = self.firewall
-            taken_now: dict[str, set[int]] = {"tcp": set(), "udp": set()}
-            published: list[Published] = []
-            forwards: list[PortForward] = []
-            for req in wanted:
-                if req.low == 0:
-                    port = fw.pick_host_port(req.proto, req.host_ip, exclude=taken_now[req.proto])
-                elif req.low == req.high:
-                    port = req.low
-                    if self.options.userland_proxy:
-                        self._check_host_port(req, port, container_ip)
-                else:
-                    port = self._first_free(req, taken_now[req.proto], container_ip)
-                taken_now[req.proto].add(port)
-                published.append(Published(req.container_port, req.proto, req.host_ip, port))
-                forwards.append(PortForward(req.host_ip, port, container_ip, req.container_port, req.proto))
-            fw.publish(container_id, forwards)
+            published, forwards = publishing.choose_ports(self.firewall, wanted, container_ip,
+                                                          self.options.userland_proxy, self.host_netns)
+            self.firewall.publish(container_id, forwards)
             return published
-
-    def _first_free(self, req: PortRequest, exclude: set[int], container_ip: str) -> int:
-        used = {(f.proto, f.host_port) for fs in self.firewall.forwards().values() for f in fs}
-        for port in range(req.low, req.high + 1):
-            if port in exclude or (req.proto, port) in used:
-                continue
-            try:
-                self._check_host_port(req, port, container_ip)
-            except DockyardError:
-                continue
-            return port
-        raise DockyardError(f"Bind for {req.host_ip}:{req.low}-{req.high} failed: port is already allocated")
-
-    def _check_host_port(self, req: PortRequest, port: int, container_ip: str) -> None:
-        """Refuse a host port a process of the host holds (as dockerd's proxy could not bind it)."""
-        kind = socket.SOCK_STREAM if req.proto == "tcp" else socket.SOCK_DGRAM
-
-        def probe() -> bool:
-            with socket.socket(socket.AF_INET, kind) as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    s.bind((req.host_ip if req.host_ip not in ("", "0.0.0.0") else "0.0.0.0", port))
-                except OSError:
-                    return False
-                return True
-
-        free = probe() if Path(self.host_netns) == netns.HOST else netns.run_in(self.host_netns, probe)
-        if not free:
-            raise DockyardError(f"failed to bind host port for {req.host_ip}:{port}:{container_ip}:"
-                                f"{req.container_port}/{req.proto}: address already in use")
 
     def forwards_of(self, container_id: str) -> list[PortForward]:
         return self.firewall.forwards().get(container_id, [])

@@ -455,3 +455,40 @@ def test_network_events_mac_and_dns_flags(daemon: Daemon) -> None:
                  "--filter", f"network={name}", "--format", "{{.Action}} {{.Actor.Attributes.name}}").stdout
     actions = [line.split()[0] for line in events.splitlines()]
     assert actions == ["create", "connect", "disconnect", "destroy"], events
+
+
+def test_host_ports_held_ranges_and_daemon_json(daemon: Daemon, tmp_path: Path,
+                                                busybox_tar: Path) -> None:
+    import socket
+
+    held = socket.socket()
+    held.bind(("0.0.0.0", 0))
+    held.listen()
+    port = held.getsockname()[1]
+    try:
+        # userland-proxy (the default): a port some host process holds is refused as dockerd's proxy would
+        got = run(daemon, "run", "--rm", "-p", f"{port}:80", "busybox", "true", check=False)
+        assert got.returncode != 0 and f"failed to bind host port for 0.0.0.0:{port}:" in got.stderr
+        assert "address already in use" in got.stderr
+        # a range: the first port nobody holds
+        name = _name("range")
+        run(daemon, "run", "-d", "--name", name, "-p", f"{port}-{port + 1}:80", "busybox", "sleep", "600")
+        try:
+            ports = inspect(daemon, "container", name)["NetworkSettings"]["Ports"]
+            assert ports["80/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": str(port + 1)}]
+        finally:
+            run(daemon, "rm", "-f", name)
+        # daemon.json: "ip" is the default host address, and without the proxy the held port is not checked
+        config = tmp_path / "daemon.json"
+        config.write_text('{"ip": "127.0.0.1", "userland-proxy": false}')
+        other = Daemon(tmp_path / "own", args=("--config-file", str(config)))
+        try:
+            other.import_busybox(busybox_tar)
+            cid = run(other, "run", "-d", "-p", f"{port}:80", "-p", "81", "busybox", "sleep", "600").stdout.strip()
+            ports = inspect(other, "container", cid)["NetworkSettings"]["Ports"]
+            assert ports["80/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(port)}]
+            assert ports["81/tcp"][0]["HostIp"] == "127.0.0.1"
+        finally:
+            other.close()
+    finally:
+        held.close()
