@@ -786,7 +786,8 @@ class ContainerService:
     def list(self, all: bool = False, limit: int = -1, filters: Any = None) -> list[dict[str, Any]]:
         wanted = docker_filters.normalize(filters)
         for key in wanted:
-            if key not in ("status", "name", "id", "label", "exited", "ancestor", "before", "since", "health"):
+            if key not in ("status", "name", "id", "label", "exited", "ancestor", "before", "since", "health",
+                           "network"):
                 raise InvalidParameter(f"invalid filter '{key}'")
         for health in wanted.get("health", []):
             if health not in ("starting", "healthy", "unhealthy", "none"):
@@ -823,6 +824,10 @@ class ContainerService:
                                    or str(c.state.exit_code) not in wanted["exited"]):
             return False
         if "ancestor" in wanted and not any(self._is_ancestor(c, v) for v in wanted["ancestor"]):
+            return False
+        if "network" in wanted and not any(  # by name or ID, as dockerd
+                v == name or (len(v) >= 1 and str(cfg.get("NetworkID") or "").startswith(v))
+                for name, cfg in c.endpoints_config.items() for v in wanted["network"]):
             return False
         labels = c.config.get("Labels") or {}
         for item in wanted.get("label", []):

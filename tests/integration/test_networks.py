@@ -119,6 +119,8 @@ def test_user_network_talks_inside_not_across(daemon: Daemon, net: str) -> None:
         run(daemon, "run", "-d", "--name", names[2], "--network", other, "--ip", "10.231.7.9",
             "busybox", "sleep", "600")
         ips = [inspect(daemon, "container", n)["NetworkSettings"]["Networks"] for n in names]
+        on_net = run(daemon, "ps", "--filter", f"network={net}", "--format", "{{.Names}}").stdout.split()
+        assert sorted(on_net) == sorted(names[:2])
         a_ip, b_ip = ips[0][net]["IPAddress"], ips[1][net]["IPAddress"]
         x = ips[2][other]
         assert x["IPAddress"] == "10.231.7.9" and x["Gateway"] == "10.231.7.254"
