@@ -496,6 +496,13 @@ class Firewall:
             raise DockyardError(f"Bind for {address}:0 failed: no available ports in the range {low}-{high}")
         return found
 
+    def bridges(self) -> list[str]:
+        """The bridges our table knows as networks, read back from the kernel."""
+        with self._lock:
+            self._load()
+            networks, _ = self._state()
+            return list(networks)
+
     def forwards(self) -> dict[str, list[PortForward]]:
         """Every published port by owner, read back from the kernel (after a restart, say)."""
         with self._lock:

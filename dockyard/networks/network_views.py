@@ -60,11 +60,13 @@ def listing(networks: list[Network], used: set[str], raw_filters: Any) -> list[d
 
 def to_docker(net: Network, endpoints: list[Endpoint]) -> dict[str, Any]:
     """Docker's network object; ``Containers`` from ``endpoints`` (the network's)."""
-    config: list[dict[str, str]] = []
+    config: list[dict[str, Any]] = []
     if net.subnet:
-        entry = {"Subnet": net.subnet, "Gateway": net.gateway}
+        entry: dict[str, Any] = {"Subnet": net.subnet, "Gateway": net.gateway}
         if net.ip_range:
             entry["IPRange"] = net.ip_range
+        if net.aux_addresses:
+            entry["AuxiliaryAddresses"] = dict(net.aux_addresses)
         config = [entry]
     containers = {ep.container_id: {"Name": ep.container_name, "EndpointID": ep.endpoint_id, "MacAddress": ep.mac,
                                     "IPv4Address": f"{ep.ip}/{ep.prefixlen}" if ep.ip else "", "IPv6Address": ""}

@@ -28,6 +28,7 @@ class Network:
     subnet: str = ""                 # "172.18.0.0/16"
     gateway: str = ""                # "172.18.0.1"
     ip_range: str = ""               # --ip-range, "" for the whole subnet
+    aux_addresses: dict[str, str] = field(default_factory=dict)  # --aux-address: name → address, never handed out
     internal: bool = False
     attachable: bool = False
     ipam_configured: bool = False    # the subnet was asked for (IPAM.Config given), not picked

@@ -162,7 +162,8 @@ class NetworkService:
         assert self._firewall is not None
         self._firewall.add_network(net.bridge, net.subnet, net.internal,
                                    masquerade=net.options.get(MASQ_OPT, "true") != "false")
-        self._pools[net.id] = ipam.AddressPool(subnet, net.gateway, net.ip_range or None)
+        self._pools[net.id] = ipam.AddressPool(subnet, net.gateway, net.ip_range or None,
+                                               allocated=net.aux_addresses.values())
 
     def cleanup(self, running: set[str]) -> None:
         """Remove what containers that no longer run left (a crash, a kill of the daemon): their
@@ -176,6 +177,13 @@ class NetworkService:
             for owner in self._firewall.forwards():
                 if owner not in running:
                     self._firewall.unpublish(owner)
+            # bridges our table knows that no network record names (a crash in the middle of a remove)
+            recorded = {n.bridge for n in self._networks.values() if n.bridge}
+            for bridge in self._firewall.bridges():
+                if bridge not in recorded:
+                    log.info("removing stale bridge %s", bridge)
+                    self._firewall.remove_network(bridge)
+                    netlink.delete_link(bridge, netns=self.host_netns)
             for pin in self.netns_dir.iterdir():
                 if pin.name not in running:
                     with contextlib.suppress(OSError):
@@ -330,6 +338,17 @@ class NetworkService:
                 raise InvalidParameter(f"no matching subnet for {what} {text}")
         net.subnet, net.gateway = str(subnet), gateway
         net.ip_range = str(ipaddress.IPv4Network(ip_range, strict=False)) if ip_range else ""
+        aux = (config or {}).get("AuxiliaryAddresses") or {}
+        if not isinstance(aux, dict):
+            raise InvalidParameter("invalid AuxiliaryAddresses: expected an object")
+        for key, text in aux.items():
+            try:
+                inside = ipaddress.IPv4Address(str(text)) in subnet
+            except ValueError:
+                raise InvalidParameter(f"invalid auxiliary address {key}={text}") from None
+            if not inside:
+                raise InvalidParameter(f"no matching subnet for aux-address {text}")
+        net.aux_addresses = {str(k): str(v) for k, v in aux.items()}
 
     def _take_down(self, net: Network) -> None:
         with contextlib.suppress(DockyardError, OSError):
