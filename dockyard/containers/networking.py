@@ -215,6 +215,9 @@ class ContainerNetworking:
             raise
 
         def finish() -> None:
+            # Built aside and swapped in whole: the event loop may snapshot the record meanwhile.
+            endpoints: dict[str, Any] = {}
+            published: list[dict[str, Any]] = []
             try:
                 first = None
                 for net, cfg in nets:
@@ -222,12 +225,13 @@ class ContainerNetworking:
                     request.upstreams = etc_files.upstream_servers(host_resolv, settings.dns)
                     ep = svc.connect(net, c.id, c.name, sandbox, request, default_route=first is None,
                                      dns_names=self._dns_names(c, net.default, cfg))
-                    c.net["endpoints"][net.name] = self._endpoint_state(ep, net.id)
+                    endpoints[net.name] = self._endpoint_state(ep, net.id)
                     first = first or ep
                 if first is not None:
-                    c.net["ports"] = [p.as_dict() for p in svc.publish(c.id, first.ip, wanted)]
+                    published = [p.as_dict() for p in svc.publish(c.id, first.ip, wanted)]
                     settings.ip = first.ip
                     files["/etc/hosts"].write_text(etc_files.hosts_text(settings))  # same inode: seen inside
+                c.net = {**c.net, "endpoints": endpoints, "ports": published}
             except BaseException:
                 self.stop(c)
                 raise
@@ -307,8 +311,8 @@ class ContainerNetworking:
             request.upstreams = etc_files.upstream_servers(etc_files.host_resolv_conf(), list(c.host_config.get("Dns") or []))
             ep = self.networks.connect(net, c.id, c.name, Path(sandbox), request, default_route=False,
                                        dns_names=self._dns_names(c, net.default, entry))
-            c.net.setdefault("endpoints", {})[net.name] = self._endpoint_state(ep, net.id)
-        c.endpoints_config[net.name] = entry
+            c.net = {**c.net, "endpoints": {**(c.net.get("endpoints") or {}), net.name: self._endpoint_state(ep, net.id)}}
+        c.endpoints_config = {**c.endpoints_config, net.name: entry}
 
     def disconnect(self, c: Container, ref: str, force: bool = False) -> None:
         net = self.networks.get(ref)
@@ -322,8 +326,8 @@ class ContainerNetworking:
             except Forbidden:
                 if not force:
                     raise
-            (c.net.get("endpoints") or {}).pop(net.name, None)
-        del c.endpoints_config[net.name]
+            c.net = {**c.net, "endpoints": {k: v for k, v in (c.net.get("endpoints") or {}).items() if k != net.name}}
+        c.endpoints_config = {k: v for k, v in c.endpoints_config.items() if k != net.name}
 
     # -- Docker's views ----------------------------------------------------------------------------
 
