@@ -316,14 +316,14 @@ class ContainerNetworking:
 
     def disconnect(self, c: Container, ref: str, force: bool = False) -> None:
         net = self.networks.get(ref)
-        if net.name not in c.endpoints_config:
-            raise Forbidden(f"container {c.id} is not connected to network {net.name}")
+        if net.name not in c.endpoints_config:  # dockerd answers 500 here
+            raise DockyardError(f"container {c.id} is not connected to network {net.name}")
         if net.driver == "host":
             raise Forbidden("container cannot be disconnected from host network or connected to host network")
         if c.state.running and (c.net or {}).get("sandbox"):
             try:
                 self.networks.disconnect(net, c.id)
-            except Forbidden:
+            except DockyardError:
                 if not force:
                     raise
             c.net = {**c.net, "endpoints": {k: v for k, v in (c.net.get("endpoints") or {}).items() if k != net.name}}

@@ -62,7 +62,10 @@ def to_docker(net: Network, endpoints: list[Endpoint]) -> dict[str, Any]:
     """Docker's network object; ``Containers`` from ``endpoints`` (the network's)."""
     config: list[dict[str, Any]] = []
     if net.subnet:
-        entry: dict[str, Any] = {"Subnet": net.subnet, "Gateway": net.gateway}
+        # as given: a subnet asked for without a gateway shows no gateway (dockerd)
+        entry: dict[str, Any] = {"Subnet": net.subnet}
+        if net.gateway_given or not net.ipam_configured:
+            entry["Gateway"] = net.gateway
         if net.ip_range:
             entry["IPRange"] = net.ip_range
         if net.aux_addresses:
@@ -74,7 +77,7 @@ def to_docker(net: Network, endpoints: list[Endpoint]) -> dict[str, Any]:
     return {
         "Name": net.name, "Id": net.id, "Created": net.created, "Scope": "local", "Driver": net.driver,
         "EnableIPv4": True, "EnableIPv6": False,
-        "IPAM": {"Driver": "default", "Options": (net.ipam_options if not net.default else None), "Config": config},
+        "IPAM": {"Driver": "default", "Options": net.ipam_options, "Config": config},
         "Internal": net.internal, "Attachable": net.attachable, "Ingress": False,
         "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": containers,
         "Options": dict(net.options), "Labels": dict(net.labels),

@@ -32,7 +32,8 @@ class Network:
     internal: bool = False
     attachable: bool = False
     ipam_configured: bool = False    # the subnet was asked for (IPAM.Config given), not picked
-    ipam_options: dict[str, str] = field(default_factory=dict)
+    gateway_given: bool = False      # so was the gateway (inspect shows a config as it was given)
+    ipam_options: dict[str, str] | None = None  # IPAM.Options as given (null when none was)
     options: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     default: bool = False            # one of bridge/host/none, never removed

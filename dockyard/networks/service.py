@@ -288,7 +288,8 @@ class NetworkService:
             net = Network(id=secrets.token_hex(32), name=name, driver="bridge", created=timestamps.now(),
                           internal=bool(body.get("Internal")), attachable=bool(body.get("Attachable")),
                           options=options, labels=labels,
-                          ipam_options={str(k): str(v) for k, v in (ipam_body.get("Options") or {}).items()})
+                          ipam_options=(None if ipam_body.get("Options") is None else
+                                        {str(k): str(v) for k, v in ipam_body["Options"].items()}))
             self._address_plan(net, v4[0] if v4 else None)
             bridge = options.get(BRIDGE_NAME_OPT) or self.naming.user_bridge(net.id)
             if not (0 < len(bridge) <= 15) or any(c in bridge for c in "/ :") or not bridge.isprintable():
@@ -324,6 +325,7 @@ class NetworkService:
             if config and (config.get("Gateway") or config.get("IPRange")):
                 raise InvalidParameter("a gateway or an IP range needs a subnet (--subnet)")
             subnet = ipam.pick_subnet(self._taken(), ipam.default_pool())
+        net.gateway_given = bool((config or {}).get("Gateway"))
         gateway = str((config or {}).get("Gateway") or "") or ipam.default_gateway(subnet)
         ip_range = str((config or {}).get("IPRange") or "")
         for text, what in ((gateway, "gateway"), (ip_range, "range")):
@@ -484,7 +486,7 @@ class NetworkService:
         with self._lock:
             found = self.store.endpoints(network_id=net.id, container_id=container_id)
             if not found:
-                raise Forbidden(f"container {container_id} is not connected to network {net.name}")
+                raise DockyardError(f"container {container_id} is not connected to network {net.name}")
             self._drop_endpoint(found[0])
         self._event("disconnect", net, container=container_id)
 
