@@ -131,7 +131,11 @@ class NetworkService:
 
     def _ensure_predefined(self) -> None:
         assert self._store is not None
-        have = {n.name for n in self._networks.values() if n.default}
+        have = {n.name: n for n in self._networks.values() if n.default}
+        bridge = have.get("bridge")
+        if bridge is not None and bridge.options.get(HOST_BINDING_OPT) != self.options.default_bind_ip:
+            bridge.options[HOST_BINDING_OPT] = self.options.default_bind_ip  # daemon.json's "ip" changed
+            self._store.save_network(bridge)
         for name in PREDEFINED:
             if name in have:
                 continue

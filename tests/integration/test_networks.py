@@ -137,6 +137,10 @@ def test_user_network_talks_inside_not_across(daemon: Daemon, net: str) -> None:
         got = inspect(daemon, "container", names[2])["NetworkSettings"]["Networks"]
         assert set(got) == {other, net} and got[net]["Aliases"] == ["late"]
         assert run(daemon, "exec", names[2], "ping", "-c1", "-W2", a_ip, check=False).returncode == 0
+        run(daemon, "network", "connect", "--ip", "10.231.7.20", other, names[0])
+        on_other = inspect(daemon, "container", names[0])["NetworkSettings"]["Networks"][other]
+        assert on_other["IPAddress"] == "10.231.7.20" and on_other["IPAMConfig"] == {"IPv4Address": "10.231.7.20"}
+        assert run(daemon, "exec", names[0], "ping", "-c1", "-W2", "10.231.7.9", check=False).returncode == 0
         run(daemon, "network", "disconnect", net, names[2])
         assert set(inspect(daemon, "container", names[2])["NetworkSettings"]["Networks"]) == {other}
         assert run(daemon, "exec", names[2], "ping", "-c1", "-W1", a_ip, check=False).returncode != 0
