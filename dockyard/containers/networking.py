@@ -114,9 +114,6 @@ class ContainerNetworking:
             out[name] = {"IPAMConfig": cfg.get("IPAMConfig") or None, "Links": cfg.get("Links") or None,
                          "Aliases": cfg.get("Aliases") or None, "MacAddress": cfg.get("MacAddress") or "",
                          "NetworkID": net_id}
-        if host_config.get("Links") and "bridge" not in out:
-            # as Docker: legacy links are a default-bridge feature (on user networks they are aliases)
-            pass
         return out
 
     @staticmethod

@@ -155,3 +155,71 @@ def test_daemon_json_ip_and_userland_proxy(tmp_path: Path) -> None:
     path.write_text('{"userland-proxy": "yes"}')
     with pytest.raises(InvalidParameter, match="userland-proxy: expected true or false"):
         load_config({}, path)
+
+
+class _FakeNetworks:
+    """The two things ContainerNetworking.plan asks of the network service."""
+
+    def __init__(self) -> None:
+        from dockyard.networks.service import NetworkOptions
+
+        self.options = NetworkOptions()
+        self.nets = {n.name: n for n in (
+            Network(id="b" * 64, name="bridge", driver="bridge", created="", default=True, subnet="172.18.0.0/16"),
+            Network(id="h" * 64, name="host", driver="host", created="", default=True),
+            Network(id="0" * 64, name="none", driver="null", created="", default=True),
+            Network(id="u" * 64, name="user", driver="bridge", created="", subnet="10.1.0.0/24", ipam_configured=True),
+            Network(id="a" * 64, name="auto", driver="bridge", created="", subnet="10.2.0.0/24"),
+        )}
+
+    def get(self, ref: str) -> Network:
+        from dockyard.errors import NotFound
+
+        for net in self.nets.values():
+            if ref in (net.name, net.id):
+                return net
+        raise NotFound(f"network {ref} not found")
+
+
+def _plan(mode: str, endpoints: dict[str, object] | None = None, mac: str = "", **host: object) -> object:
+    from dockyard.containers.networking import ContainerNetworking
+
+    planner = ContainerNetworking(_FakeNetworks(), lambda ref: None)  # type: ignore[arg-type,return-value]
+    networking = {"EndpointsConfig": endpoints} if endpoints is not None else None
+    return planner.plan({"Hostname": host.pop("hostname", "")}, {"NetworkMode": mode, **host}, networking, mac)
+
+
+def test_plan_orders_the_modes_network_first_and_keeps_endpoint_settings() -> None:
+    got = _plan("user", {"auto": {"Aliases": ["x"]}, "user": {"IPAMConfig": {"IPv4Address": "10.1.0.9"}}}, mac="02:00:00:00:00:01")
+    assert list(got) == ["user", "auto"]  # type: ignore[call-overload]
+    assert got["user"] == {"IPAMConfig": {"IPv4Address": "10.1.0.9"}, "Links": None, "Aliases": None,  # type: ignore[index]
+                           "MacAddress": "02:00:00:00:00:01", "NetworkID": "u" * 64}
+    assert got["auto"]["Aliases"] == ["x"]  # type: ignore[index]
+    assert list(_plan("default")) == ["bridge"]  # type: ignore[call-overload]
+    assert _plan("none") == {"none": {"NetworkID": "0" * 64}}
+    assert _plan("container:abc") == {}
+    assert _plan("missing") == {"missing": {"IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
+                                            "NetworkID": ""}}  # the start says "network missing not found"
+
+
+@pytest.mark.parametrize("mode, endpoints, mac, host, message", [
+    ("bridge", {"bridge": {"IPAMConfig": {"IPv4Address": "172.18.0.9"}}}, "", {},
+     "user specified IP address is supported on user defined networks only"),
+    ("bridge", {"bridge": {"Aliases": ["a"]}}, "", {},
+     "network-scoped alias is supported only for containers in user defined networks"),
+    ("auto", {"auto": {"IPAMConfig": {"IPv4Address": "10.2.0.9"}}}, "", {},
+     "user specified IP address is supported only when connecting to networks with user configured subnets"),
+    ("container:x", None, "", {"PortBindings": {"80/tcp": [{}]}},
+     "conflicting options: port publishing and the container type network mode"),
+    ("container:x", None, "", {"hostname": "h"}, "conflicting options: hostname and the network mode"),
+    ("container:x", None, "", {"Dns": ["1.1.1.1"]}, "conflicting options: dns and the network mode"),
+    ("container:x", None, "", {"ExtraHosts": ["a:1.2.3.4"]},
+     "conflicting options: custom host-to-IP mapping and the network mode"),
+    ("host", None, "02:00:00:00:00:01", {}, "conflicting options: mac-address and the network mode"),
+    ("user", {"user": {"MacAddress": "nope"}}, "", {}, "invalid MAC address: nope"),
+    ("bridge", None, "", {"ExtraHosts": ["nocolon"]}, "invalid extra host"),
+])
+def test_plan_refuses_as_docker(mode: str, endpoints: dict[str, object] | None, mac: str, host: dict[str, object],
+                                message: str) -> None:
+    with pytest.raises(InvalidParameter, match=message):
+        _plan(mode, endpoints, mac, **host)
