@@ -69,6 +69,9 @@ def remove_networks(root: Path) -> None:
     from dockyard.networks.naming import Naming
 
     naming = Naming(root)
+    for pin in sorted((naming.run_dir / "netns").glob("*")):
+        subprocess.run(["umount", "-l", str(pin)], capture_output=True)
+    shutil.rmtree(naming.run_dir, ignore_errors=True)
     links = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True).stdout or "[]")
     for link in links:
         if naming.owns(link.get("ifname", "")):

@@ -991,7 +991,7 @@ class ContainerService:
                 os.close(live.pidfd)
                 live.pidfd = -1
         await asyncio.gather(*probes, *self._tasks, *self.restarts.close(), return_exceptions=True)
-        await blocking.run(self.networks.close)
+        await blocking.run(self.networks.close, True)
 
     def counts(self) -> dict[str, int]:
         states = [c.state.status for c in self._containers.values()]

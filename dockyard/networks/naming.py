@@ -4,9 +4,11 @@ Terms:
 
 - *default root*: ``/var/lib/dockyard``. Its names look like Docker's: the default bridge is
   ``dockyard0``, a user network's bridge ``br-<first 12 hex of the network ID>``, a container's host-side
-  veth ``dyv<8 hex>``, the nft table ``dockyard``.
+  veth ``dyv<8 hex>``, the nft table ``dockyard``, the *run directory* (where containers' network
+  namespaces are pinned, as dockerd's exec root) ``/run/dockyard``.
 - *other roots* (test daemons, a second daemon): every link name starts with ``dy<6 hex of sha256(root)>``
-  (the default bridge ``dyb-<8 hex>`` as the table's ``dockyard_<8 hex>``), so two daemons never
+  (the default bridge ``dyb-<8 hex>`` as the table's ``dockyard_<8 hex>``; the run directory
+  ``/run/dockyard-<8 hex>``), so two daemons never
   collide, and whatever one root left behind can be found by its prefix (:meth:`Naming.owns`).
 
 Link names fit Linux's 15 characters.
@@ -45,6 +47,12 @@ class Naming:
     def prefix(self) -> str:
         """What every link of a non-default root starts with (``dy`` + 6 hex)."""
         return "dy" + _root_hash(self.root)[:6]
+
+    @property
+    def run_dir(self) -> Path:
+        """Run-time state kept outside the data root (pinned namespaces are mounts: the data root
+        holds none while containers run, as with dockerd's exec root)."""
+        return Path("/run/dockyard") if self.is_default else Path("/run/dockyard-" + _root_hash(self.root)[:8])
 
     @property
     def default_bridge(self) -> str:

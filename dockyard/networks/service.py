@@ -7,7 +7,8 @@ Terms (Docker's):
   recorded like the others and never removed.
 - *user-defined network*: a bridge network made by ``network create``; its bridge is made at once
   and given its elements in our nft table (:class:`Firewall`).
-- *sandbox*: a container's network namespace, pinned at ``<root>/network/netns/<container id>``
+- *sandbox*: a container's network namespace, pinned at ``<run dir>/netns/<container id>``
+  (:attr:`Naming.run_dir`)
   while the container runs (:mod:`netns`); the runtime ``setns()``es its init there.
 - *endpoint*: a sandbox's attachment to a network (a veth: host end on the bridge, ``eth<n>`` inside,
   an address from the network's IPAM pool); see :mod:`records`. Published ports belong to the
@@ -82,7 +83,7 @@ class NetworkService:
         self.root = Path(root)
         self.naming = Naming(self.root)
         self.options = options or NetworkOptions()
-        self.netns_dir = self.root / "network" / "netns"
+        self.netns_dir = self.naming.run_dir / "netns"
         self.host_netns = host_netns
         self.names = NameRegistry()  # the embedded DNS server's view (dns.py)
         self._events = events
@@ -205,8 +206,21 @@ class NetworkService:
         return netlink.handle(self.host_netns).read(
             lambda ipr: [str(link.get("ifname")) for link in ipr.get_links()])
 
-    def close(self) -> None:
+    def close(self, take_down_if_idle: bool = False) -> None:
+        """Let go of the nft context. ``take_down_if_idle`` (a daemon's stop): when no container has an
+        endpoint any more, the bridges and our table go too — the records stay and the next start
+        brings them back —, so a stopped daemon leaves nothing on the host; with containers still
+        running (they outlive the daemon) everything stays for them."""
         with self._lock:
+            if take_down_if_idle and self._started and self._store is not None and not self._store.endpoints():
+                try:
+                    self.reset()
+                    netlink.close_pool()
+                    with contextlib.suppress(OSError):
+                        self.netns_dir.rmdir()
+                        self.naming.run_dir.rmdir()
+                except (DockyardError, OSError) as exc:
+                    log.warning("cannot take the networks down: %s", exc)
             if self._firewall is not None:
                 self._firewall.close()
 

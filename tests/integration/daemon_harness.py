@@ -127,6 +127,10 @@ def remove_network_leftovers(data_root: Path) -> None:
     from dockyard.networks.naming import Naming
 
     naming = Naming(data_root)
+    pins = naming.run_dir / "netns"
+    for pin in sorted(pins.glob("*")) if pins.is_dir() else []:
+        subprocess.run(["umount", "-l", str(pin)], capture_output=True, check=False)
+    shutil.rmtree(naming.run_dir, ignore_errors=True)
     links = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True).stdout or "[]")
     for link in links:
         if naming.owns(link.get("ifname", "")):

@@ -4,6 +4,7 @@ taken down by the fixture (``reset``), whatever happens."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,10 +24,11 @@ def service(tmp_path: Path) -> Iterator[NetworkService]:
     try:
         yield svc
     finally:
-        for pin in (tmp_path / "root" / "network" / "netns").glob("*"):
+        for pin in svc.netns_dir.glob("*"):
             svc.release(pin.name)
         svc.reset()
         svc.close()
+        shutil.rmtree(svc.naming.run_dir, ignore_errors=True)
         registry.forget(tmp_path / "root")
 
 
@@ -64,7 +66,7 @@ def test_names_ip_range_and_a_restart_of_the_service(service: NetworkService, tm
         third.start()
         third.cleanup({"a" * 64})
         assert [e.container_id for e in third.store.endpoints()] == ["a" * 64]
-        assert not (tmp_path / "root" / "network" / "netns" / ("b" * 64)).exists()
+        assert not (third.netns_dir / ("b" * 64)).exists()
         assert not netlink.link_exists(ep2.host_ifname)
         third.release("a" * 64)
         assert third.names.entries() == []

@@ -498,3 +498,26 @@ def test_host_ports_held_ranges_and_daemon_json(daemon: Daemon, tmp_path: Path,
             other.close()
     finally:
         held.close()
+
+
+def test_a_stopped_idle_daemon_leaves_nothing_and_the_next_start_rebuilds(fresh_daemon: Daemon) -> None:
+    from dockyard.networks.naming import Naming
+
+    d = fresh_daemon
+    naming = Naming(d.root / "data")
+    name = _name("kept")
+    run(d, "network", "create", "--subnet", "10.237.3.0/24", name)
+    bridge = inspect(d, "network", name)["Options"].get("com.docker.network.bridge.name") or \
+        naming.user_bridge(inspect(d, "network", name)["Id"])
+    links = lambda: {link["ifname"] for link in json.loads(  # noqa: E731
+        subprocess.run(["ip", "-j", "link"], capture_output=True, text=True, check=True).stdout)}
+    assert {bridge, naming.default_bridge} <= links()
+    d.stop()
+    assert not {bridge, naming.default_bridge} & links()
+    assert subprocess.run(["nft", "list", "table", "ip", naming.table], capture_output=True).returncode != 0
+    d.start()
+    assert inspect(d, "network", name)["IPAM"]["Config"] == [{"Subnet": "10.237.3.0/24"}]
+    cid = run(d, "run", "-d", "--network", name, "busybox", "sleep", "600").stdout.strip()
+    assert inspect(d, "container", cid)["NetworkSettings"]["Networks"][name]["IPAddress"].startswith("10.237.3.")
+    run(d, "rm", "-f", cid)
+    run(d, "network", "rm", name)
