@@ -8,6 +8,11 @@ Terms:
 - The network service registers an entry when a container joins a network and unregisters it when it
   leaves; *listeners* (``on_change``) are told of both, so a DNS server can start or stop listening in
   a namespace. The default bridge has no entries: as in Docker, names resolve only on user networks.
+
+Wiring a DNS server: the daemon's one registry is ``ContainerService.networks.names``. The entries of
+containers still running from before a daemon restart are registered during ``recover()``; a server
+attached afterwards starts from :meth:`NameRegistry.entries` and then follows the listeners. Lookups
+are scoped by the networks of the asking container: ``lookup({network ids of the asker}, name)``.
 """
 
 from __future__ import annotations
