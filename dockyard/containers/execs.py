@@ -246,7 +246,8 @@ class ExecService:
         if e.started:
             raise Conflict(f"Error: Exec command {e.id} has already run")
         self._check_running(c)
-        env = list(c.config.get("Env") or [])
+        # as the container's process: legacy links' variables, then its Env (later entries win)
+        env = [*((c.net or {}).get("link_env") or []), *(c.config.get("Env") or [])]
         keys = {item.partition("=")[0] for item in e.env}
         env = [item for item in env if item.partition("=")[0] not in keys] + e.env
         spec = ExecSpec(

@@ -195,15 +195,17 @@ class ContainerNetworking:
         nets = [(svc.get(name), cfg) for name, cfg in c.endpoints_config.items()]  # "network x not found"
         first_net = nets[0][0] if nets else None
         settings.embedded_dns = first_net is not None and not first_net.default
+        link_env: list[str] = []
         if first_net is not None and first_net.default:
             settings.links = self._links(c)
+            link_env = self.link_env(c)
         wanted = []
         if first_net is not None and not first_net.internal:
             wanted = ports.requests(c.host_config.get("PortBindings"), bool(c.host_config.get("PublishAllPorts")),
                                     c.config.get("ExposedPorts"), svc.host_binding_ip(first_net))
         sandbox = svc.create_sandbox(c.id)
         c.net = {"mode": c.host_config.get("NetworkMode") or "default", "sandbox": str(sandbox),
-                 "sandbox_id": secrets.token_hex(32), "endpoints": {}, "ports": []}
+                 "sandbox_id": secrets.token_hex(32), "endpoints": {}, "ports": [], "link_env": link_env}
         try:
             files = etc_files.write(c.dir, c.config["Hostname"], etc_files.hosts_text(settings),
                                     etc_files.resolv_text(host_resolv, settings))
@@ -271,6 +273,38 @@ class ContainerNetworking:
                 raise InvalidParameter(f"Cannot link to a non running container: /{other.name} AS /{c.name}/{alias}")
             out.append((ip, list(dict.fromkeys([alias, other.id[:12], other.name]))))
         return out
+
+    def link_env(self, c: Container) -> list[str]:
+        """Docker's environment for legacy links (``--link web:db``): ``DB_NAME=/<this>/db``, for each
+        port the linked container exposes ``DB_PORT_80_TCP=tcp://IP:80`` with ``_ADDR``, ``_PORT``,
+        ``_PROTO``, ``DB_PORT`` for the lowest, and its own environment as ``DB_ENV_<key>``. Links to
+        containers on the default bridge only (as in Docker); computed at start."""
+        env: list[str] = []
+        for link in c.host_config.get("Links") or []:
+            name, _, alias = link.partition(":")
+            alias = alias.rsplit("/", 1)[-1] if alias else name.lstrip("/")
+            try:
+                other = self.get(name.lstrip("/"))
+            except NotFound:
+                continue
+            ip = ((other.net or {}).get("endpoints") or {}).get("bridge", {}).get("IPAddress")
+            if not ip:
+                continue
+            prefix = alias.upper().replace("-", "_").replace(".", "_")
+            env.append(f"{prefix}_NAME=/{c.name}/{alias}")
+            exposed = sorted((ports.parse_key(k) for k in other.config.get("ExposedPorts") or {}),
+                             key=lambda pp: (pp[0], pp[1]))
+            for i, (port, proto) in enumerate(exposed):
+                if i == 0:
+                    env.append(f"{prefix}_PORT={proto}://{ip}:{port}")
+                base = f"{prefix}_PORT_{port}_{proto.upper()}"
+                env += [f"{base}={proto}://{ip}:{port}", f"{base}_ADDR={ip}", f"{base}_PORT={port}",
+                        f"{base}_PROTO={proto}"]
+            for item in other.config.get("Env") or []:
+                key, eq, value = item.partition("=")
+                if eq and key not in ("HOME", "PATH"):  # moby's links.go leaves these two out
+                    env.append(f"{prefix}_ENV_{key}={value}")
+        return env
 
     def stop(self, c: Container) -> None:
         """The run ended: give back its sandbox, endpoints and ports."""

@@ -453,7 +453,9 @@ class ContainerService:
         spec = ContainerSpec(
             id=c.id, state_dir=c.dir, lowerdirs=[Path(p) for p in lowerdirs], upperdir=Path(upper),
             workdir=Path(work), rootfs=Path(rootfs), hostname=c.config["Hostname"], network=network,
-            process=ProcessSpec(args=[c.path, *c.args], env=list(c.config["Env"]), cwd=c.config["WorkingDir"],
+            # legacy links' variables first: the container's own Env wins over them, as in Docker
+            process=ProcessSpec(args=[c.path, *c.args], env=[*c.net.get("link_env", []), *c.config["Env"]],
+                                cwd=c.config["WorkingDir"],
                                 user=c.config["User"], tty=c.tty, open_stdin=c.config["OpenStdin"]),
             log_path=c.log_path if logging.enabled else Path(os.devnull),
             log_max_size=logging.max_size,

@@ -306,13 +306,21 @@ def test_container_mode_shares_the_namespace(daemon: Daemon) -> None:
 
 def test_links_on_default_bridge(daemon: Daemon) -> None:
     target, client = _name("db"), _name("app")
-    run(daemon, "run", "-d", "--name", target, "busybox", "sleep", "600")
+    run(daemon, "run", "-d", "--name", target, "-e", "FOO=bar", "--expose", "5432", "--expose", "53/udp",
+        "busybox", "sleep", "600")
     try:
-        run(daemon, "run", "-d", "--name", client, "--link", f"{target}:dbalias", "busybox", "sleep", "600")
+        run(daemon, "run", "-d", "--name", client, "--link", f"{target}:db-alias", "-e", "DB_ALIAS_ENV_FOO=mine",
+            "busybox", "sleep", "600")
         ip = inspect(daemon, "container", target)["NetworkSettings"]["IPAddress"]
         hosts = run(daemon, "exec", client, "cat", "/etc/hosts").stdout
-        assert f"{ip}\tdbalias " in hosts
-        assert run(daemon, "exec", client, "ping", "-c1", "-W2", "dbalias", check=False).returncode == 0
+        assert f"{ip}\tdb-alias " in hosts
+        env = set(run(daemon, "exec", client, "env").stdout.splitlines())
+        assert {f"DB_ALIAS_NAME=/{client}/db-alias", f"DB_ALIAS_PORT=udp://{ip}:53",
+                f"DB_ALIAS_PORT_5432_TCP=tcp://{ip}:5432", f"DB_ALIAS_PORT_5432_TCP_ADDR={ip}",
+                "DB_ALIAS_PORT_5432_TCP_PORT=5432", "DB_ALIAS_PORT_5432_TCP_PROTO=tcp",
+                f"DB_ALIAS_PORT_53_UDP=udp://{ip}:53", "DB_ALIAS_ENV_FOO=mine"} <= env
+        assert not any(e.startswith("DB_ALIAS_ENV_PATH=") for e in env)
+        assert run(daemon, "exec", client, "ping", "-c1", "-W2", "db-alias", check=False).returncode == 0
     finally:
         run(daemon, "rm", "-f", client, target, check=False)
 
