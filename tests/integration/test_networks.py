@@ -285,6 +285,17 @@ def test_network_ls_inspect_filters_prune(daemon: Daemon) -> None:
         shown = inspect(daemon, "network", keep)
         assert shown["Labels"] == {"purpose": "test"} and shown["Options"]["com.docker.network.driver.mtu"] == "1400"
         assert shown["Driver"] == "bridge" and shown["Scope"] == "local" and shown["Internal"] is False
+        named = _name("nb")
+        bridge = "dyt" + secrets.token_hex(3)
+        run(daemon, "network", "create", "-o", f"com.docker.network.bridge.name={bridge}", named)
+        try:
+            assert bridge_ports(bridge) == []  # the bridge exists under that name (no port yet)
+            clash = run(daemon, "network", "create", "-o", f"com.docker.network.bridge.name={bridge}", _name("x"),
+                        check=False)
+            assert clash.returncode != 0 and f"bridge name {bridge} is already in use" in clash.stderr
+        finally:
+            run(daemon, "network", "rm", named)
+        assert subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode != 0
         pruned = run(daemon, "network", "prune", "-f", "--filter", "label!=purpose=test").stdout
         assert gone in pruned and keep not in pruned
         assert run(daemon, "network", "inspect", gone, check=False).returncode != 0
