@@ -7,8 +7,8 @@ host's total CPU time from ``/proc/stat``, in nanoseconds like the cgroup's coun
 
 ``networks`` maps each interface of the container's network namespace to its counters, read from
 ``/proc/<init pid>/net/dev``. As dockerd reports only the interfaces it put into the sandbox, ``lo``
-is left out, and so is the key itself when nothing is left (``--network none``, the loopback-only
-``bridge`` of today) or when the container shares the host's namespace (``--network host``).
+is left out, and so is the key itself when nothing is left (``--network none``) or when the
+container shares the host's namespace (``--network host``); a bridge network's container has ``eth0``.
 """
 
 from __future__ import annotations
