@@ -1,0 +1,286 @@
+"""What the embedded DNS server does with one query packet: drop it, answer it, or forward it.
+
+Pure logic, no sockets: :func:`decide` takes the bytes a container sent and its :class:`NameView`, and
+returns a :class:`Reply` (bytes to send back), a :class:`Forward` (the query, for the upstreams), or
+None (send nothing). It follows Docker's embedded DNS (libnetwork ``resolver.go``):
+
+- A / AAAA: the view's addresses of the name, of that family, shuffled, TTL 600; a name that is ours
+  with no address of the family gets an empty NOERROR answer (never forwarded). A name with dots is
+  also tried as *name.network*: for ``a.b.c``, ``a.b.c`` on any of the container's networks, then
+  ``a.b`` on network ``c``, then ``a`` on network ``b.c`` (with a view that has ``addresses_on``).
+- MX of a name that is ours: an empty NOERROR answer (RFC 5321's implicit MX).
+- PTR under in-addr.arpa / ip6.arpa of an address the view names.
+- Anything else, or a name the view does not know, is forwarded — except, when the container's
+  options set ``ndots``, an A/AAAA query for a single-label name, which gets an empty NOERROR answer
+  so the client goes on with its search domains.
+
+Names are matched lowercased and without the final dot; search domains get no special treatment
+(with ``options ndots:0`` a client asks for ``web.`` first, which is ours; ``web.example.com`` is
+forwarded), as in Docker. Hostile input: fewer than 12 bytes or a response (QR set) is dropped; an
+opcode other than QUERY gets NOTIMP; a packet that does not parse, or has other than one question, or
+more records than a query carries, gets FORMERR; zone transfers (AXFR/IXFR: many messages, not
+forwarded) get REFUSED. The view raising gets SERVFAIL.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import random
+import struct
+from dataclasses import dataclass
+from typing import Protocol
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.PTR
+import dns.rdtypes.IN.A
+import dns.rdtypes.IN.AAAA
+import dns.reversename
+import dns.rrset
+
+log = logging.getLogger(__name__)
+
+TTL = 600  # Docker's respTTL
+UDP_MIN = 512  # a UDP reply's size limit without EDNS
+TCP_MAX = 65535
+OUR_PAYLOAD = 4096  # the UDP size our replies advertise (EDNS)
+_HEADER = struct.Struct("!6H")
+_QR, _RD = 0x8000, 0x0100
+
+
+class NameView(Protocol):
+    """The names one container can resolve: those on its networks. Called from the DNS server's
+    thread, so it must be thread-safe and quick (memory only)."""
+
+    def addresses(self, name: str) -> list[str] | None:
+        """IPv4/IPv6 addresses (strings) of a container name, alias or service name on the querying
+        container's networks (lowercase, no trailing dot); None = not ours, forward upstream."""
+
+    def name_of(self, address: str) -> str | None:
+        """The PTR name for an address on those networks; None = forward upstream."""
+
+
+class ScopedNameView(NameView, Protocol):
+    """A view that can also answer for one of the container's networks, by the network's name: what
+    makes Docker's ``name.network`` form work. Optional: a view without ``addresses_on`` only answers
+    names as a whole."""
+
+    def addresses_on(self, name: str, network: str) -> list[str] | None:
+        """Like ``addresses``, but only on the container's network called ``network`` (None when the
+        container is not on it or the name is not there)."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Send ``wire`` back to the client."""
+
+    wire: bytes
+
+
+@dataclass(frozen=True)
+class Forward:
+    """Ask the upstreams: ``query`` as parsed, ``wire`` as received, ``limit`` the largest reply the
+    client takes over its transport (UDP: 512 or its EDNS size; TCP: 65535)."""
+
+    query: dns.message.Message
+    wire: bytes
+    limit: int
+
+
+Decision = Reply | Forward | None
+
+
+def header_reply(wire: bytes, rcode: int) -> bytes:
+    """A bare reply (no sections) to the packet whose header starts ``wire``: its ID, opcode and RD."""
+    ident, flags = struct.unpack_from("!2H", wire)
+    flags = _QR | (flags & 0x7800) | (flags & _RD) | (rcode & 0xF)
+    return _HEADER.pack(ident, flags, 0, 0, 0, 0)
+
+
+def reply_with(query: dns.message.Message, rcode: dns.rcode.Rcode, *, recursion_available: bool = True) -> dns.message.Message:
+    """An empty reply to ``query`` carrying ``rcode`` (Docker's ``createRespMsg``/``SetRcode``)."""
+    response = dns.message.make_response(query, our_payload=OUR_PAYLOAD)
+    response.set_rcode(rcode)
+    if recursion_available:
+        response.flags |= dns.flags.RA
+    else:
+        response.flags &= ~dns.flags.RA
+    return response
+
+
+def to_wire(response: dns.message.Message, limit: int) -> bytes:
+    """``response`` in at most ``limit`` bytes: when the answers do not fit, as many as fit, with TC set
+    (as Docker's ``Msg.Truncate``)."""
+    try:
+        return response.to_wire(max_size=limit)
+    except dns.exception.TooBig:
+        pass
+    answers = list(response.answer)
+    response.answer = []
+    response.authority = []
+    response.additional = []
+    response.flags |= dns.flags.TC
+    records = [(rrset, rdata) for rrset in answers for rdata in rrset]
+    wire = response.to_wire(max_size=limit)  # header, question and OPT fit: the query had them
+    low, high = 0, len(records)
+    while low < high:  # the largest count of records that fits
+        middle = (low + high + 1) // 2
+        try:
+            candidate = _with_records(response, records[:middle]).to_wire(max_size=limit)
+        except dns.exception.TooBig:
+            high = middle - 1
+        else:
+            low, wire = middle, candidate
+    return wire
+
+
+def _with_records(response: dns.message.Message, records: list[tuple[dns.rrset.RRset, object]]) -> dns.message.Message:
+    out = response
+    out.answer = []
+    for rrset, rdata in records:
+        found = next((r for r in out.answer if r.name == rrset.name and r.rdtype == rrset.rdtype), None)
+        if found is None:
+            found = dns.rrset.RRset(rrset.name, rrset.rdclass, rrset.rdtype)
+            found.update_ttl(rrset.ttl)
+            out.answer.append(found)
+        found.add(rdata)  # type: ignore[arg-type]
+    return out
+
+
+def name_text(name: dns.name.Name) -> str:
+    """A query name as Docker matches it: presentation form, no final dot, the root as ''."""
+    if name == dns.name.root:
+        return ""
+    return name.to_text(omit_final_dot=True)
+
+
+def resolve_name(view: NameView, name: str) -> list[str] | None:
+    """The addresses of ``name`` (no final dot) for ``view``, trying Docker's ``name.network`` splits."""
+    if not name:
+        return None
+    found = view.addresses(name.lower())
+    if found is not None:
+        return found
+    scoped = getattr(view, "addresses_on", None)
+    if scoped is None:
+        return None
+    end = len(name)
+    while (dot := name.rfind(".", 0, end)) > 0:
+        found = scoped(name[:dot].lower(), name[dot + 1:])
+        if found is not None:
+            return list(found)
+        end = dot
+    return None
+
+
+def _family_answer(query: dns.message.Message, addresses: list[str], rdtype: dns.rdatatype.RdataType) -> dns.message.Message:
+    response = reply_with(query, dns.rcode.NOERROR)
+    question = query.question[0]
+    wanted = 4 if rdtype == dns.rdatatype.A else 6
+    picked = []
+    for text in addresses:
+        try:
+            addr = ipaddress.ip_address(text)
+        except ValueError:
+            log.warning("embedded DNS: the view gave %r for %s, not an address", text, question.name)
+            continue
+        if addr.version == wanted and str(addr) not in picked:
+            picked.append(str(addr))
+    random.shuffle(picked)
+    if picked:
+        rrset = response.find_rrset(response.answer, question.name, dns.rdataclass.IN, rdtype, create=True)
+        rrset.update_ttl(TTL)
+        for text in picked:
+            rdata = (dns.rdtypes.IN.A.A(dns.rdataclass.IN, rdtype, text) if wanted == 4
+                     else dns.rdtypes.IN.AAAA.AAAA(dns.rdataclass.IN, rdtype, text))
+            rrset.add(rdata)
+    return response
+
+
+def _ptr_answer(query: dns.message.Message, view: NameView) -> dns.message.Message | None:
+    qname = query.question[0].name
+    if not (qname.is_subdomain(dns.reversename.ipv4_reverse_domain)
+            or qname.is_subdomain(dns.reversename.ipv6_reverse_domain)):
+        return None
+    try:
+        address = str(ipaddress.ip_address(dns.reversename.to_address(qname)))
+    except (dns.exception.DNSException, ValueError):
+        return None  # not a whole address: maybe the upstreams know it
+    host = view.name_of(address)
+    if not host:
+        return None
+    try:
+        target = dns.name.from_text(host)
+    except dns.exception.DNSException:
+        log.warning("embedded DNS: the view named %s %r, not a DNS name", address, host)
+        return None
+    response = reply_with(query, dns.rcode.NOERROR)
+    rrset = response.find_rrset(response.answer, qname, dns.rdataclass.IN, dns.rdatatype.PTR, create=True)
+    rrset.update_ttl(TTL)
+    rrset.add(dns.rdtypes.ANY.PTR.PTR(dns.rdataclass.IN, dns.rdatatype.PTR, target))
+    return response
+
+
+def local_answer(query: dns.message.Message, view: NameView, *, ndots_set: bool) -> dns.message.Message | None:
+    """Docker's answer from the view, or None when the query must be forwarded."""
+    question = query.question[0]
+    if question.rdclass != dns.rdataclass.IN:
+        return None
+    rdtype = question.rdtype
+    name = name_text(question.name)
+    if rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+        found = resolve_name(view, name)
+        if found is not None:
+            return _family_answer(query, found, rdtype)
+        if ndots_set and "." not in name:
+            return reply_with(query, dns.rcode.NOERROR)
+        return None
+    if rdtype == dns.rdatatype.MX:
+        return reply_with(query, dns.rcode.NOERROR) if resolve_name(view, name) is not None else None
+    if rdtype == dns.rdatatype.PTR:
+        return _ptr_answer(query, view)
+    return None
+
+
+def client_limit(query: dns.message.Message, tcp: bool) -> int:
+    """The largest reply the client takes: 65535 over TCP, else 512 or its EDNS UDP size."""
+    if tcp:
+        return TCP_MAX
+    return max(UDP_MIN, query.payload) if query.edns >= 0 else UDP_MIN
+
+
+def decide(wire: bytes, view: NameView, *, tcp: bool, ndots_set: bool = False) -> Decision:
+    """What to do with the packet ``wire`` a container sent (see the module's docstring)."""
+    if len(wire) < _HEADER.size:
+        return None
+    _, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(wire)
+    if flags & _QR:
+        return None
+    if (flags >> 11) & 0xF != dns.opcode.QUERY:
+        return Reply(header_reply(wire, dns.rcode.NOTIMP))
+    if qdcount != 1 or ancount > 1 or nscount > 1 or arcount > 2:
+        return Reply(header_reply(wire, dns.rcode.FORMERR))
+    try:
+        query = dns.message.from_wire(wire)
+    except Exception:  # any way the bytes fail to parse is the client's error
+        return Reply(header_reply(wire, dns.rcode.FORMERR))
+    if len(query.question) != 1:
+        return Reply(header_reply(wire, dns.rcode.FORMERR))
+    limit = client_limit(query, tcp)
+    if query.question[0].rdtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
+        return Reply(to_wire(reply_with(query, dns.rcode.REFUSED), limit))
+    try:
+        answer = local_answer(query, view, ndots_set=ndots_set)
+    except Exception:
+        log.exception("embedded DNS: the name view failed on %s", query.question[0])
+        return Reply(to_wire(reply_with(query, dns.rcode.SERVFAIL, recursion_available=False), limit))
+    if answer is None:
+        return Forward(query, wire, limit)
+    return Reply(to_wire(answer, limit))
