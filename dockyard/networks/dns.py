@@ -32,7 +32,7 @@ from typing import Any
 
 import dns.rcode
 
-from dockyard.errors import DockyardError
+from dockyard.errors import DockyardError, InvalidParameter
 from dockyard.networks import netns as netns_mod
 from dockyard.networks.dns_answer import Forward, NameView, Reply, ScopedNameView, decide, reply_with, to_wire
 from dockyard.networks.dns_forward import (
@@ -44,6 +44,7 @@ from dockyard.networks.dns_forward import (
     container_upstreams,
 )
 from dockyard.networks.resolv_conf import INTERNAL_NAMESERVER, container_resolv_conf, sets_ndots
+from dockyard.runtime.loopback import loopback_up
 
 __all__ = ["LISTEN_ADDRESS", "EmbeddedDns", "NameView", "ScopedNameView", "container_resolv_conf", "sets_ndots"]
 
@@ -73,7 +74,11 @@ class _Attachment:
 
 
 def _listen(port: int) -> tuple[socket.socket, socket.socket]:
-    """UDP and TCP sockets on 127.0.0.11:``port`` in the calling thread's namespace, non-blocking."""
+    """UDP and TCP sockets on 127.0.0.11:``port`` in the calling thread's namespace, non-blocking.
+
+    ``lo`` is brought up first (as in every container's namespace): a socket bound to 127.0.0.11 while
+    ``lo`` is down answers from 127.0.0.1 once it is up, and clients drop such answers."""
+    loopback_up()
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         udp.bind((LISTEN_ADDRESS, port))
@@ -119,11 +124,20 @@ class EmbeddedDns:
         queries with ``view``. ``upstreams``: the container's --dns servers; None = the host's resolvers
         (``[]``: forward nothing, every name not ours gets SERVFAIL — a container on internal networks
         only). ``ndots_set``: the container's resolv.conf options name ndots (see ``sets_ndots``).
-        Attaching a key again replaces its attachment."""
+        Attaching a key again replaces its attachment. The daemon's own namespace is refused (a
+        ``--network host`` container has no embedded DNS, as in Docker)."""
         parsed = None if upstreams is None else container_upstreams(upstreams)
         self.detach(key)
+
+        def listen() -> tuple[socket.socket, socket.socket]:
+            here = Path(f"/proc/self/task/{threading.get_native_id()}/ns/net")
+            if netns_mod.identity(here) == netns_mod.identity(netns_mod.HOST):
+                raise InvalidParameter(f"{netns} is the daemon's own network namespace: the embedded DNS "
+                                       "server serves containers' namespaces only")
+            return _listen(PORT)
+
         try:
-            udp, tcp = netns_mod.run_in(Path(netns), lambda: _listen(PORT))
+            udp, tcp = netns_mod.run_in(Path(netns), listen)
         except OSError as exc:
             raise DockyardError(f"cannot serve DNS on {LISTEN_ADDRESS}:{PORT} in network namespace {netns}: "
                                 f"{exc.strerror or exc}") from exc
