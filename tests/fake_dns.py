@@ -43,10 +43,11 @@ class FakeUpstream:
 
     @staticmethod
     def _bind(address: str, port: int) -> tuple[socket.socket, socket.socket]:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
         for _ in range(50):
-            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            udp = socket.socket(family, socket.SOCK_DGRAM)
             udp.bind((address, port))
-            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            tcp = socket.socket(family, socket.SOCK_STREAM)
             tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 tcp.bind((address, udp.getsockname()[1]))
@@ -63,7 +64,9 @@ class FakeUpstream:
     @property
     def spec(self) -> str:
         """The upstream as ``attach``/``parse_upstream`` take it."""
-        return self.address if self.port == 53 else f"{self.address}:{self.port}"
+        if self.port == 53:
+            return self.address
+        return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
 
     def _replies(self, wire: bytes, transport: str) -> list[bytes]:
         try:

@@ -59,6 +59,15 @@ class Upstream:
     def family(self) -> socket.AddressFamily:
         return socket.AF_INET6 if ":" in self.address else socket.AF_INET
 
+    def sockaddr(self) -> tuple[str, int] | tuple[str, int, int, int]:
+        """The address for ``connect``: an IPv6 zone (``%eth0``, an interface of the daemon's namespace,
+        or its index) becomes the scope ID, which Python does not read from the text."""
+        if self.family == socket.AF_INET:
+            return self.address, self.port
+        host, _, zone = self.address.partition("%")
+        scope = (int(zone) if zone.isdigit() else socket.if_nametoindex(zone)) if zone else 0
+        return host, self.port, 0, scope
+
     def __str__(self) -> str:
         if self.port == 53:
             return self.address
@@ -216,7 +225,7 @@ async def _udp_exchange(upstream: Upstream, out: bytes, query: dns.message.Messa
     loop = asyncio.get_running_loop()
     with socket.socket(upstream.family, socket.SOCK_DGRAM) as sock:
         sock.setblocking(False)
-        sock.connect((upstream.address, upstream.port))
+        sock.connect(upstream.sockaddr())
         await loop.sock_sendall(sock, out)
         while True:  # datagrams that are not the answer (late, forged, garbled) are skipped
             data = await asyncio.wait_for(loop.sock_recv(sock, 65535), _remaining(deadline))
@@ -241,7 +250,7 @@ async def _tcp_exchange(upstream: Upstream, out: bytes, deadline: float) -> byte
     loop = asyncio.get_running_loop()
     with socket.socket(upstream.family, socket.SOCK_STREAM) as sock:
         sock.setblocking(False)
-        await asyncio.wait_for(loop.sock_connect(sock, (upstream.address, upstream.port)), _remaining(deadline))
+        await asyncio.wait_for(loop.sock_connect(sock, upstream.sockaddr()), _remaining(deadline))
         await asyncio.wait_for(loop.sock_sendall(sock, struct.pack("!H", len(out)) + out), _remaining(deadline))
         size = struct.unpack("!H", await _read_exactly(sock, 2, deadline))[0]
         return await _read_exactly(sock, size, deadline)

@@ -65,6 +65,10 @@ def test_parse_upstream() -> None:
     for bad in ("example.com", "10.0.0.1:0", "10.0.0.1:70000", "::1:53x", "", "[10.0.0.1"):
         with pytest.raises(InvalidParameter):
             parse_upstream(bad)
+    assert Upstream("10.0.0.1").sockaddr() == ("10.0.0.1", 53)
+    assert Upstream("::1", 5353).sockaddr() == ("::1", 5353, 0, 0)
+    assert parse_upstream("fe80::1%lo").sockaddr() == ("fe80::1", 53, 0, socket.if_nametoindex("lo"))
+    assert parse_upstream("[fe80::1%3]:5353").sockaddr() == ("fe80::1", 5353, 0, 3)
     assert container_upstreams(["127.0.0.11", "1.1.1.1", "8.8.8.8", "9.9.9.9", "8.8.4.4"]) == [
         Upstream("1.1.1.1"), Upstream("8.8.8.8"), Upstream("9.9.9.9")]
 
@@ -77,6 +81,14 @@ def test_forwarded_answer_keeps_the_clients_id(upstreams: list[FakeUpstream]) ->
     transport, seen = upstreams[0].queries[-1]
     assert transport == "udp" and seen.question == q.question
     assert len(upstreams[1].queries) == 0
+
+
+def test_an_ipv6_upstream_over_udp_and_tcp() -> None:
+    with FakeUpstream("::1", handler=answer_a("192.0.2.6")) as v6:
+        q = dns.message.make_query("example.com", "A")
+        assert a_of(forward(q.to_wire(), [v6])) == ["192.0.2.6"]
+        assert a_of(forward(q.to_wire(), [v6], tcp=True, limit=65535)) == ["192.0.2.6"]
+        assert [t for t, _ in v6.queries] == ["udp", "tcp"]
 
 
 def test_a_silent_or_failing_upstream_is_skipped(upstreams: list[FakeUpstream]) -> None:
