@@ -191,15 +191,22 @@ class EmbeddedDns:
             return list(self._attached)
 
     def _start(self) -> asyncio.AbstractEventLoop:
-        """The serving loop, started on first use (call with the lock held)."""
-        if self._loop is not None:
+        """The serving loop, started on first use — and again, with every attachment, should the
+        thread ever have ended (call with the lock held)."""
+        if self._loop is not None and self._thread is not None and self._thread.is_alive():
             return self._loop
+        if self._thread is not None:
+            log.error("embedded DNS: the serving thread had ended; starting it again")
         loop = asyncio.new_event_loop()
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         thread = threading.Thread(target=self._serve, args=(loop, ready), name="embedded-dns", daemon=True)
         thread.start()
         ready.result()
         self._loop, self._thread = loop, thread
+        for att in self._attached.values():
+            att.tasks.clear()
+            att.pending = att.tcp_open = 0
+            loop.call_soon_threadsafe(self._register, att)
         return loop
 
     def _in_loop(self, fn: Callable[[_Attachment], None], att: _Attachment) -> None:

@@ -329,3 +329,27 @@ def test_close_is_idempotent_and_final(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="closed"):
         server.attach_sockets("c0", udp, tcp, NameTable().view(lambda: []))
     assert udp.fileno() == -1 and tcp.fileno() == -1
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_serving_thread_that_ended_is_started_again(server: EmbeddedDns) -> None:
+    table = NameTable()
+    table.set("mynet", "c1", name="web", addresses=["10.5.0.2"])
+    first = listeners()
+    server.attach_sockets("c1", first[0], first[1], table.view(lambda: ["mynet"]), [])
+    assert a_of(dns.query.udp(dns.message.make_query("web", "A"), "127.0.0.1", port=first[2], timeout=2)) == [
+        "10.5.0.2"]
+    thread, loop = server._thread, server._loop
+    assert thread is not None and loop is not None
+
+    def end() -> None:
+        raise SystemExit  # what no callback does: the one way out of the loop besides close()
+
+    loop.call_soon_threadsafe(end)
+    thread.join(5)
+    assert not thread.is_alive()
+    second = listeners()
+    server.attach_sockets("c2", second[0], second[1], table.view(lambda: ["mynet"]), [])
+    for port in (first[2], second[2]):
+        got = dns.query.udp(dns.message.make_query("web", "A"), "127.0.0.1", port=port, timeout=2)
+        assert a_of(got) == ["10.5.0.2"]
