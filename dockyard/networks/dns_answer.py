@@ -180,28 +180,59 @@ def resolve_name(view: NameView, name: str) -> list[str] | None:
     return None
 
 
-def _family_answer(query: dns.message.Message, addresses: list[str], rdtype: dns.rdatatype.RdataType) -> dns.message.Message:
-    response = reply_with(query, dns.rcode.NOERROR)
-    question = query.question[0]
+def _pick(addresses: list[str], rdtype: dns.rdatatype.RdataType, qname: dns.name.Name) -> list[bytes]:
+    """The view's addresses of the asked family, packed, without duplicates, shuffled (as Docker)."""
     wanted = 4 if rdtype == dns.rdatatype.A else 6
-    picked = []
+    picked: list[bytes] = []
     for text in addresses:
         try:
             addr = ipaddress.ip_address(text)
         except ValueError:
-            log.warning("embedded DNS: the view gave %r for %s, not an address", text, question.name)
+            log.warning("embedded DNS: the view gave %r for %s, not an address", text, qname)
             continue
-        if addr.version == wanted and str(addr) not in picked:
-            picked.append(str(addr))
+        if addr.version == wanted and addr.packed not in picked:
+            picked.append(addr.packed)
     random.shuffle(picked)
-    if picked:
-        rrset = response.find_rrset(response.answer, question.name, dns.rdataclass.IN, rdtype, create=True)
+    return picked
+
+
+def family_answer_message(query: dns.message.Message, packed: list[bytes],
+                          rdtype: dns.rdatatype.RdataType) -> dns.message.Message:
+    """The A/AAAA answer built with dnspython (for queries carrying EDNS options, e.g. padding)."""
+    response = reply_with(query, dns.rcode.NOERROR)
+    qname = query.question[0].name
+    if packed:
+        rrset = response.find_rrset(response.answer, qname, dns.rdataclass.IN, rdtype, create=True)
         rrset.update_ttl(TTL)
-        for text in picked:
-            rdata = (dns.rdtypes.IN.A.A(dns.rdataclass.IN, rdtype, text) if wanted == 4
-                     else dns.rdtypes.IN.AAAA.AAAA(dns.rdataclass.IN, rdtype, text))
-            rrset.add(rdata)
+        for raw in packed:
+            text = str(ipaddress.ip_address(raw))
+            rrset.add(dns.rdtypes.IN.A.A(dns.rdataclass.IN, rdtype, text) if rdtype == dns.rdatatype.A
+                      else dns.rdtypes.IN.AAAA.AAAA(dns.rdataclass.IN, rdtype, text))
     return response
+
+
+_RR = struct.Struct("!HHIH")  # after the owner name: type, class, TTL, rdata length
+_OPT = b"\x00" + struct.pack("!HHIH", dns.rdatatype.OPT, OUR_PAYLOAD, 0, 0)  # EDNS 0, no flags/options
+
+
+def family_answer_wire(query: dns.message.Message, packed: list[bytes], rdtype: dns.rdatatype.RdataType,
+                       limit: int) -> bytes:
+    """The same answer as :func:`family_answer_message`, written directly (the hot path: ~10x faster):
+    each record names the question's name by a pointer to it; as many as fit ``limit``, TC if not all."""
+    flags = 0x8000 | (query.flags & _RD) | dns.flags.RA
+    qname = query.question[0].name.to_wire()
+    assert qname is not None  # to_wire() without a file returns the bytes
+    question = qname + struct.pack("!HH", rdtype, dns.rdataclass.IN)
+    opt = _OPT if query.edns >= 0 else b""
+    # the owner: a pointer to the question's name at offset 12 (the root is shorter written out)
+    owner = b"\x00" if qname == b"\x00" else b"\xc0\x0c"
+    records = [owner + _RR.pack(rdtype, dns.rdataclass.IN, TTL, len(raw)) + raw for raw in packed]
+    room = limit - _HEADER.size - len(question) - len(opt)
+    if records and sum(map(len, records)) > room:
+        records = records[:max(0, room) // len(records[0])]
+        flags |= dns.flags.TC
+    header = _HEADER.pack(query.id, flags, 1, len(records), 0, 1 if opt else 0)
+    return header + question + b"".join(records) + opt
 
 
 def _ptr_answer(query: dns.message.Message, view: NameView) -> dns.message.Message | None:
@@ -228,8 +259,10 @@ def _ptr_answer(query: dns.message.Message, view: NameView) -> dns.message.Messa
     return response
 
 
-def local_answer(query: dns.message.Message, view: NameView, *, ndots_set: bool) -> dns.message.Message | None:
-    """Docker's answer from the view, or None when the query must be forwarded."""
+def local_answer(query: dns.message.Message, view: NameView, *, ndots_set: bool,
+                 tcp: bool = False) -> dns.message.Message | bytes | None:
+    """Docker's answer from the view (a message, or its wire form already fitted to the client's
+    limit), or None when the query must be forwarded."""
     question = query.question[0]
     if question.rdclass != dns.rdataclass.IN:
         return None
@@ -238,7 +271,10 @@ def local_answer(query: dns.message.Message, view: NameView, *, ndots_set: bool)
     if rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
         found = resolve_name(view, name)
         if found is not None:
-            return _family_answer(query, found, rdtype)
+            packed = _pick(found, rdtype, question.name)
+            if query.options:
+                return family_answer_message(query, packed, rdtype)
+            return family_answer_wire(query, packed, rdtype, client_limit(query, tcp))
         if ndots_set and "." not in name:
             return reply_with(query, dns.rcode.NOERROR)
         return None
@@ -277,10 +313,10 @@ def decide(wire: bytes, view: NameView, *, tcp: bool, ndots_set: bool = False) -
     if query.question[0].rdtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
         return Reply(to_wire(reply_with(query, dns.rcode.REFUSED), limit))
     try:
-        answer = local_answer(query, view, ndots_set=ndots_set)
+        answer = local_answer(query, view, ndots_set=ndots_set, tcp=tcp)
     except Exception:
         log.exception("embedded DNS: the name view failed on %s", query.question[0])
         return Reply(to_wire(reply_with(query, dns.rcode.SERVFAIL, recursion_available=False), limit))
     if answer is None:
         return Forward(query, wire, limit)
-    return Reply(to_wire(answer, limit))
+    return Reply(answer if isinstance(answer, bytes) else to_wire(answer, limit))

@@ -17,7 +17,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dockyard.networks.dns_answer import Forward, Reply, decide
+from dockyard.networks.dns_answer import (
+    Forward,
+    Reply,
+    client_limit,
+    decide,
+    family_answer_message,
+    family_answer_wire,
+    to_wire,
+)
 from dockyard.networks.dns_names import NameTable
 
 
@@ -230,3 +238,31 @@ def test_fuzz_queries_and_mutations(table: NameTable, label: str, rdtype: str, t
             dns.message.from_wire(decision.wire)  # every reply we make parses
         elif isinstance(decision, Forward):
             assert decision.wire == candidate
+
+
+@settings(max_examples=300, deadline=None)
+@given(_labels, st.sampled_from(["A", "AAAA"]), st.integers(0, 40), st.one_of(st.none(), st.integers(0, 4096)),
+       st.booleans(), st.booleans())
+def test_the_written_answer_is_dnspythons(label: str, rdtype: str, count: int, payload: int | None, rd: bool,
+                                          tcp: bool) -> None:
+    """The hot path (family_answer_wire) says what the dnspython-built answer says, fitted the same way."""
+    try:
+        q = dns.message.make_query(label.strip(".").upper(), rdtype, use_edns=payload is not None,
+                                   payload=payload or 0)
+    except (dns.name.EmptyLabel, dns.name.LabelTooLong, dns.name.NameTooLong):
+        return
+    if not rd:
+        q.flags &= ~dns.flags.RD
+    query_ = dns.message.from_wire(q.to_wire())
+    kind = dns.rdatatype.from_text(rdtype)
+    size = 4 if rdtype == "A" else 16
+    packed = [i.to_bytes(size, "big") for i in range(1, count + 1)]
+    limit = client_limit(query_, tcp)
+    fast = dns.message.from_wire(family_answer_wire(query_, packed, kind, limit))
+    slow = dns.message.from_wire(to_wire(family_answer_message(query_, packed, kind), limit))
+    assert len(family_answer_wire(query_, packed, kind, limit)) <= limit
+    assert (fast.id, fast.flags, fast.question, fast.edns, fast.payload) == (
+        slow.id, slow.flags, slow.question, slow.edns, slow.payload)
+    assert fast.answer == slow.answer
+    assert [rrset.ttl for rrset in fast.answer] == [rrset.ttl for rrset in slow.answer]
+    assert fast.answer == [] or fast.answer[0].name.to_text() == q.question[0].name.to_text()
