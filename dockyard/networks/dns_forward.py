@@ -143,7 +143,11 @@ class Forwarder:
             self._slots = asyncio.Semaphore(self.max_in_flight)
         for upstream in upstreams[:MAX_UPSTREAMS]:
             try:
-                await asyncio.wait_for(self._slots.acquire(), self.slot_wait)
+                if self._slots.locked():
+                    async with asyncio.timeout(self.slot_wait):
+                        await self._slots.acquire()
+                else:
+                    await self._slots.acquire()  # free: no timer needed
             except TimeoutError:
                 now = time.monotonic()
                 if now - self._last_full_warning > 2:
@@ -166,7 +170,8 @@ class Forwarder:
         try:
             if tcp:
                 return _usable(await _tcp_exchange(upstream, out, deadline), query, ident)
-            answer = await _udp_exchange(upstream, out, query, ident, deadline)
+            async with asyncio.timeout_at(deadline):
+                answer = await _udp_exchange(upstream, out, query, ident)
             if answer is None or not _truncated(answer):
                 return answer
             whole = _usable(await _tcp_exchange(upstream, out, loop_time() + self.timeout), query, ident)
@@ -178,13 +183,6 @@ class Forwarder:
 
 def loop_time() -> float:
     return asyncio.get_running_loop().time()
-
-
-def _remaining(deadline: float) -> float:
-    left = deadline - loop_time()
-    if left <= 0:
-        raise TimeoutError
-    return left
 
 
 def _truncated(wire: bytes) -> bool:
@@ -220,26 +218,26 @@ def _usable(wire: bytes, query: dns.message.Message, ident: int) -> bytes | None
     return wire
 
 
-async def _udp_exchange(upstream: Upstream, out: bytes, query: dns.message.Message, ident: int,
-                        deadline: float) -> bytes | None:
+async def _udp_exchange(upstream: Upstream, out: bytes, query: dns.message.Message, ident: int) -> bytes | None:
+    """The upstream's reply to ``out`` (None: it failed); the caller bounds the time."""
     loop = asyncio.get_running_loop()
     with socket.socket(upstream.family, socket.SOCK_DGRAM) as sock:
         sock.setblocking(False)
         sock.connect(upstream.sockaddr())
         await loop.sock_sendall(sock, out)
         while True:  # datagrams that are not the answer (late, forged, garbled) are skipped
-            data = await asyncio.wait_for(loop.sock_recv(sock, 65535), _remaining(deadline))
+            data = await loop.sock_recv(sock, 65535)
             response = _parse_reply(data)
             if response is None or not _matches(response, query, ident):
                 continue
             return None if _failed(response) else data
 
 
-async def _read_exactly(sock: socket.socket, size: int, deadline: float) -> bytes:
+async def _read_exactly(sock: socket.socket, size: int) -> bytes:
     loop = asyncio.get_running_loop()
     chunks = bytearray()
     while len(chunks) < size:
-        data = await asyncio.wait_for(loop.sock_recv(sock, size - len(chunks)), _remaining(deadline))
+        data = await loop.sock_recv(sock, size - len(chunks))
         if not data:
             raise EOFError("connection closed")
         chunks += data
@@ -250,7 +248,8 @@ async def _tcp_exchange(upstream: Upstream, out: bytes, deadline: float) -> byte
     loop = asyncio.get_running_loop()
     with socket.socket(upstream.family, socket.SOCK_STREAM) as sock:
         sock.setblocking(False)
-        await asyncio.wait_for(loop.sock_connect(sock, upstream.sockaddr()), _remaining(deadline))
-        await asyncio.wait_for(loop.sock_sendall(sock, struct.pack("!H", len(out)) + out), _remaining(deadline))
-        size = struct.unpack("!H", await _read_exactly(sock, 2, deadline))[0]
-        return await _read_exactly(sock, size, deadline)
+        async with asyncio.timeout_at(deadline):
+            await loop.sock_connect(sock, upstream.sockaddr())
+            await loop.sock_sendall(sock, struct.pack("!H", len(out)) + out)
+            size = struct.unpack("!H", await _read_exactly(sock, 2))[0]
+            return await _read_exactly(sock, size)
