@@ -11,9 +11,9 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.opcode
-import dns.rdataclass
 import dns.rcode
 import dns.rdata
+import dns.rdataclass
 import dns.rdatatype
 import dns.reversename
 import pytest
