@@ -18,7 +18,7 @@ Names are matched lowercased and without the final dot; search domains get no sp
 (with ``options ndots:0`` a client asks for ``web.`` first, which is ours; ``web.example.com`` is
 forwarded), as in Docker. As Docker's (checked against a dockerd's): the question's class is not
 looked at (the answers are IN records), replies copy RD and CD and set RA, and carry no OPT record.
-Hostile input: fewer than 12 bytes or a response (QR set) is dropped; an opcode other than QUERY gets
+Hostile input: fewer than 12 bytes, a header alone or a response (QR set) is dropped; an opcode other than QUERY gets
 NOTIMP; a packet that does not parse, or has other than one question, or more records than a query
 carries, gets FORMERR; bytes after the message are ignored. Unlike Docker, zone transfers (AXFR/IXFR:
 many messages) are not forwarded but REFUSED. The view raising gets SERVFAIL.
@@ -286,6 +286,8 @@ def decide(wire: bytes, view: NameView, *, tcp: bool, ndots_set: bool = False) -
         return Reply(header_reply(wire, dns.rcode.NOTIMP))
     if qdcount != 1 or ancount > 1 or nscount > 1 or arcount > 2:
         return Reply(header_reply(wire, dns.rcode.FORMERR))
+    if len(wire) == _HEADER.size:
+        return None  # a header alone parses as a message without a question: Docker ignores it
     try:
         query = dns.message.from_wire(wire)
     except dns.message.TrailingJunk:

@@ -90,7 +90,10 @@ class NameTable:
         return None
 
     def view(self, networks: Callable[[], Sequence[str]]) -> NetworkView:
-        """The view of a container whose networks (names, in lookup order) ``networks()`` gives now."""
+        """The view of a container whose networks (names, in lookup order) ``networks()`` gives now.
+
+        Docker's order is its sandbox's endpoint order: a higher ``--gw-priority`` first, internal
+        networks after the others, then by network name (so ``my.dotted`` before ``mynet``)."""
         return NetworkView(self, networks)
 
 

@@ -186,6 +186,7 @@ def test_hostile_packets(table: NameTable) -> None:
     good = query("web")
     assert decide(b"", view, tcp=False) is None
     assert decide(good[:11], view, tcp=False) is None
+    assert decide(good[:12], view, tcp=False) is None  # a header announcing a question it lacks
     response = bytearray(good)
     response[2] |= 0x80  # QR: a response is never answered (no reflection loops)
     assert decide(bytes(response), view, tcp=False) is None
