@@ -5,15 +5,17 @@ namespace of the test's own standing for its host; it gets two user networks (``
 ``my.dotted``) and three busybox containers: ``web`` (alias ``www``) on mynet, ``api`` on my.dotted,
 and ``client`` on both. Docker's resolver is asked from inside ``client``'s namespace; ours from a
 namespace of the test's own, with a view of the same names and addresses (read from ``docker
-inspect``). Only questions Docker answers itself are compared: its upstreams (the host's) are not
-reachable from the stand-in namespace, and ours are tested in test_network_dns.py. The dockerd here is
-Debian's 20.10; the behaviour compared is the same in 28 (libnetwork's resolver.go).
+inspect``). Names not ours are forwarded: the client's ``--dns`` is an upstream of the test's own in
+the dockerd's host namespace (on mynet's gateway), ours forwards to the same kind of upstream on a
+127.x address. The dockerd here is Debian's 20.10; the behaviour compared is the same in 28
+(libnetwork's resolver.go).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import shutil
 import socket
@@ -31,12 +33,15 @@ import dns.message
 import dns.opcode
 import dns.query
 import dns.rcode
+import dns.rdatatype
 import dns.reversename
+import dns.rrset
 import pytest
 
 from dockyard.networks import netns
 from dockyard.networks.dns import EmbeddedDns
 from dockyard.networks.dns_names import NameTable
+from tests.fake_dns import FakeUpstream
 from tests.integration.daemon_harness import DOCKER
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(240)]
@@ -48,6 +53,23 @@ DOCKERD = "/usr/sbin/dockerd"
 class DockerWorld:
     client_ns: Path  # the client container's namespace (/proc/<pid>/ns/net)
     table: NameTable  # the same names and addresses, for our server
+
+
+def upstream_names(query: dns.message.Message, transport: str) -> list[bytes]:
+    """The upstream both servers forward to (Docker's in its host's namespace, ours on 127.x): an A
+    record for known.example, TXT for any TXT question, SERVFAIL for fail.example, else NXDOMAIN."""
+    response = dns.message.make_response(query)
+    question = query.question[0]
+    name = question.name.to_text().lower()
+    if name == "fail.example.":
+        response.set_rcode(dns.rcode.SERVFAIL)
+    elif question.rdtype == dns.rdatatype.TXT:
+        response.answer.append(dns.rrset.from_text(question.name, 77, "IN", "TXT", '"from upstream"'))
+    elif name == "known.example." and question.rdtype == dns.rdatatype.A:
+        response.answer.append(dns.rrset.from_text(question.name, 77, "IN", "A", "192.0.2.77"))
+    elif name != "known.example.":
+        response.set_rcode(dns.rcode.NXDOMAIN)
+    return [response.to_wire()]
 
 
 def _docker(sock: Path, *args: str, timeout: float = 60) -> str:
@@ -62,6 +84,7 @@ def docker_world(busybox_tar: Path) -> Iterator[DockerWorld]:
     host = root / "host-ns"
     sock = root / "docker.sock"
     process = None
+    upstream: FakeUpstream | None = None
     try:
         netns.create(host)
         log = open(root / "dockerd.log", "wb")  # noqa: SIM115 - closed below
@@ -84,7 +107,11 @@ def docker_world(busybox_tar: Path) -> Iterator[DockerWorld]:
         _docker(sock, "run", "-d", "--name", "web", "--network", "mynet", "--network-alias", "www", "busybox",
                 "sleep", "600")
         _docker(sock, "run", "-d", "--name", "api", "--network", "my.dotted", "busybox", "sleep", "600")
-        _docker(sock, "run", "-d", "--name", "client", "--network", "mynet", "busybox", "sleep", "600")
+        # the client's --dns: an upstream in the dockerd's host namespace, on mynet's gateway address
+        gateway = json.loads(_docker(sock, "network", "inspect", "mynet"))[0]["IPAM"]["Config"][0]["Gateway"]
+        upstream = netns.run_in(host, lambda: FakeUpstream(gateway, 53, upstream_names))
+        _docker(sock, "run", "-d", "--name", "client", "--network", "mynet", "--dns", gateway, "busybox",
+                "sleep", "600")
         _docker(sock, "network", "connect", "my.dotted", "client")
         table = NameTable()
         for name in ("web", "api", "client"):
@@ -105,6 +132,8 @@ def docker_world(busybox_tar: Path) -> Iterator[DockerWorld]:
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, 9)
                     process.wait(10)
+        if upstream is not None:
+            upstream.close()
         netns.remove(host)
         shutil.rmtree(root, ignore_errors=True)
 
@@ -115,12 +144,23 @@ def ours(docker_world: DockerWorld, tmp_path_factory: pytest.TempPathFactory) ->
     path = tmp_path_factory.mktemp("dns-vs-docker") / f"ns-{secrets.token_hex(2)}"
     netns.create(path)
     server = EmbeddedDns(host_resolv_conf=path.parent / "no-resolv.conf")
+    upstream = None
     try:
+        for _ in range(20):
+            try:
+                upstream = FakeUpstream(f"127.{random.randint(60, 250)}.{random.randint(0, 255)}.9", 53,
+                                        upstream_names)
+                break
+            except OSError:
+                continue
+        assert upstream is not None
         # Docker's endpoint order for two plain user networks: by network name
-        server.attach("client", path, docker_world.table.view(lambda: ["my.dotted", "mynet"]), [])
+        server.attach("client", path, docker_world.table.view(lambda: ["my.dotted", "mynet"]), [upstream.address])
         yield path
     finally:
         server.close()
+        if upstream is not None:
+            upstream.close()
         netns.remove(path)
 
 
@@ -183,6 +223,15 @@ QUESTIONS = {
         dns.reversename.from_address(world.table.lookup("mynet", "web")[0]).to_text(), "PTR"),
     "PTR on the dotted network": lambda world: _query(
         dns.reversename.from_address(world.table.lookup("my.dotted", "api")[0]).to_text(), "PTR"),
+    # forwarded: the upstream's answers come back as it gave them
+    "forwarded A": lambda world: _query("known.example"),
+    "forwarded AAAA, empty": lambda world: _query("known.example", "AAAA"),
+    "forwarded NXDOMAIN": lambda world: _query("nosuchname"),
+    "forwarded, EDNS": lambda world: _query("known.example", use_edns=0, payload=1232),
+    "TXT of our name: forwarded": lambda world: _query("web", "TXT"),
+    "name.unknown-network: forwarded": lambda world: _query("web.other"),
+    "PTR not ours: forwarded": lambda world: _query("4.3.2.1.in-addr.arpa", "PTR"),
+    "upstream SERVFAIL": lambda world: _query("fail.example"),
 }
 
 
