@@ -353,3 +353,22 @@ def test_a_serving_thread_that_ended_is_started_again(server: EmbeddedDns) -> No
     for port in (first[2], second[2]):
         got = dns.query.udp(dns.message.make_query("web", "A"), "127.0.0.1", port=port, timeout=2)
         assert a_of(got) == ["10.5.0.2"]
+
+
+def test_one_container_cannot_queue_forwards_without_bound(server: EmbeddedDns,
+                                                           upstreams: list[FakeUpstream]) -> None:
+    """128 forwards per container wait or fly at once; the rest are REFUSED at once (then SERVFAIL for
+    those that waited on a silent upstream)."""
+    upstreams[0].handler = lambda q, t: []
+    udp, tcp, port = listeners()
+    server.attach_sockets("c0", udp, tcp, NameTable().view(lambda: []), [parse_upstream(upstreams[0].spec)])
+    codes: list[int] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        for i in range(200):
+            s.sendto(dns.message.make_query(f"n{i}.example", "A").to_wire(), ("127.0.0.1", port))
+        s.settimeout(3)
+        while len(codes) < 200:
+            codes.append(dns.message.from_wire(s.recvfrom(65535)[0]).rcode())
+    assert codes.count(dns.rcode.REFUSED) == 72 and codes.count(dns.rcode.SERVFAIL) == 128
+    assert codes[:72] == [dns.rcode.REFUSED] * 72  # refused before the others time out
