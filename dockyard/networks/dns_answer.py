@@ -42,8 +42,6 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.PTR
-import dns.rdtypes.IN.A
-import dns.rdtypes.IN.AAAA
 import dns.reversename
 import dns.rrset
 
