@@ -136,6 +136,19 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
     Verb("volume rm", _V + "volume", "volume rm [OPTIONS] VOLUME [VOLUME...]", "Remove one or more volumes", 1),
     Verb("volume remove", _V + "volume", "volume rm [OPTIONS] VOLUME [VOLUME...]", "Remove one or more volumes", 1),
     Verb("volume prune", _V + "volume", "volume prune [OPTIONS]", "Remove unused local volumes", 0, 0),
+    Verb("network", _V + "network", "network COMMAND", "Manage networks", 0, 0),
+    Verb("network create", _V + "network", "network create [OPTIONS] NETWORK", "Create a network", 1, 1),
+    Verb("network ls", _V + "network", "network ls [OPTIONS]", "List networks", 0, 0),
+    Verb("network list", _V + "network", "network ls [OPTIONS]", "List networks", 0, 0),
+    Verb("network inspect", _V + "network", "network inspect [OPTIONS] NETWORK [NETWORK...]",
+         "Display detailed information on one or more networks", 1),
+    Verb("network rm", _V + "network", "network rm NETWORK [NETWORK...]", "Remove one or more networks", 1),
+    Verb("network remove", _V + "network", "network rm NETWORK [NETWORK...]", "Remove one or more networks", 1),
+    Verb("network prune", _V + "network", "network prune [OPTIONS]", "Remove all unused networks", 0, 0),
+    Verb("network connect", _V + "network", "network connect [OPTIONS] NETWORK CONTAINER",
+         "Connect a container to a network", 2, 2),
+    Verb("network disconnect", _V + "network", "network disconnect [OPTIONS] NETWORK CONTAINER",
+         "Disconnect a container from a network", 2, 2),
 )}
 
 # ``container <sub>``: Docker's management command, each subcommand the top-level verb it names.

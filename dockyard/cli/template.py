@@ -404,9 +404,22 @@ class Template:
             except (TypeError, ValueError, AttributeError) as error:
                 raise TemplateError(f'template: :1: executing "" at <{head[1]}>: error calling '
                                     f"{head[1]}: {error}", False) from None
+        if head[0] == "field" and head[2] and (len(command) > 1 or piped is not _NOTHING):
+            method = self._method(head, dot, scope)
+            if method is not None:  # a row's method with arguments: ``{{.Label "com.example"}}``
+                args = [self._operand(op, dot, scope) for op in command[1:]]
+                if piped is not _NOTHING:
+                    args.append(piped)
+                return method(*args)
         if len(command) > 1 or piped is not _NOTHING:
             raise TemplateError("template: :1: can't give argument to non-function", False)
         return self._operand(head, dot, scope)
+
+    def _method(self, head: Any, dot: Any, scope: dict[str, Any]) -> Callable[..., Any] | None:
+        """The method ``head`` names on a value with ``methods`` (list rows), or ``None``."""
+        owner = self._operand((head[0], head[1], head[2][:-1]), dot, scope)
+        methods = getattr(owner, "methods", None)
+        return methods.get(head[2][-1]) if isinstance(methods, dict) else None
 
     def _operand(self, operand: Any, dot: Any, scope: dict[str, Any]) -> Any:
         kind = operand[0]

@@ -20,7 +20,7 @@ def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
     image, command = parsed.args[0], parsed.args[1:]
     attach = attached_streams(parsed)
     console = terminal.window_size(1) if parsed["tty"] else None
-    body = create_body(parsed, image, command, attach, console)
+    body = create_body(parsed, image, command, attach, console, "create")
     container_id = create(invocation.api, body, parsed["name"], parsed["pull"], parsed["platform"])
     sys.stdout.write(container_id + "\n")
     return 0

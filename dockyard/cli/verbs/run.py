@@ -39,13 +39,10 @@ FLAGS = FlagSet([
     Flag("entrypoint", "", "string", "Overwrite the default ENTRYPOINT of the image"),
     Flag("env", "e", "list", "Set environment variables"),
     Flag("env-file", "", "list", "Read in a file of environment variables"),
-    Flag("hostname", "h", "string", "Container host name"),
     Flag("init", "", "bool", "Run an init inside the container that forwards signals and reaps processes"),
     Flag("interactive", "i", "bool", "Keep STDIN open even if not attached"),
     Flag("label", "l", "list", "Set meta data on a container"),
     Flag("name", "", "string", "Assign a name to the container"),
-    Flag("network", "", "string", "Connect a container to a network", default="default",
-         type_name="network"),
     Flag("platform", "", "string", "Set platform if server is multi-platform capable"),
     Flag("pull", "", "string", 'Pull image before running ("always", "missing", "never")', default="missing"),
     Flag("rm", "", "bool", "Automatically remove the container and its associated anonymous volumes "
@@ -54,16 +51,18 @@ FLAGS = FlagSet([
     Flag("user", "u", "string", "Username or UID (format: <name|uid>[:<group|gid>])"),
     Flag("workdir", "w", "string", "Working directory inside the container"),
     *options.flags(),
-], interspersed=False).alias("net", "network")
+], interspersed=False)
+for _alias, _canonical in options.aliases().items():
+    FLAGS.alias(_alias, _canonical)
 
 STATUS_DOCKYARD_FAILED = 125
 STATUS_CANNOT_INVOKE = 126
 STATUS_NOT_FOUND = 127
 
 
-def run_failure(message: str, status: int = STATUS_DOCKYARD_FAILED) -> CliFailure:
-    """A failure printed the way ``docker run`` prints its own errors."""
-    return CliFailure(f"dockyard: {message}\n\nRun 'dockyard run --help' for more information", status)
+def run_failure(message: str, status: int = STATUS_DOCKYARD_FAILED, verb: str = "run") -> CliFailure:
+    """A failure printed the way ``docker run`` (or ``docker create``: ``verb``) prints its own errors."""
+    return CliFailure(f"dockyard: {message}\n\nRun 'dockyard {verb} --help' for more information", status)
 
 
 def start_error_status(message: str) -> int:
@@ -119,8 +118,9 @@ def parse_labels(values: list[str]) -> dict[str, str]:
 
 
 def create_body(parsed: Parsed, image: str, command: list[str], attach: set[str],
-                console_size: tuple[int, int] | None) -> dict[str, Any]:
-    """The JSON body of ``POST /containers/create`` for this command line."""
+                console_size: tuple[int, int] | None, verb: str = "run") -> dict[str, Any]:
+    """The JSON body of ``POST /containers/create`` for this command line (``verb``: ``run`` or
+    ``create``, named in Docker's hint when the command line makes no valid request)."""
     env = []
     for path in parsed["env-file"]:
         env += read_env_file(path)
@@ -128,14 +128,12 @@ def create_body(parsed: Parsed, image: str, command: list[str], attach: set[str]
     entrypoint: list[str] | None = None
     if "entrypoint" in parsed.changed:
         entrypoint = [parsed["entrypoint"]] if parsed["entrypoint"] else [""]
-    host_config: dict[str, Any] = {"NetworkMode": parsed["network"] or "default",
-                                   "AutoRemove": parsed["rm"]}
+    host_config: dict[str, Any] = {"AutoRemove": parsed["rm"]}
     if parsed["init"]:
         host_config["Init"] = True
     if console_size is not None:
         host_config["ConsoleSize"] = list(console_size)
     body = {
-        "Hostname": parsed["hostname"] or "",
         "User": parsed["user"] or "",
         "AttachStdin": "stdin" in attach,
         "AttachStdout": "stdout" in attach,
@@ -151,7 +149,12 @@ def create_body(parsed: Parsed, image: str, command: list[str], attach: set[str]
         "Labels": parse_labels(parsed["label"]),
         "HostConfig": host_config,
     }
-    options.apply(parsed, body)
+    from dockyard.cli.options.networking import OptionError
+
+    try:
+        options.apply(parsed, body)
+    except OptionError as error:
+        raise run_failure(str(error), verb=verb) from None
     return body
 
 
@@ -199,10 +202,22 @@ def create(api: EngineAPI, body: dict[str, Any], name: str | None, pull_policy: 
     params = [("name", name)] if name else []
     if platform:
         params.append(("platform", platform))
+    endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    if any(endpoint.get("MacAddress") for endpoint in endpoints.values()):
+        version = api.negotiate()
+        if tuple(int(part) for part in version.split(".") if part.isdigit()) < (1, 44):
+            raise CliFailure(f'"specify mac-address per network" requires API version 1.44, but the '
+                             f"Docker daemon API version is {version}", 1)
+    from dockyard.cli.options.networking import localhost_dns_warning
+
+    dns_warning = localhost_dns_warning(body.get("HostConfig", {}).get("Dns") or [])
     for attempt in (0, 1):
         try:
             created = api.json("POST", "/containers/create", params, body)
-            for warning in (created or {}).get("Warnings") or []:
+            warnings = list((created or {}).get("Warnings") or [])
+            if dns_warning:
+                warnings.append(dns_warning)
+            for warning in warnings:
                 sys.stderr.write(f"WARNING: {warning}\n")
             return str(created["Id"])
         except DaemonError as error:
