@@ -55,6 +55,26 @@ NETWORKS: list[dict[str, Any]] = [
         "Options": {"com.docker.network.driver.mtu": "1400"},
         "Labels": {"team": "blue", "tier": "front"},
     },
+    {
+        "Name": "ingress", "Id": "1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b",
+        "Created": "2026-12-03T08:00:00Z", "Scope": "swarm", "Driver": "overlay", "EnableIPv4": True,
+        "EnableIPv6": False, "IPAM": {"Driver": "default", "Options": None, "Config": [{"Subnet": "10.0.0.0/24"}]},
+        "Internal": False, "Attachable": False, "Ingress": True, "ConfigFrom": {"Network": ""},
+        "ConfigOnly": False, "Containers": None, "Options": None, "Labels": None,
+    },
+    {
+        "Name": "net10", "Id": "9" * 64, "Created": "0001-01-01T00:00:00Z", "Scope": "local", "Driver": "bridge",
+        "EnableIPv4": True, "EnableIPv6": False, "IPAM": {"Driver": "default", "Options": {}, "Config": []},
+        "Internal": False, "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""},
+        "ConfigOnly": False, "Containers": {}, "Options": {}, "Labels": {"only": "one"},
+    },
+    {
+        "Name": "net9", "Id": "8" * 64, "Created": "2026-12-04T23:59:59.999-07:00", "Scope": "local",
+        "Driver": "macvlan", "EnableIPv4": True, "EnableIPv6": False,
+        "IPAM": {"Driver": "default", "Options": {}, "Config": []}, "Internal": False, "Attachable": False,
+        "Ingress": False, "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": {}, "Options": {},
+        "Labels": {},
+    },
 ]
 
 PORTS = {
@@ -148,6 +168,10 @@ def answer(method: str, path: str, query: dict[str, list[str]], body: Any) -> tu
             return 200, None
     if path == "/containers/create" and method == "POST":
         return 201, {"Id": "d0d0" * 16, "Warnings": []}
+    if parts[0] == "containers" and len(parts) == 3 and parts[2] == "start" and method == "POST":
+        return 204, None
+    if parts[0] == "containers" and len(parts) == 3 and parts[2] == "wait" and method == "POST":
+        return 200, {"StatusCode": 0}
     if parts[0] == "containers" and len(parts) == 3 and parts[2] == "json" and method == "GET":
         box = _find_container(parts[1])
         if box is None:
@@ -187,7 +211,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             raw = self.rfile.read(length) if length else b""
         url = urllib.parse.urlsplit(self.path)
-        path = url.path
+        path = urllib.parse.unquote(url.path)  # as dockerd's router decodes it: `%7B` and `{` are one name
         if path.startswith("/v") and "/" in path[1:]:
             path = "/" + path[1:].split("/", 1)[1]
         if path == "/_ping":

@@ -161,7 +161,7 @@ class FlagSet:
             try:
                 value = flag.validator(value)
             except ValueError as error:
-                raise FlagError(f'invalid argument "{value}" for "{typed or flag.label}" flag: {error}') from None
+                raise FlagError(f'invalid argument {go_quote(value)} for "{typed or flag.label}" flag: {error}') from None
         if flag.kind == "bool":
             if value in _TRUE:
                 values[flag.long] = True
@@ -184,7 +184,7 @@ class FlagSet:
                 if flag.validator is not None:
                     items = [flag.validator(item) for item in items]
             except ValueError as error:
-                raise FlagError(f'invalid argument "{value}" for "{typed or flag.label}" flag: {error}') from None
+                raise FlagError(f'invalid argument {go_quote(value)} for "{typed or flag.label}" flag: {error}') from None
             values[flag.long].extend(items)
         else:
             values[flag.long] = value
@@ -209,11 +209,16 @@ class FlagSet:
 
 def read_csv_record(text: str) -> list[str]:
     """One CSV record as Go's ``encoding/csv`` reads it (pflag's ``StringSlice``): fields split at
-    commas, a field in double quotes may hold commas and ``""`` for a quote; ``""`` is no fields."""
+    commas, a field in double quotes may hold commas and ``""`` for a quote; ``""`` is no fields.
+    A malformed record raises ``ValueError`` with Go's ``parse error on line 1, column N: …``."""
     if text == "":
         return []
     if '"' not in text:
         return text.split(",")
+
+    def error(column: int, what: str) -> ValueError:
+        return ValueError(f"parse error on line 1, column {column}: {what}")
+
     fields: list[str] = []
     i, n = 0, len(text)
     while True:
@@ -222,25 +227,25 @@ def read_csv_record(text: str) -> list[str]:
             field = []
             while True:
                 if i >= n:
-                    raise ValueError('extraneous or missing " in quoted-field')
+                    raise error(len(text.encode()) + 1, 'extraneous or missing " in quoted-field')
                 if text[i] == '"':
                     if i + 1 < n and text[i + 1] == '"':
                         field.append('"')
                         i += 2
                         continue
+                    if i + 1 < n and text[i + 1] != ",":
+                        raise error(len(text[:i].encode()) + 1, 'extraneous or missing " in quoted-field')
                     i += 1
                     break
                 field.append(text[i])
                 i += 1
-            if i < n and text[i] != ",":
-                raise ValueError('extraneous or missing " in quoted-field')
             fields.append("".join(field))
         else:
             end = text.find(",", i)
             end = n if end < 0 else end
             field_text = text[i:end]
             if '"' in field_text:
-                raise ValueError('bare " in non-quoted-field')
+                raise error(len(text[:i + field_text.index('"')].encode()) + 1, 'bare " in non-quoted-field')
             fields.append(field_text)
             i = end
         if i >= n:
@@ -249,3 +254,23 @@ def read_csv_record(text: str) -> list[str]:
         if i == n:
             fields.append("")
             return fields
+
+
+def go_quote(text: str) -> str:
+    """Go's ``%q`` of a string: double quotes, with quotes, backslashes and control characters escaped."""
+    out = ['"']
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)

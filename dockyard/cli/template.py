@@ -6,6 +6,10 @@ Terms, as in Go:
 - *dot*: the current value; ``.A.B`` looks up key ``A`` then ``B`` (maps: JSON objects, or the
   per-row dicts the list verbs build); ``$`` is the top-level value and ``$x`` a variable.
 - *pipeline*: commands joined by ``|``; each command's result becomes the last argument of the next.
+- *typed values*: a :class:`GoStruct` is a JSON object standing for a Go struct (printed
+  ``{v1 v2 …}`` in field order, absent fields read as their zero value); a :class:`GoText` is a
+  string that prints otherwise than it encodes to JSON (a ``time.Time``). Docker's inspect verbs run
+  templates against typed values, so ``{{.IPAM.Config}}`` prints structs, not maps.
 - *functions*: Docker's ``json``, ``index``, ``join``, ``split``, ``upper``, ``lower``, ``title``,
   ``truncate``, ``pad``, ``println``, plus Go's ``len``, ``eq``, ``ne``, ``not``, ``and``, ``or``,
   ``print``, ``printf`` (``%s``/``%d``/``%v``/``%q``).
@@ -34,12 +38,56 @@ class TemplateError(Exception):
         self.parsing = parsing
 
 
+# -- typed values -------------------------------------------------------------------------------
+
+class GoText(str):
+    """A string whose ``%v`` is ``printed`` (its JSON is the string itself)."""
+
+    printed: str
+
+    def __new__(cls, text: str, printed: str) -> GoText:
+        made = super().__new__(cls, text)
+        made.printed = printed
+        return made
+
+
+class NilMap(dict):  # type: ignore[type-arg]
+    """A Go map that is nil: prints ``map[]``, encodes to JSON as ``null``."""
+
+
+class NilSlice(list):  # type: ignore[type-arg]
+    """A Go slice that is nil: prints ``[]``, encodes to JSON as ``null``."""
+
+
+class GoStruct(dict):  # type: ignore[type-arg]
+    """A JSON object standing for a Go struct: ``fields`` are (Go name, JSON key, zero value), in
+    the struct's order. Templates look fields up by their Go names only (as Go does); an absent or
+    ``null`` field reads as its zero value."""
+
+    def __init__(self, data: dict[str, Any], fields: tuple[tuple[str, str, Any], ...]) -> None:
+        super().__init__(data)
+        self.fields = fields
+        self.by_name = {name: (key, zero) for name, key, zero in fields}
+
+    def has_field(self, name: str) -> bool:
+        return name in self.by_name
+
+    def field(self, name: str) -> Any:
+        key, zero = self.by_name[name]
+        value = self.get(key)
+        return zero if value is None else value
+
+
 # -- printing values the way Go's fmt %v does ------------------------------------------------
 
 def go_string(value: Any) -> str:
     """``fmt.Sprint(value)`` for JSON-like values."""
     if value is None:
         return "<no value>"
+    if isinstance(value, GoText):
+        return value.printed
+    if isinstance(value, GoStruct):
+        return "{" + " ".join(_inner(value.field(name)) for name, _, _ in value.fields) + "}"
     if value is True:
         return "true"
     if value is False:
@@ -119,7 +167,7 @@ def _pad(source: Any, prefix: int, suffix: int) -> str:
 
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "json": lambda v: jsoncodec.dumps(v),
+    "json": lambda v: "null" if isinstance(v, NilMap | NilSlice) else jsoncodec.dumps(v),
     "index": _index,
     "join": lambda items, sep: sep.join(go_string(i) for i in (items or [])),
     "split": lambda text, sep: go_string(text).split(sep),
@@ -437,7 +485,13 @@ class Template:
         else:
             raise TemplateError(f'template: :1: undefined variable "{base}"', True)
         for name in names:
-            if isinstance(value, dict):
+            if isinstance(value, GoStruct):
+                if not value.has_field(name):
+                    path = "." + ".".join(names)
+                    raise TemplateError(f'template: :1:2: executing "" at <{path}>: '
+                                        f"can't evaluate field {name} in type struct", False)
+                value = value.field(name)
+            elif isinstance(value, dict):
                 if name not in value:
                     path = "." + ".".join(names)
                     raise TemplateError(f'template: :1:2: executing "" at <{path}>: '

@@ -122,11 +122,13 @@ PRUNE_WARNING = ("WARNING! This will remove all custom networks not used by at l
 
 
 def network_id(ref: str) -> str:
-    """Docker's client ``trimID``: the reference without blanks, refused when empty."""
+    """Docker's client ``trimID``: the reference without blanks, refused when empty; escaped for a URL path."""
+    from dockyard.cli.client import quote
+
     ref = ref.strip()
     if not ref:
         raise CliFailure("invalid network name or ID: value is empty", 1)
-    return ref
+    return quote(ref)
 
 
 def key_value_map(values: list[str]) -> dict[str, str]:
@@ -276,21 +278,6 @@ def go_time_text(rfc3339: str) -> str:
     return f"{text} {offset} {offset}"
 
 
-def natural_key(name: str) -> list[Any]:
-    """Docker's ``sortorder.NaturalLess``: digit runs compare as numbers, the rest by bytes."""
-    key: list[Any] = []
-    i = 0
-    while i < len(name):
-        j = i
-        digits = name[i].isdigit()
-        while j < len(name) and name[j].isdigit() == digits:
-            j += 1
-        chunk = name[i:j]
-        key.append((1, int(chunk), len(chunk)) if digits else (0, chunk.encode()))
-        i = j
-    return key
-
-
 class NetworkRow(dict):  # type: ignore[type-arg]
     """One ``network ls`` row: Docker's fields, plus the ``Label`` method templates may call."""
 
@@ -312,11 +299,11 @@ class NetworkRow(dict):  # type: ignore[type-arg]
 
 
 def _ls(invocation: Invocation, parsed: Parsed) -> int:
-    from dockyard.cli.listing import render
+    from dockyard.cli.listing import natural_sorted, render
 
     params = [("filters", filters_json(parsed["filter"]))] if parsed["filter"] else []
-    networks = invocation.api.json("GET", "/networks", params) or []
-    networks.sort(key=lambda n: natural_key(str(n.get("Name") or "")))
+    networks = natural_sorted(invocation.api.json("GET", "/networks", params) or [],
+                              key=lambda n: str(n.get("Name") or ""))
     quiet = parsed["quiet"]
     format_text = parsed["format"] or "table"
     if format_text == "table":
@@ -351,9 +338,12 @@ def filters_json(values: list[str]) -> str:
 
 # -- inspect ----------------------------------------------------------------------------------------
 
-def inspect_all(names: list[str], format_text: str, fetch: Any) -> int:
+def inspect_all(names: list[str], format_text: str, fetch: Any, typed: Any = None) -> int:
     """Docker's generic ``inspect.Inspect``: the objects as an indented JSON array (``json``: one
-    compact line), or each through the template; errors on stderr after the output, exit 1."""
+    compact line), or each through the template; errors on stderr after the output, exit 1.
+
+    ``typed`` gives the Go-typed view a template runs against first; when that fails (a field the
+    Go type lacks), the template runs on the raw JSON, as Docker's ``tryRawInspectFallback`` does."""
     from dockyard.cli.template import Template, TemplateError, prepare
 
     template = None
@@ -376,6 +366,13 @@ def inspect_all(names: list[str], format_text: str, fetch: Any) -> int:
         if template is None:
             found.append(item)
             continue
+        try:
+            rendered.append(template.execute(typed(item) if typed else item) + "\n")
+            continue
+        except TemplateError as error:
+            if typed is None:
+                errors.append(f"template parsing error: {error}")
+                continue
         try:
             rendered.append(template.execute(item) + "\n")
         except TemplateError as error:
@@ -400,7 +397,45 @@ def _inspect(invocation: Invocation, parsed: Parsed) -> int:
     def fetch(name: str) -> Any:
         return invocation.api.json("GET", f"/networks/{network_id(name)}", params)
 
-    return inspect_all(parsed.args, parsed["format"] or "", fetch)
+    return inspect_all(parsed.args, parsed["format"] or "", fetch, typed_network)
+
+
+_ENDPOINT = (("Name", "Name", ""), ("EndpointID", "EndpointID", ""), ("MacAddress", "MacAddress", ""),
+             ("IPv4Address", "IPv4Address", ""), ("IPv6Address", "IPv6Address", ""))
+
+
+def typed_network(raw: Any) -> Any:
+    """A network's inspect JSON as the Go ``network.Inspect`` Docker's templates run against:
+    structs print as ``{…}``, ``Created`` as Go's ``time.Time``, absent maps as ``map[]``."""
+    from dockyard.cli.template import GoStruct, GoText, NilMap, NilSlice
+
+    if not isinstance(raw, dict):
+        return raw
+    ipam_config = (("Subnet", "Subnet", ""), ("IPRange", "IPRange", ""), ("Gateway", "Gateway", ""),
+                   ("AuxAddress", "AuxiliaryAddresses", NilMap()))
+    data = dict(raw)
+    ipam = data.get("IPAM")
+    if isinstance(ipam, dict):
+        ipam = dict(ipam)
+        ipam["Config"] = [GoStruct(c, ipam_config) if isinstance(c, dict) else c for c in ipam.get("Config") or []]
+        data["IPAM"] = GoStruct(ipam, (("Driver", "Driver", ""), ("Options", "Options", NilMap()),
+                                       ("Config", "Config", NilSlice())))
+    if isinstance(data.get("ConfigFrom"), dict):
+        data["ConfigFrom"] = GoStruct(data["ConfigFrom"], (("Network", "Network", ""),))
+    if isinstance(data.get("Containers"), dict):
+        data["Containers"] = {k: GoStruct(v, _ENDPOINT) if isinstance(v, dict) else v
+                              for k, v in data["Containers"].items()}
+    if isinstance(data.get("Created"), str):
+        data["Created"] = GoText(data["Created"], go_time_text(data["Created"]))
+    return GoStruct(data, (
+        ("Name", "Name", ""), ("ID", "Id", ""), ("Created", "Created", GoText("", go_time_text(""))),
+        ("Scope", "Scope", ""), ("Driver", "Driver", ""), ("EnableIPv4", "EnableIPv4", False),
+        ("EnableIPv6", "EnableIPv6", False), ("IPAM", "IPAM", None), ("Internal", "Internal", False),
+        ("Attachable", "Attachable", False), ("Ingress", "Ingress", False), ("ConfigFrom", "ConfigFrom", None),
+        ("ConfigOnly", "ConfigOnly", False), ("Containers", "Containers", NilMap()),
+        ("Options", "Options", NilMap()), ("Labels", "Labels", NilMap()), ("Peers", "Peers", NilSlice()),
+        ("Services", "Services", NilMap()),
+    ))
 
 
 # -- rm, prune --------------------------------------------------------------------------------------
