@@ -94,6 +94,15 @@ CONTAINER = {
 BARE = {**CONTAINER, "Id": "ba5e" + "0" * 60, "Name": "/bare", "NetworkSettings": {"Ports": {}, "Networks": {}}}
 
 
+PRUNE_REPORTS = {
+    "/containers/prune": {"ContainersDeleted": ["c0ffee01"], "SpaceReclaimed": 1024},
+    "/volumes/prune": {"VolumesDeleted": ["vol1"], "SpaceReclaimed": 2048},
+    "/images/prune": {"ImagesDeleted": [{"Untagged": "old:1"}, {"Deleted": "sha256:" + "ab" * 32}],
+                      "SpaceReclaimed": 4_000_000},
+    "/build/prune": {"CachesDeleted": ["k1", "k2"], "SpaceReclaimed": 100},
+}
+
+
 @dataclass
 class Request:
     """One recorded request: ``path`` without the ``/v1.xx`` prefix, ``query`` as parsed pairs."""
@@ -151,6 +160,8 @@ def answer(method: str, path: str, query: dict[str, list[str]], body: Any) -> tu
         return 201, {"Id": "f00d" * 16, "Warning": ""}
     if path == "/networks/prune" and method == "POST":
         return 200, {"NetworksDeleted": ["appnet", "oldnet"]}
+    if path in PRUNE_REPORTS and method == "POST":
+        return 200, PRUNE_REPORTS[path]
     if parts[0] == "networks" and len(parts) >= 2:
         net = _find_network(parts[1])
         if net is None:

@@ -81,7 +81,8 @@ def filters_param(values: list[str]) -> str:
         if not sep:
             raise CliFailure(f"Bad format of filter (expected name=value): {value}", 125)
         filters.setdefault(key.strip(), {})[val] = True
-    return jsoncodec.dumps(filters)
+    # Go's encoder writes map keys sorted; so do we (the daemon does not care, a reader might)
+    return jsoncodec.dumps({key: dict(sorted(filters[key].items())) for key in sorted(filters)})
 
 
 def natural_less(a: str, b: str) -> bool:

@@ -149,6 +149,14 @@ NETWORK_CASES = [
     "network inspect appnet -f {{.Nope}}", "network inspect appnet -f {{.Name", "network inspect",
     "network inspect appnet ingress -f {{.IPAM.Config}}~{{.Labels}}~{{.Containers}}",
     "network inspect net9 -f {{json~.IPAM}}",
+    "network inspect appnet ingress net10 -f {{.}}",
+    "network inspect appnet ingress -f {{.Created}}~{{.ID}}~{{.ConfigFrom}}~{{.IPAM}}",
+    "network inspect appnet -f {{json~.IPAM.Config}}~{{json~.Labels}}",
+    "network inspect ingress -f {{json~.Labels}}~{{.Peers}}~{{.Services}}~{{json~.Containers}}",
+    "network inspect appnet -f {{range~.IPAM.Config}}{{.Subnet}}~{{.AuxAddress}}{{end}}",
+    "network inspect appnet -f {{range~$k,$v:=.Containers}}{{$k}}={{$v.Name}}~{{$v}}{{end}}",
+    "network inspect appnet -f {{.Id}}~{{index~.Labels~\"team\"}}", "network inspect a~b {x} c/d",
+    "network rm a~b", "network connect a~b we~b",
     # rm / remove
     "network rm appnet", "network rm appnet nope bridge other", "network rm -f nope appnet",
     "network remove appnet", "network rm", "network rm ''", "network rm ingress appnet",
@@ -200,7 +208,19 @@ def test_network_verbs_match_docker(engine: fake_engine.FakeEngine, case: str) -
     compare(engine, argv_of(case))
 
 
+@pytest.mark.parametrize("case", [
+    "system prune -f", "system prune -f -a --volumes", "system prune -f --filter label=x",
+    "system prune -a --volumes --filter label=a=b --filter until=1h", "image prune -f", "image prune -a -f",
+    "volume prune -f",
+])
+def test_system_prune_matches_docker(engine: fake_engine.FakeEngine, case: str) -> None:
+    """``system prune`` prunes networks too (after the containers), as Docker's does."""
+    compare(engine, argv_of(case))
+
+
 @pytest.mark.parametrize(("case", "stdin"), [
+    ("system prune", ""), ("system prune -a --volumes --filter label=a=b --filter label!=c --filter label=a=b", ""),
+    ("system prune --filter until=1h --filter dangling=true", "y\n"),
     ("network prune", ""), ("network prune", "y\n"), ("network prune", "Y\n"), ("network prune", "yes\n"),
     ("network prune", "n\n"), ("network rm ingress appnet", ""), ("network rm ingress", "y\n"),
 ])
