@@ -103,6 +103,25 @@ PRUNE_REPORTS = {
 }
 
 
+LISTED = [
+    {"Id": CONTAINER["Id"], "Names": ["/web"], "Image": "busybox", "Command": "httpd -f", "Created": 1700000000,
+     "State": "running", "Status": "Up 2 hours", "Labels": {}, "Mounts": [],
+     "Ports": [{"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"},
+               {"IP": "::", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"},
+               {"IP": "127.0.0.1", "PrivatePort": 53, "PublicPort": 5353, "Type": "udp"},
+               {"PrivatePort": 443, "Type": "tcp"}, {"PrivatePort": 444, "Type": "tcp"},
+               {"PrivatePort": 446, "Type": "tcp"},
+               {"IP": "0.0.0.0", "PrivatePort": 8000, "PublicPort": 8000, "Type": "tcp"},
+               {"IP": "0.0.0.0", "PrivatePort": 8001, "PublicPort": 8001, "Type": "tcp"},
+               {"IP": "0.0.0.0", "PrivatePort": 8003, "PublicPort": 8003, "Type": "tcp"},
+               {"IP": "0.0.0.0", "PrivatePort": 9000, "PublicPort": 9000, "Type": "sctp"}],
+     "NetworkSettings": {"Networks": {"appnet": {}}}},
+    {"Id": BARE["Id"], "Names": ["/bare"], "Image": "busybox", "Command": "true", "Created": 1700000000,
+     "State": "exited", "Status": "Exited (0) 1 hour ago", "Labels": {}, "Mounts": [], "Ports": [],
+     "NetworkSettings": {"Networks": {}}},
+]
+
+
 @dataclass
 class Request:
     """One recorded request: ``path`` without the ``/v1.xx`` prefix, ``query`` as parsed pairs."""
@@ -177,6 +196,8 @@ def answer(method: str, path: str, query: dict[str, list[str]], body: Any) -> tu
             if _find_container(container) is None:
                 return 404, {"message": f"No such container: {container}"}
             return 200, None
+    if path == "/containers/json" and method == "GET":
+        return 200, LISTED
     if path == "/containers/create" and method == "POST":
         return 201, {"Id": "d0d0" * 16, "Warnings": []}
     if parts[0] == "containers" and len(parts) == 3 and parts[2] == "start" and method == "POST":

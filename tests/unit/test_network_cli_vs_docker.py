@@ -285,11 +285,13 @@ def test_run_and_container_verbs_match_docker(engine: fake_engine.FakeEngine, ca
 PORT_CASES = ["port web", "port web 80", "port web 80/tcp", "port web 53/udp", "port web 53", "port web 443",
               "port web 9000/sctp", "port web 22", "port web abc", "port web 70000", "port web 80/", "port bare",
               "port bare 80", "port nope", "port nope 80", "port", "port web 80 90", "container port web",
-              "port web -1"]
+              "port web -1", "ps -a --format {{.Names}}|{{.Ports}}|{{.Networks}}",
+              "ps -a --format table~{{.Names}}\\t{{.Ports}}",
+              "ps -a -f publish=8080 -f expose=80/tcp -f network=appnet --format {{.Names}}"]
 
 
 @pytest.mark.parametrize("case", PORT_CASES)
-def test_port_matches_docker(engine: fake_engine.FakeEngine, case: str) -> None:
+def test_port_and_ps_ports_match_docker(engine: fake_engine.FakeEngine, case: str) -> None:
     compare(engine, argv_of(case))
 
 

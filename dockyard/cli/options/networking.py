@@ -156,13 +156,15 @@ def _driver_opt(text: str) -> tuple[str, str]:
 def parse_network_flag(value: str) -> dict[str, Any]:
     """One ``--network`` value as Docker's ``NetworkOpt.Set`` reads it: a *target* (name, ``host``,
     ``container:x``…) and, in the advanced ``key=value,…`` form, the endpoint's options."""
+    attachment: dict[str, Any] = {"Target": value, "Aliases": [], "DriverOpts": {}, "Links": [],
+                                  "IPv4Address": "", "IPv6Address": "", "LinkLocalIPs": [],
+                                  "MacAddress": "", "GwPriority": 0}
+    if "=" not in value:
+        return attachment
     import re
 
     from dockyard.cli.flags import read_csv_record
 
-    attachment: dict[str, Any] = {"Target": value, "Aliases": [], "DriverOpts": {}, "Links": [],
-                                  "IPv4Address": "", "IPv6Address": "", "LinkLocalIPs": [],
-                                  "MacAddress": "", "GwPriority": 0}
     if not re.search(r"\w+=\w+(,\w+=\w+)*", value, re.ASCII):
         return attachment
     attachment["Target"] = ""
@@ -458,6 +460,8 @@ def network_mode(parsed: Parsed) -> str:
 
 def localhost_dns_warning(dns: list[str]) -> str | None:
     """Docker's CLI warning for a loopback ``--dns`` server (printed after the create)."""
+    if not dns:
+        return None
     import ipaddress
 
     for server in dns:
