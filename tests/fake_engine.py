@@ -196,6 +196,14 @@ def answer(method: str, path: str, query: dict[str, list[str]], body: Any) -> tu
             if _find_container(container) is None:
                 return 404, {"message": f"No such container: {container}"}
             return 200, None
+    if path == "/info" and method == "GET":
+        return 200, {"Swarm": {"ControlAvailable": False, "LocalNodeState": "inactive"}}
+    if path.startswith("/volumes/") and method == "GET":
+        name = path[len("/volumes/"):]
+        if name == "data":
+            return 200, {"Name": "data", "Driver": "local", "Mountpoint": "/var/lib/docker/volumes/data/_data",
+                         "Labels": None, "Scope": "local", "Options": None, "CreatedAt": "2026-12-01T10:00:00Z"}
+        return 404, {"message": f"get {name}: no such volume"}
     if path == "/containers/json" and method == "GET":
         return 200, LISTED
     if path == "/containers/create" and method == "POST":

@@ -157,6 +157,10 @@ NETWORK_CASES = [
     "network inspect appnet -f {{range~$k,$v:=.Containers}}{{$k}}={{$v.Name}}~{{$v}}{{end}}",
     "network inspect appnet -f {{.Id}}~{{index~.Labels~\"team\"}}", "network inspect a~b {x} c/d",
     "network rm a~b", "network connect a~b we~b",
+    # the generic inspect finds networks and volumes too
+    "inspect appnet -f {{.Name}}~{{.Driver}}~{{.IPAM.Config}}", "inspect --type network appnet -f {{.Id}}",
+    "inspect nope", "inspect --type network nope", "inspect --type bogus nope", "inspect --type '' nope",
+    "inspect web appnet data -f {{.Name}}", "inspect data", "inspect --type volume data nope",
     # rm / remove
     "network rm appnet", "network rm appnet nope bridge other", "network rm -f nope appnet",
     "network remove appnet", "network rm", "network rm ''", "network rm ingress appnet",
