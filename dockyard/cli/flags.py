@@ -200,8 +200,14 @@ class FlagSet:
                 name += f" {flag.type_name}"
             help_text = flag.help
             if flag.default not in (None, False, "", []) and flag.kind not in ("list", "strings"):
-                help_text += f' (default {flag.default!r})'.replace("'", '"') if flag.kind == "string" \
-                    else f" (default {flag.default})"
+                if flag.kind == "string":
+                    help_text += f' (default "{flag.default}")'
+                elif flag.kind == "bool":
+                    help_text += " (default true)"  # Go prints booleans in lower case
+                else:
+                    help_text += f" (default {flag.default})"
+            elif flag.type_name == "map":
+                help_text += " (default map[])"
             rows.append((name, help_text))
         width = max((len(name) for name, _ in rows), default=0)
         return "\n".join(f"  {name.ljust(width)}   {text}" for name, text in rows)

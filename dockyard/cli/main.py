@@ -80,6 +80,10 @@ def run_verb(name: str, argv: list[str], host: str | None, debug: bool = False, 
         if problem is not None:
             raise ArgCountError(f"dockyard: {problem[0]}", problem[1])
     except HelpRequested:
+        subcommands = getattr(module, "SUBCOMMANDS", None)
+        if " " not in name and isinstance(subcommands, str):  # a management command: its subcommands
+            sys.stdout.write(subcommands.lstrip("\n"))
+            return 0
         sys.stdout.write(verb_help(verb, flags))
         return 0
     except FlagError as error:

@@ -133,7 +133,7 @@ def compare(engine: fake_engine.FakeEngine, argv: list[str], stdin: str = "", on
 
 NETWORK_CASES = [
     # ls / list
-    "network", "network ls", "network list --no-trunc", "network ls -q", "network ls -q --no-trunc",
+    "network", "network --help", "network ls", "network list --no-trunc", "network ls -q", "network ls -q --no-trunc",
     "network ls --format json", "network ls --format {{json~.}}", "network create --subnet \"a\"b x",
     "network ls --format table~{{.Name}}\\t{{.IPv4}}\\t{{.IPv6}}\\t{{.Internal}}\\t{{.Labels}}\\t{{.CreatedAt}}",
     "network ls --format {{.Name}}~{{.Label~\"team\"}}~{{.Label~\"nope\"}}",
