@@ -142,6 +142,7 @@ class FakeEngine:
     socket: str
     requests: list[Request] = field(default_factory=list)
     server: socketserver.UnixStreamServer | None = None
+    api_version: str = API_VERSION  # what ``/_ping`` announces (clients negotiate down to it)
 
     @property
     def host(self) -> str:
@@ -230,7 +231,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _reply(self, status: int, payload: Any, head_only: bool = False) -> None:
         data = b"" if payload is None else (json.dumps(payload) + "\n").encode()
         self.send_response(status)
-        self.send_header("Api-Version", API_VERSION)
+        self.send_header("Api-Version", self.engine.api_version)
         self.send_header("Content-Type", "application/json" if payload is not None else "text/plain")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -277,10 +278,10 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         return conn, ("fake", 0)  # BaseHTTPRequestHandler wants a (host, port) client address
 
 
-def start(directory: str | None = None) -> FakeEngine:
+def start(directory: str | None = None, api_version: str = API_VERSION) -> FakeEngine:
     """Serve a fake engine on a fresh socket (in ``directory``, default a new temp dir)."""
     where = directory or tempfile.mkdtemp(prefix="fake-engine-")
-    engine = FakeEngine(os.path.join(where, "engine.sock"))
+    engine = FakeEngine(os.path.join(where, "engine.sock"), api_version=api_version)
     handler = type("Handler", (_Handler,), {"engine": engine})
     engine.server = _Server(engine.socket, handler)
     threading.Thread(target=engine.server.serve_forever, daemon=True).start()

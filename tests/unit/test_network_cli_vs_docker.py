@@ -46,15 +46,25 @@ def _docker_28() -> bool:
 pytestmark = pytest.mark.skipif(not _docker_28(), reason=f"no Docker 28.x CLI at {DOCKER} to compare with")
 
 
-@pytest.fixture(scope="module")
-def engine() -> Iterator[fake_engine.FakeEngine]:
+def _serve(api_version: str) -> Iterator[fake_engine.FakeEngine]:
     where = tempfile.mkdtemp(prefix="/tmp/netcli-fe-")  # a short socket path, whatever the basetemp
-    served = fake_engine.start(where)
+    served = fake_engine.start(where, api_version)
     try:
         yield served
     finally:
         fake_engine.stop(served)
         shutil.rmtree(where, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[fake_engine.FakeEngine]:
+    yield from _serve(fake_engine.API_VERSION)
+
+
+@pytest.fixture(scope="module")
+def old_engine() -> Iterator[fake_engine.FakeEngine]:
+    """A daemon speaking API 1.43: before per-network MAC addresses, with ``CheckDuplicate``."""
+    yield from _serve("1.43")
 
 
 Outcome = tuple[list[tuple[str, str, list[tuple[str, str]], Any]], str, str, int]
@@ -297,6 +307,15 @@ PORT_CASES = ["port web", "port web 80", "port web 80/tcp", "port web 53/udp", "
 @pytest.mark.parametrize("case", PORT_CASES)
 def test_port_and_ps_ports_match_docker(engine: fake_engine.FakeEngine, case: str) -> None:
     compare(engine, argv_of(case))
+
+
+@pytest.mark.parametrize("case", [
+    "create --mac-address 02:42:ac:11:00:02 busybox", "run -d --mac-address 02:42:ac:11:00:02 busybox",
+    "create --network name=appnet,mac-address=02:42:ac:11:00:02 busybox", "network create foo",
+    "create -p 80 --network appnet --network-alias a busybox", "network ls -q", "network prune -f",
+])
+def test_an_older_daemon_gets_what_docker_sends_it(old_engine: fake_engine.FakeEngine, case: str) -> None:
+    compare(old_engine, argv_of(case), only_create=case.startswith("run"))
 
 
 def test_the_fake_engine_records_what_it_is_sent(engine: fake_engine.FakeEngine) -> None:

@@ -6,7 +6,8 @@ import sys
 
 from dockyard.cli import terminal
 from dockyard.cli.verbs.run import FLAGS as RUN_FLAGS
-from dockyard.cli.verbs.run import attached_streams, create, create_body
+from dockyard.cli.failure import CliFailure
+from dockyard.cli.verbs.run import api_version_problem, attached_streams, create, create_body
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -21,6 +22,9 @@ def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
     attach = attached_streams(parsed)
     console = terminal.window_size(1) if parsed["tty"] else None
     body = create_body(parsed, image, command, attach, console, "create")
+    problem = api_version_problem(invocation.api, body)
+    if problem:
+        raise CliFailure(problem, 1)
     container_id = create(invocation.api, body, parsed["name"], parsed["pull"], parsed["platform"])
     sys.stdout.write(container_id + "\n")
     return 0

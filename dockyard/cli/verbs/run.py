@@ -191,6 +191,18 @@ def pull(api: EngineAPI, image: str, platform: str = "") -> None:
     sys.stderr.flush()
 
 
+def api_version_problem(api: EngineAPI, body: dict[str, Any]) -> str | None:
+    """Docker's client refusal of a per-network MAC address for a daemon older than API 1.44."""
+    endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    if not any(endpoint.get("MacAddress") for endpoint in endpoints.values()):
+        return None
+    version = api.negotiate()
+    if tuple(int(part) for part in version.split(".") if part.isdigit()) >= (1, 44):
+        return None
+    return (f'"specify mac-address per network" requires API version 1.44, but the Docker daemon API '
+            f"version is {version}")
+
+
 def create(api: EngineAPI, body: dict[str, Any], name: str | None, pull_policy: str = "missing",
            platform: str = "") -> str:
     """``POST /containers/create``, pulling the image first as ``--pull`` says (``missing``: only
@@ -202,12 +214,6 @@ def create(api: EngineAPI, body: dict[str, Any], name: str | None, pull_policy: 
     params = [("name", name)] if name else []
     if platform:
         params.append(("platform", platform))
-    endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
-    if any(endpoint.get("MacAddress") for endpoint in endpoints.values()):
-        version = api.negotiate()
-        if tuple(int(part) for part in version.split(".") if part.isdigit()) < (1, 44):
-            raise CliFailure(f'"specify mac-address per network" requires API version 1.44, but the '
-                             f"Docker daemon API version is {version}", 1)
     from dockyard.cli.options.networking import localhost_dns_warning
 
     dns_warning = localhost_dns_warning(body.get("HostConfig", {}).get("Dns") or [])
@@ -351,6 +357,9 @@ def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
     console = terminal.window_size(1) if tty else None
     api = invocation.api
     body = create_body(parsed, image, command, attach, console)
+    problem = api_version_problem(api, body)
+    if problem:
+        raise run_failure(problem)
     container_id = create(api, body, parsed["name"], parsed["pull"], parsed["platform"])
 
     if parsed["detach"]:
