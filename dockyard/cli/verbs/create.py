@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 
 from dockyard.cli import terminal
-from dockyard.cli.verbs.run import FLAGS as RUN_FLAGS
 from dockyard.cli.failure import CliFailure
+from dockyard.cli.verbs.run import FLAGS as RUN_FLAGS
 from dockyard.cli.verbs.run import api_version_problem, attached_streams, create, create_body
 
 TYPE_CHECKING = False
