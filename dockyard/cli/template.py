@@ -193,6 +193,26 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
 _DELIMS = "|()"
 
 
+class _Placed(str):
+    """Template text that knows where it starts: ``line`` (1-based) and ``col`` (0-based byte
+    column), as Go's parser places the nodes named in execution errors (``template: :1:15: …``)."""
+
+    line: int
+    col: int
+
+    def __new__(cls, text: str, line: int, col: int) -> _Placed:
+        made = super().__new__(cls, text)
+        made.line, made.col = line, col
+        return made
+
+    def at(self, start: int, end: int | None = None) -> _Placed:
+        """The piece ``[start:end]``, placed."""
+        before = self[:start]
+        newlines = before.count("\n")
+        col = self.col + len(before.encode()) if not newlines else len(before[before.rfind("\n") + 1:].encode())
+        return _Placed(str.__getitem__(self, slice(start, end)), self.line + newlines, col)
+
+
 def _split_source(source: str) -> list[tuple[str, str, int]]:
     """Cut ``source`` into ``("text", s, line)`` and ``("action", s, line)`` items, applying trims."""
     items: list[tuple[str, str, int]] = []
@@ -218,7 +238,11 @@ def _split_source(source: str) -> list[tuple[str, str, int]]:
             inner = inner[:-1]
             while pos < len(source) and source[pos] in " \t\r\n":
                 pos += 1
-        items.append(("action", inner.strip(), line))
+        lead = len(inner) - len(inner.lstrip())
+        first = inner_start + lead
+        line_start = source.rfind("\n", 0, first) + 1
+        placed = _Placed(inner.strip(), source.count("\n", 0, first) + 1, len(source[line_start:first].encode()))
+        items.append(("action", placed, line))
 
 
 def _tokens(action: str, line: int) -> list[str]:
@@ -253,7 +277,7 @@ def _tokens(action: str, line: int) -> list[str]:
             j = i
             while j < len(action) and action[j] not in " \t\r\n|(),\"`" and not action.startswith(":=", j):
                 j += 1
-            tokens.append(action[i:j])
+            tokens.append(action.at(i, j) if isinstance(action, _Placed) else action[i:j])
             i = j
     return tokens
 
@@ -290,7 +314,8 @@ class _Parser:
             if word in ("end", "else"):
                 return nodes, (kind, text, line)
             if word in ("if", "range", "with"):
-                nodes.append(self._block(word, text[len(word):], line))
+                rest = text.at(len(word)) if isinstance(text, _Placed) else text[len(word):]
+                nodes.append(self._block(word, rest, line))
                 continue
             if not text:
                 raise TemplateError(f"template: :{line}: missing value for command", True)
@@ -349,12 +374,15 @@ class _Parser:
             return ("lit", jsoncodec.loads(token))
         if token.startswith("`"):
             return ("lit", token[1:-1])
+        place = f"{token.line}:{token.col}" if isinstance(token, _Placed) else f"{line}:2"
         if token.startswith("."):
             names = [n for n in token.split(".")[1:] if n]
-            return ("field", ".", names)
+            return ("field", ".", names, place)
         if token.startswith("$"):
             base, *names = token.split(".")
-            return ("field", base, names)
+            if isinstance(token, _Placed):  # Go places ``$v.A`` at its field part, ``.A``
+                place = f"{token.line}:{token.col + len(base.encode())}"
+            return ("field", base, names, place)
         if token in ("true", "false"):
             return ("lit", token == "true")
         if token == "nil":
@@ -465,7 +493,7 @@ class Template:
 
     def _method(self, head: Any, dot: Any, scope: dict[str, Any]) -> Callable[..., Any] | None:
         """The method ``head`` names on a value with ``methods`` (list rows), or ``None``."""
-        owner = self._operand((head[0], head[1], head[2][:-1]), dot, scope)
+        owner = self._operand((head[0], head[1], head[2][:-1], head[3]), dot, scope)
         methods = getattr(owner, "methods", None)
         return methods.get(head[2][-1]) if isinstance(methods, dict) else None
 
@@ -477,31 +505,29 @@ class Template:
             return self._pipe(operand[1], dot, scope)
         if kind == "ident":
             return FUNCTIONS[operand[1]]()
-        base, names = operand[1], operand[2]
+        base, names, place = operand[1], operand[2], operand[3]
         if base == ".":
             value = dot
         elif base in scope:
             value = scope[base]
         else:
             raise TemplateError(f'template: :1: undefined variable "{base}"', True)
+        path = ("" if base == "." else base) + "." + ".".join(names)
         for name in names:
             if isinstance(value, GoStruct):
                 if not value.has_field(name):
-                    path = "." + ".".join(names)
-                    raise TemplateError(f'template: :1:2: executing "" at <{path}>: '
+                    raise TemplateError(f'template: :{place}: executing "" at <{path}>: '
                                         f"can't evaluate field {name} in type struct", False)
                 value = value.field(name)
             elif isinstance(value, dict):
                 if name not in value:
-                    path = "." + ".".join(names)
-                    raise TemplateError(f'template: :1:2: executing "" at <{path}>: '
+                    raise TemplateError(f'template: :{place}: executing "" at <{path}>: '
                                         f'map has no entry for key "{name}"', False)
                 value = value[name]
             elif value is None:
                 return None
             else:
-                path = "." + ".".join(names)
-                raise TemplateError(f'template: :1:2: executing "" at <{path}>: '
+                raise TemplateError(f'template: :{place}: executing "" at <{path}>: '
                                     f"can't evaluate field {name} in type {type(value).__name__}", False)
         return value
 

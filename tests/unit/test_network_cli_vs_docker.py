@@ -167,6 +167,9 @@ NETWORK_CASES = [
     "network inspect appnet -f {{range~$k,$v:=.Containers}}{{$k}}={{$v.Name}}~{{$v}}{{end}}",
     "network inspect appnet -f {{.Id}}~{{index~.Labels~\"team\"}}", "network inspect a~b {x} c/d",
     "network rm a~b", "network connect a~b we~b",
+    "network inspect appnet ingress -f {{.Created}}~{{.ID}}~{{.Id}}~{{.ConfigFrom}}~{{.IPAM}}",
+    "network inspect appnet -f {{range~.IPAM.Config}}{{.Nope}}{{end}}",
+    "network inspect appnet -f {{~$v~:=~.IPAM~}}{{$v.Nope}}", "network ls --format {{.Name}}~{{.Nope}}",
     # the generic inspect finds networks and volumes too
     "inspect appnet -f {{.Name}}~{{.Driver}}~{{.IPAM.Config}}", "inspect --type network appnet -f {{.Id}}",
     "inspect nope", "inspect --type network nope", "inspect --type bogus nope", "inspect --type '' nope",
@@ -316,6 +319,10 @@ def test_port_and_ps_ports_match_docker(engine: fake_engine.FakeEngine, case: st
 ])
 def test_an_older_daemon_gets_what_docker_sends_it(old_engine: fake_engine.FakeEngine, case: str) -> None:
     compare(old_engine, argv_of(case), only_create=case.startswith("run"))
+
+
+def test_template_errors_name_the_place_as_go_does(engine: fake_engine.FakeEngine) -> None:
+    compare(engine, ["network", "inspect", "appnet", "-f", "{{.Name}}\n  {{- .Driver}} {{.Nope}}"])
 
 
 def test_the_fake_engine_records_what_it_is_sent(engine: fake_engine.FakeEngine) -> None:
