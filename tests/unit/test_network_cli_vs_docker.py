@@ -209,6 +209,8 @@ NETWORK_CASES = [
     "network create --subnet 10.0.0.0/8,192.168.0.0/16 --gateway 10.0.0.1 --gateway 10.0.0.2 bad",
     "network create --subnet 10.0.0.0/8 --aux-address x=11.0.0.1 bad",
     "network create --subnet 10.0.0.0/8 --gateway ::ffff:10.0.0.1 mapped",
+    "network create --subnet 10.0.0.0/8 --ip-range 10.1.2.3/16 hostbits", "network create --subnet 10.0.0.0/33 x",
+    "network create --subnet 10.0.0.0/8 --ip-range 10.0.0.0/33 x", "network create --subnet fd00::/64 --ip-range 10.0.0.0/24 x",
     "network create bridge", "network create", "network create a b", "network create --label '' x",
     "network create --label a~b=c x", "network create -o '' x", "network create -o noeq x",
     "network create --internal=maybe x", "network create --subnet \"10.0.0.0/8 x",

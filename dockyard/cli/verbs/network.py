@@ -150,12 +150,12 @@ def _subnet_matches(subnet: str, data: str) -> bool:
         network = parse_cidr(subnet)
     except ValueError as error:
         raise CliFailure(f"invalid subnet: {error}", 1) from None
-    if "/" in data:
+    if "/" in data:  # Go's ParseCIDR of the data: its address part, host bits and all
         try:
-            address = parse_cidr(data).network_address
-            address = ipaddress.ip_address(data.partition("/")[0])
+            parse_cidr(data)
         except ValueError as error:
             raise CliFailure(str(error), 1) from None
+        address = ipaddress.ip_address(parse_ip(data.partition("/")[0]) or "")
     else:
         text = parse_ip(data)
         if text is None:
