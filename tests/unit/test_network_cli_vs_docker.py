@@ -284,6 +284,10 @@ CREATE_CASES = [
     "--add-host a:b:1.2.3.4", "--add-host a=[1.2.3.4]", "--add-host a=host-gateway", "--add-host a=b=1.2.3.4",
     "-h myhost --domainname example.org", "--hostname=", "--link-local-ip 169.254.1.1 --network appnet",
     "--link-local-ip 169.254.1.1", "--link web:w --link bare --network appnet --network-alias x",
+    # Docker's parse checks in its order, each printed with its hint
+    "-p foo --restart always --rm", "--network-alias x --restart always --rm", "-p foo --mac-address zz",
+    "-p foo --no-healthcheck --health-cmd true", "--health-interval -1s", "--log-driver none --log-opt a=b",
+    "--restart :3", "--security-opt bogus", "-v ''",
 ]
 
 

@@ -30,5 +30,12 @@ def aliases() -> dict[str, str]:
 
 
 def apply(parsed: Parsed, body: dict[str, Any]) -> None:
-    for group in GROUPS:
-        group.apply(parsed, body)
+    """Fill ``body`` group by group. Docker's CLI checks published ports after volumes and before the
+    restart policy, and the networks last, so a command line with several mistakes names the one
+    Docker's names."""
+    security.apply(parsed, body)
+    resources.apply(parsed, body)
+    mounts.apply(parsed, body)
+    networking.apply_ports(parsed, body)
+    supervision.apply(parsed, body)
+    networking.apply(parsed, body)

@@ -474,18 +474,23 @@ def localhost_dns_warning(dns: list[str]) -> str | None:
     return None
 
 
-def apply(parsed: Parsed, body: dict[str, Any]) -> None:
-    """Fill the create body's networking fields; raises :class:`OptionError` as Docker's ``parse`` fails."""
+def apply_ports(parsed: Parsed, body: dict[str, Any]) -> None:
+    """The MAC address check and the published/exposed ports, where Docker's ``parse`` does them."""
     if parsed["mac-address"] and not is_mac_address(parsed["mac-address"].strip()):
         raise OptionError(f"{parsed['mac-address']} is not a valid mac address")
     exposed, bindings = parse_ports(parsed["publish"], parsed["expose"])
+    if exposed:
+        body["ExposedPorts"] = exposed
+    body.setdefault("HostConfig", {})["PortBindings"] = bindings
+
+
+def apply(parsed: Parsed, body: dict[str, Any]) -> None:
+    """Fill the create body's other networking fields (after :func:`apply_ports`); raises
+    :class:`OptionError` as Docker's ``parse`` fails."""
     host_config = body.setdefault("HostConfig", {})
     body["Hostname"] = parsed["hostname"] or ""
     body["Domainname"] = parsed["domainname"] or ""
-    if exposed:
-        body["ExposedPorts"] = exposed
     host_config["NetworkMode"] = network_mode(parsed)
-    host_config["PortBindings"] = bindings
     host_config["PublishAllPorts"] = parsed["publish-all"]
     if parsed["link"]:
         host_config["Links"] = list(parsed["link"])

@@ -149,12 +149,18 @@ def create_body(parsed: Parsed, image: str, command: list[str], attach: set[str]
         "Labels": parse_labels(parsed["label"]),
         "HostConfig": host_config,
     }
+    from dockyard.cli.failure import FlagError
     from dockyard.cli.options.networking import OptionError
 
     try:
         options.apply(parsed, body)
     except OptionError as error:
         raise run_failure(str(error), verb=verb) from None
+    except FlagError as error:
+        if error.message.startswith("invalid argument "):  # a bad flag value: pflag's words and the usage
+            raise CliFailure(f"{error.message}\n\nUsage:  dockyard {verb} [OPTIONS] IMAGE [COMMAND] [ARG...]\n\n"
+                             f"Run 'dockyard {verb} --help' for more information", 125) from None
+        raise run_failure(error.message, verb=verb) from None  # a command line Docker's parse refuses
     return body
 
 
