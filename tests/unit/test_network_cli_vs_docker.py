@@ -170,6 +170,8 @@ NETWORK_CASES = [
     "network inspect appnet ingress -f {{.Created}}~{{.ID}}~{{.Id}}~{{.ConfigFrom}}~{{.IPAM}}",
     "network inspect appnet -f {{range~.IPAM.Config}}{{.Nope}}{{end}}",
     "network inspect appnet -f {{~$v~:=~.IPAM~}}{{$v.Nope}}", "network ls --format {{.Name}}~{{.Nope}}",
+    "container create --dns nope busybox", "container run -d -p foo busybox", "container create --cpus x busybox",
+    "container create --network-alias a busybox", "run -d --network a --network a busybox",
     # the generic inspect finds networks and volumes too
     "inspect appnet -f {{.Name}}~{{.Driver}}~{{.IPAM.Config}}", "inspect --type network appnet -f {{.Id}}",
     "inspect nope", "inspect --type network nope", "inspect --type bogus nope", "inspect --type '' nope",

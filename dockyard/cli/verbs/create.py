@@ -21,7 +21,7 @@ def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
     image, command = parsed.args[0], parsed.args[1:]
     attach = attached_streams(parsed)
     console = terminal.window_size(1) if parsed["tty"] else None
-    body = create_body(parsed, image, command, attach, console, "create")
+    body = create_body(parsed, image, command, attach, console, verb)
     problem = api_version_problem(invocation.api, body)
     if problem:
         raise CliFailure(problem, 1)

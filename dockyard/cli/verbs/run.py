@@ -119,8 +119,10 @@ def parse_labels(values: list[str]) -> dict[str, str]:
 
 def create_body(parsed: Parsed, image: str, command: list[str], attach: set[str],
                 console_size: tuple[int, int] | None, verb: str = "run") -> dict[str, Any]:
-    """The JSON body of ``POST /containers/create`` for this command line (``verb``: ``run`` or
-    ``create``, named in Docker's hint when the command line makes no valid request)."""
+    """The JSON body of ``POST /containers/create`` for this command line (``verb``: ``run``,
+    ``create``, ``container run``…, named as Docker names it when the command line makes no valid request:
+    the hint names the short verb, the usage line the one typed)."""
+    short = verb.rpartition(" ")[2]
     env = []
     for path in parsed["env-file"]:
         env += read_env_file(path)
@@ -155,12 +157,12 @@ def create_body(parsed: Parsed, image: str, command: list[str], attach: set[str]
     try:
         options.apply(parsed, body)
     except OptionError as error:
-        raise run_failure(str(error), verb=verb) from None
+        raise run_failure(str(error), verb=short) from None
     except FlagError as error:
         if error.message.startswith("invalid argument "):  # a bad flag value: pflag's words and the usage
             raise CliFailure(f"{error.message}\n\nUsage:  dockyard {verb} [OPTIONS] IMAGE [COMMAND] [ARG...]\n\n"
                              f"Run 'dockyard {verb} --help' for more information", 125) from None
-        raise run_failure(error.message, verb=verb) from None  # a command line Docker's parse refuses
+        raise run_failure(error.message, verb=short) from None  # a command line Docker's parse refuses
     return body
 
 
@@ -362,7 +364,7 @@ def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
         raise CliFailure("the input device is not a TTY", 1)
     console = terminal.window_size(1) if tty else None
     api = invocation.api
-    body = create_body(parsed, image, command, attach, console)
+    body = create_body(parsed, image, command, attach, console, verb)
     problem = api_version_problem(api, body)
     if problem:
         raise run_failure(problem)
