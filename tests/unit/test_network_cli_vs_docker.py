@@ -290,6 +290,9 @@ CREATE_CASES = [
     "-p foo --restart always --rm", "--network-alias x --restart always --rm", "-p foo --mac-address zz",
     "-p foo --no-healthcheck --health-cmd true", "--health-interval -1s", "--log-driver none --log-opt a=b",
     "--restart :3", "--security-opt bogus", "-v ''",
+    "-p [::1:8080:80", "-p [::1]x:8080:80", "-p [[::1]]:8080:80", "-p []:8080:80", "-p [1.2.3.4]:8080:80",
+    "-p fe80::1%eth0:8080:80", "-p [fe80::1%eth0]:8080:80", "-p 8080:80/", "-p /udp", "-p 8080:/udp",
+    "-p 1-2-3:1-2-3", "-p +80", "-p 65535:65535", "-p 65536", "--expose ''", "--expose /udp", "--expose 80/",
 ]
 
 

@@ -306,11 +306,9 @@ def parse_port_spec(spec: str) -> list[tuple[str, dict[str, str]]]:
         host_ip, host_port = ":".join(parts[:-2]), parts[-2]
     proto, container_port = split_proto_port(container_port)
     if host_ip.startswith("["):
-        inner = host_ip[1:]
-        if not inner.endswith("]") or "[" in inner[:-1] or "]" in inner[:-1]:
-            raise OptionError(f"invalid IP address {host_ip}: address {host_ip}:: "
-                              + ("missing ']' in address" if "]" not in host_ip else "too many colons"))
-        host_ip = inner[:-1]
+        problem, host_ip = _bracketed_host(host_ip)
+        if problem:
+            raise OptionError(f"invalid IP address [{problem}")
     if host_ip and parse_ip(host_ip) is None:
         raise OptionError(f"invalid IP address: {host_ip}")
     if container_port == "":
@@ -336,6 +334,29 @@ def parse_port_spec(spec: str) -> list[tuple[str, dict[str, str]]]:
             published = f"{published}-{host_end}"  # one container port, a range to pick a host port from
         mappings.append((port_key(proto.lower(), str(start + offset)), {"HostIp": host_ip, "HostPort": published}))
     return mappings
+
+
+def _bracketed_host(ip: str) -> tuple[str, str]:
+    """Go's ``net.SplitHostPort(ip + ":")`` for a host in brackets: ("", host), or (what Docker
+    prints after ``invalid IP address [``, "")."""
+    hostport = ip + ":"
+    last_colon = hostport.rfind(":")
+    end = hostport.find("]")
+
+    def failure(reason: str) -> tuple[str, str]:
+        return f"{ip[1:]}: address {hostport}: {reason}", ""
+
+    if end < 0:
+        return failure("missing ']' in address")
+    if end + 1 == len(hostport):
+        return failure("missing port in address")
+    if end + 1 != last_colon:
+        return failure("too many colons" if hostport[end + 1] == ":" else "missing port in address")
+    if "[" in hostport[1:]:
+        return failure("unexpected '[' in address")
+    if "]" in hostport[end + 1:]:
+        return failure("unexpected ']' in address")
+    return "", hostport[1:end]
 
 
 def parse_ports(publish: list[str], expose: list[str]) -> tuple[dict[str, Any], dict[str, list[dict[str, str]]]]:
