@@ -10,11 +10,12 @@ from __future__ import annotations
 class Verb:
     """One ``dockyard`` verb."""
 
-    __slots__ = ("name", "module", "usage", "summary", "min_args", "max_args", "ranged")
+    __slots__ = ("name", "module", "usage", "summary", "min_args", "max_args", "ranged", "canonical")
 
     def __init__(self, name: str, module: str, usage: str, summary: str,
-                 min_args: int = 0, max_args: int = -1, ranged: bool = False) -> None:
+                 min_args: int = 0, max_args: int = -1, ranged: bool = False, canonical: str = "") -> None:
         self.name = name
+        self.canonical = canonical or name  # how Docker names an alias (``network list``) in messages
         self.module = module
         self.usage = usage
         self.summary = summary
@@ -24,7 +25,7 @@ class Verb:
 
     def arity_error(self, count: int) -> tuple[str, str] | None:
         """Docker's complaint about ``count`` positional arguments and its hint word, or ``None``."""
-        quoted = f"'dockyard {self.name}'"
+        quoted = f"'dockyard {self.canonical}'"
         low, high = self.min_args, self.max_args
         if self.ranged and not low <= count <= high:
             return f"{quoted} requires at least {low} and at most {high} arguments", "Run"
@@ -134,20 +135,22 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
     Verb("volume", _V + "volume", "volume COMMAND", "Manage volumes", 0, 0),
     Verb("volume create", _V + "volume", "volume create [OPTIONS] [VOLUME]", "Create a volume", 0, 1),
     Verb("volume ls", _V + "volume", "volume ls [OPTIONS]", "List volumes", 0, 0),
-    Verb("volume list", _V + "volume", "volume ls [OPTIONS]", "List volumes", 0, 0),
+    Verb("volume list", _V + "volume", "volume ls [OPTIONS]", "List volumes", 0, 0, canonical="volume ls"),
     Verb("volume inspect", _V + "volume", "volume inspect [OPTIONS] VOLUME [VOLUME...]",
          "Display detailed information on one or more volumes", 1),
     Verb("volume rm", _V + "volume", "volume rm [OPTIONS] VOLUME [VOLUME...]", "Remove one or more volumes", 1),
-    Verb("volume remove", _V + "volume", "volume rm [OPTIONS] VOLUME [VOLUME...]", "Remove one or more volumes", 1),
+    Verb("volume remove", _V + "volume", "volume rm [OPTIONS] VOLUME [VOLUME...]", "Remove one or more volumes", 1,
+         canonical="volume rm"),
     Verb("volume prune", _V + "volume", "volume prune [OPTIONS]", "Remove unused local volumes", 0, 0),
     Verb("network", _V + "network", "network COMMAND", "Manage networks", 0, 0),
     Verb("network create", _V + "network", "network create [OPTIONS] NETWORK", "Create a network", 1, 1),
     Verb("network ls", _V + "network", "network ls [OPTIONS]", "List networks", 0, 0),
-    Verb("network list", _V + "network", "network ls [OPTIONS]", "List networks", 0, 0),
+    Verb("network list", _V + "network", "network ls [OPTIONS]", "List networks", 0, 0, canonical="network ls"),
     Verb("network inspect", _V + "network", "network inspect [OPTIONS] NETWORK [NETWORK...]",
          "Display detailed information on one or more networks", 1),
     Verb("network rm", _V + "network", "network rm NETWORK [NETWORK...]", "Remove one or more networks", 1),
-    Verb("network remove", _V + "network", "network rm NETWORK [NETWORK...]", "Remove one or more networks", 1),
+    Verb("network remove", _V + "network", "network rm NETWORK [NETWORK...]", "Remove one or more networks", 1,
+         canonical="network rm"),
     Verb("network prune", _V + "network", "network prune [OPTIONS]", "Remove all unused networks", 0, 0),
     Verb("network connect", _V + "network", "network connect [OPTIONS] NETWORK CONTAINER",
          "Connect a container to a network", 2, 2),
@@ -162,5 +165,6 @@ for _sub, _name in (("attach", "attach"), ("create", "create"), ("exec", "exec")
                     ("rm", "rm"), ("run", "run"), ("start", "start"), ("stop", "stop"), ("top", "top"),
                     ("wait", "wait")):
     _top = VERBS[_name]
+    _own = {"list": "ls", "ps": "ls", "remove": "rm"}.get(_sub, _sub)  # Docker's name for an alias
     VERBS[f"container {_sub}"] = Verb(f"container {_sub}", _V + "container", "container " + _top.usage.replace(
-        _name, _sub, 1), _top.summary, _top.min_args, _top.max_args, _top.ranged)
+        _name, _own, 1), _top.summary, _top.min_args, _top.max_args, _top.ranged, canonical=f"container {_own}")

@@ -540,11 +540,9 @@ def prepare(format_text: str) -> tuple[bool, str]:
 
     ``\\t`` and ``\\n`` typed literally on the command line become a tab and a newline.
     """
-    text = format_text.strip(" ")
-    is_table = text.startswith(TABLE_PREFIX)
-    if is_table:
-        text = text[len(TABLE_PREFIX):].lstrip(" ")
-    return is_table, text.replace("\\t", "\t").replace("\\n", "\n")
+    is_table = format_text.startswith(TABLE_PREFIX)  # Docker's IsTable: before any trimming
+    text = format_text[len(TABLE_PREFIX):] if is_table else format_text
+    return is_table, text.strip(" ").replace("\\t", "\t").replace("\\n", "\n")
 
 
 def render_text(format_text: str, data: Any) -> str:

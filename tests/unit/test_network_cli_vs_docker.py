@@ -172,6 +172,8 @@ NETWORK_CASES = [
     "network inspect appnet -f {{~$v~:=~.IPAM~}}{{$v.Nope}}", "network ls --format {{.Name}}~{{.Nope}}",
     "container create --dns nope busybox", "container run -d -p foo busybox", "container create --cpus x busybox",
     "container create --network-alias a busybox", "run -d --network a --network a busybox",
+    "container list extra", "container remove", "volume list extra", "volume remove", "network remove",
+    "volume bogus", "container bogus", "image bogus", "system bogus", "network bogus x",
     # the generic inspect finds networks and volumes too
     "inspect appnet -f {{.Name}}~{{.Driver}}~{{.IPAM.Config}}", "inspect --type network appnet -f {{.Id}}",
     "inspect nope", "inspect --type network nope", "inspect --type bogus nope", "inspect --type '' nope",
@@ -330,6 +332,91 @@ def test_port_and_ps_ports_match_docker(engine: fake_engine.FakeEngine, case: st
 ])
 def test_an_older_daemon_gets_what_docker_sends_it(old_engine: fake_engine.FakeEngine, case: str) -> None:
     compare(old_engine, argv_of(case), only_create=case.startswith("run"))
+
+
+EDGE_ARGVS: list[list[str]] = [
+ ["network", "create", "--subnet", "10.0.0.0/8", "--gateway", "10.0.0.0/8", "x"],
+ ["network", "create", "--subnet", "10.0.0.0/8", "--gateway", "10.1.1.1/30", "x"],
+ ["network", "create", "--subnet", "10.0.0.1/8", "--subnet", "10.0.0.2/8", "x"],
+ ["network", "create", "--subnet", "fd00::/64", "--subnet", "fd00::/48", "x"],
+ ["network", "create", "--subnet", "10.0.0.0/8", "--subnet", "nope", "x"],
+ ["network", "create", "--subnet", "nope", "--subnet", "10.0.0.0/8", "x"],
+ ["network", "create", "--subnet", "10.0.0.0/8", "--aux-address", "a=10.0.0.2", "--aux-address", "b=10.0.0.3", "x"],
+ ["network", "create", "--subnet", "10.0.0.0/8", "--aux-address", "a", "x"],
+ ["network", "create", "--subnet", "10.0.0.0/8", "--aux-address", "=10.0.0.1", "x"],
+ ["network", "create", "--subnet", "", "x"],
+ ["network", "create", "--subnet", ",", "x"],
+ ["network", "create", "--subnet", "10.0.0.0/8,", "x"],
+ ["network", "create", "--gateway", "", "x"],
+ ["network", "create", "--label", " a=b", "x"],
+ ["network", "create", "--label", "a b=c", "x"],
+ ["network", "create", "--label", "a=b c", "x"],
+ ["network", "create", "-d", "", "x"],
+ ["network", "create", "--ipam-driver", "", "x"],
+ ["network", "create", "--config-from", "", "x"],
+ ["network", "create", "--scope", "swarm", "--attachable", "-d", "overlay", "x"],
+ ["network", "create", "--ipv6=false", "--ipv4=true", "x"],
+ ["network", "create", "--ipv4=0", "x"],
+ ["network", "create", "--internal", "--internal=false", "x"],
+ ["network", "create", "x", "--subnet", "10.0.0.0/8"],
+ ["network", "create", "--", "-x"],
+ ["network", "connect", "--alias", "", "appnet", "web"],
+ ["network", "connect", "--alias", "a,,b", "appnet", "web"],
+ ["network", "connect", "--link-local-ip", "a,b", "--ip", "nope", "appnet", "web"],
+ ["network", "connect", "--driver-opt", "=x", "appnet", "web"],
+ ["network", "connect", "--driver-opt", "A=B,c=d", "appnet", "web"],
+ ["network", "connect", "--gw-priority", "-3", "appnet", "web"],
+ ["network", "connect", "--gw-priority=", "appnet", "web"],
+ ["network", "connect", "appnet", " web "],
+ ["network", "connect", " appnet ", "web"],
+ ["network", "disconnect", " appnet ", " web "],
+ ["network", "inspect", " appnet "],
+ ["network", "rm", " appnet "],
+ ["network", "ls", "-f", "=x"],
+ ["network", "ls", "-f", "name="],
+ ["network", "ls", "-f", ""],
+ ["network", "ls", "-f", "NAME=App"],
+ ["network", "ls", "--format", ""],
+ ["network", "ls", "--format", " table "],
+ ["network", "ls", "--format", "table  {{.Name}}"],
+ ["network", "ls", "--format", "{{.ID}}", "--no-trunc"],
+ ["network", "ls", "--format", "{{upper .Name}} {{len .Labels}}"],
+ ["network", "ls", "--format", "{{.CreatedAt}}"],
+ ["network", "inspect", "-f", "{{.Name}}", "appnet", "-f", "{{.Driver}}"],
+ ["network", "inspect", "--format=", "appnet"],
+ ["network", "prune", "-f", "--filter", "label!=x", "--filter", "until=2020-01-01"],
+ ["network", "prune", "--force=false"],
+ ["network", "rm", "-f", "bridge"],
+ ["network", "list", "-q", "extra"],
+ ["network", "bogus"],
+ ["network", "ls", "-x"],
+ ["port", "web", "80/udp"],
+ ["port", "web", "/tcp"],
+ ["port", "web", "0"],
+ ["port", "web", "080"],
+]
+
+# Odd values for the validated run/create flags, each given to ``create`` alone.
+FLAG_VALUES: dict[str, list[str]] = {
+ "--add-host": ["a:1.2.3.4", "a=1.2.3.4", "a:[::1]", "a=[::1]", "a:[1.2.3.4", "a=", "a:", "=1.2.3.4", "a b:1.2.3.4", "a:1.2.3.4 ", "a: 1.2.3.4", "a:::ffff:1.2.3.4", "a=host-gateway:1", "a:HOST-GATEWAY", "a:01.2.3.4", "a:1.2.3.4%x", "a[::1]"],
+ "--dns-search": ["a", "a.", "a..", ".a", "a-", "-", "a_b", "xn--a.b", "a.b.c.", "a. ", " a", "1a", "a1", ":a", "a:b", "a.b:c", "*.a", "a" * 260, "ä.com"],
+ "--dns": ["1.2.3.4", "::1", "1.2.3", "01.2.3.4", "::ffff:127.0.0.1", "fe80::1%eth0", " ", "1.2.3.4.5", "0:0:0:0:0:0:0:1", "127.1"],
+ "--mac-address": ["02:42:AC:11:00:02", "02-42-ac-11-00-02", "0242.ac11.0002", "02:42:ac:11:00", "02:42:ac:11:00:02:03:04", "00:00:00:00:fe:80:00:00:00:00:00:00:02:00:5e:10:00:00:00:01", "02:42:ac:11:00:2", " 02:42:ac:11:00:02", "02:42:ac:11:00:02 "],
+ "--network": ["name=a,alias=b", "NAME=A", "name=a,,alias=b", "name=a,alias", "name=a,=b", "name=a,ip=1.2.3.4,ip6=::1", "a=b", "name=,alias=x", "x=y,name=a", "name=a, alias=b", "name=a,driver-opt=x", "name=a,driver-opt==x", "name=a,gw-priority=-5", "name=a,gw-priority=+5", "name=a,gw-priority=9223372036854775808", "name=a,link-local-ip=169.254.1.1,link-local-ip=169.254.1.2", "name='a'", "container:x", "a=", "=a", "name=a\"", "name=a,mac-address=zz"],
+ "--link": ["a", "a:b", "/a:/b/c", "a:", ":b", "a:b:c"],
+ "--network-alias": ["x"],
+}
+
+
+@pytest.mark.parametrize("argv", EDGE_ARGVS, ids=" ".join)
+def test_edge_command_lines_match_docker(engine: fake_engine.FakeEngine, argv: list[str]) -> None:
+    compare(engine, argv)
+
+
+@pytest.mark.parametrize(("flag", "value"), [(flag, value) for flag, values in FLAG_VALUES.items() for value in values])
+def test_odd_flag_values_match_docker(engine: fake_engine.FakeEngine, flag: str, value: str) -> None:
+    extra = ["--network", "appnet"] if flag == "--network-alias" else []
+    compare(engine, ["create", flag, value, *extra, "busybox"])
 
 
 def test_template_errors_name_the_place_as_go_does(engine: fake_engine.FakeEngine) -> None:

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 
 def validate_filter(value: str) -> str:
-    """Docker's ``FilterOpt.Set``: ``name=value`` (the name lower-cased, both trimmed)."""
+    """Docker's ``FilterOpt.Set``: ``name=value`` (the name lower-cased, both trimmed); ``""`` is ignored."""
+    if value == "":
+        return value
     if "=" not in value:
         raise ValueError("bad format of filter (expected name=value)")
     name, _, val = value.partition("=")
@@ -301,7 +303,7 @@ class NetworkRow(dict):  # type: ignore[type-arg]
 def _ls(invocation: Invocation, parsed: Parsed) -> int:
     from dockyard.cli.listing import natural_sorted, render
 
-    params = [("filters", filters_json(parsed["filter"]))] if parsed["filter"] else []
+    params = [("filters", filters_json(parsed["filter"]))] if any(parsed["filter"]) else []
     networks = natural_sorted(invocation.api.json("GET", "/networks", params) or [],
                               key=lambda n: str(n.get("Name") or ""))
     quiet = parsed["quiet"]
@@ -331,6 +333,8 @@ def filters_json(values: list[str]) -> str:
     """Validated ``name=value`` filters as the API's ``filters`` JSON (names sorted, as Go's encoder does)."""
     filters: dict[str, dict[str, bool]] = {}
     for value in values:
+        if not value:
+            continue
         name, _, val = value.partition("=")
         filters.setdefault(name, {})[val] = True
     return jsoncodec.dumps({name: dict(sorted(filters[name].items())) for name in sorted(filters)})
@@ -484,7 +488,7 @@ def confirm(prompt: str) -> bool:
 def _prune(invocation: Invocation, parsed: Parsed) -> int:
     if not parsed["force"] and not confirm(PRUNE_WARNING):
         return 0
-    params = [("filters", filters_json(parsed["filter"]))] if parsed["filter"] else []
+    params = [("filters", filters_json(parsed["filter"]))] if any(parsed["filter"]) else []
     report = invocation.api.json("POST", "/networks/prune", params) or {}
     deleted = report.get("NetworksDeleted") or []
     if deleted:
