@@ -168,3 +168,19 @@ def test_ipam_configs_are_checked_before_the_daemon_is_asked() -> None:
         with pytest.raises(CliFailure) as caught:
             network.ipam_configs(flags.parse([*argv, "n"]))
         assert caught.value.message == message
+
+
+def test_create_without_networking_flags_imports_no_address_parsers(tmp_path: Any) -> None:
+    """``ipaddress`` (and the regexes of the validators) load only when a flag needs them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "dockyard.cli.main", "-H",
+                          f"unix://{tmp_path}/none.sock", "create", "-p", "8080:80", "--network", "appnet", "busybox"],
+                         capture_output=True, text=True, cwd=repo, timeout=60)
+    modules = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+    assert "dockyard.cli.options.networking" in modules  # the command line was parsed
+    assert "Cannot connect" in out.stderr  # and got as far as asking the daemon
+    assert "ipaddress" not in modules
