@@ -70,9 +70,13 @@ def old_engine() -> Iterator[fake_engine.FakeEngine]:
 Outcome = tuple[list[tuple[str, str, list[tuple[str, str]], Any]], str, str, int]
 
 
-def run_cli(engine: fake_engine.FakeEngine, which: str, argv: list[str], stdin: str = "") -> Outcome:
-    """Run one CLI against the fake engine: (requests, stdout, stderr, exit status)."""
-    config = tempfile.mkdtemp(prefix="/tmp/netcli-cfg-")  # no user config.json (formats, aliases)
+def run_cli(engine: fake_engine.FakeEngine, which: str, argv: list[str], stdin: str = "",
+            config_json: str = "") -> Outcome:
+    """Run one CLI against the fake engine: (requests, stdout, stderr, exit status); ``config_json``
+    is the client's ``config.json`` (none by default: no user formats or aliases)."""
+    config = tempfile.mkdtemp(prefix="/tmp/netcli-cfg-")
+    if config_json:
+        Path(config, "config.json").write_text(config_json)
     try:
         env = {**os.environ, "DOCKER_CONFIG": config, "HOME": config}
         env.pop("DOCKER_HOST", None)
@@ -126,9 +130,10 @@ def labels_in_order(text: str) -> str:
     return text.replace("tier=front,team=blue", "team=blue,tier=front")
 
 
-def compare(engine: fake_engine.FakeEngine, argv: list[str], stdin: str = "", only_create: bool = False) -> None:
-    theirs = run_cli(engine, "docker", argv, stdin)
-    ours = run_cli(engine, "ours", argv, stdin)
+def compare(engine: fake_engine.FakeEngine, argv: list[str], stdin: str = "", only_create: bool = False,
+            config_json: str = "") -> None:
+    theirs = run_cli(engine, "docker", argv, stdin, config_json)
+    ours = run_cli(engine, "ours", argv, stdin, config_json)
     requests = []
     for outcome in (theirs, ours):
         sent = [normalise(r) for r in outcome[0]]
@@ -417,6 +422,11 @@ def test_edge_command_lines_match_docker(engine: fake_engine.FakeEngine, argv: l
 def test_odd_flag_values_match_docker(engine: fake_engine.FakeEngine, flag: str, value: str) -> None:
     extra = ["--network", "appnet"] if flag == "--network-alias" else []
     compare(engine, ["create", flag, value, *extra, "busybox"])
+
+
+@pytest.mark.parametrize("argv", [["network", "ls"], ["network", "ls", "-q"], ["network", "ls", "--format", "{{.ID}}"]])
+def test_the_configured_networks_format_is_honoured(engine: fake_engine.FakeEngine, argv: list[str]) -> None:
+    compare(engine, argv, config_json='{"networksFormat": "table {{.Name}}\\t{{.Driver}}\\t{{.Internal}}"}')
 
 
 def test_template_errors_name_the_place_as_go_does(engine: fake_engine.FakeEngine) -> None:

@@ -307,7 +307,7 @@ def _ls(invocation: Invocation, parsed: Parsed) -> int:
     networks = natural_sorted(invocation.api.json("GET", "/networks", params) or [],
                               key=lambda n: str(n.get("Name") or ""))
     quiet = parsed["quiet"]
-    format_text = parsed["format"] or "table"
+    format_text = parsed["format"] or (not quiet and configured_format("networksFormat")) or "table"
     if format_text == "table":
         format_text = "{{.ID}}" if quiet else DEFAULT_FORMAT
     elif format_text == "raw":
@@ -327,6 +327,21 @@ def _ls(invocation: Invocation, parsed: Parsed) -> int:
             text = text.partition(missing)[0] + f"can't evaluate field {field} in type *network.networkContext"
         raise CliFailure(f"template parsing error: {text}", 1) from None
     return 0
+
+
+def configured_format(key: str) -> str:
+    """A default ``--format`` from Docker's ``config.json`` (``$DOCKER_CONFIG``, else ``~/.docker``),
+    such as ``networksFormat``; ``""`` when there is none or the file cannot be read."""
+    import os
+
+    directory = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    try:
+        with open(os.path.join(directory, "config.json"), encoding="utf-8") as handle:
+            config = jsoncodec.loads(handle.read() or "{}")
+    except (OSError, ValueError):
+        return ""
+    value = config.get(key) if isinstance(config, dict) else None
+    return value if isinstance(value, str) else ""
 
 
 def filters_json(values: list[str]) -> str:
