@@ -1,6 +1,7 @@
 """The verb table: each verb's module (imported only when the verb runs), usage line and summary.
 
-*Arity* is Docker's rule for positional arguments: ``min_args`` and ``max_args`` (``-1``: no limit).
+*Arity* is Docker's rule for positional arguments: ``min_args`` and ``max_args`` (``-1``: no limit);
+a *ranged* verb is one Docker declares with ``RequiresRangeArgs`` (one message for both bounds).
 """
 
 from __future__ import annotations
@@ -9,21 +10,25 @@ from __future__ import annotations
 class Verb:
     """One ``dockyard`` verb."""
 
-    __slots__ = ("name", "module", "usage", "summary", "min_args", "max_args")
+    __slots__ = ("name", "module", "usage", "summary", "min_args", "max_args", "ranged", "canonical")
 
     def __init__(self, name: str, module: str, usage: str, summary: str,
-                 min_args: int = 0, max_args: int = -1) -> None:
+                 min_args: int = 0, max_args: int = -1, ranged: bool = False, canonical: str = "") -> None:
         self.name = name
+        self.canonical = canonical or name  # how Docker names an alias (``network list``) in messages
         self.module = module
         self.usage = usage
         self.summary = summary
         self.min_args = min_args
         self.max_args = max_args
+        self.ranged = ranged
 
     def arity_error(self, count: int) -> tuple[str, str] | None:
         """Docker's complaint about ``count`` positional arguments and its hint word, or ``None``."""
-        quoted = f"'dockyard {self.name}'"
+        quoted = f"'dockyard {self.canonical}'"
         low, high = self.min_args, self.max_args
+        if self.ranged and not low <= count <= high:
+            return f"{quoted} requires at least {low} and at most {high} arguments", "Run"
         if high == 0 and count > 0:
             return f"{quoted} accepts no arguments", "Run"
         if low == high and count != low:
@@ -83,7 +88,7 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
     Verb("export", _V + "container_fs", "export [OPTIONS] CONTAINER", "Export a container's filesystem as a tar "
          "archive", 1, 1),
     Verb("commit", _V + "container_fs", "commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
-         "Create a new image from a container's changes", 1, 2),
+         "Create a new image from a container's changes", 1, 2, ranged=True),
     Verb("exec", _V + "exec", "exec [OPTIONS] CONTAINER COMMAND [ARG...]",
          "Execute a command in a running container", 2),
     Verb("create", _V + "create", "create [OPTIONS] IMAGE [COMMAND] [ARG...]", "Create a new container", 1),
@@ -94,7 +99,7 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
          "Attach local standard input, output, and error streams to a running container", 1, 1),
     Verb("top", _V + "top", "top CONTAINER [ps OPTIONS]", "Display the running processes of a container", 1),
     Verb("port", _V + "port", "port CONTAINER [PRIVATE_PORT[/PROTO]]",
-         "List port mappings or a specific mapping for the container", 1, 2),
+         "List port mappings or a specific mapping for the container", 1, 2, ranged=True),
     Verb("events", _V + "events", "events [OPTIONS]", "Get real time events from the server", 0, 0),
     Verb("container", _V + "container", "container COMMAND", "Manage containers", 0, 0),
     Verb("container prune", _V + "container", "container prune [OPTIONS]", "Remove all stopped containers", 0, 0),
@@ -130,12 +135,27 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
     Verb("volume", _V + "volume", "volume COMMAND", "Manage volumes", 0, 0),
     Verb("volume create", _V + "volume", "volume create [OPTIONS] [VOLUME]", "Create a volume", 0, 1),
     Verb("volume ls", _V + "volume", "volume ls [OPTIONS]", "List volumes", 0, 0),
-    Verb("volume list", _V + "volume", "volume ls [OPTIONS]", "List volumes", 0, 0),
+    Verb("volume list", _V + "volume", "volume ls [OPTIONS]", "List volumes", 0, 0, canonical="volume ls"),
     Verb("volume inspect", _V + "volume", "volume inspect [OPTIONS] VOLUME [VOLUME...]",
          "Display detailed information on one or more volumes", 1),
     Verb("volume rm", _V + "volume", "volume rm [OPTIONS] VOLUME [VOLUME...]", "Remove one or more volumes", 1),
-    Verb("volume remove", _V + "volume", "volume rm [OPTIONS] VOLUME [VOLUME...]", "Remove one or more volumes", 1),
+    Verb("volume remove", _V + "volume", "volume rm [OPTIONS] VOLUME [VOLUME...]", "Remove one or more volumes", 1,
+         canonical="volume rm"),
     Verb("volume prune", _V + "volume", "volume prune [OPTIONS]", "Remove unused local volumes", 0, 0),
+    Verb("network", _V + "network", "network COMMAND", "Manage networks", 0, 0),
+    Verb("network create", _V + "network", "network create [OPTIONS] NETWORK", "Create a network", 1, 1),
+    Verb("network ls", _V + "network", "network ls [OPTIONS]", "List networks", 0, 0),
+    Verb("network list", _V + "network", "network ls [OPTIONS]", "List networks", 0, 0, canonical="network ls"),
+    Verb("network inspect", _V + "network", "network inspect [OPTIONS] NETWORK [NETWORK...]",
+         "Display detailed information on one or more networks", 1),
+    Verb("network rm", _V + "network", "network rm NETWORK [NETWORK...]", "Remove one or more networks", 1),
+    Verb("network remove", _V + "network", "network rm NETWORK [NETWORK...]", "Remove one or more networks", 1,
+         canonical="network rm"),
+    Verb("network prune", _V + "network", "network prune [OPTIONS]", "Remove all unused networks", 0, 0),
+    Verb("network connect", _V + "network", "network connect [OPTIONS] NETWORK CONTAINER",
+         "Connect a container to a network", 2, 2),
+    Verb("network disconnect", _V + "network", "network disconnect [OPTIONS] NETWORK CONTAINER",
+         "Disconnect a container from a network", 2, 2),
 )}
 
 # ``container <sub>``: Docker's management command, each subcommand the top-level verb it names.
@@ -145,5 +165,6 @@ for _sub, _name in (("attach", "attach"), ("create", "create"), ("exec", "exec")
                     ("rm", "rm"), ("run", "run"), ("start", "start"), ("stop", "stop"), ("top", "top"),
                     ("wait", "wait")):
     _top = VERBS[_name]
+    _own = {"list": "ls", "ps": "ls", "remove": "rm"}.get(_sub, _sub)  # Docker's name for an alias
     VERBS[f"container {_sub}"] = Verb(f"container {_sub}", _V + "container", "container " + _top.usage.replace(
-        _name, _sub, 1), _top.summary, _top.min_args, _top.max_args)
+        _name, _own, 1), _top.summary, _top.min_args, _top.max_args, _top.ranged, canonical=f"container {_own}")

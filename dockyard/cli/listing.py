@@ -81,4 +81,51 @@ def filters_param(values: list[str]) -> str:
         if not sep:
             raise CliFailure(f"Bad format of filter (expected name=value): {value}", 125)
         filters.setdefault(key.strip(), {})[val] = True
-    return jsoncodec.dumps(filters)
+    # Go's encoder writes map keys sorted; so do we (the daemon does not care, a reader might)
+    return jsoncodec.dumps({key: dict(sorted(filters[key].items())) for key in sorted(filters)})
+
+
+def natural_less(a: str, b: str) -> bool:
+    """Docker's ``sortorder.NaturalLess``: digit runs compare as numbers (digits before other bytes,
+    fewer leading zeros first), everything else byte by byte."""
+    x, y = a.encode(), b.encode()
+    i = j = 0
+    while i < len(x) and j < len(y):
+        dx, dy = 48 <= x[i] <= 57, 48 <= y[j] <= 57
+        if dx != dy:
+            return dx
+        if not dx:
+            if x[i] != y[j]:
+                return x[i] < y[j]
+            i += 1
+            j += 1
+            continue
+        while i < len(x) and x[i] == 48:
+            i += 1
+        while j < len(y) and y[j] == 48:
+            j += 1
+        start_x, start_y = i, j
+        while i < len(x) and 48 <= x[i] <= 57:
+            i += 1
+        while j < len(y) and 48 <= y[j] <= 57:
+            j += 1
+        if i - start_x != j - start_y:
+            return i - start_x < j - start_y
+        if x[start_x:i] != y[start_y:j]:
+            return x[start_x:i] < y[start_y:j]
+        if start_x != start_y:
+            return start_x < start_y
+    return len(x) < len(y)
+
+
+def natural_sorted(items: list[Any], key: Any = None) -> list[Any]:
+    """``items`` in :func:`natural_less` order of ``key(item)`` (the item itself by default)."""
+    from functools import cmp_to_key
+
+    get = key or (lambda item: item)
+
+    def compare(p: Any, q: Any) -> int:
+        a, b = get(p), get(q)
+        return -1 if natural_less(a, b) else (1 if natural_less(b, a) else 0)
+
+    return sorted(items, key=cmp_to_key(compare))

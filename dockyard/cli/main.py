@@ -80,15 +80,19 @@ def run_verb(name: str, argv: list[str], host: str | None, debug: bool = False, 
         if problem is not None:
             raise ArgCountError(f"dockyard: {problem[0]}", problem[1])
     except HelpRequested:
+        subcommands = getattr(module, "SUBCOMMANDS", None)
+        if " " not in name and isinstance(subcommands, str):  # a management command: its subcommands
+            sys.stdout.write(subcommands.lstrip("\n"))
+            return 0
         sys.stdout.write(verb_help(verb, flags))
         return 0
     except FlagError as error:
         _err(f"{error.message}\n\nUsage:  dockyard {verb.usage}\n\n"
-             f"Run 'dockyard {name} --help' for more information")
+             f"Run 'dockyard {verb.canonical} --help' for more information")
         return error.status
     except ArgCountError as error:
         _err(f"{error.message}\n\nUsage:  dockyard {verb.usage}\n\n"
-             f"{error.hint} 'dockyard {name} --help' for more information")
+             f"{error.hint} 'dockyard {verb.canonical} --help' for more information")
         return error.status
     resolved, explicit = choose_host(host)
     return int(module.main(Invocation(resolved, explicit, debug, tls), name, parsed))  # type: ignore[attr-defined]
@@ -120,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if rest and f"{name} {rest[0]}" in VERBS:  # a verb group's subcommand: ``volume ls``
             name, rest = f"{name} {rest[0]}", rest[1:]
+        elif rest and not rest[0].startswith("-") and any(v.startswith(name + " ") for v in VERBS):
+            # a management command given a subcommand it lacks (``network bogus``), worded as Docker's
+            usage = "volume COMMAND" if name == "volume" else name
+            _err(f"dockyard: unknown command: dockyard {name} {rest[0]}\n\nUsage:  dockyard {usage}\n\n"
+                 f"Run 'dockyard {name} --help' for more information")
+            return 1
         if name not in VERBS:
             _err(f"dockyard: unknown command: dockyard {name}\n\nRun 'dockyard --help' for more information")
             return 1

@@ -6,6 +6,10 @@ Terms, as in Go:
 - *dot*: the current value; ``.A.B`` looks up key ``A`` then ``B`` (maps: JSON objects, or the
   per-row dicts the list verbs build); ``$`` is the top-level value and ``$x`` a variable.
 - *pipeline*: commands joined by ``|``; each command's result becomes the last argument of the next.
+- *typed values*: a :class:`GoStruct` is a JSON object standing for a Go struct (printed
+  ``{v1 v2 …}`` in field order, absent fields read as their zero value); a :class:`GoText` is a
+  string that prints otherwise than it encodes to JSON (a ``time.Time``). Docker's inspect verbs run
+  templates against typed values, so ``{{.IPAM.Config}}`` prints structs, not maps.
 - *functions*: Docker's ``json``, ``index``, ``join``, ``split``, ``upper``, ``lower``, ``title``,
   ``truncate``, ``pad``, ``println``, plus Go's ``len``, ``eq``, ``ne``, ``not``, ``and``, ``or``,
   ``print``, ``printf`` (``%s``/``%d``/``%v``/``%q``).
@@ -34,12 +38,56 @@ class TemplateError(Exception):
         self.parsing = parsing
 
 
+# -- typed values -------------------------------------------------------------------------------
+
+class GoText(str):
+    """A string whose ``%v`` is ``printed`` (its JSON is the string itself)."""
+
+    printed: str
+
+    def __new__(cls, text: str, printed: str) -> GoText:
+        made = super().__new__(cls, text)
+        made.printed = printed
+        return made
+
+
+class NilMap(dict):  # type: ignore[type-arg]
+    """A Go map that is nil: prints ``map[]``, encodes to JSON as ``null``."""
+
+
+class NilSlice(list):  # type: ignore[type-arg]
+    """A Go slice that is nil: prints ``[]``, encodes to JSON as ``null``."""
+
+
+class GoStruct(dict):  # type: ignore[type-arg]
+    """A JSON object standing for a Go struct: ``fields`` are (Go name, JSON key, zero value), in
+    the struct's order. Templates look fields up by their Go names only (as Go does); an absent or
+    ``null`` field reads as its zero value."""
+
+    def __init__(self, data: dict[str, Any], fields: tuple[tuple[str, str, Any], ...]) -> None:
+        super().__init__(data)
+        self.fields = fields
+        self.by_name = {name: (key, zero) for name, key, zero in fields}
+
+    def has_field(self, name: str) -> bool:
+        return name in self.by_name
+
+    def field(self, name: str) -> Any:
+        key, zero = self.by_name[name]
+        value = self.get(key)
+        return zero if value is None else value
+
+
 # -- printing values the way Go's fmt %v does ------------------------------------------------
 
 def go_string(value: Any) -> str:
     """``fmt.Sprint(value)`` for JSON-like values."""
     if value is None:
         return "<no value>"
+    if isinstance(value, GoText):
+        return value.printed
+    if isinstance(value, GoStruct):
+        return "{" + " ".join(_inner(value.field(name)) for name, _, _ in value.fields) + "}"
     if value is True:
         return "true"
     if value is False:
@@ -119,7 +167,7 @@ def _pad(source: Any, prefix: int, suffix: int) -> str:
 
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "json": lambda v: jsoncodec.dumps(v),
+    "json": lambda v: "null" if isinstance(v, NilMap | NilSlice) else jsoncodec.dumps(v),
     "index": _index,
     "join": lambda items, sep: sep.join(go_string(i) for i in (items or [])),
     "split": lambda text, sep: go_string(text).split(sep),
@@ -143,6 +191,26 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
 # -- lexing ----------------------------------------------------------------------------------
 
 _DELIMS = "|()"
+
+
+class _Placed(str):
+    """Template text that knows where it starts: ``line`` (1-based) and ``col`` (0-based byte
+    column), as Go's parser places the nodes named in execution errors (``template: :1:15: …``)."""
+
+    line: int
+    col: int
+
+    def __new__(cls, text: str, line: int, col: int) -> _Placed:
+        made = super().__new__(cls, text)
+        made.line, made.col = line, col
+        return made
+
+    def at(self, start: int, end: int | None = None) -> _Placed:
+        """The piece ``[start:end]``, placed."""
+        before = self[:start]
+        newlines = before.count("\n")
+        col = self.col + len(before.encode()) if not newlines else len(before[before.rfind("\n") + 1:].encode())
+        return _Placed(str.__getitem__(self, slice(start, end)), self.line + newlines, col)
 
 
 def _split_source(source: str) -> list[tuple[str, str, int]]:
@@ -170,7 +238,11 @@ def _split_source(source: str) -> list[tuple[str, str, int]]:
             inner = inner[:-1]
             while pos < len(source) and source[pos] in " \t\r\n":
                 pos += 1
-        items.append(("action", inner.strip(), line))
+        lead = len(inner) - len(inner.lstrip())
+        first = inner_start + lead
+        line_start = source.rfind("\n", 0, first) + 1
+        placed = _Placed(inner.strip(), source.count("\n", 0, first) + 1, len(source[line_start:first].encode()))
+        items.append(("action", placed, line))
 
 
 def _tokens(action: str, line: int) -> list[str]:
@@ -205,7 +277,7 @@ def _tokens(action: str, line: int) -> list[str]:
             j = i
             while j < len(action) and action[j] not in " \t\r\n|(),\"`" and not action.startswith(":=", j):
                 j += 1
-            tokens.append(action[i:j])
+            tokens.append(action.at(i, j) if isinstance(action, _Placed) else action[i:j])
             i = j
     return tokens
 
@@ -242,7 +314,8 @@ class _Parser:
             if word in ("end", "else"):
                 return nodes, (kind, text, line)
             if word in ("if", "range", "with"):
-                nodes.append(self._block(word, text[len(word):], line))
+                rest = text.at(len(word)) if isinstance(text, _Placed) else text[len(word):]
+                nodes.append(self._block(word, rest, line))
                 continue
             if not text:
                 raise TemplateError(f"template: :{line}: missing value for command", True)
@@ -301,12 +374,15 @@ class _Parser:
             return ("lit", jsoncodec.loads(token))
         if token.startswith("`"):
             return ("lit", token[1:-1])
+        place = f"{token.line}:{token.col}" if isinstance(token, _Placed) else f"{line}:2"
         if token.startswith("."):
             names = [n for n in token.split(".")[1:] if n]
-            return ("field", ".", names)
+            return ("field", ".", names, place)
         if token.startswith("$"):
             base, *names = token.split(".")
-            return ("field", base, names)
+            if isinstance(token, _Placed):  # Go places ``$v.A`` at its field part, ``.A``
+                place = f"{token.line}:{token.col + len(base.encode())}"
+            return ("field", base, names, place)
         if token in ("true", "false"):
             return ("lit", token == "true")
         if token == "nil":
@@ -404,9 +480,22 @@ class Template:
             except (TypeError, ValueError, AttributeError) as error:
                 raise TemplateError(f'template: :1: executing "" at <{head[1]}>: error calling '
                                     f"{head[1]}: {error}", False) from None
+        if head[0] == "field" and head[2] and (len(command) > 1 or piped is not _NOTHING):
+            method = self._method(head, dot, scope)
+            if method is not None:  # a row's method with arguments: ``{{.Label "com.example"}}``
+                args = [self._operand(op, dot, scope) for op in command[1:]]
+                if piped is not _NOTHING:
+                    args.append(piped)
+                return method(*args)
         if len(command) > 1 or piped is not _NOTHING:
             raise TemplateError("template: :1: can't give argument to non-function", False)
         return self._operand(head, dot, scope)
+
+    def _method(self, head: Any, dot: Any, scope: dict[str, Any]) -> Callable[..., Any] | None:
+        """The method ``head`` names on a value with ``methods`` (list rows), or ``None``."""
+        owner = self._operand((head[0], head[1], head[2][:-1], head[3]), dot, scope)
+        methods = getattr(owner, "methods", None)
+        return methods.get(head[2][-1]) if isinstance(methods, dict) else None
 
     def _operand(self, operand: Any, dot: Any, scope: dict[str, Any]) -> Any:
         kind = operand[0]
@@ -416,25 +505,29 @@ class Template:
             return self._pipe(operand[1], dot, scope)
         if kind == "ident":
             return FUNCTIONS[operand[1]]()
-        base, names = operand[1], operand[2]
+        base, names, place = operand[1], operand[2], operand[3]
         if base == ".":
             value = dot
         elif base in scope:
             value = scope[base]
         else:
             raise TemplateError(f'template: :1: undefined variable "{base}"', True)
+        path = ("" if base == "." else base) + "." + ".".join(names)
         for name in names:
-            if isinstance(value, dict):
+            if isinstance(value, GoStruct):
+                if not value.has_field(name):
+                    raise TemplateError(f'template: :{place}: executing "" at <{path}>: '
+                                        f"can't evaluate field {name} in type struct", False)
+                value = value.field(name)
+            elif isinstance(value, dict):
                 if name not in value:
-                    path = "." + ".".join(names)
-                    raise TemplateError(f'template: :1:2: executing "" at <{path}>: '
+                    raise TemplateError(f'template: :{place}: executing "" at <{path}>: '
                                         f'map has no entry for key "{name}"', False)
                 value = value[name]
             elif value is None:
                 return None
             else:
-                path = "." + ".".join(names)
-                raise TemplateError(f'template: :1:2: executing "" at <{path}>: '
+                raise TemplateError(f'template: :{place}: executing "" at <{path}>: '
                                     f"can't evaluate field {name} in type {type(value).__name__}", False)
         return value
 
@@ -447,11 +540,9 @@ def prepare(format_text: str) -> tuple[bool, str]:
 
     ``\\t`` and ``\\n`` typed literally on the command line become a tab and a newline.
     """
-    text = format_text.strip(" ")
-    is_table = text.startswith(TABLE_PREFIX)
-    if is_table:
-        text = text[len(TABLE_PREFIX):].lstrip(" ")
-    return is_table, text.replace("\\t", "\t").replace("\\n", "\n")
+    is_table = format_text.startswith(TABLE_PREFIX)  # Docker's IsTable: before any trimming
+    text = format_text[len(TABLE_PREFIX):] if is_table else format_text
+    return is_table, text.strip(" ").replace("\\t", "\t").replace("\\n", "\n")
 
 
 def render_text(format_text: str, data: Any) -> str:

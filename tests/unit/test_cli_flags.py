@@ -30,7 +30,7 @@ def test_run_stops_at_image_name() -> None:
 def test_bool_with_explicit_value_and_alias() -> None:
     parsed = parse_run("--rm=false", "-d=true", "--net", "host", "busybox")
     assert parsed["rm"] is False and parsed["detach"] is True
-    assert parsed["network"] == "host"
+    assert parsed["network"] == ["host"]  # repeatable, as in Docker 28
 
 
 def test_entrypoint_empty_is_changed() -> None:
@@ -146,7 +146,9 @@ def test_create_body() -> None:
     assert body["Cmd"] == ["echo", "hi"]
     assert body["Labels"] == {"a": "b", "c": ""}
     assert body["OpenStdin"] and body["StdinOnce"] and body["AttachStdin"]
-    assert body["HostConfig"] == {"NetworkMode": "default", "AutoRemove": True}
+    assert body["HostConfig"] == {"NetworkMode": "default", "AutoRemove": True, "PortBindings": {},
+                                  "PublishAllPorts": False, "Dns": [], "DnsSearch": [], "DnsOptions": []}
+    assert body["NetworkingConfig"] == {"EndpointsConfig": {"default": {}}}
     assert (body["User"], body["WorkingDir"], body["Hostname"]) == ("nobody", "/tmp", "hn")
     detached = parse_run("-d", "busybox")
     body = run.create_body(detached, "busybox", [], run.attached_streams(detached), None)

@@ -68,7 +68,8 @@ def test_jsoncodec_round_trip_go_style() -> None:
 
 
 def test_filters_param() -> None:
-    assert filters_param(["status=exited", "label=a=b"]) == '{"status":{"exited":true},"label":{"a=b":true}}'
+    # Go's encoder sorts map keys, and so does the CLI
+    assert filters_param(["status=exited", "label=a=b"]) == '{"label":{"a=b":true},"status":{"exited":true}}'
 
 
 CONTAINER = {"Id": "f" * 64, "Names": ["/web"], "Image": "busybox", "Command": "sh -c 'sleep 1000; echo done'",

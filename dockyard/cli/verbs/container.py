@@ -78,4 +78,5 @@ def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
         return container_prune.main(invocation, verb, parsed)
     if name == "inspect" and not parsed.values.get("type"):
         parsed.values["type"] = "container"
-    return int(_module(name).main(invocation, name, parsed))
+    # run and create name the verb as typed in their usage lines (``container create [OPTIONS] …``)
+    return int(_module(name).main(invocation, verb if name in ("run", "create") else name, parsed))

@@ -1,7 +1,8 @@
 """``dockyard image prune``, ``builder prune``, ``system df`` and ``system prune``.
 
 ``system prune`` is composed of the prune endpoints that exist: stopped containers
-(``POST /containers/prune``), then — with ``--volumes`` — unused volumes (``POST /volumes/prune``),
+(``POST /containers/prune``), unused networks (``POST /networks/prune``), then — with
+``--volumes`` — unused volumes (``POST /volumes/prune``),
 then images (``POST /images/prune``, dangling only unless ``-a``), then the build cache
 (``POST /build/prune``, ``all=1`` with ``-a``), as Docker's CLI does. An endpoint the daemon does
 not serve (404) is skipped.
@@ -70,8 +71,7 @@ CACHE_ALL_WARNING = "WARNING! This will remove all build cache."
 def confirm(text: str, separator: str = "\n") -> bool:
     sys.stdout.write(text + separator + "Are you sure you want to continue? [y/N] ")
     sys.stdout.flush()
-    answer = sys.stdin.readline().strip().lower()
-    return answer in ("y", "yes")
+    return sys.stdin.readline().strip() in ("y", "Y")  # Docker's prompt.Confirm: "y", any case, nothing else
 
 
 def _prune(invocation: Invocation, path: str, filters: list[str],
@@ -98,9 +98,7 @@ def _image_report(result: dict[str, Any]) -> tuple[list[str], int]:
 
 
 def image_prune(invocation: Invocation, parsed: Parsed) -> int:
-    filters = list(parsed["filter"])
-    if parsed["all"]:
-        filters.append("dangling=false")
+    filters = list(parsed["filter"]) + ["dangling=false" if parsed["all"] else "dangling=true"]
     if not parsed["force"] and not confirm(ALL_WARNING if parsed["all"] else DANGLING_WARNING):
         return 0
     result = _prune(invocation, "/images/prune", filters) or {}
@@ -108,7 +106,7 @@ def image_prune(invocation: Invocation, parsed: Parsed) -> int:
     out = ""
     if lines:
         out += "Deleted Images:\n" + "\n".join(lines) + "\n\n"
-    out += f"Total reclaimed space: {units.human_size(reclaimed)}\n"
+    out += f"Total reclaimed space: {units.human_size(reclaimed, 4)}\n"
     sys.stdout.write(out)
     return 0
 
@@ -133,42 +131,64 @@ def builder_prune(invocation: Invocation, parsed: Parsed) -> int:
         return 0
     result = _prune(invocation, "/build/prune", list(parsed["filter"]), extra) or {}
     sys.stdout.write(_cache_report(result) +
-                     f"Total reclaimed space: {units.human_size(int(result.get('SpaceReclaimed') or 0))}\n")
+                     f"Total reclaimed space: {units.human_size(int(result.get('SpaceReclaimed') or 0), 4)}\n")
     return 0
+
+
+def system_prune_warning(parsed: Parsed) -> str:
+    """Docker's confirmation text for ``system prune``: what goes, and the filters that narrow it."""
+    from dockyard.cli.listing import natural_sorted
+
+    items = ["all stopped containers", "all networks not used by at least one container"]
+    if parsed["volumes"]:
+        items.append("all anonymous volumes not used by at least one container")
+    items.append("all images without at least one container associated to them" if parsed["all"]
+                 else "all dangling images")
+    items.append("all build cache" if parsed["all"] else "unused build cache")
+    text = "WARNING! This will remove:" + "".join(f"\n  - {i}" for i in items) + "\n"
+    shown = []
+    for value in parsed["filter"]:
+        name, _, val = value.partition("=")
+        name, val = name.strip().lower(), val.strip()
+        if name in ("label", "label!", "until") and f"{name}={val}" not in shown:
+            shown.append(f"{name}={val}")
+    if shown:
+        text += "\n  Items to be pruned will be filtered with:" + "".join(
+            f"\n  - {f}" for f in natural_sorted(shown)) + "\n"
+    return text
 
 
 def system_prune(invocation: Invocation, parsed: Parsed) -> int:
     filters = list(parsed["filter"])
-    if not parsed["force"]:
-        items = ["all stopped containers"]
-        if parsed["volumes"]:
-            items.append("all anonymous volumes not used by at least one container")
-        items.append("all images without at least one container associated to them" if parsed["all"]
-                     else "all dangling images")
-        items.append("all build cache" if parsed["all"] else "unused build cache")
-        text = "WARNING! This will remove:\n" + "".join(f"  - {i}\n" for i in items)
-        if not confirm(text.rstrip("\n")):
-            return 0
+    if parsed["volumes"] and any(f.partition("=")[0].strip().lower() == "until" for f in filters):
+        raise CliFailure('ERROR: The "until" filter is not supported with "--volumes"', 1)
+    if not parsed["force"] and not confirm(system_prune_warning(parsed)):
+        return 0
     reclaimed = 0
     out = ""
     containers = _prune(invocation, "/containers/prune", filters)
     if containers and containers.get("ContainersDeleted"):
         out += "Deleted Containers:\n" + "".join(f"{c}\n" for c in containers["ContainersDeleted"]) + "\n"
     reclaimed += int((containers or {}).get("SpaceReclaimed") or 0)
+    networks = _prune(invocation, "/networks/prune", filters)
+    if networks and networks.get("NetworksDeleted"):
+        out += "Deleted Networks:\n" + "".join(f"{n}\n" for n in networks["NetworksDeleted"]) + "\n"
     if parsed["volumes"]:
         volumes = _prune(invocation, "/volumes/prune", filters)
         if volumes and volumes.get("VolumesDeleted"):
             out += "Deleted Volumes:\n" + "".join(f"{v}\n" for v in volumes["VolumesDeleted"]) + "\n"
         reclaimed += int((volumes or {}).get("SpaceReclaimed") or 0)
-    images = _prune(invocation, "/images/prune", filters + (["dangling=false"] if parsed["all"] else []))
+    images = _prune(invocation, "/images/prune", filters + ["dangling=false" if parsed["all"] else "dangling=true"])
     lines, image_space = _image_report(images or {})
     if lines:
         out += "Deleted Images:\n" + "\n".join(lines) + "\n\n"
     reclaimed += image_space
-    cache = _prune(invocation, "/build/prune", filters, [("all", "1")] if parsed["all"] else [])
+    # Docker's client always sends the build cache's ``filters``, empty or not
+    cache = _prune(invocation, "/build/prune", [], ([("all", "1")] if parsed["all"] else [])
+                   + [("filters", filters_param(filters) if filters else "")])
     out += _cache_report(cache or {})
     reclaimed += int((cache or {}).get("SpaceReclaimed") or 0)
-    sys.stdout.write(out + f"Total reclaimed space: {units.human_size(reclaimed)}\n")
+    sys.stdout.write(out + f"Total reclaimed space: {units.human_size(reclaimed, 4)}\n")
     return 0
 
 

@@ -35,15 +35,49 @@ HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "Create
 
 
 def ports_text(ports: list[dict[str, Any]]) -> str:
-    """``0.0.0.0:8080->80/tcp, 443/tcp`` from the API's ``Ports`` list."""
-    parts = []
-    for port in ports or []:
-        private = f"{port.get('PrivatePort')}/{port.get('Type', 'tcp')}"
-        if port.get("PublicPort"):
-            parts.append(f"{port.get('IP') or '0.0.0.0'}:{port['PublicPort']}->{private}")
+    """Docker's ``DisplayablePorts``: ``0.0.0.0:8000-8001->80-81/tcp, [::]:8080->80/tcp, 443/tcp``.
+
+    Ports are sorted (private port, IP, public port, type); runs of consecutive ports published on
+    the same IP under their own number (or not published) collapse into one range; the others are
+    listed after those, one each."""
+    def order(port: dict[str, Any]) -> tuple[int, str, int, str]:
+        return (int(port.get("PrivatePort") or 0), str(port.get("IP") or ""), int(port.get("PublicPort") or 0),
+                str(port.get("Type") or ""))
+
+    def join_host_port(host: str, port: str) -> str:
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def form_group(key: str, first: int, last: int) -> str:
+        ip, _, kind = key.rpartition("/")
+        group = str(first) if first == last else f"{first}-{last}"
+        if ip:
+            group = f"{join_host_port(ip, group)}->{group}"
+        return f"{group}/{kind}"
+
+    groups: dict[str, list[int]] = {}
+    result: list[str] = []
+    host_mappings: list[str] = []
+    for port in sorted(ports or [], key=order):
+        current = int(port.get("PrivatePort") or 0)
+        kind = str(port.get("Type") or "")
+        ip = str(port.get("IP") or "")
+        key = kind
+        if ip:
+            public = int(port.get("PublicPort") or 0)
+            if public != current:
+                host_mappings.append(f"{join_host_port(ip, str(public))}->{current}/{kind}")
+                continue
+            key = f"{ip}/{kind}"
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [current, current]
+        elif current == group[1] + 1:
+            group[1] = current
         else:
-            parts.append(private)
-    return ", ".join(parts)
+            result.append(form_group(key, group[0], group[1]))
+            groups[key] = [current, current]
+    result += [form_group(key, first, last) for key, (first, last) in groups.items()]
+    return ", ".join(result + host_mappings)
 
 
 def container_row(c: dict[str, Any], trunc: bool, now: float) -> dict[str, Any]:

@@ -39,13 +39,10 @@ FLAGS = FlagSet([
     Flag("entrypoint", "", "string", "Overwrite the default ENTRYPOINT of the image"),
     Flag("env", "e", "list", "Set environment variables"),
     Flag("env-file", "", "list", "Read in a file of environment variables"),
-    Flag("hostname", "h", "string", "Container host name"),
     Flag("init", "", "bool", "Run an init inside the container that forwards signals and reaps processes"),
     Flag("interactive", "i", "bool", "Keep STDIN open even if not attached"),
     Flag("label", "l", "list", "Set meta data on a container"),
     Flag("name", "", "string", "Assign a name to the container"),
-    Flag("network", "", "string", "Connect a container to a network", default="default",
-         type_name="network"),
     Flag("platform", "", "string", "Set platform if server is multi-platform capable"),
     Flag("pull", "", "string", 'Pull image before running ("always", "missing", "never")', default="missing"),
     Flag("rm", "", "bool", "Automatically remove the container and its associated anonymous volumes "
@@ -54,16 +51,18 @@ FLAGS = FlagSet([
     Flag("user", "u", "string", "Username or UID (format: <name|uid>[:<group|gid>])"),
     Flag("workdir", "w", "string", "Working directory inside the container"),
     *options.flags(),
-], interspersed=False).alias("net", "network")
+], interspersed=False)
+for _alias, _canonical in options.aliases().items():
+    FLAGS.alias(_alias, _canonical)
 
 STATUS_DOCKYARD_FAILED = 125
 STATUS_CANNOT_INVOKE = 126
 STATUS_NOT_FOUND = 127
 
 
-def run_failure(message: str, status: int = STATUS_DOCKYARD_FAILED) -> CliFailure:
-    """A failure printed the way ``docker run`` prints its own errors."""
-    return CliFailure(f"dockyard: {message}\n\nRun 'dockyard run --help' for more information", status)
+def run_failure(message: str, status: int = STATUS_DOCKYARD_FAILED, verb: str = "run") -> CliFailure:
+    """A failure printed the way ``docker run`` (or ``docker create``: ``verb``) prints its own errors."""
+    return CliFailure(f"dockyard: {message}\n\nRun 'dockyard {verb} --help' for more information", status)
 
 
 def start_error_status(message: str) -> int:
@@ -119,8 +118,11 @@ def parse_labels(values: list[str]) -> dict[str, str]:
 
 
 def create_body(parsed: Parsed, image: str, command: list[str], attach: set[str],
-                console_size: tuple[int, int] | None) -> dict[str, Any]:
-    """The JSON body of ``POST /containers/create`` for this command line."""
+                console_size: tuple[int, int] | None, verb: str = "run") -> dict[str, Any]:
+    """The JSON body of ``POST /containers/create`` for this command line (``verb``: ``run``,
+    ``create``, ``container run``…, named as Docker names it when the command line makes no valid request:
+    the hint names the short verb, the usage line the one typed)."""
+    short = verb.rpartition(" ")[2]
     env = []
     for path in parsed["env-file"]:
         env += read_env_file(path)
@@ -128,14 +130,12 @@ def create_body(parsed: Parsed, image: str, command: list[str], attach: set[str]
     entrypoint: list[str] | None = None
     if "entrypoint" in parsed.changed:
         entrypoint = [parsed["entrypoint"]] if parsed["entrypoint"] else [""]
-    host_config: dict[str, Any] = {"NetworkMode": parsed["network"] or "default",
-                                   "AutoRemove": parsed["rm"]}
+    host_config: dict[str, Any] = {"AutoRemove": parsed["rm"]}
     if parsed["init"]:
         host_config["Init"] = True
     if console_size is not None:
         host_config["ConsoleSize"] = list(console_size)
     body = {
-        "Hostname": parsed["hostname"] or "",
         "User": parsed["user"] or "",
         "AttachStdin": "stdin" in attach,
         "AttachStdout": "stdout" in attach,
@@ -151,7 +151,18 @@ def create_body(parsed: Parsed, image: str, command: list[str], attach: set[str]
         "Labels": parse_labels(parsed["label"]),
         "HostConfig": host_config,
     }
-    options.apply(parsed, body)
+    from dockyard.cli.failure import FlagError
+    from dockyard.cli.options.networking import OptionError
+
+    try:
+        options.apply(parsed, body)
+    except OptionError as error:
+        raise run_failure(str(error), verb=short) from None
+    except FlagError as error:
+        if error.message.startswith("invalid argument "):  # a bad flag value: pflag's words and the usage
+            raise CliFailure(f"{error.message}\n\nUsage:  dockyard {verb} [OPTIONS] IMAGE [COMMAND] [ARG...]\n\n"
+                             f"Run 'dockyard {verb} --help' for more information", 125) from None
+        raise run_failure(error.message, verb=short) from None  # a command line Docker's parse refuses
     return body
 
 
@@ -188,6 +199,18 @@ def pull(api: EngineAPI, image: str, platform: str = "") -> None:
     sys.stderr.flush()
 
 
+def api_version_problem(api: EngineAPI, body: dict[str, Any]) -> str | None:
+    """Docker's client refusal of a per-network MAC address for a daemon older than API 1.44."""
+    endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    if not any(endpoint.get("MacAddress") for endpoint in endpoints.values()):
+        return None
+    version = api.negotiate()
+    if tuple(int(part) for part in version.split(".") if part.isdigit()) >= (1, 44):
+        return None
+    return (f'"specify mac-address per network" requires API version 1.44, but the Docker daemon API '
+            f"version is {version}")
+
+
 def create(api: EngineAPI, body: dict[str, Any], name: str | None, pull_policy: str = "missing",
            platform: str = "") -> str:
     """``POST /containers/create``, pulling the image first as ``--pull`` says (``missing``: only
@@ -199,10 +222,16 @@ def create(api: EngineAPI, body: dict[str, Any], name: str | None, pull_policy: 
     params = [("name", name)] if name else []
     if platform:
         params.append(("platform", platform))
+    from dockyard.cli.options.networking import localhost_dns_warning
+
+    dns_warning = localhost_dns_warning(body.get("HostConfig", {}).get("Dns") or [])
     for attempt in (0, 1):
         try:
             created = api.json("POST", "/containers/create", params, body)
-            for warning in (created or {}).get("Warnings") or []:
+            warnings = list((created or {}).get("Warnings") or [])
+            if dns_warning:
+                warnings.append(dns_warning)
+            for warning in warnings:
                 sys.stderr.write(f"WARNING: {warning}\n")
             return str(created["Id"])
         except DaemonError as error:
@@ -335,7 +364,10 @@ def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
         raise CliFailure("the input device is not a TTY", 1)
     console = terminal.window_size(1) if tty else None
     api = invocation.api
-    body = create_body(parsed, image, command, attach, console)
+    body = create_body(parsed, image, command, attach, console, verb)
+    problem = api_version_problem(api, body)
+    if problem:
+        raise run_failure(problem)
     container_id = create(api, body, parsed["name"], parsed["pull"], parsed["platform"])
 
     if parsed["detach"]:

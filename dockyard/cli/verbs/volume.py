@@ -166,7 +166,7 @@ def _prune(invocation: Invocation, parsed: Parsed) -> int:
     deleted = report.get("VolumesDeleted") or []
     if deleted:
         sys.stdout.write("Deleted Volumes:\n" + "".join(name + "\n" for name in deleted) + "\n")
-    sys.stdout.write(f"Total reclaimed space: {units.human_size(report.get('SpaceReclaimed') or 0)}\n")
+    sys.stdout.write(f"Total reclaimed space: {units.human_size(report.get('SpaceReclaimed') or 0, 4)}\n")
     return 0
 
 
