@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dockyard.errors import Conflict, DockyardError, Forbidden, InvalidParameter, NotFound
-from dockyard.networks import etc_files, ports
+from dockyard.networks import etc_files, ports, resolv_conf
 from dockyard.networks.service import EndpointRequest, NetworkService
 
 if TYPE_CHECKING:
@@ -63,6 +63,9 @@ class ContainerNetworking:
     def __init__(self, networks: NetworkService, get: Callable[[str], Container]) -> None:
         self.networks = networks
         self.get = get
+        # The host's resolv.conf: the source of containers' files and of the embedded DNS server's
+        # upstreams (the daemon sets it; DOCKYARD_HOST_RESOLV_CONF names another file, for tests).
+        self.host_resolv_path = Path(resolv_conf.HOST_RESOLV_CONF)
 
     # -- create ---------------------------------------------------------------------------------
 
@@ -148,7 +151,7 @@ class ContainerNetworking:
         (missing networks, links) happen here, before anything runs. On failure nothing is left."""
         mode = str(c.host_config.get("NetworkMode") or "default")
         settings = self._etc_settings(c)
-        host_resolv = etc_files.host_resolv_conf()
+        host_resolv = etc_files.host_resolv_conf(self.host_resolv_path)
         if mode in ("none", "host"):
             c.net = {"mode": mode}
             if mode == "host":
@@ -207,8 +210,9 @@ class ContainerNetworking:
         c.net = {"mode": c.host_config.get("NetworkMode") or "default", "sandbox": str(sandbox),
                  "sandbox_id": secrets.token_hex(32), "endpoints": {}, "ports": [], "link_env": link_env}
         try:
-            files = etc_files.write(c.dir, c.config["Hostname"], etc_files.hosts_text(settings),
-                                    etc_files.resolv_text(host_resolv, settings))
+            resolv = (self._embedded_resolv(c, host_resolv) if settings.embedded_dns
+                      else etc_files.resolv_text(host_resolv, settings))
+            files = etc_files.write(c.dir, c.config["Hostname"], etc_files.hosts_text(settings), resolv)
         except BaseException:
             self.stop(c)
             raise
@@ -236,6 +240,24 @@ class ContainerNetworking:
                 raise
 
         return str(sandbox), files, finish
+
+    def _embedded_resolv(self, c: Container, host_resolv: str) -> str:
+        """Docker 28's resolv.conf for a container whose first network is user-defined (127.0.0.11)."""
+        hc = c.host_config
+        return resolv_conf.container_resolv_conf(host_resolv, list(hc.get("DnsSearch") or []),
+                                                 list(hc.get("DnsOptions") or []),
+                                                 dns_servers=list(hc.get("Dns") or []),
+                                                 source_path=str(self.host_resolv_path))
+
+    def dns_settings(self, container_id: str) -> tuple[list[str], bool]:
+        """For the embedded DNS server: the container's ``--dns`` servers ([]: the host's resolvers)
+        and whether its resolv.conf options set ndots (``resolv_conf.sets_ndots``)."""
+        try:
+            hc = self.get(container_id).host_config
+        except NotFound:
+            return [], False
+        host_text = etc_files.host_resolv_conf(self.host_resolv_path)
+        return list(hc.get("Dns") or []), resolv_conf.sets_ndots(host_text, list(hc.get("DnsOptions") or []))
 
     @staticmethod
     def _request(cfg: dict[str, Any]) -> EndpointRequest:
@@ -339,7 +361,7 @@ class ContainerNetworking:
         sandbox = (c.net or {}).get("sandbox")
         if c.state.running and sandbox:
             request = self._request(entry)
-            request.upstreams = etc_files.upstream_servers(etc_files.host_resolv_conf(), list(c.host_config.get("Dns") or []))
+            request.upstreams = etc_files.upstream_servers(etc_files.host_resolv_conf(self.host_resolv_path), list(c.host_config.get("Dns") or []))
             ep = self.networks.connect(net, c.id, c.name, Path(sandbox), request, default_route=False,
                                        dns_names=self._dns_names(c, net.default, entry))
             c.net = {**c.net, "endpoints": {**(c.net.get("endpoints") or {}), net.name: self._endpoint_state(ep, net.id)}}

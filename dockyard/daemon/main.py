@@ -108,6 +108,8 @@ async def serve(cfg: DaemonConfig) -> None:
     from dockyard.api.http import Connections
     from dockyard.containers.service import ContainerService
     from dockyard.images.service import ImageService
+    from dockyard.networks.dns import EmbeddedDns
+    from dockyard.networks.dns_wiring import wire
 
     tls_context = cfg.tls.server_context()  # bad certificate files or group: fail before anything starts
     gid = listeners.socket_gid(cfg.group) if any(not h.startswith("tcp://") for h in cfg.hosts) else None
@@ -115,7 +117,13 @@ async def serve(cfg: DaemonConfig) -> None:
     images = ImageService(root)
     containers = ContainerService(root, images, log_defaults=cfg.log_opts, log_driver=cfg.log_driver,
                                   network_options=cfg.network)
+    # The embedded DNS server (127.0.0.11 in containers on user networks), after the recovery that
+    # registered the names of the containers still running.
+    resolv_path = Path(os.environ.get("DOCKYARD_HOST_RESOLV_CONF") or "/etc/resolv.conf")
+    containers.networking.host_resolv_path = resolv_path
     containers.recover()
+    dns_wiring = wire(EmbeddedDns(host_resolv_conf=resolv_path), containers.networks,
+                      containers.networking.dns_settings)
     connections = Connections(build_app(root, containers, images, daemon_id(root), cfg.registry))
     on_connection = connections.serve
 
@@ -162,6 +170,7 @@ async def serve(cfg: DaemonConfig) -> None:
     for server in servers:
         await server.wait_closed()
     await containers.close()
+    await blocking.run(dns_wiring.close)
     await blocking.drain_records()
     for path in sockets:
         try:

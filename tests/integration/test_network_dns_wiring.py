@@ -1,0 +1,291 @@
+"""The embedded DNS server through the real daemon: containers on user networks resolve each other's
+names, aliases, short IDs and ``name.network`` at 127.0.0.11 (only on the networks they share), PTR,
+names not ours forwarded to the host's resolvers (a fake upstream of the test's own, named by the
+daemon's host resolv.conf, ``DOCKYARD_HOST_RESOLV_CONF``) or to ``--dns``; live connect/disconnect; a
+daemon restart; and our CLI end to end.
+
+The daemon is this module's own (it is restarted). Traffic stays on the host's loopback and inside the
+containers' namespaces; everything made is removed, even on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+import pytest
+
+from tests.fake_dns import FakeUpstream
+from tests.integration.daemon_harness import Daemon
+
+pytestmark = pytest.mark.root
+
+EXTERNAL = "external.example."
+EXTERNAL_IP = "192.0.2.44"
+VIA_DNS_FLAG_IP = "192.0.2.55"
+
+
+def _upstream_handler(answer: str) -> Any:
+    """A upstream knowing one name, ``EXTERNAL`` (A → ``answer``); NXDOMAIN for every other."""
+    def handle(query: dns.message.Message, transport: str) -> list[bytes]:
+        response = dns.message.make_response(query)
+        question = query.question[0]
+        if question.name.to_text().lower() == EXTERNAL:
+            if question.rdtype == dns.rdatatype.A:
+                response.answer.append(dns.rrset.from_text(question.name, 30, "IN", "A", answer))
+        else:
+            response.set_rcode(dns.rcode.NXDOMAIN)
+        return [response.to_wire()]
+    return handle
+
+
+def _loopback_upstream(answer: str) -> FakeUpstream:
+    """A fake nameserver on port 53 of a random 127.53.x.y (a resolv.conf line names no port)."""
+    for _ in range(20):
+        address = f"127.53.{secrets.randbelow(250) + 1}.{secrets.randbelow(250) + 1}"
+        try:
+            return FakeUpstream(address, 53, _upstream_handler(answer))
+        except OSError:
+            continue
+    raise RuntimeError("no free 127.53.x.y:53")
+
+
+class Env:
+    def __init__(self, daemon: Daemon, upstream: FakeUpstream, resolv: Path) -> None:
+        self.d = daemon
+        self.upstream = upstream
+        self.resolv = resolv
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory, busybox_tar: Path) -> Iterator[Env]:
+    upstream = _loopback_upstream(EXTERNAL_IP)
+    root = tmp_path_factory.mktemp("dockyard-dns")
+    resolv = root / "host-resolv.conf"
+    resolv.write_text(f"# the test's host file\nnameserver {upstream.address}\nsearch corp.test\n")
+    d = None
+    try:
+        d = Daemon(root / "d", prefix=("env", f"DOCKYARD_HOST_RESOLV_CONF={resolv}"))
+        d.import_busybox(busybox_tar)
+        yield Env(d, upstream, resolv)
+    finally:
+        try:
+            if d is not None:
+                for name in d.docker("network", "ls", "-q", "--filter", "type=custom").stdout.split():
+                    d.docker("network", "rm", name)
+                d.close()
+        finally:
+            upstream.close()
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(3)}"
+
+
+def docker(e: Env, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return e.d.docker(*args, check=check, timeout=timeout)
+
+
+def inspect(e: Env, ref: str) -> dict[str, Any]:
+    return json.loads(docker(e, "inspect", ref).stdout)[0]  # type: ignore[no-any-return]
+
+
+def ip_on(e: Env, container: str, network: str) -> str:
+    return str(inspect(e, container)["NetworkSettings"]["Networks"][network]["IPAddress"])
+
+
+def lookup(e: Env, container: str, name: str) -> list[str]:
+    """``nslookup name 127.0.0.11`` inside ``container``: the addresses answered ([] for none)."""
+    out = docker(e, "exec", container, "nslookup", "-type=a", name, "127.0.0.11", check=False).stdout
+    # busybox prints the server first ("Server: 127.0.0.11", "Address: 127.0.0.11:53"), then answers
+    answers = out.split("\nName:", 1)[1] if "\nName:" in out else ""
+    return [line.split()[-1] for line in answers.splitlines() if line.startswith("Address:")]
+
+
+@pytest.fixture()
+def nets(env: Env) -> Iterator[tuple[str, str]]:
+    a, b = _name("dna"), _name("dnb")
+    docker(env, "network", "create", a)
+    docker(env, "network", "create", b)
+    try:
+        yield a, b
+    finally:
+        ids = docker(env, "ps", "-aq", check=False).stdout.split()
+        if ids:
+            docker(env, "rm", "-f", *ids, check=False)
+        for n in (a, b):
+            docker(env, "network", "rm", n, check=False)
+
+
+def sleeper(e: Env, name: str, *args: str) -> str:
+    return docker(e, "run", "-d", "--name", name, *args, "busybox", "sleep", "600").stdout.strip()
+
+
+def test_names_aliases_short_id_and_network_scope(env: Env, nets: tuple[str, str]) -> None:
+    net_a, net_b = nets
+    web, client, other = _name("web"), _name("cli"), _name("oth")
+    web_id = sleeper(env, web, "--network", net_a, "--network-alias", "svc")
+    sleeper(env, client, "--network", net_a)
+    sleeper(env, other, "--network", net_b)
+    web_ip = ip_on(env, web, net_a)
+
+    assert lookup(env, client, web) == [web_ip]
+    assert lookup(env, client, "svc") == [web_ip]
+    assert lookup(env, client, web_id[:12]) == [web_ip]
+    assert lookup(env, client, f"{web}.{net_a}") == [web_ip]
+    assert lookup(env, client, web.upper()) == [web_ip]
+    ping = docker(env, "exec", client, "ping", "-c1", "-W1", web, check=False)
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    assert f"({web_ip})" in ping.stdout
+    # The other network's container knows none of them; the name goes to the upstream (NXDOMAIN).
+    assert lookup(env, other, web) == []
+    assert lookup(env, other, "svc") == []
+    assert lookup(env, other, f"{web}.{net_a}") == []
+    assert docker(env, "exec", other, "ping", "-c1", "-W1", web, check=False).returncode != 0
+    # PTR: <container name>.<network>
+    ptr = docker(env, "exec", client, "nslookup", web_ip, "127.0.0.11", check=False).stdout
+    assert f"{web}.{net_a}" in ptr, ptr
+    # The container's resolv.conf is Docker 28's: the embedded server, the host's upstream named.
+    resolv = docker(env, "exec", client, "cat", "/etc/resolv.conf").stdout
+    assert "nameserver 127.0.0.11\n" in resolv
+    assert "search corp.test\n" in resolv and "options ndots:0\n" in resolv
+    assert f"# ExtServers: [host({env.upstream.address})]" in resolv
+    assert f"# Based on host file: '{env.resolv}' (internal resolver)" in resolv
+
+
+def test_forwarded_to_host_resolvers_and_to_dns_flag(env: Env, nets: tuple[str, str]) -> None:
+    net_a, _ = nets
+    c = _name("fwd")
+    sleeper(env, c, "--network", net_a)
+    before = len(env.upstream.queries)
+    assert lookup(env, c, EXTERNAL.rstrip(".")) == [EXTERNAL_IP]
+    assert any(q.question[0].name.to_text().lower() == EXTERNAL for _, q in env.upstream.queries[before:])
+    # --dns: that server instead of the host's (the file still names 127.0.0.11 only)
+    own = _loopback_upstream(VIA_DNS_FLAG_IP)
+    try:
+        d = _name("fwd")
+        sleeper(env, d, "--network", net_a, "--dns", own.address)
+        assert lookup(env, d, EXTERNAL.rstrip(".")) == [VIA_DNS_FLAG_IP]
+        resolv = docker(env, "exec", d, "cat", "/etc/resolv.conf").stdout
+        assert "nameserver 127.0.0.11\n" in resolv and own.address not in resolv.split("\n\n")[0]
+        assert f"# ExtServers: [{own.address}]" in resolv
+        # the host file changing is followed without a restart
+        other = _loopback_upstream("192.0.2.66")
+        try:
+            old = env.resolv.read_text()
+            env.resolv.write_text(f"nameserver {other.address}\n")
+            try:
+                deadline = time.monotonic() + 10
+                while lookup(env, c, EXTERNAL.rstrip(".")) != ["192.0.2.66"]:
+                    assert time.monotonic() < deadline, "the host file's change was not followed"
+                    time.sleep(0.3)
+            finally:
+                env.resolv.write_text(old)
+        finally:
+            other.close()
+    finally:
+        own.close()
+
+
+def test_connect_and_disconnect_live(env: Env, nets: tuple[str, str]) -> None:
+    net_a, net_b = nets
+    a, b = _name("la"), _name("lb")
+    sleeper(env, a, "--network", net_a)
+    sleeper(env, b, "--network", net_b)
+    assert lookup(env, a, b) == []
+    docker(env, "network", "connect", "--alias", "late", net_a, b)
+    b_ip = ip_on(env, b, net_a)
+    assert lookup(env, a, b) == [b_ip]
+    assert lookup(env, a, "late") == [b_ip]
+    assert lookup(env, b, a) == [ip_on(env, a, net_a)]  # and b now sees a's network
+    docker(env, "network", "disconnect", net_a, b)
+    assert lookup(env, a, "late") == []
+    assert lookup(env, b, a) == []
+    assert lookup(env, b, b) == [ip_on(env, b, net_b)]  # still served on its own network
+    docker(env, "network", "disconnect", net_b, b)  # no user network left: nothing listens
+    out = docker(env, "exec", b, "nslookup", "-timeout=1", "-retry=0", b, "127.0.0.11", check=False)
+    assert out.returncode != 0
+
+
+def test_default_bridge_has_no_embedded_dns(env: Env, nets: tuple[str, str]) -> None:
+    a = _name("br")
+    sleeper(env, a)
+    resolv = docker(env, "exec", a, "cat", "/etc/resolv.conf").stdout
+    assert "127.0.0.11" not in resolv
+    out = docker(env, "exec", a, "nslookup", "-timeout=1", "-retry=0", a, "127.0.0.11", check=False)
+    assert out.returncode != 0
+
+
+def test_daemon_restart_keeps_resolution(env: Env, nets: tuple[str, str]) -> None:
+    net_a, _ = nets
+    a, b = _name("ra"), _name("rb")
+    sleeper(env, a, "--network", net_a)
+    sleeper(env, b, "--network", net_a, "--network-alias", "bee")
+    b_ip = ip_on(env, b, net_a)
+    assert lookup(env, a, "bee") == [b_ip]
+    env.d.stop()
+    env.d.start()
+    assert lookup(env, a, "bee") == [b_ip]
+    assert lookup(env, a, b) == [b_ip]
+    assert lookup(env, a, EXTERNAL.rstrip(".")) == [EXTERNAL_IP]
+    docker(env, "rm", "-f", b)  # teardown after the restart still takes the name away
+    assert lookup(env, a, "bee") == []
+
+
+def test_our_cli_end_to_end(env: Env, tmp_path: Path) -> None:
+    d = env.d
+    net, server, web = _name("cn"), _name("srv"), _name("www")
+
+    def cli(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return d.cli(*args, check=check, timeout=timeout)
+
+    site = tmp_path / "www"
+    site.mkdir()
+    (site / "index.html").write_text("hello from dockyard\n")
+    try:
+        assert cli("network", "create", net).stdout.strip()
+        cli("run", "-d", "--network", net, "--name", server, "busybox", "sleep", "600")
+        server_ip = json.loads(cli("inspect", server).stdout)[0]["NetworkSettings"]["Networks"][net]["IPAddress"]
+        # (--dns-search .: busybox's nslookup tries only the search domains of a bare name)
+        got = cli("run", "--rm", "--network", net, "--dns-search", ".", "busybox", "nslookup", server)
+        assert server_ip in got.stdout.split("\nName:", 1)[1], got.stdout
+        cli("run", "-d", "--name", web, "-v", f"{site}:/www:ro", "-p", "127.0.0.1::80", "busybox",
+            "httpd", "-f", "-p", "80", "-h", "/www")
+        port = cli("port", web).stdout.strip()
+        assert port.startswith("80/tcp -> 127.0.0.1:"), port
+        host_port = port.rsplit(":", 1)[1]
+        deadline = time.monotonic() + 10
+        while True:
+            fetched = subprocess.run(["curl", "-sS", "--max-time", "2", f"http://127.0.0.1:{host_port}/index.html"],
+                                     capture_output=True, text=True)
+            if fetched.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert fetched.stdout == "hello from dockyard\n", fetched.stderr
+        info = json.loads(cli("network", "inspect", net).stdout)[0]
+        assert info["Name"] == net and info["Driver"] == "bridge"
+        assert any(c["Name"] == server for c in info["Containers"].values())
+        busy = cli("network", "rm", net, check=False)
+        assert busy.returncode != 0
+        assert f"Error response from daemon: error while removing network: network {net} id {info['Id']} " \
+               "has active endpoints" in busy.stderr, busy.stderr
+        cli("rm", "-f", server)
+        spare = _name("spare")
+        cli("network", "create", spare)
+        pruned = cli("network", "prune", "-f").stdout
+        assert "Deleted Networks:" in pruned and net in pruned and spare in pruned, pruned
+        listed = cli("network", "ls", "--format", "{{.Name}}").stdout.split()
+        assert net not in listed and spare not in listed and "bridge" in listed
+    finally:
+        cli("rm", "-f", server, web, check=False)
+        cli("network", "rm", net, check=False)
+

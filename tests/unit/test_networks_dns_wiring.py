@@ -1,0 +1,92 @@
+"""DnsWiring: the name registry's entries into the DNS server's table and attachments (a recording
+stand-in for EmbeddedDns; the real server is exercised in tests/integration/test_network_dns_wiring.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dockyard.networks.dns_wiring import DnsWiring
+from dockyard.networks.names import NameEntry, NameRegistry
+
+NETWORKS = {"n1": ("front", False), "n2": ("back", True), "n3": ("alpha", False)}
+
+
+class RecordingDns:
+    def __init__(self) -> None:
+        self.attached: dict[str, tuple[Path, Any, list[str] | None, bool]] = {}
+        self.calls: list[str] = []
+        self.closed = False
+
+    def attach(self, key: str, netns: Path, view: Any, upstreams: list[str] | None = None, *,
+               ndots_set: bool = False) -> None:
+        self.calls.append(f"attach {key}")
+        self.attached[key] = (netns, view, upstreams, ndots_set)
+
+    def detach(self, key: str) -> None:
+        self.calls.append(f"detach {key}")
+        self.attached.pop(key, None)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def entry(net: str, cid: str, *names: str, ip: str) -> NameEntry:
+    return NameEntry(net, cid, names, ip, f"/run/x/netns/{cid}")
+
+
+def make(settings: dict[str, tuple[list[str], bool]] | None = None) -> tuple[NameRegistry, RecordingDns, DnsWiring]:
+    registry = NameRegistry()
+    dns = RecordingDns()
+    wiring = DnsWiring(dns, registry, NETWORKS.get,  # type: ignore[arg-type]
+                       lambda cid: (settings or {}).get(cid, ([], False)))
+    return registry, dns, wiring
+
+
+def test_names_scoped_to_shared_networks_and_attach_once() -> None:
+    registry, dns, _ = make({"c2": (["10.9.9.9"], True)})
+    registry.register(entry("n1", "c1", "web", "svc", "c1short", ip="10.0.0.2"))
+    registry.register(entry("n1", "c2", "cli", ip="10.0.0.3"))
+    registry.register(entry("n3", "c3", "other", ip="10.1.0.2"))
+    netns, view, upstreams, ndots = dns.attached["c2"]
+    assert (netns, upstreams, ndots) == (Path("/run/x/netns/c2"), ["10.9.9.9"], True)
+    assert dns.attached["c1"][2] is None  # the host's resolvers (re-read on change)
+    assert view.addresses("web") == ["10.0.0.2"] and view.addresses("SVC") == ["10.0.0.2"]
+    assert view.addresses("c1short") == ["10.0.0.2"]
+    assert view.addresses_on("web", "front") == ["10.0.0.2"]
+    assert view.addresses("other") is None and view.addresses_on("other", "alpha") is None
+    assert view.name_of("10.0.0.2") == "web.front"
+    # a live connect: the same attachment now sees the other network
+    registry.register(entry("n3", "c2", "cli", ip="10.1.0.3"))
+    assert dns.calls.count("attach c2") == 1
+    assert view.addresses("other") == ["10.1.0.2"]
+    # a disconnect: gone again; the last network's leaving detaches
+    registry.unregister("n3", "c2")
+    assert view.addresses("other") is None
+    registry.unregister("n1", "c2")
+    assert "c2" not in dns.attached and dns.calls[-1] == "detach c2"
+    assert registry.lookup({"n1"}, "cli") == []
+
+
+def test_internal_only_forwards_nothing_until_a_routed_network_joins() -> None:
+    registry, dns, wiring = make()
+    registry.register(entry("n2", "c1", "db", ip="10.2.0.2"))
+    assert dns.attached["c1"][2] == []
+    registry.register(entry("n1", "c1", "db", ip="10.0.0.9"))
+    assert dns.attached["c1"][2] is None
+    assert wiring.networks_of("c1") == ["front", "back"]  # internal after the others, then by name
+    registry.register(entry("n3", "c1", "db", ip="10.1.0.9"))
+    assert wiring.networks_of("c1") == ["alpha", "front", "back"]
+
+
+def test_entries_before_the_wiring_are_attached_and_close_stops() -> None:
+    registry = NameRegistry()
+    registry.register(entry("n1", "c1", "web", ip="10.0.0.2"))
+    registry.register(entry("default-bridge", "c9", "x", ip="172.30.0.2"))  # unknown network: ignored
+    dns = RecordingDns()
+    wiring = DnsWiring(dns, registry, NETWORKS.get, lambda cid: ([], False))  # type: ignore[arg-type]
+    assert list(dns.attached) == ["c1"]
+    wiring.close()
+    assert dns.closed
+    registry.register(entry("n1", "c2", "late", ip="10.0.0.3"))
+    assert "c2" not in dns.attached
