@@ -216,6 +216,19 @@ def test_connect_and_disconnect_live(env: Env, nets: tuple[str, str]) -> None:
     assert out.returncode != 0
 
 
+def test_container_restart_and_stop(env: Env, nets: tuple[str, str]) -> None:
+    net_a, _ = nets
+    a, b = _name("sa"), _name("sb")
+    sleeper(env, a, "--network", net_a, "--network-alias", "ay")
+    sleeper(env, b, "--network", net_a)
+    assert lookup(env, a, a) == [ip_on(env, a, net_a)]  # its own name too
+    docker(env, "restart", "-t", "0", a)
+    assert lookup(env, b, "ay") == [ip_on(env, a, net_a)]
+    assert lookup(env, a, b) == [ip_on(env, b, net_a)]  # served again in its new namespace
+    docker(env, "stop", "-t", "0", a)
+    assert lookup(env, b, a) == [] and lookup(env, b, "ay") == []
+
+
 def test_default_bridge_has_no_embedded_dns(env: Env, nets: tuple[str, str]) -> None:
     a = _name("br")
     sleeper(env, a)
