@@ -250,6 +250,9 @@ def test_daemon_restart_keeps_resolution(env: Env, nets: tuple[str, str]) -> Non
     assert lookup(env, a, "bee") == [b_ip]
     assert lookup(env, a, b) == [b_ip]
     assert lookup(env, a, EXTERNAL.rstrip(".")) == [EXTERNAL_IP]
+    env.d.kill9()  # a daemon that died: its listeners went with it; the next one binds again
+    env.d.start()
+    assert lookup(env, a, "bee") == [b_ip]
     docker(env, "rm", "-f", b)  # teardown after the restart still takes the name away
     assert lookup(env, a, "bee") == []
 
