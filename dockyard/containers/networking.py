@@ -249,6 +249,20 @@ class ContainerNetworking:
                                                  dns_servers=list(hc.get("Dns") or []),
                                                  source_path=str(self.host_resolv_path))
 
+    def _switch_to_embedded_resolv(self, c: Container) -> None:
+        """A running container's first user network (it started on the default bridge): its
+        resolv.conf now names 127.0.0.11, as dockerd's ``rebuildDNS`` rewrites it when the sandbox's
+        resolver starts — unless the file is not the one written at start (the user changed it).
+        Written in place: the file is bind-mounted by inode."""
+        path = c.dir / "resolv.conf"
+        host_resolv = etc_files.host_resolv_conf(self.host_resolv_path)
+        try:
+            current = path.read_text()
+        except OSError:
+            return
+        if current == etc_files.resolv_text(host_resolv, self._etc_settings(c)):
+            path.write_text(self._embedded_resolv(c, host_resolv))
+
     def dns_settings(self, container_id: str) -> tuple[list[str], bool]:
         """For the embedded DNS server: the container's ``--dns`` servers ([]: the host's resolvers)
         and whether its resolv.conf options set ndots (``resolv_conf.sets_ndots``)."""
@@ -365,6 +379,8 @@ class ContainerNetworking:
             ep = self.networks.connect(net, c.id, c.name, Path(sandbox), request, default_route=False,
                                        dns_names=self._dns_names(c, net.default, entry))
             c.net = {**c.net, "endpoints": {**(c.net.get("endpoints") or {}), net.name: self._endpoint_state(ep, net.id)}}
+            if not net.default:
+                self._switch_to_embedded_resolv(c)
         c.endpoints_config = {**c.endpoints_config, net.name: entry}
 
     def disconnect(self, c: Container, ref: str, force: bool = False) -> None:

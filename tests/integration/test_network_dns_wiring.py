@@ -235,6 +235,26 @@ def test_container_restart_and_stop(env: Env, nets: tuple[str, str]) -> None:
     assert lookup(env, b, a) == [] and lookup(env, b, "ay") == []
 
 
+def test_default_bridge_container_connected_to_a_user_network(env: Env, nets: tuple[str, str]) -> None:
+    net_a, _ = nets
+    a, b = _name("ua"), _name("ub")
+    sleeper(env, a, "--network", net_a)
+    sleeper(env, b)  # the default bridge: the host's servers in its resolv.conf
+    assert "127.0.0.11" not in docker(env, "exec", b, "cat", "/etc/resolv.conf").stdout
+    docker(env, "network", "connect", net_a, b)
+    resolv = docker(env, "exec", b, "cat", "/etc/resolv.conf").stdout  # rewritten, as dockerd does
+    assert "nameserver 127.0.0.11\n" in resolv and f"# ExtServers: [host({env.upstream.address})]" in resolv
+    assert lookup(env, b, a) == [ip_on(env, a, net_a)]
+    got = docker(env, "exec", b, "ping", "-c1", "-W1", a, check=False)
+    assert got.returncode == 0, got.stdout + got.stderr
+    # a file the user changed is left alone
+    c = _name("uc")
+    sleeper(env, c)
+    docker(env, "exec", c, "sh", "-c", "echo 'nameserver 192.0.2.9' > /etc/resolv.conf")
+    docker(env, "network", "connect", net_a, c)
+    assert docker(env, "exec", c, "cat", "/etc/resolv.conf").stdout == "nameserver 192.0.2.9\n"
+
+
 def test_default_bridge_has_no_embedded_dns(env: Env, nets: tuple[str, str]) -> None:
     a = _name("br")
     sleeper(env, a)
