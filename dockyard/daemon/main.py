@@ -122,8 +122,8 @@ async def serve(cfg: DaemonConfig) -> None:
     resolv_path = Path(os.environ.get("DOCKYARD_HOST_RESOLV_CONF") or "/etc/resolv.conf")
     containers.networking.host_resolv_path = resolv_path
     containers.recover()
-    dns_wiring = wire(EmbeddedDns(host_resolv_conf=resolv_path), containers.networks,
-                      containers.networking.dns_settings)
+    dns_wiring = await blocking.run(wire, EmbeddedDns(host_resolv_conf=resolv_path), containers.networks,
+                                    containers.networking.dns_settings)
     connections = Connections(build_app(root, containers, images, daemon_id(root), cfg.registry))
     on_connection = connections.serve
 
