@@ -66,6 +66,8 @@ class ContainerNetworking:
         # The host's resolv.conf: the source of containers' files and of the embedded DNS server's
         # upstreams (the daemon sets it; DOCKYARD_HOST_RESOLV_CONF names another file, for tests).
         self.host_resolv_path = Path(resolv_conf.HOST_RESOLV_CONF)
+        # Told a container's ID after its run's networking is given back (the DNS wiring detaches).
+        self.released: list[Callable[[str], None]] = []
 
     # -- create ---------------------------------------------------------------------------------
 
@@ -346,6 +348,8 @@ class ContainerNetworking:
         """The run ended: give back its sandbox, endpoints and ports."""
         if (c.net or {}).get("sandbox"):  # (a run that never got one has nothing to give back)
             self.networks.release(c.id)
+            for released in list(self.released):
+                released(c.id)
         c.net = {}
 
     # -- connect / disconnect ---------------------------------------------------------------------

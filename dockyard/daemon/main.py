@@ -124,6 +124,7 @@ async def serve(cfg: DaemonConfig) -> None:
     containers.recover()
     dns_wiring = await blocking.run(wire, EmbeddedDns(host_resolv_conf=resolv_path), containers.networks,
                                     containers.networking.dns_settings)
+    containers.networking.released.append(dns_wiring.forget)
     connections = Connections(build_app(root, containers, images, daemon_id(root), cfg.registry))
     on_connection = connections.serve
 

@@ -7,8 +7,11 @@ Terms:
 - the *table* (``dns_names.NameTable``): what the DNS server reads, keyed by network *name* (Docker's
   ``name.network`` and PTR ``<container>.<network>`` use the network's name).
 - an *attachment*: a container's listeners on 127.0.0.11:53 in its namespace (``EmbeddedDns.attach``),
-  made when its first user-network entry registers and closed when its last one leaves; the view it is
-  given reads the container's networks at each query, so connect/disconnect need no re-attach.
+  made when its first user-network entry registers and closed by :meth:`DnsWiring.forget` when its run's
+  networking is given back (the namespace goes: the listeners must not hold it). As dockerd's resolver,
+  it outlives a disconnect from the container's last user network (names not ours are still
+  forwarded). The view it is given reads the container's networks at each query, so
+  connect/disconnect need no re-attach.
 - *DNS settings* of a container (``dns_settings(container_id)``): its ``--dns`` servers ([] = the host's
   resolvers, re-read when the host file changes) and whether its resolv.conf options set ndots.
 
@@ -106,11 +109,20 @@ class DnsWiring:
             found = state.networks.pop(entry.network_id, None)
             if found is not None:
                 self.table.remove(found[0], entry.container_id)
-            if not state.networks:
-                del self._containers[entry.container_id]
-                self.dns.detach(entry.container_id)
-                return
-            self._sync(entry.container_id, state)
+            if state.networks:
+                self._sync(entry.container_id, state)
+
+    def forget(self, container_id: str) -> None:
+        """The container's run gave back its networking: close its attachment (nothing when none)."""
+        with self._lock:
+            state = self._containers.pop(container_id, None)
+            for name, _ in (state.networks.values() if state is not None else ()):
+                self.table.remove(name, container_id)
+        if state is not None:
+            try:
+                self.dns.detach(container_id)
+            except (DockyardError, OSError) as exc:
+                log.warning("embedded DNS for container %s: %s", container_id[:12], exc)
 
     def _sync(self, container_id: str, state: _Container) -> None:
         """Attach the container (again when whether it forwards changed); call with the lock held."""

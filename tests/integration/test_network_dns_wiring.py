@@ -218,8 +218,37 @@ def test_connect_and_disconnect_live(env: Env, nets: tuple[str, str]) -> None:
     assert lookup(env, a, "late") == []
     assert lookup(env, b, a) == []
     assert lookup(env, b, b) == [ip_on(env, b, net_b)]  # still served on its own network
-    docker(env, "network", "disconnect", net_b, b)  # no user network left: nothing listens
-    assert_nothing_listens(env, b)
+    # no user network left: as dockerd's, the resolver stays and forwards; no names of ours
+    docker(env, "network", "disconnect", net_b, b)
+    assert lookup(env, b, b) == []
+    assert lookup(env, b, EXTERNAL.rstrip(".")) == [EXTERNAL_IP]
+
+
+
+def test_a_runs_end_lets_its_namespace_go(env: Env) -> None:
+    """The listeners hold the container's namespace while open: a stop must close them, or the
+    namespace (and its veth on the bridge, which the kernel deletes with it) would stay."""
+    net, bridge, a = _name("gn"), "dyt" + secrets.token_hex(3), _name("ga")
+    docker(env, "network", "create", "-o", f"com.docker.network.bridge.name={bridge}", net)
+    try:
+        sleeper(env, a, "--network", net)
+        assert lookup(env, a, a) == [ip_on(env, a, net)]
+        before = ports_of(bridge)
+        assert len(before) == 1
+        docker(env, "stop", "-t", "0", a)
+        deadline = time.monotonic() + 5
+        while ports_of(bridge):
+            assert time.monotonic() < deadline, f"{before} stayed on {bridge}: the namespace was held"
+            time.sleep(0.1)
+    finally:
+        docker(env, "rm", "-f", a, check=False)
+        docker(env, "network", "rm", net, check=False)
+
+
+def ports_of(bridge: str) -> list[str]:
+    links = json.loads(subprocess.run(["ip", "-j", "link", "show", "master", bridge], capture_output=True,
+                                      text=True, check=True).stdout or "[]")
+    return [str(link["ifname"]) for link in links]
 
 
 def test_container_restart_and_stop(env: Env, nets: tuple[str, str]) -> None:

@@ -44,7 +44,7 @@ def make(settings: dict[str, tuple[list[str], bool]] | None = None) -> tuple[Nam
 
 
 def test_names_scoped_to_shared_networks_and_attach_once() -> None:
-    registry, dns, _ = make({"c2": (["10.9.9.9"], True)})
+    registry, dns, wiring = make({"c2": (["10.9.9.9"], True)})
     registry.register(entry("n1", "c1", "web", "svc", "c1short", ip="10.0.0.2"))
     registry.register(entry("n1", "c2", "cli", ip="10.0.0.3"))
     registry.register(entry("n3", "c3", "other", ip="10.1.0.2"))
@@ -60,12 +60,20 @@ def test_names_scoped_to_shared_networks_and_attach_once() -> None:
     registry.register(entry("n3", "c2", "cli", ip="10.1.0.3"))
     assert dns.calls.count("attach c2") == 1
     assert view.addresses("other") == ["10.1.0.2"]
-    # a disconnect: gone again; the last network's leaving detaches
+    # a disconnect: gone again; after the last network's leaving it still forwards (as dockerd's)
     registry.unregister("n3", "c2")
     assert view.addresses("other") is None
     registry.unregister("n1", "c2")
-    assert "c2" not in dns.attached and dns.calls[-1] == "detach c2"
+    assert "c2" in dns.attached and view.addresses("web") is None
     assert registry.lookup({"n1"}, "cli") == []
+    # the run's end detaches (and forgets the names of a container still registered)
+    wiring.forget("c2")
+    assert "c2" not in dns.attached and dns.calls[-1] == "detach c2"
+    wiring.forget("c1")
+    assert dns.calls[-1] == "detach c1" and dns.attached == {} or "c3" in dns.attached
+    assert wiring.table.lookup("front", "web") is None
+    wiring.forget("nobody")
+    assert dns.calls[-1] == "detach c1"
 
 
 def test_internal_only_forwards_nothing_until_a_routed_network_joins() -> None:
