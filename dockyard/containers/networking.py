@@ -347,9 +347,11 @@ class ContainerNetworking:
     def stop(self, c: Container) -> None:
         """The run ended: give back its sandbox, endpoints and ports."""
         if (c.net or {}).get("sandbox"):  # (a run that never got one has nothing to give back)
-            self.networks.release(c.id)
-            for released in list(self.released):
-                released(c.id)
+            try:
+                self.networks.release(c.id)
+            finally:
+                for released in list(self.released):
+                    released(c.id)
         c.net = {}
 
     # -- connect / disconnect ---------------------------------------------------------------------
