@@ -203,6 +203,27 @@ def test_forwarded_to_host_resolvers_and_to_dns_flag(env: Env, nets: tuple[str, 
         own.close()
 
 
+def test_ndots_set_keeps_unknown_single_labels_home(env: Env, nets: tuple[str, str]) -> None:
+    """With ndots named in its options (``--dns-option ndots:2``), a container's unknown single-label
+    names are answered empty by the embedded server, not forwarded (Docker's NdotsSet); without it they
+    are forwarded."""
+    net_a, _ = nets
+    plain, dotted = _name("nd"), _name("nd")
+    sleeper(env, plain, "--network", net_a)
+    sleeper(env, dotted, "--network", net_a, "--dns-option", "ndots:2")
+    assert "options ndots:2\n" in docker(env, "exec", dotted, "cat", "/etc/resolv.conf").stdout
+
+    def forwarded(label: str) -> bool:
+        return any(q.question[0].name.to_text().lower() == f"{label}." for _, q in env.upstream.queries)
+
+    first, second = f"zz{secrets.token_hex(3)}", f"zz{secrets.token_hex(3)}"
+    assert lookup(env, plain, first) == []
+    assert forwarded(first)
+    assert lookup(env, dotted, second) == []
+    assert not forwarded(second)
+    assert lookup(env, dotted, plain) == [ip_on(env, plain, net_a)]  # names of ours still answered
+
+
 def test_connect_and_disconnect_live(env: Env, nets: tuple[str, str]) -> None:
     net_a, net_b = nets
     a, b = _name("la"), _name("lb")
