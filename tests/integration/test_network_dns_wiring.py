@@ -224,6 +224,26 @@ def test_ndots_set_keeps_unknown_single_labels_home(env: Env, nets: tuple[str, s
     assert lookup(env, dotted, plain) == [ip_on(env, plain, net_a)]  # names of ours still answered
 
 
+def test_internal_network_names_only(env: Env) -> None:
+    """A container on internal networks only resolves the names of ours and forwards nothing (Docker
+    26+); once connected to a routed network it forwards."""
+    internal, routed, a, b = _name("in"), _name("rt"), _name("ia"), _name("ib")
+    docker(env, "network", "create", "--internal", internal)
+    docker(env, "network", "create", routed)
+    try:
+        sleeper(env, a, "--network", internal)
+        sleeper(env, b, "--network", internal)
+        assert lookup(env, a, b) == [ip_on(env, b, internal)]
+        label = f"yy{secrets.token_hex(3)}.example"
+        assert lookup(env, a, label) == []
+        assert not any(q.question[0].name.to_text().lower() == f"{label}." for _, q in env.upstream.queries)
+        docker(env, "network", "connect", routed, a)
+        assert lookup(env, a, EXTERNAL.rstrip(".")) == [EXTERNAL_IP]
+    finally:
+        docker(env, "rm", "-f", a, b, check=False)
+        docker(env, "network", "rm", internal, routed, check=False)
+
+
 def test_connect_and_disconnect_live(env: Env, nets: tuple[str, str]) -> None:
     net_a, net_b = nets
     a, b = _name("la"), _name("lb")
