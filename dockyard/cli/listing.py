@@ -16,26 +16,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def go_quote(text: str) -> str:
-    """Go's ``strconv.Quote``: double quotes, backslash escapes for quotes and control characters."""
-    out = ['"']
-    for ch in text:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
 def ellipsis(text: str, width: int) -> str:
     """Docker's ``Ellipsis``: at most ``width`` characters, the last one ``…`` when cut."""
     if width <= 0:

@@ -133,6 +133,33 @@ class IngestWriter:
         self.abort()
 
 
+def place_file(path: Path, ingest: Path, target: Path) -> int:
+    """Put the file ``path`` at ``target`` without copying it (a hard link through the ``ingest``
+    dir; a copy across filesystems), read-only and durable: fsynced, renamed, its dir fsynced.
+    Returns its size."""
+    tmp = ingest / secrets.token_hex(16)
+    try:
+        try:
+            os.link(path, tmp)
+        except OSError:
+            with open(path, "rb") as src, open(tmp, "xb") as dst:
+                while chunk := src.read(CHUNK):
+                    dst.write(chunk)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            size = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, target)
+        fsync_dir(target.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return size
+
+
 class ContentStore:
     """Blobs addressed by digest under ``root`` (see the module docstring for the layout)."""
 
@@ -170,28 +197,7 @@ class ContentStore:
         """Store the existing file ``path`` as blob ``digest`` without copying it (a hard link;
         a copy across filesystems). The caller has already hashed it: nothing is re-read."""
         validate_digest(digest)
-        tmp = self.root / "ingest" / secrets.token_hex(16)
-        try:
-            try:
-                os.link(path, tmp)
-            except OSError:
-                with open(path, "rb") as src, open(tmp, "xb") as dst:
-                    while chunk := src.read(CHUNK):
-                        dst.write(chunk)
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-                size = os.fstat(fd).st_size
-            finally:
-                os.close(fd)
-            os.chmod(tmp, 0o444)
-            target = self.path(digest)
-            os.replace(tmp, target)
-            fsync_dir(target.parent)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        return BlobInfo(digest, size)
+        return BlobInfo(digest, place_file(path, self.root / "ingest", self.path(digest)))
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -106,26 +106,12 @@ def _commit(images: ImageService, req: CommitRequest) -> str:
 
     layers = list(record.layers)
     diff_ids = list(base.diff_ids)
-    with tempfile.TemporaryFile(dir=spool, prefix="commit-") as layer_tar:
-        writer = TreeTarWriter.to_stream(layer_tar, overlay_whiteouts=True)  # type: ignore[arg-type]
-        writer.skip = lambda path, st: not stat.S_ISDIR(st.st_mode) and is_init_placeholder(path, st)
-        fd = os.open(req.upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            writer.add_dir(fd, "", include_self=False)
-        finally:
-            os.close(fd)
-        writer.close()
-        empty = writer.entries == 0
-        if not empty:
-            layer_tar.seek(0)
-            parent = base.chain_ids[-1] if base.chain_ids else None
-            with images.content.writer() as blob:
-                diff_id = images.snapshots.unpack(None, _Tee(layer_tar, blob), parent=parent,  # type: ignore[arg-type]
-                                                        extractor=CommittedLayerExtractor)
-                stored = blob.commit(expected=diff_id)
-            layers.append(LayerRecord(stored.digest, mt.OCI_LAYER, stored.size, diff_id,
-                                      next_chain_id(parent, diff_id)))
-            diff_ids.append(diff_id)
+    parent = base.chain_ids[-1] if base.chain_ids else None
+    stored_layer = _store_upper(images, req.upper, parent, spool, "commit-")
+    empty = stored_layer is None
+    if stored_layer is not None:
+        layers.append(stored_layer[0])
+        diff_ids.append(stored_layer[0].diff_id)
 
     created = timestamps.now()
     history_entry: dict[str, Any] = {"created": created}
@@ -194,27 +180,13 @@ def _commit_step(images: ImageService, step: BuildStep) -> tuple[str, int]:
     if step.upper is not None:
         spool = images.root / "tmp"
         spool.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with tempfile.TemporaryFile(dir=spool, prefix="build-") as layer_tar:
-            writer = TreeTarWriter.to_stream(layer_tar, overlay_whiteouts=True)  # type: ignore[arg-type]
-            writer.skip = lambda path, st: not stat.S_ISDIR(st.st_mode) and is_init_placeholder(path, st)
-            fd = os.open(step.upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                writer.add_dir(fd, "", include_self=False)
-            finally:
-                os.close(fd)
-            writer.close()
-            empty = writer.entries == 0
-            if not empty:
-                added = layer_tar.tell()
-                layer_tar.seek(0)
-                parent = base.chain_ids[-1] if base and base.chain_ids else None
-                with images.content.writer() as blob:
-                    diff_id = images.snapshots.unpack(None, _Tee(layer_tar, blob), parent=parent,  # type: ignore[arg-type]
-                                                      extractor=CommittedLayerExtractor)
-                    stored = blob.commit(expected=diff_id)
-                layers.append(LayerRecord(stored.digest, mt.OCI_LAYER, stored.size, diff_id,
-                                          next_chain_id(parent, diff_id)))
-                diff_ids.append(diff_id)
+        parent = base.chain_ids[-1] if base and base.chain_ids else None
+        stored_layer = _store_upper(images, step.upper, parent, spool, "build-")
+        if stored_layer is not None:
+            empty = False
+            layers.append(stored_layer[0])
+            diff_ids.append(stored_layer[0].diff_id)
+            added = stored_layer[1]
     created = timestamps.now()
     entry: dict[str, Any] = {"created": created}
     if step.author:
@@ -243,3 +215,27 @@ def _commit_step(images: ImageService, step: BuildStep) -> tuple[str, int]:
     if base is not None:
         images.store.set_parent(image_id, base.id)
     return image_id, added
+
+
+def _store_upper(images: ImageService, upper: Path, parent: str | None, spool: Path,
+                 prefix: str) -> tuple[LayerRecord, int] | None:
+    """The layer of a container's upper dir on ``parent``: tarred in a spool file, unpacked as a
+    snapshot and stored as a blob; with the tar's size. None when the upper dir holds nothing."""
+    with tempfile.TemporaryFile(dir=spool, prefix=prefix) as layer_tar:
+        writer = TreeTarWriter.to_stream(layer_tar, overlay_whiteouts=True)  # type: ignore[arg-type]
+        writer.skip = lambda path, st: not stat.S_ISDIR(st.st_mode) and is_init_placeholder(path, st)
+        fd = os.open(upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            writer.add_dir(fd, "", include_self=False)
+        finally:
+            os.close(fd)
+        writer.close()
+        if writer.entries == 0:
+            return None
+        size = layer_tar.tell()
+        layer_tar.seek(0)
+        with images.content.writer() as blob:
+            diff_id = images.snapshots.unpack(None, _Tee(layer_tar, blob), parent=parent,  # type: ignore[arg-type]
+                                              extractor=CommittedLayerExtractor)
+            stored = blob.commit(expected=diff_id)
+        return LayerRecord(stored.digest, mt.OCI_LAYER, stored.size, diff_id, next_chain_id(parent, diff_id)), size

@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 from dockyard.content import ContentStore
 from dockyard.content.descriptor import BlobInfo
-from dockyard.content.store import CHUNK, fsync_dir
+from dockyard.content.store import CHUNK, place_file
 from dockyard.errors import InvalidParameter, NotFound
 
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}")
@@ -109,28 +109,7 @@ class RegistryContent:
         """Store the file ``path``, already hashed to ``digest``, as that blob (a hard link)."""
         if self._is_sha256(digest):
             return self.store.adopt(path, digest)
-        tmp = self.root / "ingest" / secrets.token_hex(16)
-        try:
-            try:
-                os.link(path, tmp)
-            except OSError:
-                with open(path, "rb") as src, open(tmp, "xb") as dst:
-                    while chunk := src.read(CHUNK):
-                        dst.write(chunk)
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-                size = os.fstat(fd).st_size
-            finally:
-                os.close(fd)
-            os.chmod(tmp, 0o444)
-            target = self.path(digest)
-            os.replace(tmp, target)
-            fsync_dir(target.parent)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        return BlobInfo(digest, size)
+        return BlobInfo(digest, place_file(path, self.root / "ingest", self.path(digest)))
 
     def put_bytes(self, data: bytes, algorithm: str = "sha256") -> str:
         """Store ``data``; returns its ``algorithm`` digest."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dockyard.cli import jsoncodec, units
-from dockyard.cli.listing import ellipsis, filters_param, go_quote, render
+from dockyard.cli.flags import go_quote
+from dockyard.cli.listing import ellipsis, filters_param, render
 from dockyard.cli.references import short_id, split_reference, with_default_tag
 from dockyard.cli.tabwriter import align
 from dockyard.cli.verbs import images, ps

@@ -23,7 +23,7 @@ print as ``dockyard: <message>`` with exit status 125.
 
 from __future__ import annotations
 
-from dockyard.cli.flags import Flag
+from dockyard.cli.flags import Flag, go_quote
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -139,11 +139,6 @@ def validate_link(value: str) -> str:
     if len(value.split(":", 2)) > 2:
         raise ValueError(f"bad format for links: {value}")
     return value
-
-
-def go_quote(text: str) -> str:
-    """Go's ``%q`` for the plain strings these messages quote."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _driver_opt(text: str) -> tuple[str, str]:

@@ -277,7 +277,8 @@ def summary_rows(df: dict[str, Any]) -> list[dict[str, str]]:
 
 def verbose_text(df: dict[str, Any], now: float) -> str:
     """``system df -v``: one table per kind of object, as Docker prints them."""
-    from dockyard.cli.listing import ellipsis, go_quote
+    from dockyard.cli.flags import go_quote
+    from dockyard.cli.listing import ellipsis
     from dockyard.cli.references import short_id
     from dockyard.cli.verbs.images import HEADERS as IMAGE_HEADERS
     from dockyard.cli.verbs.images import image_rows

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 
 from dockyard.cli import units
-from dockyard.cli.flags import Flag, FlagSet
-from dockyard.cli.listing import ellipsis, filters_param, go_quote, render
+from dockyard.cli.flags import Flag, FlagSet, go_quote
+from dockyard.cli.listing import ellipsis, filters_param, render
 from dockyard.cli.references import short_id
 
 TYPE_CHECKING = False
