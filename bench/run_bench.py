@@ -331,6 +331,25 @@ class Bench:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+# Made by Podman when missing: /run/netns holds its containers' pinned namespaces (it bind-mounts the
+# directory on itself to make it a shared mount point), CNI keeps its results cache in /var/lib/cni.
+PEER_DIRS = (Path("/run/netns"), Path("/var/lib/cni/results"), Path("/var/lib/cni"))
+
+
+def remove_made_dirs(directories: list[Path]) -> None:
+    """Remove the directories the bench's peers made (they did not exist before), if empty: a mount
+    point is unmounted first (only while it is empty: nothing is pinned in it)."""
+    for directory in directories:
+        if not directory.exists():
+            continue
+        try:
+            while os.path.ismount(directory) and not any(directory.iterdir()):
+                subprocess.run(["umount", str(directory)], check=True, capture_output=True)
+            directory.rmdir()
+        except (OSError, subprocess.CalledProcessError) as exc:
+            print(f"cleanup: {directory} left: {exc}", file=sys.stderr)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=20, help="runs per engine")
@@ -341,9 +360,7 @@ def main() -> int:
     bench = Bench(args.n, args.bridge_load)
     naming = Naming(bench.dockyard_root)
     before = host_network_state(naming.owns, naming.table)
-    # Made only if missing, by Podman (its container namespaces' pins) and CNI (its results cache):
-    # removed again if the bench made them and they are empty.
-    made_dirs = [p for p in (Path("/run/netns"), Path("/var/lib/cni/results"), Path("/var/lib/cni")) if not p.exists()]
+    made_dirs = [p for p in PEER_DIRS if not p.exists()]
     try:
         for step in (bench.dockyard,) if args.only_dockyard else (bench.dockyard, bench.dockerd, bench.podman, bench.crun):
             try:
@@ -352,11 +369,7 @@ def main() -> int:
                 print(f"{step.__name__}: {exc}", file=sys.stderr)
     finally:
         bench.close()
-        for directory in made_dirs:
-            try:
-                directory.rmdir()
-            except OSError:
-                pass
+        remove_made_dirs(made_dirs)
     base = bench.median("dockyard run --rm --network none")
     if base:
         print("\nratio to dockyard's --network none (higher = slower than dockyard):")
