@@ -336,6 +336,13 @@ class Bench:
 PEER_DIRS = (Path("/run/netns"), Path("/var/lib/cni/results"), Path("/var/lib/cni"))
 
 
+def is_mount_point(path: Path) -> bool:
+    """Whether something is mounted on ``path`` (a bind mount of a directory on itself too, which
+    os.path.ismount does not see: same device)."""
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == str(path) for line in f)
+
+
 def remove_made_dirs(directories: list[Path]) -> None:
     """Remove the directories the bench's peers made (they did not exist before), if empty: a mount
     point is unmounted first (only while it is empty: nothing is pinned in it)."""
@@ -343,7 +350,7 @@ def remove_made_dirs(directories: list[Path]) -> None:
         if not directory.exists():
             continue
         try:
-            while os.path.ismount(directory) and not any(directory.iterdir()):
+            while is_mount_point(directory) and not any(directory.iterdir()):
                 subprocess.run(["umount", str(directory)], check=True, capture_output=True)
             directory.rmdir()
         except (OSError, subprocess.CalledProcessError) as exc:
