@@ -9,16 +9,23 @@ Terms (as in Docker's libnetwork):
 - *ip range* (``--ip-range``): the part of the subnet automatic addresses come from; an address asked
   for explicitly (``--ip``) may be anywhere in the subnet.
 - The network address, the broadcast address (subnets larger than /31) and the gateway are never
-  handed out.
+  handed out. In an IPv6 subnet the first address (the subnet-router anycast address) and the gateway
+  are never handed out; there is no broadcast address.
+- *ULA pool* (:func:`ula_pool`): where IPv6 subnets come from when a network names none, as Docker 28
+  derives it (``deriveULABaseNetwork``): a /48 in ``fd00::/8`` whose 40-bit global ID is the low 40 bits
+  of the first 8 bytes of sha256(the engine's ID), cut into /64s.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
-from collections.abc import Iterable
-from ipaddress import IPv4Address, IPv4Network
+from collections.abc import Iterable, Iterator
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from dockyard.errors import Forbidden, InvalidParameter, NotFound, Unavailable
+
+Subnet = IPv4Network | IPv6Network  # a network's subnet of either family
 
 # Subnets other engines on the same host use by default (dockerd's docker0, podman's network):
 # never picked automatically, so dockyard can run beside them.
@@ -31,6 +38,7 @@ DEFAULT_POOLS = tuple((IPv4Network(f"172.{n}.0.0/16"), 16) for n in range(17, 32
 
 NO_POOL = ("could not find an available, non-overlapping IPv4 address pool among the defaults to assign "
            "to the network")
+NO_POOL6 = NO_POOL.replace("IPv4", "IPv6")
 
 
 def default_pool(pools: Iterable[tuple[IPv4Network, int]] = DEFAULT_POOLS) -> list[IPv4Network]:
@@ -54,7 +62,28 @@ def pick_subnet(taken: list[IPv4Network], pool: list[IPv4Network], *,
     raise NotFound(NO_POOL)
 
 
-def default_gateway(subnet: IPv4Network) -> str:
+def ula_base(host_id: str) -> IPv6Network:
+    """The /48 Docker 28 derives from the engine's ID ``host_id`` for IPv6 subnets (see the module)."""
+    gid = int.from_bytes(hashlib.sha256(host_id.encode()).digest()[:8], "big") & ((1 << 40) - 1)
+    return IPv6Network((int(IPv6Address("fd00::")) + (gid << 80), 48))
+
+
+def ula_pool(host_id: str) -> Iterator[IPv6Network]:
+    """The candidate IPv6 subnets: the /64s of :func:`ula_base`, in order (lazily: there are 65536)."""
+    return ula_base(host_id).subnets(new_prefix=64)
+
+
+def pick_subnet6(taken: Iterable[Subnet], pool: Iterable[IPv6Network]) -> IPv6Network:
+    """The first IPv6 subnet of ``pool`` that overlaps nothing in ``taken`` (IPv4 entries are ignored);
+    Docker's words when none is left."""
+    busy = [t for t in taken if t.version == 6]
+    for candidate in pool:
+        if not any(candidate.overlaps(other) for other in busy):  # type: ignore[arg-type]
+            return candidate
+    raise NotFound(NO_POOL6)
+
+
+def default_gateway(subnet: Subnet) -> str:
     """The address Docker gives a network's gateway when none is asked for: the subnet's first host."""
     return str(subnet.network_address + 1)
 
@@ -66,20 +95,24 @@ class AddressPool:
     a restart) are reserved; ``ip_range`` narrows where automatic addresses come from.
     """
 
-    def __init__(self, subnet: IPv4Network | str, gateway: str | None, ip_range: IPv4Network | str | None = None,
+    def __init__(self, subnet: Subnet | str, gateway: str | None, ip_range: Subnet | str | None = None,
                  allocated: Iterable[str] = ()) -> None:
-        self.subnet = IPv4Network(subnet)
-        self.ip_range = IPv4Network(ip_range) if ip_range is not None else None
-        if self.ip_range is not None and not self.ip_range.subnet_of(self.subnet):
+        self.subnet: Subnet = ipaddress.ip_network(subnet)
+        self.version = self.subnet.version
+        self.ip_range: Subnet | None = ipaddress.ip_network(ip_range) if ip_range is not None else None
+        if self.ip_range is not None and (self.ip_range.version != self.version
+                                          or not self.ip_range.subnet_of(self.subnet)):  # type: ignore[arg-type]
             raise InvalidParameter(f"no matching subnet for range {self.ip_range}")
-        self.gateway = str(IPv4Address(gateway)) if gateway else None
-        if self.gateway is not None and IPv4Address(self.gateway) not in self.subnet:
+        self.gateway = str(ipaddress.ip_address(gateway)) if gateway else None
+        if self.gateway is not None and ipaddress.ip_address(self.gateway) not in self.subnet:
             raise InvalidParameter(f"no matching subnet for gateway {self.gateway}")
         self._allocated: set[str] = set()
         for ip in allocated:
             self._allocated.add(self._check_address(ip))
-        self._reserved: set[IPv4Address] = set()
-        if self.subnet.prefixlen < 31:
+        self._reserved: set[IPv4Address | IPv6Address] = set()
+        if self.version == 6:
+            self._reserved = {self.subnet.network_address}  # the subnet-router anycast address
+        elif self.subnet.prefixlen < 31:
             self._reserved = {self.subnet.network_address, self.subnet.broadcast_address}
 
     @property
@@ -89,14 +122,14 @@ class AddressPool:
 
     def _check_address(self, ip: str) -> str:
         try:
-            address = IPv4Address(ip)
+            address = (IPv4Address if self.version == 4 else IPv6Address)(ip)
         except ipaddress.AddressValueError:
-            raise InvalidParameter(f"invalid IPv4 address: {ip}") from None
+            raise InvalidParameter(f"invalid IPv{self.version} address: {ip}") from None
         if address not in self.subnet:
             raise InvalidParameter("Requested address is out of range")
         return str(address)
 
-    def _free(self, address: IPv4Address) -> bool:
+    def _free(self, address: IPv4Address | IPv6Address) -> bool:
         text = str(address)
         return address not in self._reserved and text != self.gateway and text not in self._allocated
 
@@ -109,7 +142,7 @@ class AddressPool:
         """
         if requested is not None:
             text = self._check_address(requested)
-            if not self._free(IPv4Address(text)):
+            if not self._free(ipaddress.ip_address(text)):
                 raise Forbidden("Address already in use")
             self._allocated.add(text)
             return text

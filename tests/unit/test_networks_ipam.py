@@ -88,3 +88,56 @@ def test_gateway_and_range_must_lie_in_the_subnet() -> None:
 def test_no_gateway_and_point_to_point_subnets() -> None:
     pool = AddressPool("10.8.0.0/31", None)
     assert [pool.allocate(), pool.allocate()] == ["10.8.0.0", "10.8.0.1"]
+
+
+# -- IPv6 ----------------------------------------------------------------------------------------------
+
+def test_ula_pool_is_derived_from_the_engine_id_as_docker_28() -> None:
+    import hashlib
+    from ipaddress import IPv6Address, IPv6Network
+
+    from dockyard.networks.ipam import ula_base, ula_pool
+
+    host_id = "0f6a2a53-4b8e-4c4e-9d0d-2b0e5d0c6a11"
+    base = ula_base(host_id)
+    gid = int.from_bytes(hashlib.sha256(host_id.encode()).digest()[:8], "big") & ((1 << 40) - 1)
+    assert base.prefixlen == 48 and base.subnet_of(IPv6Network("fd00::/8"))
+    assert int(base.network_address) >> 80 == (0xfd << 40) | gid
+    assert int(base.network_address) & ((1 << 80) - 1) == 0
+    first, second = list(__import__("itertools").islice(ula_pool(host_id), 2))
+    assert first == IPv6Network((base.network_address, 64))
+    assert second.network_address == IPv6Address(int(base.network_address) + (1 << 64))
+    assert ula_base("another engine") != base
+
+
+def test_pick_subnet6_skips_taken_ones() -> None:
+    from ipaddress import IPv6Network
+
+    from dockyard.networks.ipam import NO_POOL6, pick_subnet6
+
+    pool = [IPv6Network("fd11::/64"), IPv6Network("fd11:0:0:1::/64"), IPv6Network("fd11:0:0:2::/64")]
+    assert pick_subnet6([], pool) == pool[0]
+    assert pick_subnet6([N("10.0.0.0/8"), IPv6Network("fd11::/63")], pool) == pool[2]
+    with pytest.raises(NotFound) as caught:
+        pick_subnet6([IPv6Network("fd00::/8")], pool)
+    assert caught.value.message == NO_POOL6 and "IPv6 address pool" in NO_POOL6
+
+
+def test_ipv6_addresses_skip_the_anycast_address_and_gateway_only() -> None:
+    pool = AddressPool("fd12:3456::/126", "fd12:3456::1")
+    assert pool.version == 6 and default_gateway(pool.subnet) == "fd12:3456::1"
+    assert [pool.allocate(), pool.allocate()] == ["fd12:3456::2", "fd12:3456::3"]  # no broadcast in v6
+    with pytest.raises(Unavailable):
+        pool.allocate()
+    pool = AddressPool("fd12:3456::/64", "fd12:3456::1", ip_range="fd12:3456::100/120")
+    assert pool.allocate() == "fd12:3456::100"
+    assert pool.allocate("fd12:3456::0:0:abcd") == "fd12:3456::abcd"
+    with pytest.raises(Forbidden):
+        pool.allocate("fd12:3456::1")
+    with pytest.raises(InvalidParameter) as caught:
+        pool.allocate("fd99::2")
+    assert caught.value.message == "Requested address is out of range"
+    with pytest.raises(InvalidParameter):
+        pool.allocate("10.0.0.2")
+    with pytest.raises(InvalidParameter):
+        AddressPool("fd12:3456::/64", None, ip_range="10.0.0.0/24")
