@@ -385,9 +385,13 @@ class ContainerService:
             spawned = await asyncio.to_thread(spawn, spec, on_init=join_cgroup)
         except BaseException:
             live.starting = False
-            await asyncio.gather(network_ready, return_exceptions=True)
+            (networked,) = await asyncio.gather(network_ready, return_exceptions=True)
             await blocking.run(cgroup_control.discard, c.id)
             await blocking.run(self.networking.stop, c)
+            if isinstance(networked, DockyardError):
+                # the networking failed first (an address in use, a port taken) and took the
+                # namespace away from the runtime: its error is the one to tell
+                raise networked from None
             raise
         try:
             await network_ready
