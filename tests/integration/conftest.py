@@ -35,14 +35,28 @@ def _not_ours(item: dict[str, Any]) -> bool:
     return not (isinstance(table, str) and table.startswith("dockyard"))
 
 
+def _foreign_link(name: object) -> bool:
+    """A link named as a dockyard daemon names them (``dockyard0``, ``dy…``) by a root no daemon of
+    this session used: another job's daemon on the machine, which may come and go meanwhile."""
+    from dockyard.networks.naming import Naming
+    from tests.integration.daemon_harness import DATA_ROOTS
+
+    if not (isinstance(name, str) and name.startswith(("dy", "dockyard"))):
+        return False
+    return not any(Naming(root).owns(name) for root in DATA_ROOTS)
+
+
 def host_network_state() -> dict[str, Any]:
     """The host's addresses (with every link), routes of every table, and the nft ruleset outside
-    our own tables (tables named dockyard*), without the values that change on their own."""
+    our own tables (tables named dockyard*), without the values that change on their own, and
+    without the links (and their routes) of daemons other jobs run (:func:`_foreign_link`)."""
     ruleset = _json_of(["nft", "-j", "list", "ruleset"])["nftables"]
     return _without_volatile({
-        "addr": _json_of(["ip", "-j", "addr"]),
-        "route": _json_of(["ip", "-j", "route", "show", "table", "all"]),
-        "route6": _json_of(["ip", "-6", "-j", "route", "show", "table", "all"]),
+        "addr": [a for a in _json_of(["ip", "-j", "addr"]) if not _foreign_link(a.get("ifname"))],
+        "route": [r for r in _json_of(["ip", "-j", "route", "show", "table", "all"])
+                  if not _foreign_link(r.get("dev"))],
+        "route6": [r for r in _json_of(["ip", "-6", "-j", "route", "show", "table", "all"])
+                   if not _foreign_link(r.get("dev"))],
         "nft": [item for item in ruleset if _not_ours(item)],
     })
 

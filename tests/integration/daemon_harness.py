@@ -142,12 +142,18 @@ def remove_network_leftovers(data_root: Path) -> None:
         firewall.close()
 
 
+# Every data root a test daemon of this session used (the host guard tells its links and tables from
+# those of daemons other jobs on the machine run meanwhile).
+DATA_ROOTS: list[Path] = []
+
+
 class Daemon:
     """``prefix``: argv the daemon's command is appended to (e.g. a wrapper that mounts a cgroup2
     hierarchy at /sys/fs/cgroup in a mount namespace of the daemon's own); ``args``: extra daemon flags."""
 
     def __init__(self, root: Path, prefix: tuple[str, ...] = (), args: tuple[str, ...] = ()) -> None:
         self.root = root
+        DATA_ROOTS.append(root / "data")
         self.prefix = prefix
         self.args = args
         self.sock = root / "d.sock"
