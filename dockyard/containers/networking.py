@@ -56,6 +56,10 @@ def _ipv4_of(cfg: dict[str, Any]) -> str:
     return str(((cfg.get("IPAMConfig") or {}).get("IPv4Address")) or "")
 
 
+def _ipv6_of(cfg: dict[str, Any]) -> str:
+    return str(((cfg.get("IPAMConfig") or {}).get("IPv6Address")) or "")
+
+
 class ContainerNetworking:
     """Plans, sets up and tears down containers' networking over ``networks``; ``get`` finds a
     container by reference (for ``container:`` mode and links)."""
@@ -108,26 +112,27 @@ class ContainerNetworking:
             try:
                 net = self.networks.get(ref)
                 name, net_id, default, configured = net.name, net.id, net.default, net.ipam_configured
+                configured6 = net.ipam6_configured
             except NotFound:
                 # as dockerd: a missing network fails the start ("network x not found"), not the create
-                name, net_id, default, configured = ref, "", False, True
+                name, net_id, default, configured, configured6 = ref, "", False, True, True
             cfg = dict(wanted.get(ref) or wanted.get(name) or (wanted.get(net_id) if net_id else None) or
                        (wanted.get("default") if name == "bridge" else None) or {})
             if i == 0 and mac_address and not cfg.get("MacAddress"):
                 cfg["MacAddress"] = mac_address
-            self._check_endpoint(default, configured, cfg)
+            self._check_endpoint(default, configured, cfg, configured6)
             out[name] = {"IPAMConfig": cfg.get("IPAMConfig") or None, "Links": cfg.get("Links") or None,
                          "Aliases": cfg.get("Aliases") or None, "MacAddress": cfg.get("MacAddress") or "",
                          "NetworkID": net_id}
         return out
 
     @staticmethod
-    def _check_endpoint(default: bool, configured: bool, cfg: dict[str, Any]) -> None:
+    def _check_endpoint(default: bool, configured: bool, cfg: dict[str, Any], configured6: bool | None = None) -> None:
         _strings(cfg.get("Aliases"), "Aliases")
-        ip = _ipv4_of(cfg)
-        if default and ip:
+        ip, ip6 = _ipv4_of(cfg), _ipv6_of(cfg)
+        if default and (ip or ip6):
             raise InvalidParameter("user specified IP address is supported on user defined networks only")
-        if ip and not configured:
+        if (ip and not configured) or (ip6 and not (configured if configured6 is None else configured6)):
             raise InvalidParameter("user specified IP address is supported only when connecting to networks "
                                    "with user configured subnets")
         if default and cfg.get("Aliases"):
@@ -139,6 +144,13 @@ class ContainerNetworking:
                 ipaddress.IPv4Address(ip)
             except ValueError:
                 raise InvalidParameter(f"invalid IPv4 address: {ip}") from None
+        if ip6:
+            import ipaddress
+
+            try:
+                ipaddress.IPv6Address(ip6)
+            except ValueError:
+                raise InvalidParameter(f"invalid IPv6 address: {ip6}") from None
         mac = str(cfg.get("MacAddress") or "")
         if mac and (len(mac.split(":")) != 6 or not all(len(x) == 2 for x in mac.split(":"))):
             raise InvalidParameter(f"invalid MAC address: {mac}")
@@ -233,8 +245,8 @@ class ContainerNetworking:
                     endpoints[net.name] = self._endpoint_state(ep, net.id)
                     first = first or ep
                 if first is not None:
-                    published = [p.as_dict() for p in svc.publish(c.id, first.ip, wanted)]
-                    settings.ip = first.ip
+                    published = [p.as_dict() for p in svc.publish(c.id, first.ip, wanted, first.ip6)]
+                    settings.ip, settings.ip6 = first.ip, first.ip6
                     files["/etc/hosts"].write_text(etc_files.hosts_text(settings))  # same inode: seen inside
                 c.net = {**c.net, "endpoints": endpoints, "ports": published}
             except BaseException:
@@ -277,7 +289,7 @@ class ContainerNetworking:
 
     @staticmethod
     def _request(cfg: dict[str, Any]) -> EndpointRequest:
-        return EndpointRequest(aliases=list(cfg.get("Aliases") or []), ipv4=_ipv4_of(cfg),
+        return EndpointRequest(aliases=list(cfg.get("Aliases") or []), ipv4=_ipv4_of(cfg), ipv6=_ipv6_of(cfg),
                                mac=str(cfg.get("MacAddress") or ""), links=list(cfg.get("Links") or []))
 
     @staticmethod
@@ -294,6 +306,7 @@ class ContainerNetworking:
     def _endpoint_state(ep: Any, network_id: str) -> dict[str, Any]:
         return {"NetworkID": network_id, "EndpointID": ep.endpoint_id, "Gateway": ep.gateway,
                 "IPAddress": ep.ip, "IPPrefixLen": ep.prefixlen, "MacAddress": ep.mac,
+                "IPv6Gateway": ep.gateway6, "GlobalIPv6Address": ep.ip6, "GlobalIPv6PrefixLen": ep.prefixlen6,
                 "DNSNames": ep.dns_names or None, "HostIfname": ep.host_ifname}
 
     def _links(self, c: Container) -> list[tuple[str, list[str]]]:
@@ -374,7 +387,7 @@ class ContainerNetworking:
         if net.name in c.endpoints_config:
             raise Forbidden(f"endpoint with name {c.name} already exists in network {net.name}")
         cfg = dict(cfg or {})
-        self._check_endpoint(net.default, net.ipam_configured, cfg)
+        self._check_endpoint(net.default, net.ipam_configured, cfg, net.ipam6_configured)
         entry = {"IPAMConfig": cfg.get("IPAMConfig") or None, "Links": cfg.get("Links") or None,
                  "Aliases": cfg.get("Aliases") or None, "MacAddress": cfg.get("MacAddress") or "",
                  "NetworkID": net.id}

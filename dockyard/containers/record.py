@@ -207,8 +207,9 @@ class Container:
                 "MacAddress": got.get("MacAddress") or cfg.get("MacAddress") or "", "DriverOpts": None,
                 "GwPriority": 0, "NetworkID": cfg.get("NetworkID") or "", "EndpointID": got.get("EndpointID") or "",
                 "Gateway": got.get("Gateway") or "", "IPAddress": got.get("IPAddress") or "",
-                "IPPrefixLen": got.get("IPPrefixLen") or 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0, "DNSNames": got.get("DNSNames"),
+                "IPPrefixLen": got.get("IPPrefixLen") or 0, "IPv6Gateway": got.get("IPv6Gateway") or "",
+                "GlobalIPv6Address": got.get("GlobalIPv6Address") or "",
+                "GlobalIPv6PrefixLen": got.get("GlobalIPv6PrefixLen") or 0, "DNSNames": got.get("DNSNames"),
             }
         bridge = live.get("bridge") or {}
         sandbox = self.net.get("sandbox") if running else ""
@@ -219,8 +220,10 @@ class Container:
             "Ports": ports.docker_ports(self.config.get("ExposedPorts"), self.published_ports()) if sandbox else {},
             "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
             "EndpointID": bridge.get("EndpointID", ""), "Gateway": bridge.get("Gateway", ""),
-            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": bridge.get("IPAddress", ""),
-            "IPPrefixLen": bridge.get("IPPrefixLen", 0), "IPv6Gateway": "", "MacAddress": bridge.get("MacAddress", ""),
+            "GlobalIPv6Address": bridge.get("GlobalIPv6Address", ""),
+            "GlobalIPv6PrefixLen": bridge.get("GlobalIPv6PrefixLen", 0), "IPAddress": bridge.get("IPAddress", ""),
+            "IPPrefixLen": bridge.get("IPPrefixLen", 0), "IPv6Gateway": bridge.get("IPv6Gateway", ""),
+            "MacAddress": bridge.get("MacAddress", ""),
             "Networks": networks,
         }
 

@@ -115,6 +115,7 @@ async def serve(cfg: DaemonConfig) -> None:
     gid = listeners.socket_gid(cfg.group) if any(not h.startswith("tcp://") for h in cfg.hosts) else None
     root = cfg.root
     images = ImageService(root)
+    cfg.network.host_id = cfg.network.host_id or daemon_id(root)  # IPv6 subnets come from it, as dockerd's
     containers = ContainerService(root, images, log_defaults=cfg.log_opts, log_driver=cfg.log_driver,
                                   network_options=cfg.network)
     # The embedded DNS server (127.0.0.11 in containers on user networks), after the recovery that

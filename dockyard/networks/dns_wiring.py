@@ -95,7 +95,7 @@ class DnsWiring:
         name, internal = info
         container_name, *aliases = entry.names or ("",)
         with self._lock:
-            self.table.set(name, entry.container_id, name=container_name, aliases=aliases, addresses=[entry.ip])
+            self.table.set(name, entry.container_id, name=container_name, aliases=aliases, addresses=entry.addresses)
             state = self._containers.setdefault(entry.container_id, _Container())
             state.networks[entry.network_id] = (name, internal)
             state.netns = entry.netns

@@ -4,7 +4,8 @@ Terms and Docker's rules (moby's ``etchosts`` and ``resolvconf`` packages):
 
 - *hosts*: the loopback lines, then ``--add-host`` entries (``host-gateway`` replaced by the host's
   address on the default bridge), then legacy ``--link`` entries (``IP\\talias id12 name``), then the
-  container's own line ``IP\\thostname`` (``IP\\thostname.domain hostname`` with ``--domainname``).
+  container's own line ``IP\\thostname`` (``IP\\thostname.domain hostname`` with ``--domainname``),
+  and another for its IPv6 address on a network with IPv6.
 - *resolv.conf*, with the *embedded resolver* (user-defined networks): ``nameserver 127.0.0.11``, the
   host's ``search``, the host's ``options`` plus ``ndots:0`` when they set no ``ndots``; the host's
   servers are the resolver's upstreams. Without it (the default bridge): the host's file with loopback
@@ -44,6 +45,7 @@ class EtcSettings:
     hostname: str
     domainname: str = ""
     ip: str = ""
+    ip6: str = ""  # its IPv6 address there ("" when the network has no IPv6)
     extra_hosts: list[str] = field(default_factory=list)
     links: list[tuple[str, list[str]]] = field(default_factory=list)
     dns: list[str] = field(default_factory=list)
@@ -72,9 +74,10 @@ def hosts_text(s: EtcSettings) -> str:
         lines.append(f"{ip}\t{name}\n")
     for ip, names in s.links:
         lines.append(f"{ip}\t{' '.join(names)}\n")
-    if s.ip:
-        own = f"{s.hostname}.{s.domainname} {s.hostname}" if s.domainname else s.hostname
-        lines.append(f"{s.ip}\t{own}\n")
+    own = f"{s.hostname}.{s.domainname} {s.hostname}" if s.domainname else s.hostname
+    for ip in (s.ip, s.ip6):  # as Docker: a line for each address of the first network
+        if ip:
+            lines.append(f"{ip}\t{own}\n")
     return "".join(lines)
 
 

@@ -32,6 +32,13 @@ Terms:
   exist is caught up at the next :meth:`Firewall.ensure` (daemon start) or ``add_network``.
   Publishing a host port that a dockerd also publishes is not detected (the first DNAT wins).
 
+- *IPv6* (networks made with ``--ipv6``): a second table, ``table ip6 <name>``, of the same layout for
+  IPv6 (:func:`_skeleton6`): the network's bridge in its ``bridges``/``same_bridge``/``internal`` sets,
+  its IPv6 subnet masqueraded, published ports whose container address is IPv6 in its DNAT maps. The
+  host's own connections to ``[::1]`` are not DNATed (the kernel drops a packet from ``::1`` leaving
+  by another link, and IPv6 has no ``route_localnet``): the network service's loopback relay
+  (:mod:`relay`) serves those, one relay for every port.
+
 Every nft command runs in the namespace the firewall was made for (``netns=``, default the daemon's
 own), never "wherever the caller is": through libnftables (the library behind ``nft``, loaded with
 ctypes) in a :class:`netns.Worker` pinned in that namespace — about 0.2 ms a transaction instead of
@@ -81,7 +88,16 @@ class PortForward:
     proto: Literal["tcp", "udp"]
 
     def any_address(self) -> bool:
-        return self.host_ip in ANY
+        return self.host_ip in ANY or (self.family == 6 and self.host_ip == "::")
+
+    @property
+    def family(self) -> int:
+        """6 when the container's address is IPv6 (the binding lives in the ``ip6`` table), else 4."""
+        return 6 if ":" in self.container_ip else 4
+
+    def shown_host_ip(self) -> str:
+        """The host address as Docker shows it: ``0.0.0.0`` / ``::`` for every address."""
+        return ("0.0.0.0" if self.family == 4 else "::") if self.any_address() else self.host_ip
 
 
 def _validate(binding: PortForward) -> None:
@@ -90,11 +106,15 @@ def _validate(binding: PortForward) -> None:
     for port in (binding.host_port, binding.container_port):
         if not 1 <= int(port) <= 65535:
             raise InvalidParameter(f"invalid port: {port}")
+    kind: type[ipaddress.IPv4Address] | type[ipaddress.IPv6Address] = (
+        ipaddress.IPv6Address if binding.family == 6 else ipaddress.IPv4Address)
     for address in ((binding.container_ip,) + (() if binding.any_address() else (binding.host_ip,))):
         try:
-            ipaddress.IPv4Address(address)
+            parsed = kind(address)
         except ipaddress.AddressValueError:
-            raise InvalidParameter(f"invalid IPv4 address: {address}") from None
+            raise InvalidParameter(f"invalid IPv{binding.family} address: {address}") from None
+        if parsed.is_link_local and address == binding.container_ip:
+            raise InvalidParameter(f"invalid container address: {address} is link-local")
 
 
 def _quote(text: str) -> str:
@@ -106,6 +126,8 @@ def _quote(text: str) -> str:
 # The table's layout, in its comment: a table of another layout (an older dockyard's) is rebuilt by
 # ensure(), its elements carried over.
 LAYOUT = "dockyard networks, layout 1"
+LAYOUT6 = "dockyard networks ipv6, layout 1"
+FAMILIES = {4: "ip", 6: "ip6"}
 
 
 def _skeleton(table: str) -> str:
@@ -136,6 +158,51 @@ def _skeleton(table: str) -> str:
     oifname @bridges ip saddr 127.0.0.0/8 masquerade
     ip saddr . ip daddr @hairpin masquerade
     ip saddr @masq_subnets oifname != @bridges masquerade
+  }}
+  chain forward {{
+    type filter hook forward priority filter - 1; policy accept;
+    iifname . oifname @same_bridge accept
+    iifname @internal drop
+    oifname @internal drop
+    oifname @bridges ct status dnat accept
+    iifname @bridges ct status dnat accept
+    iifname @bridges oifname @bridges drop
+    iifname @bridges accept
+    oifname @bridges ct state established,related accept
+    oifname @bridges drop
+  }}
+}}
+"""
+
+
+def _skeleton6(table: str) -> str:
+    """The IPv6 table (``table ip6``), as one script: :func:`_skeleton`'s layout for IPv6 addresses.
+    The host's connections to ``::1`` are left alone (see the module: the loopback relay serves them)."""
+    return f"""table ip6 {table} {{
+  comment "{LAYOUT6}"
+  set bridges {{ type ifname; }}
+  set internal {{ type ifname; }}
+  set same_bridge {{ type ifname . ifname; }}
+  set masq_subnets {{ type ipv6_addr; flags interval; }}
+  set hairpin {{ type ipv6_addr . ipv6_addr; }}
+  map dnat_any {{ type inet_proto . inet_service : ipv6_addr . inet_service; }}
+  map dnat_addr {{ type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; }}
+  chain published {{
+    dnat to ip6 daddr . meta l4proto . th dport map @dnat_addr
+    dnat to meta l4proto . th dport map @dnat_any
+  }}
+  chain prerouting {{
+    type nat hook prerouting priority dstnat; policy accept;
+    fib daddr type local jump published
+  }}
+  chain output {{
+    type nat hook output priority -100; policy accept;
+    ip6 daddr != ::1 fib daddr type local jump published
+  }}
+  chain postrouting {{
+    type nat hook postrouting priority srcnat; policy accept;
+    ip6 saddr . ip6 daddr @hairpin masquerade
+    ip6 saddr @masq_subnets oifname != @bridges masquerade
   }}
   chain forward {{
     type filter hook forward priority filter - 1; policy accept;
@@ -216,6 +283,8 @@ class _Network:
     bridge: str
     subnet: str | None  # the masqueraded subnet, None when not masqueraded
     internal: bool
+    ipv6: bool = False  # in the ip6 table too (a network with IPv6)
+    subnet6: str | None = None  # its masqueraded IPv6 subnet
 
 
 class Firewall:
@@ -266,8 +335,15 @@ class Firewall:
             raise DockyardError(f"nft failed: {err.strip()}")
 
     def _list(self) -> list[dict[str, Any]] | None:
-        """Our table as ``nft -j`` items, or None when it does not exist."""
-        rc, out, err = self._nft_command(f"list table ip {self.table}", as_json=True)
+        """Our (IPv4) table as ``nft -j`` items, or None when it does not exist."""
+        return self._list_table("ip")
+
+    def _list6(self) -> list[dict[str, Any]] | None:
+        """Our IPv6 table as ``nft -j`` items, or None when it does not exist."""
+        return self._list_table("ip6")
+
+    def _list_table(self, family: str) -> list[dict[str, Any]] | None:
+        rc, out, err = self._nft_command(f"list table {family} {self.table}", as_json=True)
         if rc != 0:
             if "No such file or directory" in err:
                 return None
@@ -299,32 +375,48 @@ class Firewall:
     def _load(self) -> None:
         networks: dict[str, _Network] = {}
         forwards: dict[str, list[PortForward]] = {}
-        for item in self._list() or []:
+        self._load_family(self._list() or [], 4, networks, forwards)
+        self._load_family(self._list6() or [], 6, networks, forwards)
+        self._networks, self._forwards = networks, forwards
+
+    @staticmethod
+    def _load_family(items: list[dict[str, Any]], family: int, networks: dict[str, _Network],
+                     forwards: dict[str, list[PortForward]]) -> None:
+        """Add what one table's ``nft -j`` items hold (``family`` 4: ``ip``, 6: ``ip6``)."""
+        def network(bridge: str) -> _Network:
+            net = networks.setdefault(bridge, _Network(bridge, None, False))
+            net.ipv6 = net.ipv6 or family == 6
+            return net
+
+        for item in items:
             body = item.get("set") or item.get("map")
             if not body:
                 continue
             name, elements = body["name"], body.get("elem", [])
             if name == "bridges":
                 for bridge in elements:
-                    networks.setdefault(bridge, _Network(bridge, None, False))
+                    network(bridge)
             elif name == "internal":
                 for bridge in elements:
-                    networks.setdefault(bridge, _Network(bridge, None, True)).internal = True
+                    network(bridge).internal = True
             elif name == "masq_subnets":
                 for element in elements:
                     value, bridge = _unwrap(element)
                     prefix = value["prefix"]
-                    networks.setdefault(bridge, _Network(bridge, None, False)).subnet = \
-                        f"{prefix['addr']}/{prefix['len']}"
+                    text = f"{prefix['addr']}/{prefix['len']}"
+                    if family == 6:
+                        network(bridge).subnet6 = text
+                    else:
+                        network(bridge).subnet = text
             elif name in ("dnat_any", "dnat_addr"):
                 for key, data in elements:
                     value, owner = _unwrap(key)
                     parts = value["concat"]
-                    host_ip, proto, port = ("0.0.0.0", *parts) if name == "dnat_any" else parts
+                    any_ip = "0.0.0.0" if family == 4 else "::"
+                    host_ip, proto, port = (any_ip, *parts) if name == "dnat_any" else parts
                     container_ip, container_port = data["concat"]
                     forwards.setdefault(owner, []).append(
                         PortForward(host_ip, int(port), container_ip, int(container_port), _proto(proto)))
-        self._networks, self._forwards = networks, forwards
 
     def _state(self) -> tuple[dict[str, _Network], dict[str, list[PortForward]]]:
         if self._networks is None or self._forwards is None:
@@ -351,43 +443,56 @@ class Firewall:
                 lines += [line for owner, fs in forwards.items() for line in self._forward_lines(owner, fs, "add")]
                 lines += self._hairpin_lines({f.container_ip for fs in forwards.values() for f in fs}, "add")
                 self._nft("\n".join(lines) + "\n")
+            if self._list6() is None:
+                self._nft(_skeleton6(self.table))
             self._write_sysctl("ipv4/ip_forward", "1")
             # br_netfilter: traffic between two ports of one bridge passes the IP hooks too, so a
             # reply from a neighbour reached through a published port is un-NATed (as dockerd needs)
             self._write_sysctl("bridge/bridge-nf-call-iptables", "1", optional=True)
             self._load()
             networks, _ = self._state()
-            for bridge in networks:
+            for bridge, net in networks.items():
                 self._docker_rules(bridge, add=True)
+                if net.ipv6:
+                    self._write_sysctl("ipv6/conf/all/forwarding", "1")
 
     def _network_lines(self, net: _Network, verb: str) -> list[str]:
         b = _quote(net.bridge)
-        lines = [f"{verb} element ip {self.table} bridges {{ {b} }}",
-                 f"{verb} element ip {self.table} same_bridge {{ {b} . {b} }}"]
-        if net.internal:
-            lines.append(f"{verb} element ip {self.table} internal {{ {b} }}")
-        if net.subnet:
-            comment = f" comment {b}" if verb == "add" else ""
-            lines.append(f"{verb} element ip {self.table} masq_subnets {{ {net.subnet}{comment} }}")
+        lines = []
+        for family, subnet in ((4, net.subnet), (6, net.subnet6)):
+            if family == 6 and not net.ipv6:
+                continue
+            table = f"{FAMILIES[family]} {self.table}"
+            lines += [f"{verb} element {table} bridges {{ {b} }}",
+                      f"{verb} element {table} same_bridge {{ {b} . {b} }}"]
+            if net.internal:
+                lines.append(f"{verb} element {table} internal {{ {b} }}")
+            if subnet:
+                comment = f" comment {b}" if verb == "add" else ""
+                lines.append(f"{verb} element {table} masq_subnets {{ {subnet}{comment} }}")
         return lines
 
     def _forward_lines(self, owner: str, bindings: list[PortForward], verb: str) -> list[str]:
         lines = []
         for b in bindings:
+            table = f"{FAMILIES[b.family]} {self.table}"
             data = f" comment {_quote(owner)} : {b.container_ip} . {b.container_port}" if verb == "add" else ""
             if b.any_address():
-                lines.append(f"{verb} element ip {self.table} dnat_any {{ {b.proto} . {b.host_port}{data} }}")
+                lines.append(f"{verb} element {table} dnat_any {{ {b.proto} . {b.host_port}{data} }}")
             else:
-                lines.append(f"{verb} element ip {self.table} dnat_addr "
+                lines.append(f"{verb} element {table} dnat_addr "
                              f"{{ {b.host_ip} . {b.proto} . {b.host_port}{data} }}")
         return lines
 
     def _hairpin_lines(self, ips: set[str], verb: str) -> list[str]:
-        return [f"{verb} element ip {self.table} hairpin {{ {ip} . {ip} }}" for ip in sorted(ips)]
+        return [f"{verb} element {FAMILIES[6 if ':' in ip else 4]} {self.table} hairpin {{ {ip} . {ip} }}"
+                for ip in sorted(ips)]
 
     def reset(self) -> None:
-        """Drop our table and our iptables-nft rules; nothing to do if they are gone."""
+        """Drop our tables and our iptables-nft rules; nothing to do if they are gone."""
         with self._lock:
+            if self._list6() is not None:
+                self._nft(f"delete table ip6 {self.table}\n")
             if self._list() is not None:
                 self._nft(f"delete table ip {self.table}\n")
             for spec in self._our_iptables_rules():
@@ -396,17 +501,24 @@ class Firewall:
 
     # -- networks ---------------------------------------------------------------------------------
 
-    def add_network(self, bridge: str, subnet: str, internal: bool, masquerade: bool = True) -> None:
-        """Let ``bridge`` (which must exist) forward as a network of ours. Idempotent."""
+    def add_network(self, bridge: str, subnet: str, internal: bool, masquerade: bool = True,
+                    subnet6: str | None = None) -> None:
+        """Let ``bridge`` (which must exist) forward as a network of ours; ``subnet6``: its IPv6
+        subnet (a network with IPv6: the ip6 table gets it too, and IPv6 forwarding is turned on in the
+        namespace, as dockerd does). Idempotent."""
         net = str(ipaddress.IPv4Network(subnet, strict=False))
+        net6 = str(ipaddress.IPv6Network(subnet6, strict=False)) if subnet6 else None
         masq = masquerade and not internal
+        network = _Network(bridge, net if masq else None, internal, ipv6=net6 is not None,
+                           subnet6=net6 if masq else None)
         with self._lock:
             networks, _ = self._state()
             old = networks.get(bridge)
-            if old is not None and (old.internal, old.subnet) != (internal, net if masq else None):
+            if old is not None and old != network:
                 self.remove_network(bridge)
                 networks, _ = self._state()
-            network = _Network(bridge, net if masq else None, internal)
+            if network.ipv6:
+                self._write_sysctl("ipv6/conf/all/forwarding", "1")
             self._nft("\n".join(self._network_lines(network, "add")) + "\n")
             networks[bridge] = network
             self._write_sysctl(f"ipv4/conf/{bridge}/route_localnet", "1")
@@ -436,9 +548,11 @@ class Firewall:
             taken = [f for fs in forwards.values() for f in fs]
             for i, binding in enumerate(bindings):
                 for other in taken + bindings[:i]:
-                    if (other.proto, other.host_port) == (binding.proto, binding.host_port) and (
+                    if (other.proto, other.host_port, other.family) == (
+                            binding.proto, binding.host_port, binding.family) and (
                             other.any_address() or binding.any_address() or other.host_ip == binding.host_ip):
-                        host_ip = "0.0.0.0" if binding.any_address() else binding.host_ip
+                        host_ip = binding.shown_host_ip()
+                        host_ip = f"[{host_ip}]" if binding.family == 6 else host_ip
                         raise DockyardError(f"Bind for {host_ip}:{binding.host_port} failed: "
                                             "port is already allocated")
             lines = self._forward_lines(owner, bindings, "add")
@@ -466,29 +580,41 @@ class Firewall:
                     self.unpublish(owner)
 
     def pick_host_port(self, proto: Literal["tcp", "udp"], host_ip: str = "",
-                       exclude: set[int] | frozenset[int] = frozenset()) -> int:
+                       exclude: set[int] | frozenset[int] = frozenset(), also_ipv6: bool = False) -> int:
         """A host port for a binding that names none (``-p 80``, ``-P``): the lowest port of the
         namespace's ``ip_local_port_range`` that no published port of ours uses for ``proto`` on that
         address (or on every address), that is not in ``exclude``, and that no socket in the namespace
-        holds. Docker's error when none is left."""
+        holds (with ``also_ipv6``, on ``::`` either: one port for a binding published on both
+        families, as dockerd picks it). Docker's error when none is left."""
         low, high = (int(n) for n in self._read_sysctl("ipv4/ip_local_port_range").split())
         with self._lock:
             _, forwards = self._state()
             used = {f.host_port for fs in forwards.values() for f in fs if f.proto == proto and (
-                f.any_address() or host_ip in ANY or f.host_ip == host_ip)}
+                f.any_address() or host_ip in ANY or host_ip == "::" or f.host_ip == host_ip)}
         kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+        v6_only = ":" in host_ip
         address = "0.0.0.0" if host_ip in ANY else host_ip
+        probes = [] if v6_only else [(socket.AF_INET, address)]
+        if also_ipv6 or v6_only:
+            probes.append((socket.AF_INET6, host_ip if v6_only else "::"))
+
+        def bindable(port: int) -> bool:
+            for family, where in probes:
+                with socket.socket(family, kind) as probe:
+                    if family == socket.AF_INET6:
+                        probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                    try:
+                        probe.bind((where, port))
+                    except OSError:
+                        return False
+            return True
 
         def first_free() -> int | None:
             for port in range(low, high + 1):
                 if port in used or port in exclude:
                     continue
-                with socket.socket(socket.AF_INET, kind) as probe:
-                    try:
-                        probe.bind((address, port))
-                    except OSError:
-                        continue
-                return port
+                if bindable(port):
+                    return port
             return None
 
         found = ns.run_in(self.netns, first_free)

@@ -30,6 +30,12 @@ class NameEntry:
     ip: str
     netns: str
     upstreams: tuple[str, ...] = field(default=())  # where names not ours are forwarded
+    ip6: str = ""  # the IPv6 address on a network with IPv6 ("" when none)
+
+    @property
+    def addresses(self) -> list[str]:
+        """Its addresses on the network: IPv4, then IPv6 when it has one."""
+        return [a for a in (self.ip, self.ip6) if a]
 
 
 Listener = Callable[[str, NameEntry], None]  # ("register" | "unregister", entry)
@@ -60,8 +66,8 @@ class NameRegistry:
         """The addresses answering to ``name`` (case-insensitive) on any of ``network_ids``."""
         wanted = name.rstrip(".").lower()
         with self._lock:
-            return [e.ip for (net, _), e in sorted(self._entries.items())
-                    if net in network_ids and wanted in (n.lower() for n in e.names)]
+            return [a for (net, _), e in sorted(self._entries.items())
+                    if net in network_ids and wanted in (n.lower() for n in e.names) for a in e.addresses]
 
     def entries(self, container_id: str | None = None) -> list[NameEntry]:
         with self._lock:

@@ -36,6 +36,21 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 SIOCGSKNS = 0x894C  # ioctl: an fd of the network namespace a socket belongs to
+IFA_F_NODAD = 0x02  # an IPv6 address usable at once: no duplicate address detection (as dockerd adds them)
+
+
+def set_ipv6(ifname: str, enabled: bool) -> None:
+    """``net.ipv6.conf.<ifname>.disable_ipv6`` of the *calling thread's* namespace (only call it from
+    a thread that joined the namespace meant): 0 when ``enabled``, else 1. Docker 28 turns IPv6 off on
+    an interface of a network without IPv6 (no link-local address, no multicast groups)."""
+    path = Path("/proc/sys/net/ipv6/conf") / ifname / "disable_ipv6"
+    value = "0" if enabled else "1"
+    try:
+        if path.read_text().strip() != value:
+            path.write_text(value)
+    except FileNotFoundError:
+        if enabled:  # a kernel without IPv6
+            raise DockyardError("IPv6 is not available in this kernel") from None
 
 
 class NamespaceMismatch(DockyardError):
@@ -174,12 +189,16 @@ def link_exists(name: str, *, netns: Path = ns.HOST) -> bool:
     return handle(netns).read(lambda ipr: _index(ipr, name) is not None)
 
 
-def ensure_bridge(name: str, gateway_cidr: str, mtu: int = 1500, *, netns: Path = ns.HOST) -> None:
+def ensure_bridge(name: str, gateway_cidr: str, mtu: int = 1500, *, gateway6_cidr: str | None = None,
+                  netns: Path = ns.HOST) -> None:
     """A bridge ``name`` with the address ``gateway_cidr`` (e.g. ``172.18.0.1/16``), up. Idempotent.
 
-    An existing link of that name that is not a bridge is an error (never taken over).
+    ``gateway6_cidr`` (a network with IPv6): IPv6 is turned on for the bridge and it gets that address
+    too, without duplicate address detection. An existing link of that name that is not a bridge is
+    an error (never taken over).
     """
     iface = ipaddress.IPv4Interface(gateway_cidr)
+    iface6 = ipaddress.IPv6Interface(gateway6_cidr) if gateway6_cidr else None
 
     def make(ipr: IPRoute) -> None:
         idx = _index(ipr, name)
@@ -194,9 +213,23 @@ def ensure_bridge(name: str, gateway_cidr: str, mtu: int = 1500, *, netns: Path 
         have = {(a.get("address"), a["prefixlen"]) for a in ipr.get_addr(index=idx, family=socket.AF_INET)}
         if (str(iface.ip), iface.network.prefixlen) not in have:
             ipr.addr("add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+        if iface6 is None:
+            ipr.link("set", index=idx, state="up")
+
+    def address6(ipr: IPRoute) -> None:
+        assert iface6 is not None
+        idx = _index(ipr, name)
+        assert idx is not None
+        have6 = {(a.get("address"), a["prefixlen"]) for a in ipr.get_addr(index=idx, family=socket.AF_INET6)}
+        if (str(iface6.ip), iface6.network.prefixlen) not in have6:
+            ipr.addr("add", index=idx, address=str(iface6.ip), prefixlen=iface6.network.prefixlen, flags=IFA_F_NODAD)
         ipr.link("set", index=idx, state="up")
 
     handle(netns).call(make, f"creating bridge {name}")
+    if iface6 is not None:
+        # the bridge is ours (made or checked above): IPv6 on before its address goes on
+        ns.run_in(netns, lambda: set_ipv6(name, True))
+        handle(netns).call(address6, f"addressing bridge {name}")
 
 
 def delete_link(name: str, *, netns: Path = ns.HOST) -> None:
@@ -241,15 +274,20 @@ def detach_veth(host_ifname: str, *, netns: Path = ns.HOST) -> None:
 
 def attach_veth(netns_path: Path, bridge: str, host_ifname: str, ifname: str, address_cidr: str,
                 gateway: str | None, mac: str | None, mtu: int = 1500, *, hairpin: bool = True,
+                address6_cidr: str | None = None, gateway6: str | None = None,
                 host_netns: Path = ns.HOST) -> str:
     """Connect the namespace at ``netns_path`` to ``bridge`` with a veth pair; returns the MAC inside.
 
     The host end ``host_ifname`` joins the bridge and comes up (hairpin mode on, so a container can
     reach itself through a published port); the other end is created directly inside the namespace as
     ``ifname`` with ``address_cidr``, ``mac`` (or the kernel's) and ``mtu``, comes up, and gets a
-    default route via ``gateway`` when one is given. On failure the pair is deleted.
+    default route via ``gateway`` when one is given. ``address6_cidr`` (a network with IPv6): IPv6 on
+    for ``ifname``, that address without duplicate address detection (usable at once, as dockerd adds
+    it) and a default IPv6 route via ``gateway6`` when given; without it IPv6 is off on ``ifname``,
+    as Docker 28 does. On failure the pair is deleted.
     """
     iface = ipaddress.IPv4Interface(address_cidr)
+    iface6 = ipaddress.IPv6Interface(address6_cidr) if address6_cidr else None
     host = handle(host_netns)
     target = ns.identity(netns_path)
     nsfd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
@@ -278,10 +316,16 @@ def attach_veth(netns_path: Path, bridge: str, host_ifname: str, ifname: str, ad
             if link is None:
                 raise DockyardError(f"{ifname} did not appear in network namespace {netns_path}")
             idx = link["index"]
+            set_ipv6(ifname, iface6 is not None)  # this thread is in the container's namespace
             ipr.addr("add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+            if iface6 is not None:
+                ipr.addr("add", index=idx, address=str(iface6.ip), prefixlen=iface6.network.prefixlen,
+                         flags=IFA_F_NODAD)
             ipr.link("set", index=idx, state="up")
             if gateway:
                 ipr.route("add", dst="0.0.0.0/0", gateway=gateway, oif=idx)
+            if iface6 is not None and gateway6:
+                ipr.route("add", dst="::/0", gateway=gateway6, oif=idx, family=socket.AF_INET6)
             return str(link.get("address"))
 
     try:
@@ -294,15 +338,24 @@ def attach_veth(netns_path: Path, bridge: str, host_ifname: str, ifname: str, ad
 def host_routes(*, netns: Path = ns.HOST) -> list[ipaddress.IPv4Network]:
     """Every IPv4 network the namespace already uses: route destinations (all tables, not the
     default route) and the networks of its addresses. For choosing subnets that clash with nothing."""
+    return [n for n in _used_networks(socket.AF_INET, netns) if isinstance(n, ipaddress.IPv4Network)]
 
-    def collect(ipr: IPRoute) -> list[ipaddress.IPv4Network]:
-        found: set[ipaddress.IPv4Network] = set()
-        for route in ipr.route("dump", family=socket.AF_INET):
+
+def host_routes6(*, netns: Path = ns.HOST) -> list[ipaddress.IPv6Network]:
+    """:func:`host_routes` for IPv6 (link-local and multicast routes left out: they are on every link)."""
+    return [n for n in _used_networks(socket.AF_INET6, netns) if isinstance(n, ipaddress.IPv6Network)
+            and not (n.is_link_local or n.is_multicast)]
+
+
+def _used_networks(family: int, netns: Path) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    def collect(ipr: IPRoute) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        found: set[ipaddress.IPv4Network | ipaddress.IPv6Network] = set()
+        for route in ipr.route("dump", family=family):
             dst, length = route.get("dst"), route["dst_len"]
             if dst and length:
-                found.add(ipaddress.IPv4Network(f"{dst}/{length}", strict=False))
-        for addr in ipr.get_addr(family=socket.AF_INET):
-            found.add(ipaddress.IPv4Network(f"{addr.get('address')}/{addr['prefixlen']}", strict=False))
-        return sorted(found)
+                found.add(ipaddress.ip_network(f"{dst}/{length}", strict=False))
+        for addr in ipr.get_addr(family=family):
+            found.add(ipaddress.ip_network(f"{addr.get('address')}/{addr['prefixlen']}", strict=False))
+        return sorted(found, key=lambda n: (n.network_address, n.prefixlen))
 
     return handle(netns).read(collect)

@@ -71,12 +71,22 @@ def to_docker(net: Network, endpoints: list[Endpoint]) -> dict[str, Any]:
         if net.aux_addresses:
             entry["AuxiliaryAddresses"] = dict(net.aux_addresses)
         config = [entry]
+    if net.ipv6 and net.subnet6:
+        entry6: dict[str, Any] = {"Subnet": net.subnet6}
+        if net.gateway6_given or not net.ipam6_configured:
+            entry6["Gateway"] = net.gateway6
+        if net.ip_range6:
+            entry6["IPRange"] = net.ip_range6
+        if net.aux_addresses6:
+            entry6["AuxiliaryAddresses"] = dict(net.aux_addresses6)
+        config.append(entry6)
     containers = {ep.container_id: {"Name": ep.container_name, "EndpointID": ep.endpoint_id, "MacAddress": ep.mac,
-                                    "IPv4Address": f"{ep.ip}/{ep.prefixlen}" if ep.ip else "", "IPv6Address": ""}
+                                    "IPv4Address": f"{ep.ip}/{ep.prefixlen}" if ep.ip else "",
+                                    "IPv6Address": f"{ep.ip6}/{ep.prefixlen6}" if ep.ip6 else ""}
                   for ep in endpoints}
     return {
         "Name": net.name, "Id": net.id, "Created": net.created, "Scope": "local", "Driver": net.driver,
-        "EnableIPv4": True, "EnableIPv6": False,
+        "EnableIPv4": True, "EnableIPv6": net.ipv6,
         "IPAM": {"Driver": "default", "Options": net.ipam_options, "Config": config},
         "Internal": net.internal, "Attachable": net.attachable, "Ingress": False,
         "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": containers,

@@ -6,7 +6,10 @@ Terms:
 - *port key*: Docker's ``"80/tcp"`` (``"80"`` means tcp); ``ExposedPorts`` and ``PortBindings`` are
   keyed by it.
 - *request* (:class:`PortRequest`): one host binding asked for: the container port and protocol, the
-  host address (``""`` → the daemon's default, dockerd's ``ip`` key, itself ``0.0.0.0`` by default),
+  host address (``""`` → the daemon's default, dockerd's ``ip`` key, itself ``0.0.0.0`` by default; a
+  request on that default is *implicit*, and on a network with IPv6 it is published on ``::`` too,
+  with the same host port, as Docker 28 does; an IPv6 host address (``[::]``, ``[::1]``) is published
+  only to a container with an IPv6 address),
   and a host port range (``low == high == 0``: any free port, as ``-p 80`` and ``-P`` ask;
   ``low < high``: the first free port of that range, as ``-p 8000-8010:80``).
 - *binding* (:class:`Published`): what was published: both ports and the host address.
@@ -30,6 +33,11 @@ class PortRequest:
     host_ip: str
     low: int
     high: int
+    implicit: bool = False  # the host address is the daemon's default (no HostIp given)
+
+    @property
+    def family(self) -> int:
+        return 6 if ":" in self.host_ip else 4
 
 
 @dataclass(frozen=True)
@@ -83,10 +91,8 @@ def _host_ip(text: str, default_ip: str) -> str:
         address = ipaddress.ip_address(text)
     except ValueError:
         raise InvalidParameter(f"invalid IP address: {text}") from None
-    if address.version == 6:
-        if address.is_unspecified:
-            return ""  # "::": IPv6 only; dockyard's networks are IPv4, the caller skips it
-        raise InvalidParameter(f"invalid host IP {text}: dockyard publishes IPv4 addresses only")
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)  # as dockerd: an IPv4-mapped address is its IPv4 address
     return str(address)
 
 
@@ -102,16 +108,15 @@ def requests(port_bindings: Any, publish_all: bool, exposed: Any, default_ip: st
         for binding in bindings or [{}]:
             if not isinstance(binding, dict):
                 raise InvalidParameter("invalid PortBindings: expected a list of objects")
-            host_ip = _host_ip(str(binding.get("HostIp") or ""), default_ip)
-            if not host_ip:
-                continue
+            given = str(binding.get("HostIp") or "")
+            host_ip = _host_ip(given, default_ip)
             low, high = _host_range(str(binding.get("HostPort") or ""))
-            out.append(PortRequest(port, proto, host_ip, low, high))
+            out.append(PortRequest(port, proto, host_ip, low, high, implicit=not given.strip("[]")))
     if publish_all:
         for key in sorted(exposed or {}, key=parse_key):
             port, proto = parse_key(key)
             if (port, proto) not in bound:
-                out.append(PortRequest(port, proto, default_ip, 0, 0))
+                out.append(PortRequest(port, proto, default_ip, 0, 0, implicit=True))
     return out
 
 

@@ -10,6 +10,7 @@ itself is always an nft DNAT element, never a process.
 from __future__ import annotations
 
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 from dockyard.errors import DockyardError
@@ -18,35 +19,59 @@ from dockyard.networks.firewall import Firewall, PortForward
 from dockyard.networks.ports import PortRequest, Published
 
 
+def targets(req: PortRequest, container_ip: str, container_ip6: str) -> list[tuple[str, str]]:
+    """Where a request is published, as (host address, container address) pairs, Docker 28's rules:
+    an IPv4 host address to the container's IPv4 address; an implicit ``0.0.0.0`` also from ``::`` to
+    its IPv6 address when it has one; an IPv6 host address only to its IPv6 address (none without one:
+    Docker's userland proxy would relay it to the IPv4 address, which nft cannot)."""
+    if req.family == 4:
+        out = [(req.host_ip, container_ip)]
+        if req.implicit and req.host_ip in ("0.0.0.0", "") and container_ip6:
+            out.append(("::", container_ip6))
+        return out
+    return [(req.host_ip, container_ip6)] if container_ip6 else []
+
+
 def choose_ports(fw: Firewall, wanted: list[PortRequest], container_ip: str, userland_proxy: bool,
-                 host_netns: Path = netns.HOST) -> tuple[list[Published], list[PortForward]]:
-    """A host port for each request: the one named, the first free one of a range, or (none named)
-    the firewall's pick; returns what to report and what to publish."""
+                 host_netns: Path = netns.HOST, container_ip6: str = "") -> tuple[list[Published], list[PortForward]]:
+    """A host port for each request — the one named, the first free one of a range, or (none named)
+    the firewall's pick —, the same for each of its :func:`targets`; returns what to report and what
+    to publish."""
     taken_now: dict[str, set[int]] = {"tcp": set(), "udp": set()}
     published: list[Published] = []
     forwards: list[PortForward] = []
+    # ports of ours: the firewall refuses them in Docker's words (the loopback relay holds [::1] of some)
+    ours = {(f.proto, f.host_port) for fs in fw.forwards().values() for f in fs} if userland_proxy else set()
     for req in wanted:
+        pairs = targets(req, container_ip, container_ip6)
+        if not pairs:
+            continue
         if req.low == 0:
-            port = fw.pick_host_port(req.proto, req.host_ip, exclude=taken_now[req.proto])
+            port = fw.pick_host_port(req.proto, req.host_ip, exclude=taken_now[req.proto],
+                                     also_ipv6=len(pairs) > 1 or req.family == 6)
         elif req.low == req.high:
             port = req.low
-            if userland_proxy:
-                check_host_port(req, port, container_ip, host_netns)
+            if userland_proxy and (req.proto, port) not in ours:
+                for host_ip, _ in pairs:
+                    check_host_port(replace(req, host_ip=host_ip), port, container_ip, host_netns)
         else:
-            port = _first_free(fw, req, taken_now[req.proto], container_ip, host_netns)
+            port = _first_free(fw, req, taken_now[req.proto], container_ip, host_netns, [h for h, _ in pairs])
         taken_now[req.proto].add(port)
-        published.append(Published(req.container_port, req.proto, req.host_ip, port))
-        forwards.append(PortForward(req.host_ip, port, container_ip, req.container_port, req.proto))
+        for host_ip, target in pairs:
+            published.append(Published(req.container_port, req.proto, host_ip, port))
+            forwards.append(PortForward(host_ip, port, target, req.container_port, req.proto))
     return published, forwards
 
 
-def _first_free(fw: Firewall, req: PortRequest, exclude: set[int], container_ip: str, host_netns: Path) -> int:
+def _first_free(fw: Firewall, req: PortRequest, exclude: set[int], container_ip: str, host_netns: Path,
+                host_ips: list[str]) -> int:
     used = {(f.proto, f.host_port) for fs in fw.forwards().values() for f in fs}
     for port in range(req.low, req.high + 1):
         if port in exclude or (req.proto, port) in used:
             continue
         try:
-            check_host_port(req, port, container_ip, host_netns)
+            for host_ip in host_ips:
+                check_host_port(replace(req, host_ip=host_ip), port, container_ip, host_netns)
         except DockyardError:
             continue
         return port
@@ -56,10 +81,13 @@ def _first_free(fw: Firewall, req: PortRequest, exclude: set[int], container_ip:
 def check_host_port(req: PortRequest, port: int, container_ip: str, host_netns: Path = netns.HOST) -> None:
     """Refuse a host port a process of the host holds (dockerd's words when its proxy cannot bind)."""
     kind = socket.SOCK_STREAM if req.proto == "tcp" else socket.SOCK_DGRAM
+    family = socket.AF_INET6 if req.family == 6 else socket.AF_INET
 
     def probe() -> bool:
-        with socket.socket(socket.AF_INET, kind) as s:
+        with socket.socket(family, kind) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             try:
                 s.bind((req.host_ip if req.host_ip not in ("", "0.0.0.0") else "0.0.0.0", port))
             except OSError:
@@ -68,5 +96,6 @@ def check_host_port(req: PortRequest, port: int, container_ip: str, host_netns: 
 
     free = probe() if Path(host_netns) == netns.HOST else netns.run_in(host_netns, probe)
     if not free:
-        raise DockyardError(f"failed to bind host port for {req.host_ip}:{port}:{container_ip}:"
+        host = f"[{req.host_ip}]" if req.family == 6 else req.host_ip
+        raise DockyardError(f"failed to bind host port for {host}:{port}:{container_ip}:"
                             f"{req.container_port}/{req.proto}: address already in use")

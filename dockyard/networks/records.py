@@ -6,7 +6,8 @@ Terms:
   ``host``, ``none``). ``driver`` is ``bridge``, ``host`` or ``null`` as in Docker; a bridge network has
   a *bridge* device on the host, a *subnet* and a *gateway* (the bridge's address).
 - *endpoint*: a running container's attachment to one network — the host-side veth, the address
-  inside (``ip``/``prefixlen``), the MAC, the aliases and DNS names. Endpoints exist while the container
+  inside (``ip``/``prefixlen``, and ``ip6``/``prefixlen6`` on a network with IPv6), the MAC, the
+  aliases and DNS names. Endpoints exist while the container
   runs (as in Docker, where a stopped container has none); a network that has any cannot be removed.
 """
 
@@ -37,6 +38,14 @@ class Network:
     options: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     default: bool = False            # one of bridge/host/none, never removed
+    # IPv6 (``--ipv6``): the same as above for the network's IPv6 subnet ("" when it has none)
+    ipv6: bool = False
+    subnet6: str = ""                # "fd5c:1f2e:9a01::/64"
+    gateway6: str = ""               # "fd5c:1f2e:9a01::1"
+    ip_range6: str = ""
+    aux_addresses6: dict[str, str] = field(default_factory=dict)
+    ipam6_configured: bool = False
+    gateway6_given: bool = False
 
     @property
     def predefined(self) -> bool:
@@ -69,6 +78,10 @@ class Endpoint:
     ipam_ip: str = ""                # IPAMConfig.IPv4Address asked for
     links: list[str] = field(default_factory=list)
     upstreams: list[str] = field(default_factory=list)  # where the embedded DNS forwards this container's queries
+    ip6: str = ""                    # the IPv6 address inside ("" on a network without IPv6)
+    prefixlen6: int = 0
+    gateway6: str = ""
+    ipam_ip6: str = ""               # IPAMConfig.IPv6Address asked for
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

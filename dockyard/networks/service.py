@@ -40,6 +40,7 @@ from dockyard.networks.names import NameEntry, NameRegistry
 from dockyard.networks.naming import Naming
 from dockyard.networks.ports import PortRequest, Published
 from dockyard.networks.records import Endpoint, Network, NetworkStore
+from dockyard.networks.relay import LoopbackRelay
 
 log = logging.getLogger("dockyard.networks")
 
@@ -62,6 +63,7 @@ class NetworkOptions:
     default_bind_ip: str = "0.0.0.0"
     userland_proxy: bool = True
     mtu: int = 1500
+    host_id: str = ""  # the engine's ID: where IPv6 subnets come from (ipam.ula_pool); "" = the root's path
 
 
 @dataclass
@@ -70,6 +72,7 @@ class EndpointRequest:
 
     aliases: list[str] = field(default_factory=list)
     ipv4: str = ""
+    ipv6: str = ""
     mac: str = ""
     links: list[str] = field(default_factory=list)
     upstreams: list[str] = field(default_factory=list)  # DNS servers the embedded resolver forwards to
@@ -93,6 +96,8 @@ class NetworkService:
         self._firewall: Firewall | None = None
         self._networks: dict[str, Network] = {}
         self._pools: dict[str, ipam.AddressPool] = {}
+        self._pools6: dict[str, ipam.AddressPool] = {}  # networks with IPv6
+        self.relay = LoopbackRelay(host_netns)  # [::1] of ports published over IPv6 (relay.py)
 
     # -- start-up -----------------------------------------------------------------------------------
 
@@ -124,10 +129,10 @@ class NetworkService:
                 if net.driver == "bridge":
                     self._bring_up(net)
             for ep in self._store.endpoints():
-                pool = self._pools.get(ep.network_id)
-                if pool is not None and ep.ip:
-                    with contextlib.suppress(DockyardError):
-                        pool.allocate(ep.ip)
+                for pool, ip in ((self._pools.get(ep.network_id), ep.ip), (self._pools6.get(ep.network_id), ep.ip6)):
+                    if pool is not None and ip:
+                        with contextlib.suppress(DockyardError):
+                            pool.allocate(ip)
             self._started = True
 
     def _ensure_predefined(self) -> None:
@@ -160,15 +165,35 @@ class NetworkService:
         host = [r for r in netlink.host_routes(netns=self.host_netns) if r not in ours]
         return [*host, *ours]
 
+    def _taken6(self) -> list[ipaddress.IPv6Network]:
+        """:meth:`_taken` for IPv6 subnets."""
+        ours = {ipaddress.IPv6Network(n.subnet6) for n in self._networks.values() if n.subnet6}
+        host = [r for r in netlink.host_routes6(netns=self.host_netns) if r not in ours]
+        return [*host, *ours]
+
+    def _host_id(self) -> str:
+        if self.options.host_id:
+            return self.options.host_id
+        with contextlib.suppress(OSError):
+            return (self.root / "engine-id").read_text().strip()
+        return str(self.root.resolve())
+
     def _bring_up(self, net: Network) -> None:
         subnet = ipaddress.IPv4Network(net.subnet)
+        subnet6 = ipaddress.IPv6Network(net.subnet6) if net.ipv6 and net.subnet6 else None
         mtu = int(net.options.get(MTU_OPT) or self.options.mtu)
-        netlink.ensure_bridge(net.bridge, f"{net.gateway}/{subnet.prefixlen}", mtu, netns=self.host_netns)
+        netlink.ensure_bridge(net.bridge, f"{net.gateway}/{subnet.prefixlen}", mtu,
+                              gateway6_cidr=f"{net.gateway6}/{subnet6.prefixlen}" if subnet6 else None,
+                              netns=self.host_netns)
         assert self._firewall is not None
         self._firewall.add_network(net.bridge, net.subnet, net.internal,
-                                   masquerade=net.options.get(MASQ_OPT, "true") != "false")
+                                   masquerade=net.options.get(MASQ_OPT, "true") != "false",
+                                   subnet6=net.subnet6 if subnet6 else None)
         self._pools[net.id] = ipam.AddressPool(subnet, net.gateway, net.ip_range or None,
                                                allocated=net.aux_addresses.values())
+        if subnet6 is not None:
+            self._pools6[net.id] = ipam.AddressPool(subnet6, net.gateway6 or None, net.ip_range6 or None,
+                                                    allocated=net.aux_addresses6.values())
 
     def cleanup(self, running: set[str]) -> None:
         """Remove what containers that no longer run left (a crash, a kill of the daemon): their
@@ -179,9 +204,11 @@ class NetworkService:
             for ep in self._store.endpoints():
                 if ep.container_id not in running:
                     self._drop_endpoint(ep)
-            for owner in self._firewall.forwards():
+            for owner, forwards in self._firewall.forwards().items():
                 if owner not in running:
                     self._firewall.unpublish(owner)
+                else:
+                    self._serve_relay(owner, forwards)
             # bridges our table knows that no network record names (a crash in the middle of a remove)
             recorded = {n.bridge for n in self._networks.values() if n.bridge}
             for bridge in self._firewall.bridges():
@@ -223,6 +250,7 @@ class NetworkService:
                     log.warning("cannot take the networks down: %s", exc)
             if self._firewall is not None:
                 self._firewall.close()
+            self.relay.close()
 
     def reset(self) -> None:
         """Take down everything this root made on the host: bridges, veths, the nft table (for
@@ -280,22 +308,27 @@ class NetworkService:
             raise Forbidden(f'only one instance of "{driver}" network is allowed')
         if driver != "bridge":
             raise NotFound(f'plugin "{driver}" not found')
-        if body.get("EnableIPv6"):
-            raise InvalidParameter("IPv6 networks are not supported by dockyard yet")
+        if body.get("EnableIPv4") is False:
+            raise InvalidParameter("IPv6-only networks (--ipv4=false) are not supported by dockyard")
+        enable_ipv6 = body.get("EnableIPv6")
+        if enable_ipv6 is None and "com.docker.network.enable_ipv6" in (body.get("Options") or {}):
+            enable_ipv6 = str(body["Options"]["com.docker.network.enable_ipv6"]).lower() in ("1", "true", "t")
         if body.get("Ingress") or body.get("Scope") not in (None, "", "local") or body.get("ConfigOnly") \
                 or (body.get("ConfigFrom") or {}).get("Network"):
             raise InvalidParameter("only local bridge networks are supported by dockyard")
-        options = {str(k): str(v) for k, v in (body.get("Options") or {}).items()}
+        options = {str(k): str(v) for k, v in (body.get("Options") or {}).items()
+                   if k != "com.docker.network.enable_ipv6"}
         labels = {str(k): str(v) for k, v in (body.get("Labels") or {}).items()}
         ipam_body = body.get("IPAM") or {}
         if (ipam_body.get("Driver") or "default") != "default":
             raise NotFound(f'plugin "{ipam_body["Driver"]}" not found')
         configs = [c for c in ipam_body.get("Config") or [] if c]
         v4 = [c for c in configs if ":" not in str(c.get("Subnet") or "")]
+        v6 = [c for c in configs if ":" in str(c.get("Subnet") or "")]
         if len(v4) > 1:
             raise InvalidParameter("dockyard supports one IPv4 subnet per network")
-        if len(configs) > len(v4):
-            raise InvalidParameter("IPv6 networks are not supported by dockyard yet")
+        if len(v6) > 1:
+            raise InvalidParameter("dockyard supports one IPv6 subnet per network")
         mtu = options.get(MTU_OPT)
         if mtu is not None and not (mtu.isdigit() and 68 <= int(mtu) <= 65535):
             raise InvalidParameter(f"invalid MTU: {mtu}")
@@ -309,6 +342,8 @@ class NetworkService:
                           ipam_options=(None if ipam_body.get("Options") is None else
                                         {str(k): str(v) for k, v in ipam_body["Options"].items()}))
             self._address_plan(net, v4[0] if v4 else None)
+            if enable_ipv6:
+                self._address_plan6(net, v6[0] if v6 else None)
             bridge = options.get(BRIDGE_NAME_OPT) or self.naming.user_bridge(net.id)
             if not (0 < len(bridge) <= 15) or any(c in bridge for c in "/ :") or not bridge.isprintable():
                 raise InvalidParameter(f"invalid bridge name: {bridge!r}")
@@ -370,6 +405,56 @@ class NetworkService:
                 raise InvalidParameter(f"no matching subnet for aux-address {text}")
         net.aux_addresses = {str(k): str(v) for k, v in aux.items()}
 
+    def _address_plan6(self, net: Network, config: dict[str, Any] | None) -> None:
+        """The IPv6 subnet, gateway and range of ``net`` (``--ipv6``) from its IPAM config, or a /64 of
+        the ULA pool (Docker 28's), as :meth:`_address_plan` does for IPv4."""
+        ours = [ipaddress.IPv6Network(n.subnet6) for n in self._networks.values() if n.subnet6]
+        config = config or {}
+        if config.get("Subnet"):
+            text = str(config["Subnet"])
+            try:
+                subnet = ipaddress.IPv6Network(text, strict=False)
+            except ValueError:
+                raise InvalidParameter(f"invalid subnet {text}: invalid CIDR block notation") from None
+            if "/" in text and ipaddress.IPv6Interface(text).ip != subnet.network_address:
+                raise InvalidParameter(f"invalid subnet {text}: it should be {subnet}")
+            if subnet.prefixlen > 127:
+                raise InvalidParameter(f"invalid subnet {text}: the prefix is too long for a network")
+            if any(subnet.overlaps(other) for other in ours):
+                raise Forbidden(OVERLAP)
+            net.ipam6_configured = True
+        else:
+            if config.get("Gateway") or config.get("IPRange"):
+                raise InvalidParameter("a gateway or an IP range needs a subnet (--subnet)")
+            subnet = ipam.pick_subnet6(self._taken6(), ipam.ula_pool(self._host_id()))
+        net.gateway6_given = bool(config.get("Gateway"))
+        gateway = str(config.get("Gateway") or "") or ipam.default_gateway(subnet)
+        ip_range = str(config.get("IPRange") or "")
+        for text, what in ((gateway, "gateway"), (ip_range, "range")):
+            if not text:
+                continue
+            try:
+                inside = (ipaddress.IPv6Network(text, strict=False).subnet_of(subnet) if what == "range"
+                          else ipaddress.IPv6Address(text) in subnet)
+            except ValueError:
+                raise InvalidParameter(f"invalid {what}: {text}") from None
+            if not inside:
+                raise InvalidParameter(f"no matching subnet for {what} {text}")
+        aux = config.get("AuxiliaryAddresses") or {}
+        if not isinstance(aux, dict):
+            raise InvalidParameter("invalid AuxiliaryAddresses: expected an object")
+        for key, text in aux.items():
+            try:
+                inside = ipaddress.IPv6Address(str(text)) in subnet
+            except ValueError:
+                raise InvalidParameter(f"invalid auxiliary address {key}={text}") from None
+            if not inside:
+                raise InvalidParameter(f"no matching subnet for aux-address {text}")
+        net.ipv6 = True
+        net.subnet6, net.gateway6 = str(subnet), str(ipaddress.IPv6Address(gateway))
+        net.ip_range6 = str(ipaddress.IPv6Network(ip_range, strict=False)) if ip_range else ""
+        net.aux_addresses6 = {str(k): str(v) for k, v in aux.items()}
+
     def _take_down(self, net: Network) -> None:
         with contextlib.suppress(DockyardError, OSError):
             if self._firewall is not None:
@@ -377,6 +462,7 @@ class NetworkService:
         with contextlib.suppress(DockyardError, OSError):
             netlink.delete_link(net.bridge, netns=self.host_netns)
         self._pools.pop(net.id, None)
+        self._pools6.pop(net.id, None)
 
     def remove(self, ref: str) -> None:
         """``DELETE /networks/{id}``: Docker's errors for predefined networks and networks in use."""
@@ -457,7 +543,15 @@ class NetworkService:
             if self._store.endpoints(network_id=net.id, container_id=container_id):
                 raise Forbidden(f"endpoint with name {container_name} already exists in network {net.name}")
             pool = self._pools[net.id]
+            pool6 = self._pools6.get(net.id)
+            if request.ipv6 and pool6 is None:
+                raise InvalidParameter(f"network {net.name} has no IPv6 (--ip6 needs a network made with --ipv6)")
             ip = pool.allocate(request.ipv4 or None)
+            try:
+                ip6 = pool6.allocate(request.ipv6 or None) if pool6 is not None else ""
+            except BaseException:
+                pool.release(ip)
+                raise
             existing = self._store.endpoints(container_id=container_id)
             ifname = f"eth{len(existing)}"
             host_ifname = self._free_veth_name()
@@ -466,15 +560,23 @@ class NetworkService:
                           endpoint_id=secrets.token_hex(32), ip=ip, prefixlen=prefix, gateway=net.gateway,
                           host_ifname=host_ifname, ifname=ifname, aliases=list(request.aliases),
                           dns_names=list(dns_names), ipam_ip=request.ipv4, links=list(request.links),
-                          upstreams=list(request.upstreams))
+                          upstreams=list(request.upstreams), ipam_ip6=request.ipv6)
+            if pool6 is not None:
+                ep.ip6, ep.prefixlen6, ep.gateway6 = ip6, pool6.subnet.prefixlen, net.gateway6
+            routed = default_route and not net.internal
             try:
                 mtu = int(net.options.get(MTU_OPT) or self.options.mtu)
                 ep.mac = netlink.attach_veth(sandbox, net.bridge, host_ifname, ifname, f"{ip}/{prefix}",
-                                             net.gateway if default_route and not net.internal else None,
-                                             request.mac or None, mtu, host_netns=self.host_netns)
+                                             net.gateway if routed else None,
+                                             request.mac or None, mtu,
+                                             address6_cidr=f"{ip6}/{ep.prefixlen6}" if ip6 else None,
+                                             gateway6=net.gateway6 if routed and ip6 else None,
+                                             host_netns=self.host_netns)
                 self._store.save_endpoint(ep)
             except BaseException:
                 pool.release(ip)
+                if pool6 is not None and ip6:
+                    pool6.release(ip6)
                 with contextlib.suppress(DockyardError, OSError):
                     netlink.detach_veth(host_ifname, netns=self.host_netns)
                 raise
@@ -494,7 +596,8 @@ class NetworkService:
         if net is None or net.default or not ep.dns_names:
             return
         self.names.register(NameEntry(ep.network_id, ep.container_id, tuple(ep.dns_names), ep.ip,
-                                      str(sandbox or self.sandbox_path(ep.container_id)), tuple(ep.upstreams)))
+                                      str(sandbox or self.sandbox_path(ep.container_id)), tuple(ep.upstreams),
+                                      ip6=ep.ip6))
 
     def endpoints(self, container_id: str) -> list[Endpoint]:
         return self.store.endpoints(container_id=container_id)
@@ -523,6 +626,9 @@ class NetworkService:
         pool = self._pools.get(ep.network_id)
         if pool is not None:
             pool.release(ep.ip)
+        pool6 = self._pools6.get(ep.network_id)
+        if pool6 is not None and ep.ip6:
+            pool6.release(ep.ip6)
         self._store.delete_endpoint(ep.network_id, ep.container_id)
 
     def release(self, container_id: str) -> None:
@@ -532,6 +638,7 @@ class NetworkService:
             self.start()
             assert self._store is not None and self._firewall is not None
             self._firewall.unpublish(container_id)
+            self.relay.drop(container_id)
             gone = self._store.endpoints(container_id=container_id)
             for ep in gone:
                 self._drop_endpoint(ep, sandbox_going=True)
@@ -546,15 +653,25 @@ class NetworkService:
     def host_binding_ip(self, net: Network) -> str:
         return net.options.get(HOST_BINDING_OPT) or self.options.default_bind_ip
 
-    def publish(self, container_id: str, container_ip: str, wanted: list[PortRequest]) -> list[Published]:
-        """Publish ``wanted`` to ``container_ip`` for the container, all or none (see :mod:`publishing`)."""
+    def publish(self, container_id: str, container_ip: str, wanted: list[PortRequest],
+                container_ip6: str = "") -> list[Published]:
+        """Publish ``wanted`` to ``container_ip`` (and ``container_ip6``, on a network with IPv6) for
+        the container, all or none (see :mod:`publishing`); the loopback relay serves their ``[::1]``."""
         if not wanted:
             return []
         with self._lock:
             published, forwards = publishing.choose_ports(self.firewall, wanted, container_ip,
-                                                          self.options.userland_proxy, self.host_netns)
+                                                          self.options.userland_proxy, self.host_netns,
+                                                          container_ip6=container_ip6)
             self.firewall.publish(container_id, forwards)
+            self._serve_relay(container_id, forwards)
             return published
+
+    def _serve_relay(self, owner: str, forwards: list[PortForward]) -> None:
+        try:
+            self.relay.serve(owner, forwards)
+        except (OSError, RuntimeError, TimeoutError) as exc:  # [::1] only: the DNAT serves the rest
+            log.warning("loopback relay for %s: %s", owner[:12], exc)
 
     def forwards_of(self, container_id: str) -> list[PortForward]:
         return self.firewall.forwards().get(container_id, [])

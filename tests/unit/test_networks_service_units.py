@@ -81,13 +81,40 @@ def test_port_requests_from_bindings_and_publish_all() -> None:
                           "53/udp": [{"HostPort": "5300-5310"}], "443": None},
                          True, {"80/tcp": {}, "9000/tcp": {}, "53/udp": {}}, default_ip="10.0.0.1")
     assert got == [
-        ports.PortRequest(53, "udp", "10.0.0.1", 5300, 5310),
-        ports.PortRequest(80, "tcp", "10.0.0.1", 8080, 8080),
+        ports.PortRequest(53, "udp", "10.0.0.1", 5300, 5310, implicit=True),
+        ports.PortRequest(80, "tcp", "10.0.0.1", 8080, 8080, implicit=True),
         ports.PortRequest(80, "tcp", "127.0.0.1", 0, 0),
-        ports.PortRequest(443, "tcp", "10.0.0.1", 0, 0),
-        ports.PortRequest(9000, "tcp", "10.0.0.1", 0, 0),
+        ports.PortRequest(443, "tcp", "10.0.0.1", 0, 0, implicit=True),
+        ports.PortRequest(9000, "tcp", "10.0.0.1", 0, 0, implicit=True),
     ]
-    assert ports.requests({"80/tcp": [{"HostIp": "::", "HostPort": "80"}]}, False, None) == []
+    assert ports.requests({"80/tcp": [{"HostIp": "::", "HostPort": "80"}, {"HostIp": "[::1]", "HostPort": "81"},
+                                      {"HostIp": "::ffff:127.0.0.1", "HostPort": "82"}]}, False, None) == [
+        ports.PortRequest(80, "tcp", "::", 80, 80), ports.PortRequest(80, "tcp", "::1", 81, 81),
+        ports.PortRequest(80, "tcp", "127.0.0.1", 82, 82)]
+
+
+def test_port_targets_as_docker_28() -> None:
+    from dockyard.networks.publishing import targets
+
+    implicit = ports.PortRequest(80, "tcp", "0.0.0.0", 8080, 8080, implicit=True)
+    assert targets(implicit, "10.1.0.2", "") == [("0.0.0.0", "10.1.0.2")]
+    assert targets(implicit, "10.1.0.2", "fd01::2") == [("0.0.0.0", "10.1.0.2"), ("::", "fd01::2")]
+    given = ports.PortRequest(80, "tcp", "0.0.0.0", 8080, 8080)  # -p 0.0.0.0:8080:80: IPv4 only
+    assert targets(given, "10.1.0.2", "fd01::2") == [("0.0.0.0", "10.1.0.2")]
+    other_default = ports.PortRequest(80, "tcp", "10.0.0.1", 8080, 8080, implicit=True)  # daemon.json "ip"
+    assert targets(other_default, "10.1.0.2", "fd01::2") == [("10.0.0.1", "10.1.0.2")]
+    v6 = ports.PortRequest(80, "tcp", "::1", 8080, 8080)
+    assert targets(v6, "10.1.0.2", "fd01::2") == [("::1", "fd01::2")]
+    assert targets(v6, "10.1.0.2", "") == []
+
+
+def test_ports_list_the_ipv6_entries_as_docker_28() -> None:
+    published = [ports.Published(80, "tcp", "0.0.0.0", 8080), ports.Published(80, "tcp", "::", 8080)]
+    assert ports.docker_ports({"80/tcp": {}}, published) == {
+        "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}, {"HostIp": "::", "HostPort": "8080"}]}
+    assert ports.summary_ports({"80/tcp": {}}, published) == [
+        {"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"},
+        {"IP": "::", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"}]
 
 
 @pytest.mark.parametrize("bindings, message", [
