@@ -23,6 +23,9 @@ class ScriptRecorder(Firewall):
     def _nft(self, script: str) -> None:
         self.scripts.append(script)
 
+    def _list6(self) -> list[dict[str, Any]] | None:
+        return None  # never the host's nft
+
 
 def test_table_names_per_root() -> None:
     assert table_for_root(Path("/var/lib/dockyard")) == "dockyard"
@@ -137,3 +140,77 @@ def test_elements_are_read_back_from_nft_json() -> None:
     assert fw._networks == {"br-1": _Network("br-1", "172.18.0.0/16", False), "br-2": _Network("br-2", None, True)}
     assert fw._forwards == {"c1": [PortForward("0.0.0.0", 8080, "172.18.0.2", 80, "tcp")],
                             "c2": [PortForward("127.0.0.1", 53, "172.18.0.3", 5353, "udp")]}
+
+
+# -- IPv6 --------------------------------------------------------------------------------------------
+
+def test_ipv6_network_elements_go_to_the_ip6_table_too() -> None:
+    fw = ScriptRecorder()
+    net = _Network("br-6", "172.18.0.0/16", False, ipv6=True, subnet6="fd12:3456:789a::/64")
+    assert fw._network_lines(net, "add") == [
+        'add element ip dockyard_test bridges { "br-6" }',
+        'add element ip dockyard_test same_bridge { "br-6" . "br-6" }',
+        'add element ip dockyard_test masq_subnets { 172.18.0.0/16 comment "br-6" }',
+        'add element ip6 dockyard_test bridges { "br-6" }',
+        'add element ip6 dockyard_test same_bridge { "br-6" . "br-6" }',
+        'add element ip6 dockyard_test masq_subnets { fd12:3456:789a::/64 comment "br-6" }']
+    internal = _Network("br-7", None, True, ipv6=True, subnet6=None)
+    assert [line for line in fw._network_lines(internal, "delete") if " ip6 " in line] == [
+        'delete element ip6 dockyard_test bridges { "br-7" }',
+        'delete element ip6 dockyard_test same_bridge { "br-7" . "br-7" }',
+        'delete element ip6 dockyard_test internal { "br-7" }']
+
+
+def test_ipv6_forwards_go_to_the_ip6_maps() -> None:
+    fw = ScriptRecorder()
+    fw.publish("abc", [PortForward("0.0.0.0", 8080, "172.18.0.2", 80, "tcp"),
+                       PortForward("::", 8080, "fd12::2", 80, "tcp"),
+                       PortForward("::1", 8081, "fd12::2", 81, "tcp")])
+    assert fw.scripts == [
+        'add element ip dockyard_test dnat_any { tcp . 8080 comment "abc" : 172.18.0.2 . 80 }\n'
+        'add element ip6 dockyard_test dnat_any { tcp . 8080 comment "abc" : fd12::2 . 80 }\n'
+        'add element ip6 dockyard_test dnat_addr { ::1 . tcp . 8081 comment "abc" : fd12::2 . 81 }\n'
+        'add element ip dockyard_test hairpin { 172.18.0.2 . 172.18.0.2 }\n'
+        'add element ip6 dockyard_test hairpin { fd12::2 . fd12::2 }\n']
+    # the same port on the other family is another binding; on the same family it is taken
+    with pytest.raises(DockyardError, match=r"Bind for \[::\]:8080 failed: port is already allocated"):
+        fw.publish("def", [PortForward("::", 8080, "fd12::3", 80, "tcp")])
+    with pytest.raises(InvalidParameter):
+        fw.publish("def", [PortForward("", 9000, "fe80::2", 80, "tcp")])  # link-local target
+    with pytest.raises(InvalidParameter):
+        fw.publish("def", [PortForward("10.0.0.1", 9000, "fd12::3", 80, "tcp")])  # v4 host, v6 target
+
+
+def test_ipv6_elements_are_read_back() -> None:
+    fw = ScriptRecorder()
+    v6: list[dict[str, Any]] = [
+        {"table": {"family": "ip6", "name": "dockyard_test", "comment": "x"}},
+        {"set": {"name": "bridges", "elem": ["br-1"]}},
+        {"set": {"name": "masq_subnets", "elem": [
+            {"elem": {"val": {"prefix": {"addr": "fd12::", "len": 64}}, "comment": "br-1"}}]}},
+        {"map": {"name": "dnat_any", "elem": [
+            [{"elem": {"val": {"concat": ["tcp", 8080]}, "comment": "c1"}}, {"concat": ["fd12::2", 80]}]]}},
+        {"map": {"name": "dnat_addr", "elem": [
+            [{"elem": {"val": {"concat": ["::1", "tcp", 8081]}, "comment": "c1"}}, {"concat": ["fd12::2", 81]}]]}},
+    ]
+    v4: list[dict[str, Any]] = [
+        {"set": {"name": "bridges", "elem": ["br-1"]}},
+        {"set": {"name": "masq_subnets", "elem": [
+            {"elem": {"val": {"prefix": {"addr": "172.18.0.0", "len": 16}}, "comment": "br-1"}}]}},
+    ]
+    fw._list = lambda: v4  # type: ignore[method-assign]  # noqa: E731
+    fw._list6 = lambda: v6  # type: ignore[method-assign]  # noqa: E731
+    fw._load()
+    assert fw._networks == {"br-1": _Network("br-1", "172.18.0.0/16", False, ipv6=True, subnet6="fd12::/64")}
+    assert fw._forwards == {"c1": [PortForward("::", 8080, "fd12::2", 80, "tcp"),
+                                   PortForward("::1", 8081, "fd12::2", 81, "tcp")]}
+    assert fw._forwards["c1"][0].shown_host_ip() == "::" and fw._forwards["c1"][1].family == 6
+
+
+def test_the_ip6_table_leaves_loopback_to_the_relay() -> None:
+    from dockyard.networks.firewall import _skeleton6
+
+    script = _skeleton6("dockyard_test")
+    assert script.startswith("table ip6 dockyard_test {")
+    assert "ip6 daddr != ::1 fib daddr type local jump published" in script
+    assert "ip6 saddr @masq_subnets oifname != @bridges masquerade" in script

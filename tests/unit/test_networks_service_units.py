@@ -250,3 +250,31 @@ def test_plan_refuses_as_docker(mode: str, endpoints: dict[str, object] | None, 
                                 message: str) -> None:
     with pytest.raises(InvalidParameter, match=message):
         _plan(mode, endpoints, mac, **host)
+
+
+def test_ipv6_in_the_hosts_file_records_views_and_names() -> None:
+    from dockyard.networks.network_views import to_docker
+
+    hosts = etc_files.hosts_text(etc_files.EtcSettings(hostname="web", ip="172.18.0.2", ip6="fd12::2"))
+    assert hosts.endswith("172.18.0.2\tweb\nfd12::2\tweb\n")
+    net = Network(id="b" * 64, name="six", driver="bridge", created="2026-01-01T00:00:00Z", bridge="br-b",
+                  subnet="10.1.0.0/24", gateway="10.1.0.1", ipv6=True, subnet6="fd12::/64", gateway6="fd12::1")
+    assert Network.from_json(net.to_json()) == net
+    ep = Endpoint(network_id=net.id, container_id="c" * 64, container_name="c", endpoint_id="e" * 64,
+                  ip="10.1.0.2", prefixlen=24, ip6="fd12::2", prefixlen6=64, gateway6="fd12::1")
+    assert Endpoint.from_json(ep.to_json()) == ep
+    shown = to_docker(net, [ep])
+    assert shown["EnableIPv6"] is True
+    assert shown["IPAM"]["Config"] == [{"Subnet": "10.1.0.0/24", "Gateway": "10.1.0.1"},
+                                       {"Subnet": "fd12::/64", "Gateway": "fd12::1"}]
+    assert shown["Containers"]["c" * 64]["IPv6Address"] == "fd12::2/64"
+    given = Network(id="d" * 64, name="given", driver="bridge", created="2026-01-01T00:00:00Z", subnet="10.2.0.0/24",
+                    gateway="10.2.0.1", ipam_configured=True, ipv6=True, subnet6="fd13::/64", gateway6="fd13::1",
+                    ipam6_configured=True, ip_range6="fd13::100/120")
+    assert to_docker(given, [])["IPAM"]["Config"] == [{"Subnet": "10.2.0.0/24"},
+                                                      {"Subnet": "fd13::/64", "IPRange": "fd13::100/120"}]
+    old = Network.from_json('{"id": "x", "name": "old", "driver": "bridge", "created": "t"}')  # a record of before
+    assert old.ipv6 is False and to_docker(old, [])["EnableIPv6"] is False
+    reg = NameRegistry()
+    reg.register(NameEntry(net.id, "c" * 64, ("c",), "10.1.0.2", "/x", ip6="fd12::2"))
+    assert reg.lookup({net.id}, "c") == ["10.1.0.2", "fd12::2"]
