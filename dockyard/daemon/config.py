@@ -5,7 +5,8 @@ Keys known so far (dockerd's names): ``data-root``, ``hosts``, ``log-level``, ``
 ``tls``, ``tlsverify``, ``tlscacert``, ``tlscert``, ``tlskey`` and ``group`` (see
 ``daemon/listeners.py``), ``registry-mirrors``, ``insecure-registries``, ``max-concurrent-downloads``,
 ``max-concurrent-uploads`` (:class:`~dockyard.distribution.endpoints.RegistrySettings`), ``ip`` and
-``userland-proxy`` (:class:`~dockyard.networks.service.NetworkOptions`). An unknown key, or a key given both as a flag and in the file, is an
+``userland-proxy``, ``ipv6`` and ``fixed-cidr-v6`` (the default bridge's IPv6)
+(:class:`~dockyard.networks.service.NetworkOptions`). An unknown key, or a key given both as a flag and in the file, is an
 error, worded as dockerd words it. A flag counts as given when its value is not ``None``
 (``--tls=false`` is given).
 """
@@ -34,7 +35,7 @@ LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
 KNOWN_KEYS = {"data-root", "hosts", "log-level", "debug", "pidfile", "log-driver", "log-opts",
               "tls", "tlsverify", "tlscacert", "tlscert", "tlskey", "group",
               "registry-mirrors", "insecure-registries", "max-concurrent-downloads", "max-concurrent-uploads",
-              "ip", "userland-proxy"}
+              "ip", "userland-proxy", "ipv6", "fixed-cidr-v6"}
 
 
 @dataclass
@@ -121,6 +122,15 @@ def _network_options(merged: dict[str, Any]) -> NetworkOptions:
     proxy = _optional_bool(merged, "userland-proxy")
     if proxy is not None:
         options.userland_proxy = proxy
+    options.ipv6 = bool(_optional_bool(merged, "ipv6"))
+    fixed = merged.get("fixed-cidr-v6")
+    if fixed:
+        import ipaddress
+
+        try:
+            options.fixed_cidr_v6 = str(ipaddress.IPv6Network(str(fixed), strict=False))
+        except ValueError:
+            raise InvalidParameter(f"parse fixed-cidr-v6 failed: invalid CIDR address: {fixed}") from None
     return options
 
 

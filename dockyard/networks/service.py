@@ -64,6 +64,8 @@ class NetworkOptions:
     userland_proxy: bool = True
     mtu: int = 1500
     host_id: str = ""  # the engine's ID: where IPv6 subnets come from (ipam.ula_pool); "" = the root's path
+    ipv6: bool = False  # daemon.json's "ipv6": the default bridge has IPv6 too
+    fixed_cidr_v6: str = ""  # daemon.json's "fixed-cidr-v6": its IPv6 subnet ("": a ULA /64 of the pool)
 
 
 @dataclass
@@ -142,6 +144,8 @@ class NetworkService:
         if bridge is not None and bridge.options.get(HOST_BINDING_OPT) != self.options.default_bind_ip:
             bridge.options[HOST_BINDING_OPT] = self.options.default_bind_ip  # daemon.json's "ip" changed
             self._store.save_network(bridge)
+        if bridge is not None:
+            self._default_bridge_ipv6(bridge)
         for name in PREDEFINED:
             if name in have:
                 continue
@@ -155,8 +159,33 @@ class NetworkService:
                                "com.docker.network.bridge.enable_icc": "true",
                                MASQ_OPT: "true", HOST_BINDING_OPT: self.options.default_bind_ip,
                                BRIDGE_NAME_OPT: net.bridge, MTU_OPT: str(self.options.mtu)}
+                self._networks[net.id] = net
+                self._default_bridge_ipv6(net)
             self._store.save_network(net)
             self._networks[net.id] = net
+
+    def _default_bridge_ipv6(self, bridge: Network) -> None:
+        """The default bridge's IPv6 as daemon.json asks (``ipv6``, ``fixed-cidr-v6``), as dockerd:
+        the subnet ``fixed-cidr-v6`` or a ULA /64 of the pool (kept once picked), the gateway its first
+        address. A change waits while containers are on the bridge (their addresses stay valid)."""
+        assert self._store is not None
+        want = self.options.ipv6
+        fixed = self.options.fixed_cidr_v6
+        same = bridge.ipv6 == want and (not want or not fixed or bridge.subnet6 == fixed)
+        if same:
+            return
+        if self._store.endpoints(network_id=bridge.id):
+            log.warning("the default bridge's IPv6 settings changed: they apply once no container is on it")
+            return
+        had = bridge.ipv6
+        bridge.ipv6, bridge.subnet6, bridge.gateway6 = False, "", ""
+        if had and netlink.link_exists(bridge.bridge, netns=self.host_netns):
+            # IPv6 off flushes the bridge's old IPv6 addresses (on again when it is brought up)
+            netns.run_in(self.host_netns, lambda: netlink.set_ipv6(bridge.bridge, False))
+        if want:
+            self._address_plan6(bridge, {"Subnet": fixed} if fixed else None)
+            bridge.ipam6_configured = False  # shown with its gateway, as dockerd shows it
+        self._store.save_network(bridge)
 
     def _taken(self) -> list[ipaddress.IPv4Network]:
         """Subnets a new network must not overlap: the host's routes and addresses (but our own

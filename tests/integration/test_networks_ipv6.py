@@ -211,3 +211,49 @@ def test_ipv6_survives_a_daemon_restart(fresh_daemon: Daemon, tmp_path: Path) ->
         assert time.monotonic() < deadline
         time.sleep(0.1)
     run(d, "network", "rm", net)
+
+
+def test_default_bridge_ipv6_from_daemon_json(tmp_path: Path, busybox_tar: Path) -> None:
+    config = tmp_path / "daemon.json"
+    config.write_text('{"ipv6": true, "fixed-cidr-v6": "fd42:4242:11::/64"}')
+    d = Daemon(tmp_path / "own", args=("--config-file", str(config)))
+    try:
+        d.import_busybox(busybox_tar)
+        bridge = inspect(d, "network", "bridge")
+        assert bridge["EnableIPv6"] is True
+        assert bridge["IPAM"]["Config"][1] == {"Subnet": "fd42:4242:11::/64", "Gateway": "fd42:4242:11::1"}
+        port = free_port()
+        cid = run(d, "run", "-d", "-p", f"{port}:80", "busybox", "sleep", "600").stdout.strip()
+        settings = inspect(d, "container", cid)["NetworkSettings"]
+        # the top-level fields are the default bridge's, as dockerd fills them
+        assert settings["GlobalIPv6Address"] == "fd42:4242:11::2" and settings["GlobalIPv6PrefixLen"] == 64
+        assert settings["IPv6Gateway"] == "fd42:4242:11::1"
+        assert settings["Networks"]["bridge"]["GlobalIPv6Address"] == "fd42:4242:11::2"
+        assert [b["HostIp"] for b in settings["Ports"]["80/tcp"]] == ["0.0.0.0", "::"]
+        assert run(d, "exec", cid, "ping6", "-c1", "-W3", "fd42:4242:11::1", check=False).returncode == 0
+        run(d, "rm", "-f", cid)
+        # without "ipv6" the next start takes the bridge's IPv6 away (no container is on it)
+        d.stop()
+        config.write_text("{}")
+        d.start()
+        bridge = inspect(d, "network", "bridge")
+        assert bridge["EnableIPv6"] is False and len(bridge["IPAM"]["Config"]) == 1
+        cid = run(d, "run", "-d", "busybox", "sleep", "600").stdout.strip()
+        assert inspect(d, "container", cid)["NetworkSettings"]["GlobalIPv6Address"] == ""
+        assert run(d, "exec", cid, "cat", "/proc/sys/net/ipv6/conf/eth0/disable_ipv6").stdout.strip() == "1"
+        run(d, "rm", "-f", cid)
+        # and back on with another subnet
+        d.stop()
+        config.write_text('{"ipv6": true, "fixed-cidr-v6": "fd42:4242:12::/64"}')
+        d.start()
+        assert inspect(d, "network", "bridge")["IPAM"]["Config"][1]["Subnet"] == "fd42:4242:12::/64"
+        from dockyard.networks.naming import Naming
+
+        on_bridge = subprocess.run(["ip", "-6", "addr", "show", "dev", Naming(d.root / "data").default_bridge],
+                                   capture_output=True, text=True, check=True).stdout
+        assert "fd42:4242:12::1/64" in on_bridge and "fd42:4242:11::" not in on_bridge
+        cid = run(d, "run", "-d", "busybox", "sleep", "600").stdout.strip()
+        assert inspect(d, "container", cid)["NetworkSettings"]["GlobalIPv6Address"] == "fd42:4242:12::2"
+        run(d, "rm", "-f", cid)
+    finally:
+        d.close()

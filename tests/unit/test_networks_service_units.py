@@ -182,6 +182,12 @@ def test_daemon_json_ip_and_userland_proxy(tmp_path: Path) -> None:
     path.write_text('{"userland-proxy": "yes"}')
     with pytest.raises(InvalidParameter, match="userland-proxy: expected true or false"):
         load_config({}, path)
+    path.write_text('{"ipv6": true, "fixed-cidr-v6": "fd42:1::/64"}')
+    options = load_config({}, path).network
+    assert (options.ipv6, options.fixed_cidr_v6) == (True, "fd42:1::/64")
+    path.write_text('{"fixed-cidr-v6": "10.0.0.0/8"}')
+    with pytest.raises(InvalidParameter, match="parse fixed-cidr-v6 failed"):
+        load_config({}, path)
 
 
 class _FakeNetworks:
