@@ -257,3 +257,32 @@ def test_default_bridge_ipv6_from_daemon_json(tmp_path: Path, busybox_tar: Path)
         run(d, "rm", "-f", cid)
     finally:
         d.close()
+
+
+def test_internal_ipv6_live_connect_and_docker_py(daemon: Daemon) -> None:
+    internal, routed = _name("i6"), _name("r6")
+    client = daemon.client()
+    client.networks.create(internal, driver="bridge", internal=True, enable_ipv6=True,
+                           ipam={"Driver": "default", "Config": [{"Subnet": "fd42:4242:13::/64"}]})
+    run(daemon, "network", "create", "--ipv6", "--subnet", "fd42:4242:14::/64", routed)
+    p, q = _name("p"), _name("q")
+    try:
+        assert client.networks.get(internal).attrs["EnableIPv6"] is True
+        for n in (p, q):
+            run(daemon, "run", "-d", "--name", n, "--network", internal, "busybox", "sleep", "600")
+        q6 = inspect(daemon, "container", q)["NetworkSettings"]["Networks"][internal]["GlobalIPv6Address"]
+        assert q6.startswith("fd42:4242:13::")
+        assert run(daemon, "exec", p, "ping6", "-c1", "-W3", q6, check=False).returncode == 0
+        assert "default" not in run(daemon, "exec", p, "ip", "-6", "route").stdout
+        assert run(daemon, "exec", p, "ping6", "-c1", "-W1", "fd42:4242:14::1", check=False).returncode != 0
+        # connected live to a routed network with a fixed address: eth1, reachable by the host
+        run(daemon, "network", "connect", "--ip6", "fd42:4242:14::77", routed, p)
+        got = inspect(daemon, "container", p)["NetworkSettings"]["Networks"][routed]
+        assert got["GlobalIPv6Address"] == "fd42:4242:14::77" and got["IPv6Gateway"] == "fd42:4242:14::1"
+        assert "inet6 fd42:4242:14::77/64" in run(daemon, "exec", p, "ip", "-6", "addr", "show", "dev", "eth1").stdout
+        assert subprocess.run(["busybox", "ping6", "-c1", "-W3", "fd42:4242:14::77"], capture_output=True).returncode == 0
+        run(daemon, "network", "disconnect", routed, p)
+        assert subprocess.run(["busybox", "ping6", "-c1", "-W1", "fd42:4242:14::77"], capture_output=True).returncode != 0
+    finally:
+        run(daemon, "rm", "-f", p, q, check=False)
+        run(daemon, "network", "rm", internal, routed, check=False)
