@@ -79,7 +79,9 @@ def to_docker(net: Network, endpoints: list[Endpoint]) -> dict[str, Any]:
             entry6["IPRange"] = net.ip_range6
         if net.aux_addresses6:
             entry6["AuxiliaryAddresses"] = dict(net.aux_addresses6)
-        config.append(entry6)
+        # dockerd lists the configs given first, then what IPAM picked: a given IPv6 subnet comes
+        # before a picked IPv4 one
+        config = [entry6, *config] if net.ipam6_configured and not net.ipam_configured else [*config, entry6]
     containers = {ep.container_id: {"Name": ep.container_name, "EndpointID": ep.endpoint_id, "MacAddress": ep.mac,
                                     "IPv4Address": f"{ep.ip}/{ep.prefixlen}" if ep.ip else "",
                                     "IPv6Address": f"{ep.ip6}/{ep.prefixlen6}" if ep.ip6 else ""}

@@ -279,6 +279,10 @@ def test_ipv6_in_the_hosts_file_records_views_and_names() -> None:
                     ipam6_configured=True, ip_range6="fd13::100/120")
     assert to_docker(given, [])["IPAM"]["Config"] == [{"Subnet": "10.2.0.0/24"},
                                                       {"Subnet": "fd13::/64", "IPRange": "fd13::100/120"}]
+    v6_given = Network(id="e" * 64, name="v6given", driver="bridge", created="", subnet="172.20.0.0/16",
+                       gateway="172.20.0.1", ipv6=True, subnet6="fd14::/64", gateway6="fd14::1", ipam6_configured=True)
+    assert to_docker(v6_given, [])["IPAM"]["Config"] == [{"Subnet": "fd14::/64"},
+                                                         {"Subnet": "172.20.0.0/16", "Gateway": "172.20.0.1"}]
     old = Network.from_json('{"id": "x", "name": "old", "driver": "bridge", "created": "t"}')  # a record of before
     assert old.ipv6 is False and to_docker(old, [])["EnableIPv6"] is False
     reg = NameRegistry()
