@@ -37,7 +37,9 @@ Terms:
   its IPv6 subnet masqueraded, published ports whose container address is IPv6 in its DNAT maps. The
   host's own connections to ``[::1]`` are not DNATed (the kernel drops a packet from ``::1`` leaving
   by another link, and IPv6 has no ``route_localnet``): the network service's loopback relay
-  (:mod:`relay`) serves those, one relay for every port.
+  (:mod:`relay`) serves those, one relay for every port. An IPv6 host address published to an IPv4
+  container (*proxied*, as dockerd's userland proxy does it) is served by that relay alone; the ip6
+  table's ``proxy6`` set only records it (owner in the comment), so it is read back after a restart.
 
 Every nft command runs in the namespace the firewall was made for (``netns=``, default the daemon's
 own), never "wherever the caller is": through libnftables (the library behind ``nft``, loaded with
@@ -88,16 +90,27 @@ class PortForward:
     proto: Literal["tcp", "udp"]
 
     def any_address(self) -> bool:
-        return self.host_ip in ANY or (self.family == 6 and self.host_ip == "::")
+        return self.host_ip in ANY or (self.host_family == 6 and self.host_ip == "::")
 
     @property
     def family(self) -> int:
-        """6 when the container's address is IPv6 (the binding lives in the ``ip6`` table), else 4."""
+        """6 when the container's address is IPv6, else 4."""
         return 6 if ":" in self.container_ip else 4
+
+    @property
+    def host_family(self) -> int:
+        """The host address's family (``""`` is the container's)."""
+        return 6 if ":" in self.host_ip else 4 if self.host_ip else self.family
+
+    @property
+    def proxied(self) -> bool:
+        """An IPv6 host address to an IPv4 container: no DNAT can do it; the relay serves it (as
+        dockerd's userland proxy does), and the ip6 table's ``proxy6`` set records it."""
+        return self.host_family == 6 and self.family == 4
 
     def shown_host_ip(self) -> str:
         """The host address as Docker shows it: ``0.0.0.0`` / ``::`` for every address."""
-        return ("0.0.0.0" if self.family == 4 else "::") if self.any_address() else self.host_ip
+        return ("0.0.0.0" if self.host_family == 4 else "::") if self.any_address() else self.host_ip
 
 
 def _validate(binding: PortForward) -> None:
@@ -106,15 +119,20 @@ def _validate(binding: PortForward) -> None:
     for port in (binding.host_port, binding.container_port):
         if not 1 <= int(port) <= 65535:
             raise InvalidParameter(f"invalid port: {port}")
-    kind: type[ipaddress.IPv4Address] | type[ipaddress.IPv6Address] = (
-        ipaddress.IPv6Address if binding.family == 6 else ipaddress.IPv4Address)
-    for address in ((binding.container_ip,) + (() if binding.any_address() else (binding.host_ip,))):
+    checks = [(binding.container_ip, binding.family)]
+    if not binding.any_address():
+        checks.append((binding.host_ip, binding.host_family))
+    for address, family in checks:
+        kind: type[ipaddress.IPv4Address] | type[ipaddress.IPv6Address] = (
+            ipaddress.IPv6Address if family == 6 else ipaddress.IPv4Address)
         try:
             parsed = kind(address)
         except ipaddress.AddressValueError:
-            raise InvalidParameter(f"invalid IPv{binding.family} address: {address}") from None
+            raise InvalidParameter(f"invalid IPv{family} address: {address}") from None
         if parsed.is_link_local and address == binding.container_ip:
             raise InvalidParameter(f"invalid container address: {address} is link-local")
+    if binding.family == 6 and binding.host_family == 4:
+        raise InvalidParameter(f"invalid binding: IPv4 host address {binding.host_ip} to IPv6 {binding.container_ip}")
 
 
 def _quote(text: str) -> str:
@@ -187,6 +205,7 @@ def _skeleton6(table: str) -> str:
   set hairpin {{ type ipv6_addr . ipv6_addr; }}
   map dnat_any {{ type inet_proto . inet_service : ipv6_addr . inet_service; }}
   map dnat_addr {{ type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; }}
+  set proxy6 {{ type ipv6_addr . inet_proto . inet_service . ipv4_addr . inet_service; }}
   chain published {{
     dnat to ip6 daddr . meta l4proto . th dport map @dnat_addr
     dnat to meta l4proto . th dport map @dnat_any
@@ -408,6 +427,12 @@ class Firewall:
                         network(bridge).subnet6 = text
                     else:
                         network(bridge).subnet = text
+            elif name == "proxy6":
+                for element in elements:
+                    value, owner = _unwrap(element)
+                    host_ip, proto, port, container_ip, container_port = value["concat"]
+                    forwards.setdefault(owner, []).append(
+                        PortForward(host_ip, int(port), container_ip, int(container_port), _proto(proto)))
             elif name in ("dnat_any", "dnat_addr"):
                 for key, data in elements:
                     value, owner = _unwrap(key)
@@ -477,7 +502,11 @@ class Firewall:
         for b in bindings:
             table = f"{FAMILIES[b.family]} {self.table}"
             data = f" comment {_quote(owner)} : {b.container_ip} . {b.container_port}" if verb == "add" else ""
-            if b.any_address():
+            if b.proxied:
+                comment = f" comment {_quote(owner)}" if verb == "add" else ""
+                lines.append(f"{verb} element ip6 {self.table} proxy6 {{ {b.shown_host_ip()} . {b.proto} . "
+                             f"{b.host_port} . {b.container_ip} . {b.container_port}{comment} }}")
+            elif b.any_address():
                 lines.append(f"{verb} element {table} dnat_any {{ {b.proto} . {b.host_port}{data} }}")
             else:
                 lines.append(f"{verb} element {table} dnat_addr "
@@ -548,15 +577,15 @@ class Firewall:
             taken = [f for fs in forwards.values() for f in fs]
             for i, binding in enumerate(bindings):
                 for other in taken + bindings[:i]:
-                    if (other.proto, other.host_port, other.family) == (
-                            binding.proto, binding.host_port, binding.family) and (
+                    if (other.proto, other.host_port, other.host_family) == (
+                            binding.proto, binding.host_port, binding.host_family) and (
                             other.any_address() or binding.any_address() or other.host_ip == binding.host_ip):
                         host_ip = binding.shown_host_ip()
-                        host_ip = f"[{host_ip}]" if binding.family == 6 else host_ip
+                        host_ip = f"[{host_ip}]" if binding.host_family == 6 else host_ip
                         raise DockyardError(f"Bind for {host_ip}:{binding.host_port} failed: "
                                             "port is already allocated")
             lines = self._forward_lines(owner, bindings, "add")
-            lines += self._hairpin_lines({b.container_ip for b in bindings}, "add")
+            lines += self._hairpin_lines({b.container_ip for b in bindings if not b.proxied}, "add")
             self._nft("\n".join(lines) + "\n")
             forwards.setdefault(owner, []).extend(bindings)
 
@@ -567,9 +596,9 @@ class Firewall:
             gone = forwards.pop(owner, [])
             if not gone:
                 return
-            still = {f.container_ip for fs in forwards.values() for f in fs}
+            still = {f.container_ip for fs in forwards.values() for f in fs if not f.proxied}
             lines = self._forward_lines(owner, gone, "delete")
-            lines += self._hairpin_lines({b.container_ip for b in gone} - still, "delete")
+            lines += self._hairpin_lines({b.container_ip for b in gone if not b.proxied} - still, "delete")
             try:
                 self._nft("\n".join(lines) + "\n")
             except DockyardError:

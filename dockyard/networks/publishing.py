@@ -19,21 +19,26 @@ from dockyard.networks.firewall import Firewall, PortForward
 from dockyard.networks.ports import PortRequest, Published
 
 
-def targets(req: PortRequest, container_ip: str, container_ip6: str) -> list[tuple[str, str]]:
+def targets(req: PortRequest, container_ip: str, container_ip6: str, proxy_6to4: bool = False) -> list[tuple[str, str]]:
     """Where a request is published, as (host address, container address) pairs, Docker 28's rules:
     an IPv4 host address to the container's IPv4 address; an implicit ``0.0.0.0`` also from ``::`` to
-    its IPv6 address when it has one; an IPv6 host address only to its IPv6 address (none without one:
-    Docker's userland proxy would relay it to the IPv4 address, which nft cannot)."""
+    its IPv6 address when it has one; an IPv6 host address to its IPv6 address. A container without an
+    IPv6 address gets the IPv6 ones at its IPv4 address when ``proxy_6to4`` (dockerd's userland proxy,
+    on by default, on a host with IPv6: the relay serves them) for TCP, else none."""
+    relay_to_v4 = proxy_6to4 and not container_ip6 and req.proto == "tcp"
     if req.family == 4:
         out = [(req.host_ip, container_ip)]
-        if req.implicit and req.host_ip in ("0.0.0.0", "") and container_ip6:
-            out.append(("::", container_ip6))
+        if req.implicit and req.host_ip in ("0.0.0.0", "") and (container_ip6 or relay_to_v4):
+            out.append(("::", container_ip6 or container_ip))
         return out
-    return [(req.host_ip, container_ip6)] if container_ip6 else []
+    if container_ip6:
+        return [(req.host_ip, container_ip6)]
+    return [(req.host_ip, container_ip)] if relay_to_v4 else []
 
 
 def choose_ports(fw: Firewall, wanted: list[PortRequest], container_ip: str, userland_proxy: bool,
-                 host_netns: Path = netns.HOST, container_ip6: str = "") -> tuple[list[Published], list[PortForward]]:
+                 host_netns: Path = netns.HOST, container_ip6: str = "",
+                 proxy_6to4: bool = False) -> tuple[list[Published], list[PortForward]]:
     """A host port for each request — the one named, the first free one of a range, or (none named)
     the firewall's pick —, the same for each of its :func:`targets`; returns what to report and what
     to publish."""
@@ -43,12 +48,12 @@ def choose_ports(fw: Firewall, wanted: list[PortRequest], container_ip: str, use
     # ports of ours: the firewall refuses them in Docker's words (the loopback relay holds [::1] of some)
     ours = {(f.proto, f.host_port) for fs in fw.forwards().values() for f in fs} if userland_proxy else set()
     for req in wanted:
-        pairs = targets(req, container_ip, container_ip6)
+        pairs = targets(req, container_ip, container_ip6, proxy_6to4 and userland_proxy)
         if not pairs:
             continue
         if req.low == 0:
             port = fw.pick_host_port(req.proto, req.host_ip, exclude=taken_now[req.proto],
-                                     also_ipv6=len(pairs) > 1 or req.family == 6)
+                                     also_ipv6=any(":" in host for host, _ in pairs))
         elif req.low == req.high:
             port = req.low
             if userland_proxy and (req.proto, port) not in ours:

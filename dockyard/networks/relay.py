@@ -8,7 +8,11 @@ Terms:
 - *relay*: one thread of the daemon with an asyncio loop of its own, serving every such port (no
   process per port, unlike dockerd's ``docker-proxy``): a listener on ``[::1]:<host port>`` for each
   published TCP port whose host address is ``::`` or ``::1`` and whose container address is IPv6; a
-  connection to it is joined to ``[<container address>]:<container port>``. UDP is not relayed.
+  connection to it is joined to ``[<container address>]:<container port>``.
+- *proxied* port (``PortForward.proxied``): an IPv6 host address (``::`` by default) published to a
+  container with no IPv6 address, as dockerd's userland proxy publishes it: no DNAT can cross the
+  families, so the relay listens on that address (``[::]``: every IPv6 address of the host) and joins
+  each connection to the container's IPv4 address. UDP is not relayed (nor published so).
 - Its sockets are made in the namespace the relay is given (the daemon's, by default), so its
   listeners and its connections to containers are the host's.
 
@@ -37,8 +41,17 @@ CHUNK = 64 * 1024
 
 
 def relayed(forward: PortForward) -> bool:
-    """Whether the relay serves ``forward``: TCP, IPv6, on every host address or ``::1``."""
-    return forward.proto == "tcp" and forward.family == 6 and (forward.any_address() or forward.host_ip == LOOPBACK6)
+    """Whether the relay serves ``forward``: TCP, and proxied or IPv6 on every host address or ``::1``."""
+    return forward.proto == "tcp" and (forward.proxied or (
+        forward.family == 6 and (forward.any_address() or forward.host_ip == LOOPBACK6)))
+
+
+def listen_address(forward: PortForward) -> str:
+    """Where the relay listens for ``forward``: its host address when proxied (``::`` for every one),
+    else ``::1`` (the DNAT serves the others)."""
+    if forward.proxied:
+        return "::" if forward.any_address() else forward.host_ip
+    return LOOPBACK6
 
 
 class LoopbackRelay:
@@ -121,12 +134,14 @@ class LoopbackRelay:
         made: list[asyncio.Server] = []
         for forward in forwards:
             sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            where = listen_address(forward)
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind((LOOPBACK6, forward.host_port))
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind((where, forward.host_port))
             except OSError as exc:
                 sock.close()
-                log.warning("loopback relay: cannot listen on [::1]:%d: %s", forward.host_port, exc)
+                log.warning("loopback relay: cannot listen on [%s]:%d: %s", where, forward.host_port, exc)
                 continue
             target = (forward.container_ip, forward.container_port)
 

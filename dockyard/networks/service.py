@@ -24,6 +24,7 @@ import contextlib
 import ipaddress
 import logging
 import secrets
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -100,6 +101,7 @@ class NetworkService:
         self._pools: dict[str, ipam.AddressPool] = {}
         self._pools6: dict[str, ipam.AddressPool] = {}  # networks with IPv6
         self.relay = LoopbackRelay(host_netns)  # [::1] of ports published over IPv6 (relay.py)
+        self._v6_listenable: bool | None = None
 
     # -- start-up -----------------------------------------------------------------------------------
 
@@ -691,10 +693,26 @@ class NetworkService:
         with self._lock:
             published, forwards = publishing.choose_ports(self.firewall, wanted, container_ip,
                                                           self.options.userland_proxy, self.host_netns,
-                                                          container_ip6=container_ip6)
+                                                          container_ip6=container_ip6,
+                                                          proxy_6to4=self._ipv6_listenable())
             self.firewall.publish(container_id, forwards)
             self._serve_relay(container_id, forwards)
             return published
+
+    def _ipv6_listenable(self) -> bool:
+        """Whether the host namespace can listen on IPv6 (dockerd's ``IsV6Listenable``): only then
+        is a port published on ``::`` by default. Asked once."""
+        if self._v6_listenable is None:
+            def probe() -> bool:
+                try:
+                    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+                        s.bind(("::1", 0))
+                    return True
+                except OSError:
+                    return False
+
+            self._v6_listenable = netns.run_in(self.host_netns, probe)
+        return self._v6_listenable
 
     def _serve_relay(self, owner: str, forwards: list[PortForward]) -> None:
         try:

@@ -187,14 +187,17 @@ def test_published_tcp_and_udp_from_host_loopback(daemon: Daemon, tmp_path: Path
     try:
         assert wait_http(f"http://127.0.0.1:{tcp}/index.html") == "hello through -p\n"
         ports = inspect(daemon, "container", name)["NetworkSettings"]["Ports"]
-        assert ports["80/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": str(tcp)}]
+        # as Docker 28 with its userland proxy: [::] too, served by the relay at the IPv4 address
+        assert ports["80/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": str(tcp)}, {"HostIp": "::", "HostPort": str(tcp)}]
+        assert wait_http(f"http://[::1]:{tcp}/index.html") == "hello through -p\n"
         random_port = int(ports["8081/tcp"][0]["HostPort"])
-        assert random_port > 1024
+        assert random_port > 1024 and ports["8081/tcp"][1] == {"HostIp": "::", "HostPort": str(random_port)}
         assert inspect(daemon, "container", listener)["NetworkSettings"]["Ports"]["5353/udp"] == [
             {"HostIp": "127.0.0.1", "HostPort": str(udp)}]
         shown = run(daemon, "port", name).stdout.splitlines()
         assert f"80/tcp -> 0.0.0.0:{tcp}" in shown and f"8081/tcp -> 0.0.0.0:{random_port}" in shown
-        assert run(daemon, "port", name, "80").stdout.strip() == f"0.0.0.0:{tcp}"
+        assert f"80/tcp -> [::]:{tcp}" in shown
+        assert run(daemon, "port", name, "80").stdout.split() == [f"0.0.0.0:{tcp}", f"[::]:{tcp}"]
         listed = json.loads(run(daemon, "ps", "--filter", f"name={name}", "--format", "{{json .}}").stdout)
         assert f"0.0.0.0:{tcp}->80/tcp" in listed["Ports"]
         deadline = time.monotonic() + 10
@@ -382,6 +385,7 @@ def test_restart_keeps_networks_addresses_and_ports(fresh_daemon: Daemon, tmp_pa
     assert after["Networks"][net_name]["IPAddress"] == before["Networks"][net_name]["IPAddress"]
     assert after["Ports"] == before["Ports"] and after["SandboxKey"] == before["SandboxKey"]
     assert wait_http(f"http://127.0.0.1:{port}/") == "still here\n"
+    assert wait_http(f"http://[::1]:{port}/") == "still here\n"  # the relay serves [::] again
     shown = inspect(d, "network", net_name)
     assert list(shown["Containers"]) == [inspect(d, "container", web)["Id"]]
     # the dead container's port, endpoint and namespace are gone
@@ -500,7 +504,8 @@ def test_host_ports_held_ranges_and_daemon_json(daemon: Daemon, tmp_path: Path,
         run(daemon, "run", "-d", "--name", name, "-p", f"{port}-{port + 1}:80", "busybox", "sleep", "600")
         try:
             ports = inspect(daemon, "container", name)["NetworkSettings"]["Ports"]
-            assert ports["80/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": str(port + 1)}]
+            assert ports["80/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": str(port + 1)},
+                                       {"HostIp": "::", "HostPort": str(port + 1)}]
         finally:
             run(daemon, "rm", "-f", name)
         # daemon.json: "ip" is the default host address, and without the proxy the held port is not checked

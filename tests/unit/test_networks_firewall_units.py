@@ -92,7 +92,8 @@ def test_the_same_port_for_another_protocol_or_address_is_free() -> None:
     PortForward("", 0, "172.18.0.2", 80, "tcp"),
     PortForward("", 80, "172.18.0.2", 70000, "tcp"),
     PortForward("", 80, "172.18.0.2", 80, "sctp"),  # type: ignore[arg-type]
-    PortForward("::", 80, "172.18.0.2", 80, "tcp"),
+    PortForward("10.0.0.1", 80, "fd12::2", 80, "tcp"),
+    PortForward("::zz", 80, "172.18.0.2", 80, "tcp"),
     PortForward("", 80, "fe80::1", 80, "tcp"),
 ])
 def test_bindings_are_checked(bad: PortForward) -> None:
@@ -214,3 +215,28 @@ def test_the_ip6_table_leaves_loopback_to_the_relay() -> None:
     assert script.startswith("table ip6 dockyard_test {")
     assert "ip6 daddr != ::1 fib daddr type local jump published" in script
     assert "ip6 saddr @masq_subnets oifname != @bridges masquerade" in script
+
+
+def test_ipv6_host_to_ipv4_container_is_recorded_for_the_relay() -> None:
+    fw = ScriptRecorder()
+    proxied = PortForward("::", 8080, "172.18.0.2", 80, "tcp")
+    assert proxied.proxied and proxied.host_family == 6 and proxied.any_address() and proxied.shown_host_ip() == "::"
+    fw.publish("abc", [PortForward("0.0.0.0", 8080, "172.18.0.2", 80, "tcp"), proxied])
+    assert fw.scripts == [
+        'add element ip dockyard_test dnat_any { tcp . 8080 comment "abc" : 172.18.0.2 . 80 }\n'
+        'add element ip6 dockyard_test proxy6 { :: . tcp . 8080 . 172.18.0.2 . 80 comment "abc" }\n'
+        'add element ip dockyard_test hairpin { 172.18.0.2 . 172.18.0.2 }\n']
+    with pytest.raises(DockyardError, match=r"Bind for \[::\]:8080 failed: port is already allocated"):
+        fw.publish("def", [PortForward("::", 8080, "fd12::3", 80, "tcp")])
+    fw.scripts.clear()
+    fw.unpublish("abc")
+    assert fw.scripts == [
+        "delete element ip dockyard_test dnat_any { tcp . 8080 }\n"
+        "delete element ip6 dockyard_test proxy6 { :: . tcp . 8080 . 172.18.0.2 . 80 }\n"
+        "delete element ip dockyard_test hairpin { 172.18.0.2 . 172.18.0.2 }\n"]
+    v6: list[dict[str, Any]] = [{"set": {"name": "proxy6", "elem": [
+        {"elem": {"val": {"concat": ["::1", "tcp", 8081, "172.18.0.3", 81]}, "comment": "c9"}}]}}]
+    fw._list = lambda: []  # type: ignore[method-assign]  # noqa: E731
+    fw._list6 = lambda: v6  # type: ignore[method-assign]  # noqa: E731
+    fw._load()
+    assert fw._forwards == {"c9": [PortForward("::1", 8081, "172.18.0.3", 81, "tcp")]}

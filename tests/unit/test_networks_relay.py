@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from dockyard.networks.firewall import PortForward
-from dockyard.networks.relay import LoopbackRelay, relayed
+from dockyard.networks.relay import LoopbackRelay, listen_address, relayed
 
 
 def _free_port6() -> int:
@@ -25,6 +25,10 @@ def test_what_the_relay_serves() -> None:
     assert not relayed(PortForward("fd00::2", 8080, "fd12::2", 80, "tcp"))  # the DNAT serves it
     assert not relayed(PortForward("::", 8080, "fd12::2", 80, "udp"))
     assert not relayed(PortForward("0.0.0.0", 8080, "172.18.0.2", 80, "tcp"))  # 127.0.0.1: route_localnet
+    proxied = PortForward("::", 8080, "172.18.0.2", 80, "tcp")  # dockerd's userland proxy's 6-to-4
+    assert relayed(proxied) and listen_address(proxied) == "::"
+    assert listen_address(PortForward("fd00::2", 8080, "172.18.0.2", 80, "tcp")) == "fd00::2"
+    assert listen_address(PortForward("::", 8080, "fd12::2", 80, "tcp")) == "::1"
 
 
 def test_a_round_trip_and_the_listeners_go_with_drop() -> None:

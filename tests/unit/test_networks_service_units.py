@@ -106,6 +106,13 @@ def test_port_targets_as_docker_28() -> None:
     v6 = ports.PortRequest(80, "tcp", "::1", 8080, 8080)
     assert targets(v6, "10.1.0.2", "fd01::2") == [("::1", "fd01::2")]
     assert targets(v6, "10.1.0.2", "") == []
+    # dockerd's userland proxy (on by default, the host having IPv6): IPv6 to an IPv4-only container, TCP
+    assert targets(implicit, "10.1.0.2", "", proxy_6to4=True) == [("0.0.0.0", "10.1.0.2"), ("::", "10.1.0.2")]
+    assert targets(v6, "10.1.0.2", "", proxy_6to4=True) == [("::1", "10.1.0.2")]
+    assert targets(implicit, "10.1.0.2", "fd01::2", proxy_6to4=True) == [("0.0.0.0", "10.1.0.2"), ("::", "fd01::2")]
+    udp = ports.PortRequest(53, "udp", "0.0.0.0", 53, 53, implicit=True)
+    assert targets(udp, "10.1.0.2", "", proxy_6to4=True) == [("0.0.0.0", "10.1.0.2")]
+    assert targets(given, "10.1.0.2", "", proxy_6to4=True) == [("0.0.0.0", "10.1.0.2")]
 
 
 def test_ports_list_the_ipv6_entries_as_docker_28() -> None:
