@@ -24,8 +24,8 @@ def targets(req: PortRequest, container_ip: str, container_ip6: str, proxy_6to4:
     an IPv4 host address to the container's IPv4 address; an implicit ``0.0.0.0`` also from ``::`` to
     its IPv6 address when it has one; an IPv6 host address to its IPv6 address. A container without an
     IPv6 address gets the IPv6 ones at its IPv4 address when ``proxy_6to4`` (dockerd's userland proxy,
-    on by default, on a host with IPv6: the relay serves them) for TCP, else none."""
-    relay_to_v4 = proxy_6to4 and not container_ip6 and req.proto == "tcp"
+    on by default, on a host with IPv6: the relay serves them), else none."""
+    relay_to_v4 = proxy_6to4 and not container_ip6
     if req.family == 4:
         out = [(req.host_ip, container_ip)]
         if req.implicit and req.host_ip in ("0.0.0.0", "") and (container_ip6 or relay_to_v4):

@@ -286,3 +286,21 @@ def test_internal_ipv6_live_connect_and_docker_py(daemon: Daemon) -> None:
     finally:
         run(daemon, "rm", "-f", p, q, check=False)
         run(daemon, "network", "rm", internal, routed, check=False)
+
+
+def test_udp_on_ipv6_to_an_ipv4_only_container(daemon: Daemon) -> None:
+    from tests.integration.test_networks import NC_MOUNTS
+
+    listener, udp = _name("udp"), free_port()
+    run(daemon, "run", "-d", "--name", listener, "-p", f"{udp}:5353/udp", *NC_MOUNTS,
+        "busybox", "/nc", "-u", "-l", "-k", "5353")
+    try:
+        assert inspect(daemon, "container", listener)["NetworkSettings"]["Ports"]["5353/udp"] == [
+            {"HostIp": "0.0.0.0", "HostPort": str(udp)}, {"HostIp": "::", "HostPort": str(udp)}]
+        deadline = time.monotonic() + 10
+        while "ping-udp6" not in run(daemon, "logs", listener).stdout:
+            assert time.monotonic() < deadline, "the UDP datagram did not arrive over [::1]"
+            subprocess.run(["nc", "-6", "-u", "-w1", "::1", str(udp)], input="ping-udp6\n", capture_output=True,
+                           text=True, timeout=10)
+    finally:
+        run(daemon, "rm", "-f", listener)

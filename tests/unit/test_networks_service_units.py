@@ -111,7 +111,7 @@ def test_port_targets_as_docker_28() -> None:
     assert targets(v6, "10.1.0.2", "", proxy_6to4=True) == [("::1", "10.1.0.2")]
     assert targets(implicit, "10.1.0.2", "fd01::2", proxy_6to4=True) == [("0.0.0.0", "10.1.0.2"), ("::", "fd01::2")]
     udp = ports.PortRequest(53, "udp", "0.0.0.0", 53, 53, implicit=True)
-    assert targets(udp, "10.1.0.2", "", proxy_6to4=True) == [("0.0.0.0", "10.1.0.2")]
+    assert targets(udp, "10.1.0.2", "", proxy_6to4=True) == [("0.0.0.0", "10.1.0.2"), ("::", "10.1.0.2")]
     assert targets(given, "10.1.0.2", "", proxy_6to4=True) == [("0.0.0.0", "10.1.0.2")]
 
 
