@@ -95,3 +95,45 @@ def test_network_shapes_and_errors_as_dockerd(daemon: Daemon, dockerd: Dockerd) 
     assert set(ours["summary"]["NetworkSettings"]["Networks"]) == {ours["network"]["Name"]}
     for case, (status, message) in theirs["errors"].items():
         assert ours["errors"][case][0] == status, (case, ours["errors"][case], (status, message))
+
+
+def _observe_ipv6(host: str, subnet: str, subnet6: str) -> dict[str, Any]:
+    api = docker.APIClient(base_url=host, version="1.41", timeout=60)
+    name = f"cmp6-{secrets.token_hex(3)}"
+    made = api.create_network(name, driver="bridge", enable_ipv6=True, check_duplicate=True,
+                              ipam={"Driver": "default", "Config": [{"Subnet": subnet}, {"Subnet": subnet6}]})
+    out: dict[str, Any] = {}
+    cid = None
+    port = free_port()
+    try:
+        cid = api.create_container("busybox", ["sleep", "600"], ports=[80],
+                                   host_config=api.create_host_config(network_mode=name, port_bindings={80: port}))["Id"]
+        api.start(cid)
+        out["network"] = api.inspect_network(made["Id"])
+        out["settings"] = api.inspect_container(cid)["NetworkSettings"]
+        out["port"] = port
+    finally:
+        if cid:
+            api.remove_container(cid, force=True)
+        api.remove_network(made["Id"])
+    return out
+
+
+def test_ipv6_network_shapes_as_dockerd(daemon: Daemon, dockerd: Dockerd) -> None:  # noqa: F811
+    ours = _observe_ipv6(daemon.host, "10.236.4.0/24", "fd42:4242:21::/64")
+    theirs = _observe_ipv6(dockerd.host, "10.236.3.0/24", "fd42:4242:20::/64")
+    assert ours["network"]["EnableIPv6"] is theirs["network"]["EnableIPv6"] is True
+    assert theirs["network"]["IPAM"]["Config"] == [{"Subnet": "10.236.3.0/24"}, {"Subnet": "fd42:4242:20::/64"}]
+    assert ours["network"]["IPAM"]["Config"] == [{"Subnet": "10.236.4.0/24"}, {"Subnet": "fd42:4242:21::/64"}]
+    (mine,), (other,) = ours["network"]["Containers"].values(), theirs["network"]["Containers"].values()
+    assert (mine["IPv4Address"], mine["IPv6Address"]) == ("10.236.4.2/24", "fd42:4242:21::2/64")
+    assert (other["IPv4Address"], other["IPv6Address"]) == ("10.236.3.2/24", "fd42:4242:20::2/64")
+    (ep,), (their_ep,) = ours["settings"]["Networks"].values(), theirs["settings"]["Networks"].values()
+    for key, mine_v, their_v in (("GlobalIPv6Address", "fd42:4242:21::2", "fd42:4242:20::2"),
+                                 ("IPv6Gateway", "fd42:4242:21::1", "fd42:4242:20::1"),
+                                 ("GlobalIPv6PrefixLen", 64, 64)):
+        assert (ep[key], their_ep[key]) == (mine_v, their_v), key
+    assert ours["settings"]["Ports"]["80/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": str(ours["port"])},
+                                                   {"HostIp": "::", "HostPort": str(ours["port"])}]
+    assert theirs["settings"]["Ports"]["80/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": str(theirs["port"])},
+                                                     {"HostIp": "::", "HostPort": str(theirs["port"])}]
