@@ -155,6 +155,10 @@ def test_published_ports_over_ipv6_and_loopback(daemon: Daemon, tmp_path: Path) 
         via_bridge = subprocess.run(["curl", "-sS", "-g", "--max-time", "5",
                                      f"http://[fd42:4242:10::1]:{port}/index.html"], capture_output=True, text=True)
         assert via_bridge.stdout == "hello over v6\n", via_bridge.stderr
+        # hairpin: the container reaches its own published port through the host's IPv6 address
+        own = run(daemon, "exec", web, "sh", "-c",
+                  f"printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 5 fd42:4242:10::1 {port}")
+        assert own.stdout.endswith("hello over v6\n"), own.stdout
         assert wait_http(f"http://[::1]:{port6}/index.html") == "hello over v6\n"
         assert subprocess.run(["curl", "-sS", "--max-time", "1", f"http://127.0.0.1:{port6}/"],
                               capture_output=True).returncode != 0
