@@ -658,6 +658,12 @@ class Firewall:
             networks, _ = self._state()
             return list(networks)
 
+    def host_ports(self) -> set[tuple[str, int]]:
+        """(proto, host port) of every published port, from what this firewall knows (no read back)."""
+        with self._lock:
+            _, forwards = self._state()
+            return {(f.proto, f.host_port) for fs in forwards.values() for f in fs}
+
     def forwards(self) -> dict[str, list[PortForward]]:
         """Every published port by owner, read back from the kernel (after a restart, say)."""
         with self._lock:

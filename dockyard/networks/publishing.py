@@ -46,7 +46,7 @@ def choose_ports(fw: Firewall, wanted: list[PortRequest], container_ip: str, use
     published: list[Published] = []
     forwards: list[PortForward] = []
     # ports of ours: the firewall refuses them in Docker's words (the loopback relay holds [::1] of some)
-    ours = {(f.proto, f.host_port) for fs in fw.forwards().values() for f in fs} if userland_proxy else set()
+    ours = fw.host_ports() if userland_proxy else set()
     for req in wanted:
         pairs = targets(req, container_ip, container_ip6, proxy_6to4 and userland_proxy)
         if not pairs:
