@@ -15,7 +15,9 @@ Terms:
 - *DNS settings* of a container (``dns_settings(container_id)``): its ``--dns`` servers ([] = the host's
   resolvers, re-read when the host file changes) and whether its resolv.conf options set ndots.
 
-A container on internal networks only forwards nothing (Docker 26+): names not ours get SERVFAIL.
+A container on internal networks only does not forward to the host's resolvers (Docker 26+): names
+not ours get SERVFAIL — but its own ``--dns`` servers are still asked, from its namespace (Docker's
+resolver skips only host-namespace servers when the sandbox has no external access).
 Listener calls come from the service's callers (worker threads), never the daemon's event loop.
 """
 
@@ -130,7 +132,7 @@ class DnsWiring:
         if state.forwards == forwards:
             return
         servers, ndots_set = self._dns_settings(container_id)
-        upstreams: list[str] | None = (servers or None) if forwards else []
+        upstreams: list[str] | None = servers or (None if forwards else [])
         self.dns.attach(container_id, Path(state.netns), self.table.view(lambda: self.networks_of(container_id)),
                         upstreams, ndots_set=ndots_set)
         state.forwards = forwards

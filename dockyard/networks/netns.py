@@ -182,11 +182,15 @@ class Worker:
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` in the worker (inside the namespace) and return its result."""
+        return self.submit(fn).result()
+
+    def submit(self, fn: Callable[[], T]) -> Future[T]:
+        """Queue ``fn`` for the worker (inside the namespace); its result comes in the future."""
         if not self._thread.is_alive():
             raise DockyardError(f"the worker for network namespace {self.path} is closed")
         result: Future[T] = Future()
         self._jobs.put((fn, result))  # type: ignore[arg-type]
-        return result.result()
+        return result
 
     def close(self) -> None:
         if self._thread.is_alive():

@@ -14,16 +14,19 @@ import json
 import secrets
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import dns.exception
 import dns.message
+import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
 import pytest
 
+from dockyard.networks import netns
 from tests.fake_dns import FakeUpstream
 from tests.integration.daemon_harness import Daemon
 
@@ -32,6 +35,7 @@ pytestmark = pytest.mark.root
 EXTERNAL = "external.example."
 EXTERNAL_IP = "192.0.2.44"
 VIA_DNS_FLAG_IP = "192.0.2.55"
+T = TypeVar("T")
 
 
 def _upstream_handler(answer: str) -> Any:
@@ -176,31 +180,74 @@ def test_forwarded_to_host_resolvers_and_to_dns_flag(env: Env, nets: tuple[str, 
     before = len(env.upstream.queries)
     assert lookup(env, c, EXTERNAL.rstrip(".")) == [EXTERNAL_IP]
     assert any(q.question[0].name.to_text().lower() == EXTERNAL for _, q in env.upstream.queries[before:])
-    # --dns: that server instead of the host's (the file still names 127.0.0.11 only)
-    own = _loopback_upstream(VIA_DNS_FLAG_IP)
+    # the host file changing is followed without a restart
+    other = _loopback_upstream("192.0.2.66")
     try:
-        d = _name("fwd")
-        sleeper(env, d, "--network", net_a, "--dns", own.address)
-        assert lookup(env, d, EXTERNAL.rstrip(".")) == [VIA_DNS_FLAG_IP]
-        resolv = docker(env, "exec", d, "cat", "/etc/resolv.conf").stdout
-        assert "nameserver 127.0.0.11\n" in resolv and own.address not in resolv.split("\n\n")[0]
-        assert f"# ExtServers: [{own.address}]" in resolv
-        # the host file changing is followed without a restart
-        other = _loopback_upstream("192.0.2.66")
+        old = env.resolv.read_text()
+        env.resolv.write_text(f"nameserver {other.address}\n")
         try:
-            old = env.resolv.read_text()
-            env.resolv.write_text(f"nameserver {other.address}\n")
-            try:
-                deadline = time.monotonic() + 10
-                while lookup(env, c, EXTERNAL.rstrip(".")) != ["192.0.2.66"]:
-                    assert time.monotonic() < deadline, "the host file's change was not followed"
-                    time.sleep(0.3)
-            finally:
-                env.resolv.write_text(old)
+            deadline = time.monotonic() + 10
+            while lookup(env, c, EXTERNAL.rstrip(".")) != ["192.0.2.66"]:
+                assert time.monotonic() < deadline, "the host file's change was not followed"
+                time.sleep(0.3)
         finally:
-            other.close()
+            env.resolv.write_text(old)
+    finally:
+        other.close()
+
+
+def in_namespace_of(e: Env, container: str, make: Callable[[], T]) -> T:
+    """``make()`` run in a thread that joined ``container``'s network namespace (for sockets there)."""
+    pid = inspect(e, container)["State"]["Pid"]
+    return netns.run_in(Path(f"/proc/{pid}/ns/net"), make)
+
+
+def test_dns_flag_servers_are_asked_from_the_containers_namespace(env: Env, nets: tuple[str, str]) -> None:
+    """``--dns 127.0.0.1``: the embedded server forwards to a resolver on the *container's* loopback
+    (Docker dials ``--dns`` servers inside the sandbox; only the host file's servers are reached from
+    the host's namespace). The resolv.conf names 127.0.0.11 and the server in its comment."""
+    net_a, _ = nets
+    d = _name("fwd")
+    sleeper(env, d, "--network", net_a, "--dns", "127.0.0.1")
+    resolv = docker(env, "exec", d, "cat", "/etc/resolv.conf").stdout
+    assert "nameserver 127.0.0.11\n" in resolv and "127.0.0.1\n" not in resolv.split("\n\n")[0]
+    assert "# ExtServers: [127.0.0.1]" in resolv
+    own = in_namespace_of(env, d, lambda: FakeUpstream("127.0.0.1", 53, _upstream_handler(VIA_DNS_FLAG_IP)))
+    try:
+        assert lookup(env, d, EXTERNAL.rstrip(".")) == [VIA_DNS_FLAG_IP]
+        assert any(q.question[0].name.to_text().lower() == EXTERNAL for _, q in own.queries)
+        assert lookup(env, d, d) == [ip_on(env, d, net_a)]  # names of ours stay ours
+        # over TCP too (busybox asks over UDP: dnspython from inside the namespace)
+        query = dns.message.make_query(EXTERNAL, "A")
+        answer = in_namespace_of(env, d, lambda: dns.query.tcp(query, "127.0.0.11", timeout=5))
+        assert [rd.to_text() for rrset in answer.answer for rd in rrset] == [VIA_DNS_FLAG_IP]
+        assert any(t == "tcp" for t, _ in own.queries)  # a TCP query is forwarded over TCP
     finally:
         own.close()
+    # the host's 127.0.0.1:53 does not answer for it (the daemon's namespace was not asked)
+    try:
+        host_answer = dns.query.udp(dns.message.make_query(EXTERNAL, "A"), "127.0.0.1", timeout=1)
+        assert VIA_DNS_FLAG_IP not in host_answer.to_text()
+    except (OSError, dns.exception.Timeout):
+        pass
+
+
+def test_dns_flag_servers_on_an_internal_network(env: Env) -> None:
+    """A container on internal networks only forwards nothing to the host's resolvers, but its own
+    ``--dns`` servers are still asked from its namespace (Docker's resolver without external access
+    skips only host-namespace servers)."""
+    internal, c = _name("ind"), _name("ind")
+    docker(env, "network", "create", "--internal", internal)
+    try:
+        sleeper(env, c, "--network", internal, "--dns", "127.0.0.1")
+        own = in_namespace_of(env, c, lambda: FakeUpstream("127.0.0.1", 53, _upstream_handler(VIA_DNS_FLAG_IP)))
+        try:
+            assert lookup(env, c, EXTERNAL.rstrip(".")) == [VIA_DNS_FLAG_IP]
+        finally:
+            own.close()
+    finally:
+        docker(env, "rm", "-f", c, check=False)
+        docker(env, "network", "rm", internal, check=False)
 
 
 def test_ndots_set_keeps_unknown_single_labels_home(env: Env, nets: tuple[str, str]) -> None:

@@ -87,6 +87,14 @@ def test_internal_only_forwards_nothing_until_a_routed_network_joins() -> None:
     assert wiring.networks_of("c1") == ["alpha", "front", "back"]
 
 
+def test_internal_only_still_asks_its_own_dns_servers() -> None:
+    """Docker's resolver without external access skips only the host's resolvers: a container's own
+    ``--dns`` servers are asked from its namespace, which cannot reach past an internal network."""
+    registry, dns, _ = make({"c1": (["127.0.0.1"], False)})
+    registry.register(entry("n2", "c1", "db", ip="10.2.0.2"))
+    assert dns.attached["c1"][2] == ["127.0.0.1"]
+
+
 def test_entries_before_the_wiring_are_attached_and_close_stops() -> None:
     registry = NameRegistry()
     registry.register(entry("n1", "c1", "web", ip="10.0.0.2"))
