@@ -10,7 +10,8 @@ Terms:
   create (``NetworkingConfig.EndpointsConfig``) or ``connect``: ``Aliases``, ``IPAMConfig``,
   ``MacAddress``, ``Links``, plus the ``NetworkID``.
 - *live network state* (``Container.net``): what a run got — the sandbox (pinned namespace) path, each
-  endpoint's address, MAC and veth, the published ports. Emptied when the run ends.
+  endpoint's address, MAC and veth, the published ports, whether it has had the embedded resolver
+  (``resolver``). Emptied when the run ends.
 
 Docker's rules kept here: ``--ip`` and ``--network-alias`` need a user-defined network; ports, DNS
 settings, extra hosts, a hostname and a MAC conflict with ``container:`` mode; links write ``/etc/hosts``
@@ -236,7 +237,8 @@ class ContainerNetworking:
                     published = [p.as_dict() for p in svc.publish(c.id, first.ip, wanted)]
                     settings.ip = first.ip
                     files["/etc/hosts"].write_text(etc_files.hosts_text(settings))  # same inode: seen inside
-                c.net = {**c.net, "endpoints": endpoints, "ports": published}
+                c.net = {**c.net, "endpoints": endpoints, "ports": published,
+                         "resolver": any(not net.default for net, _ in nets)}
             except BaseException:
                 self.stop(c)
                 raise
@@ -344,6 +346,14 @@ class ContainerNetworking:
                     env.append(f"{prefix}_ENV_{key}={value}")
         return env
 
+    def recovered(self, c: Container) -> None:
+        """A container still running at a daemon's start: when its run had the embedded resolver
+        (``net["resolver"]``: it joined a user network), the registry keeps it, so the DNS server
+        serves it again even with no user network left (dockerd keeps the sandbox's resolver)."""
+        sandbox = (c.net or {}).get("sandbox")
+        if sandbox and (c.net or {}).get("resolver"):
+            self.networks.names.keep_resolver(c.id, str(sandbox))
+
     def stop(self, c: Container) -> None:
         """The run ended: give back its sandbox, endpoints and ports."""
         if (c.net or {}).get("sandbox"):  # (a run that never got one has nothing to give back)
@@ -384,7 +394,8 @@ class ContainerNetworking:
             request.upstreams = etc_files.upstream_servers(etc_files.host_resolv_conf(self.host_resolv_path), list(c.host_config.get("Dns") or []))
             ep = self.networks.connect(net, c.id, c.name, Path(sandbox), request, default_route=False,
                                        dns_names=self._dns_names(c, net.default, entry))
-            c.net = {**c.net, "endpoints": {**(c.net.get("endpoints") or {}), net.name: self._endpoint_state(ep, net.id)}}
+            c.net = {**c.net, "endpoints": {**(c.net.get("endpoints") or {}), net.name: self._endpoint_state(ep, net.id)},
+                     "resolver": bool(c.net.get("resolver")) or not net.default}
             if not net.default:
                 self._switch_to_embedded_resolv(c)
         c.endpoints_config = {**c.endpoints_config, net.name: entry}

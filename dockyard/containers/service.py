@@ -234,6 +234,9 @@ class ContainerService:
                         self._finish_remove(c, volumes=True)
         # What containers that died meanwhile left: endpoints, ports, namespaces, veths.
         self.networks.cleanup({c.id for c in self._containers.values() if c.state.running})
+        for c in self._containers.values():
+            if c.state.running:
+                self.networking.recovered(c)
         self.restarts.boot(list(self._containers.values()))
 
     def _shim_alive(self, c: Container) -> bool:

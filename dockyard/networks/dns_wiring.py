@@ -7,7 +7,8 @@ Terms:
 - the *table* (``dns_names.NameTable``): what the DNS server reads, keyed by network *name* (Docker's
   ``name.network`` and PTR ``<container>.<network>`` use the network's name).
 - an *attachment*: a container's listeners on 127.0.0.11:53 in its namespace (``EmbeddedDns.attach``),
-  made when its first user-network entry registers and closed by :meth:`DnsWiring.forget` when its run's
+  made when its first user-network entry registers (after a daemon restart also for a container whose
+  registry names a kept resolver, though it has no entry left) and closed by :meth:`DnsWiring.forget` when its run's
   networking is given back (the namespace goes: the listeners must not hold it). As dockerd's resolver,
   it outlives a disconnect from the container's last user network (names not ours are still
   forwarded). The view it is given reads the container's networks at each query, so
@@ -65,6 +66,9 @@ class DnsWiring:
         registry.listeners.append(self._on_change)
         for entry in registry.entries():  # containers still running from before a daemon restart
             self._on_change("register", entry)
+        for container_id, netns in registry.kept_resolvers().items():  # ... and those left without entries
+            if container_id not in self._containers:
+                self._keep(container_id, netns)
 
     def close(self) -> None:
         """Stop following the registry and close every attachment (a daemon's stop; the containers'
@@ -114,6 +118,16 @@ class DnsWiring:
             if state.networks:
                 self._sync(entry.container_id, state)
 
+    def _keep(self, container_id: str, netns: str) -> None:
+        """Attach a container that has no user network now but had the resolver before a daemon
+        restart (it disconnected from its last one): it forwards, as it did."""
+        try:
+            with self._lock:
+                state = self._containers.setdefault(container_id, _Container(netns=netns))
+                self._sync(container_id, state)
+        except (DockyardError, OSError) as exc:
+            log.warning("embedded DNS for container %s: %s", container_id[:12], exc)
+
     def forget(self, container_id: str) -> None:
         """The container's run gave back its networking: close its attachment (nothing when none)."""
         with self._lock:
@@ -128,7 +142,8 @@ class DnsWiring:
 
     def _sync(self, container_id: str, state: _Container) -> None:
         """Attach the container (again when whether it forwards changed); call with the lock held."""
-        forwards = not all(internal for _, internal in state.networks.values())
+        # none left (a disconnect from the last one): it forwards, as it did before the disconnect
+        forwards = not state.networks or not all(internal for _, internal in state.networks.values())
         if state.forwards == forwards:
             return
         servers, ndots_set = self._dns_settings(container_id)

@@ -9,9 +9,14 @@ Terms:
   leaves; *listeners* (``on_change``) are told of both, so a DNS server can start or stop listening in
   a namespace. The default bridge has no entries: as in Docker, names resolve only on user networks.
 
-Wiring a DNS server: the daemon's one registry is ``ContainerService.networks.names``. The entries of
-containers still running from before a daemon restart are registered during ``recover()``; a server
-attached afterwards starts from :meth:`NameRegistry.entries` and then follows the listeners. Lookups
+- *kept resolver*: a running container whose sandbox has had the embedded resolver (it joined a user
+  network) but may have no entry left: as dockerd's, the resolver outlives a disconnect from the
+  last user network, and a daemon restart must serve it again (:meth:`NameRegistry.keep_resolver`).
+
+Wiring a DNS server: the daemon's one registry is ``ContainerService.networks.names``. The entries and
+kept resolvers of containers still running from before a daemon restart are registered during
+``recover()``; a server attached afterwards starts from :meth:`NameRegistry.entries` and
+:meth:`NameRegistry.kept_resolvers`, then follows the listeners. Lookups
 are scoped by the networks of the asking container: ``lookup({network ids of the asker}, name)``.
 """
 
@@ -40,6 +45,7 @@ class NameRegistry:
 
     def __init__(self) -> None:
         self._entries: dict[tuple[str, str], NameEntry] = {}
+        self._kept: dict[str, str] = {}  # container id -> its namespace's path
         self._lock = threading.Lock()
         self.listeners: list[Listener] = []
 
@@ -62,6 +68,20 @@ class NameRegistry:
         with self._lock:
             return [e.ip for (net, _), e in sorted(self._entries.items())
                     if net in network_ids and wanted in (n.lower() for n in e.names)]
+
+    def keep_resolver(self, container_id: str, netns: str) -> None:
+        """The container (running, its namespace at ``netns``) has a kept resolver (see the terms)."""
+        with self._lock:
+            self._kept[container_id] = netns
+
+    def drop_resolver(self, container_id: str) -> None:
+        with self._lock:
+            self._kept.pop(container_id, None)
+
+    def kept_resolvers(self) -> dict[str, str]:
+        """Container id -> namespace path of the kept resolvers."""
+        with self._lock:
+            return dict(self._kept)
 
     def entries(self, container_id: str | None = None) -> list[NameEntry]:
         with self._lock:

@@ -535,6 +535,7 @@ class NetworkService:
             gone = self._store.endpoints(container_id=container_id)
             for ep in gone:
                 self._drop_endpoint(ep, sandbox_going=True)
+            self.names.drop_resolver(container_id)
             netns.remove(self.sandbox_path(container_id))
         for ep in gone:
             net = self._networks.get(ep.network_id)

@@ -399,6 +399,36 @@ def test_daemon_restart_keeps_resolution(env: Env, nets: tuple[str, str]) -> Non
     assert lookup(env, a, "bee") == []
 
 
+def test_daemon_restart_serves_containers_left_without_user_networks(env: Env, nets: tuple[str, str]) -> None:
+    """A daemon killed and started again serves every running container whose sandbox had the
+    resolver, also those that disconnected from their last user network before (dockerd keeps the
+    sandbox's resolver): one started on a user network, one started on the default bridge and
+    connected to one (its resolv.conf rewritten to 127.0.0.11). A default-bridge container that never
+    joined one gets none."""
+    net_a, _ = nets
+    a, b, plain = _name("ka"), _name("kb"), _name("kp")
+    sleeper(env, a, "--network", net_a)
+    sleeper(env, b)
+    sleeper(env, plain)
+    docker(env, "network", "connect", net_a, b)
+    docker(env, "network", "disconnect", net_a, a)
+    docker(env, "network", "disconnect", net_a, b)
+    for c in (a, b):
+        assert lookup(env, c, EXTERNAL.rstrip(".")) == [EXTERNAL_IP]
+    env.d.kill9()
+    env.d.start()
+    for c in (a, b):
+        assert "nameserver 127.0.0.11\n" in docker(env, "exec", c, "cat", "/etc/resolv.conf").stdout
+        assert lookup(env, c, EXTERNAL.rstrip(".")) == [EXTERNAL_IP], c
+        assert lookup(env, c, c) == []  # no names of ours: it is on no user network
+    assert_nothing_listens(env, plain)
+    # a connect after the restart gives names again on the same attachment; a stop lets it go
+    docker(env, "network", "connect", net_a, a)
+    assert lookup(env, a, a) == [ip_on(env, a, net_a)]
+    docker(env, "restart", "-t", "0", b)  # a new run on the default bridge only: no resolver
+    assert_nothing_listens(env, b)
+
+
 def test_our_cli_end_to_end(env: Env, tmp_path: Path) -> None:
     d = env.d
     net, server, web = _name("cn"), _name("srv"), _name("www")

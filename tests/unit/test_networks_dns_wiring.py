@@ -106,3 +106,29 @@ def test_entries_before_the_wiring_are_attached_and_close_stops() -> None:
     assert dns.closed
     registry.register(entry("n1", "c2", "late", ip="10.0.0.3"))
     assert "c2" not in dns.attached
+
+
+def test_kept_resolvers_without_entries_are_attached_forwarding() -> None:
+    """After a daemon restart, a container whose sandbox had the resolver but has no user network left
+    is attached again, forwarding to the host's resolvers (or its own --dns servers), with no names."""
+    registry = NameRegistry()
+    registry.register(entry("n1", "c1", "web", ip="10.0.0.2"))
+    registry.keep_resolver("c1", "/run/x/netns/c1")
+    registry.keep_resolver("c2", "/run/x/netns/c2")
+    registry.keep_resolver("c3", "/run/x/netns/c3")
+    dns = RecordingDns()
+    settings = {"c3": (["127.0.0.1"], False)}
+    wiring = DnsWiring(dns, registry, NETWORKS.get,  # type: ignore[arg-type]
+                       lambda cid: settings.get(cid, ([], False)))
+    assert dns.calls.count("attach c1") == 1  # attached once, by its entry
+    netns, view, upstreams, _ = dns.attached["c2"]
+    assert (netns, upstreams) == (Path("/run/x/netns/c2"), None)
+    assert view.addresses("web") is None and wiring.networks_of("c2") == []
+    assert dns.attached["c3"][2] == ["127.0.0.1"]
+    # a connect afterwards gives it names on the same attachment; the run's end detaches it
+    registry.register(entry("n1", "c2", "late", ip="10.0.0.3"))
+    assert dns.calls.count("attach c2") == 1 and view.addresses("web") == ["10.0.0.2"]
+    wiring.forget("c2")
+    assert "c2" not in dns.attached
+    registry.drop_resolver("c2")
+    assert sorted(registry.kept_resolvers()) == ["c1", "c3"]
