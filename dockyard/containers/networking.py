@@ -15,7 +15,9 @@ Terms:
 
 Docker's rules kept here: ``--ip`` and ``--network-alias`` need a user-defined network; ports, DNS
 settings, extra hosts, a hostname and a MAC conflict with ``container:`` mode; links write ``/etc/hosts``
-entries on the default bridge; names are served by the embedded DNS (``127.0.0.11``) on user networks.
+entries on the default bridge; names are served by the embedded DNS (``127.0.0.11``) on user networks,
+where a network's ``EndpointSettings.Links`` (``--link name:alias``, ``connect --link``) are DNS aliases
+only this container resolves (``HostConfig.Links`` alone is ignored there, as by dockerd).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from dockyard.errors import Conflict, DockyardError, Forbidden, InvalidParameter, NotFound
 from dockyard.networks import etc_files, ports, resolv_conf
+from dockyard.networks.names import parse_link
 from dockyard.networks.service import EndpointRequest, NetworkService
 
 if TYPE_CHECKING:
@@ -199,6 +202,8 @@ class ContainerNetworking:
         if not c.endpoints_config:
             c.endpoints_config = self.plan(c.config, c.host_config, None)
         nets = [(svc.get(name), cfg) for name, cfg in c.endpoints_config.items()]  # "network x not found"
+        for _, cfg in nets:
+            self._request(cfg)  # a bad link fails here, before anything runs
         first_net = nets[0][0] if nets else None
         settings.embedded_dns = first_net is not None and not first_net.default
         link_env: list[str] = []
@@ -279,8 +284,11 @@ class ContainerNetworking:
 
     @staticmethod
     def _request(cfg: dict[str, Any]) -> EndpointRequest:
+        links = _strings(cfg.get("Links"), "Links")
+        for link in links:  # as dockerd, a bad one fails the start or the connect
+            parse_link(link)
         return EndpointRequest(aliases=list(cfg.get("Aliases") or []), ipv4=_ipv4_of(cfg),
-                               mac=str(cfg.get("MacAddress") or ""), links=list(cfg.get("Links") or []))
+                               mac=str(cfg.get("MacAddress") or ""), links=links)
 
     @staticmethod
     def _dns_names(c: Container, default: bool, cfg: dict[str, Any]) -> list[str]:

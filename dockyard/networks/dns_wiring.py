@@ -33,7 +33,7 @@ from pathlib import Path
 from dockyard.errors import DockyardError
 from dockyard.networks.dns import EmbeddedDns
 from dockyard.networks.dns_names import NameTable
-from dockyard.networks.names import NameEntry, NameRegistry
+from dockyard.networks.names import NameEntry, NameRegistry, parse_link
 from dockyard.networks.service import NetworkService
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ DnsSettings = Callable[[str], "tuple[list[str], bool]"]
 @dataclass
 class _Container:
     networks: dict[str, tuple[str, bool]] = field(default_factory=dict)  # network id → (name, internal)
+    links: dict[str, dict[str, str]] = field(default_factory=dict)  # network name → link alias → linked name
     netns: str = ""
     forwards: bool | None = None  # whether the attachment forwards (None: not attached)
 
@@ -85,6 +86,12 @@ class DnsWiring:
             found = list(state.networks.values()) if state is not None else []
         return [name for name, _ in sorted(found, key=lambda ni: (ni[1], ni[0]))]
 
+    def links_of(self, container_id: str, network: str) -> dict[str, str]:
+        """The container's link aliases on ``network`` (by name): alias → linked name, lowercase."""
+        with self._lock:
+            state = self._containers.get(container_id)
+            return state.links.get(network, {}) if state is not None else {}
+
     def _on_change(self, action: str, entry: NameEntry) -> None:
         try:
             if action == "register":
@@ -100,10 +107,18 @@ class DnsWiring:
             return
         name, internal = info
         container_name, *aliases = entry.names or ("",)
+        links: dict[str, str] = {}
+        for text in entry.links:
+            try:
+                linked, alias = parse_link(text)
+            except DockyardError:
+                continue  # refused when the endpoint was made; an old record's is skipped
+            links[alias.lower()] = linked.lower()
         with self._lock:
             self.table.set(name, entry.container_id, name=container_name, aliases=aliases, addresses=[entry.ip])
             state = self._containers.setdefault(entry.container_id, _Container())
             state.networks[entry.network_id] = (name, internal)
+            state.links[name] = links
             state.netns = entry.netns
             self._sync(entry.container_id, state)
 
@@ -115,6 +130,7 @@ class DnsWiring:
             found = state.networks.pop(entry.network_id, None)
             if found is not None:
                 self.table.remove(found[0], entry.container_id)
+                state.links.pop(found[0], None)
             if state.networks:
                 self._sync(entry.container_id, state)
 
@@ -148,8 +164,9 @@ class DnsWiring:
             return
         servers, ndots_set = self._dns_settings(container_id)
         upstreams: list[str] | None = servers or (None if forwards else [])
-        self.dns.attach(container_id, Path(state.netns), self.table.view(lambda: self.networks_of(container_id)),
-                        upstreams, ndots_set=ndots_set)
+        view = self.table.view(lambda: self.networks_of(container_id),
+                               lambda network: self.links_of(container_id, network))
+        self.dns.attach(container_id, Path(state.netns), view, upstreams, ndots_set=ndots_set)
         state.forwards = forwards
 
 

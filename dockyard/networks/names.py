@@ -3,8 +3,11 @@
 Terms:
 
 - *entry* (:class:`NameEntry`): one container's attachment to one user-defined network as DNS sees
-  it: the names it answers to there (its name, its aliases, its short ID), its address, and the path
-  of its network namespace (where a resolver for it listens on 127.0.0.11).
+  it: the names it answers to there (its name, its aliases, its short ID), its address, the path
+  of its network namespace (where a resolver for it listens on 127.0.0.11), and its *links*.
+- *link* (``--link name:alias`` on a user network, ``EndpointSettings.Links``): not /etc/hosts and
+  environment as on the default bridge, but a name only this container resolves: ``alias`` answers
+  what ``name`` answers on that network (Docker's ``CreateOptionAlias``). :func:`parse_link` reads one.
 - The network service registers an entry when a container joins a network and unregisters it when it
   leaves; *listeners* (``on_change``) are told of both, so a DNS server can start or stop listening in
   a namespace. The default bridge has no entries: as in Docker, names resolve only on user networks.
@@ -26,6 +29,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from dockyard.errors import InvalidParameter
+
 
 @dataclass(frozen=True)
 class NameEntry:
@@ -35,6 +40,22 @@ class NameEntry:
     ip: str
     netns: str
     upstreams: tuple[str, ...] = field(default=())  # where names not ours are forwarded
+    links: tuple[str, ...] = field(default=())  # "name:alias" (see the module's terms)
+
+
+def parse_link(text: str) -> tuple[str, str]:
+    """``(name, alias)`` of a link as Docker's ``ParseLink`` reads it: ``name`` alone is its own
+    alias, ``/name:/container/alias`` (a legacy link as inspect shows it) gives ``alias``."""
+    if not text:
+        raise InvalidParameter("empty string specified for links")
+    parts = text.split(":")
+    if len(parts) > 2:
+        raise InvalidParameter(f"bad format for links: {text}")
+    if len(parts) == 1:
+        return text, text
+    if parts[0].startswith("/"):
+        return parts[0][1:], parts[1].rsplit("/", 1)[-1]
+    return parts[0], parts[1]
 
 
 Listener = Callable[[str, NameEntry], None]  # ("register" | "unregister", entry)

@@ -494,7 +494,8 @@ class NetworkService:
         if net is None or net.default or not ep.dns_names:
             return
         self.names.register(NameEntry(ep.network_id, ep.container_id, tuple(ep.dns_names), ep.ip,
-                                      str(sandbox or self.sandbox_path(ep.container_id)), tuple(ep.upstreams)))
+                                      str(sandbox or self.sandbox_path(ep.container_id)), tuple(ep.upstreams),
+                                      tuple(ep.links)))
 
     def endpoints(self, container_id: str) -> list[Endpoint]:
         return self.store.endpoints(container_id=container_id)

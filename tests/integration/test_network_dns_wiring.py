@@ -429,6 +429,69 @@ def test_daemon_restart_serves_containers_left_without_user_networks(env: Env, n
     assert_nothing_listens(env, b)
 
 
+def test_links_on_a_user_network_are_aliases_of_the_linking_container(env: Env, nets: tuple[str, str]) -> None:
+    """``--link name:alias`` on a user network (Docker's CLI sends it as the network's
+    ``EndpointSettings.Links``) is, as in Docker, no hosts entry and no environment but a DNS alias only
+    the linking container resolves, to what the linked name answers there; ``network connect --link``
+    too; inspect shows them in ``NetworkSettings.Networks[net].Links``; a daemon restart keeps them;
+    ``HostConfig.Links`` alone (an API client's) is ignored there, as by dockerd."""
+    net_a, net_b = nets
+    web, linker, other, late, lone, api_only = (_name(p) for p in ("web", "lnk", "oth", "lat", "lon", "api"))
+    sleeper(env, web, "--network", net_a)
+    sleeper(env, linker, "--network", net_a, "--link", f"{web}:db", "--link", lone)
+    sleeper(env, other, "--network", net_a)
+    sleeper(env, lone, "--network", net_b)  # on no network the linker is on
+    web_ip = ip_on(env, web, net_a)
+    assert lookup(env, linker, "db") == [web_ip]
+    assert lookup(env, linker, "DB") == [web_ip]
+    assert lookup(env, linker, f"db.{net_a}") == [web_ip]
+    assert lookup(env, linker, web) == [web_ip]  # the linked name itself, as on any shared network
+    assert lookup(env, linker, lone) == []
+    assert lookup(env, other, "db") == [] and lookup(env, web, "db") == []  # the linker's alone
+    got = docker(env, "exec", linker, "ping", "-c1", "-W1", "db", check=False)
+    assert got.returncode == 0 and f"({web_ip})" in got.stdout, got.stdout + got.stderr
+    assert "db" not in docker(env, "exec", linker, "cat", "/etc/hosts").stdout.split()
+    assert "DB_NAME=" not in docker(env, "exec", linker, "env").stdout
+    assert inspect(env, linker)["NetworkSettings"]["Networks"][net_a]["Links"] == [f"{web}:db", lone]
+    # the alias follows the linked container: restarted, it answers its address then
+    docker(env, "restart", "-t", "0", web)
+    assert lookup(env, linker, "db") == [ip_on(env, web, net_a)]
+    web_ip = ip_on(env, web, net_a)
+    # network connect --link: an alias on that network only, for that container
+    sleeper(env, late, "--network", net_b)
+    docker(env, "network", "connect", "--link", f"{web}:dbx", net_a, late)
+    assert lookup(env, late, "dbx") == [web_ip]
+    assert lookup(env, linker, "dbx") == []
+    assert inspect(env, late)["NetworkSettings"]["Networks"][net_a]["Links"] == [f"{web}:dbx"]
+    assert inspect(env, late)["NetworkSettings"]["Networks"][net_b]["Links"] is None
+    # HostConfig.Links alone on a user network: nothing (dockerd registers no legacy link there)
+    api = env.d.client().api
+    try:
+        made = api.create_container("busybox", ["sleep", "600"], name=api_only,
+                                    host_config=api.create_host_config(network_mode=net_a, links={web: "hdb"}))
+        api.start(made["Id"])
+    finally:
+        api.close()
+    assert lookup(env, api_only, "hdb") == []
+    # a daemon restart keeps the links (the endpoints' records)
+    env.d.kill9()
+    env.d.start()
+    assert lookup(env, linker, "db") == [web_ip]
+    assert lookup(env, late, "dbx") == [web_ip]
+    docker(env, "network", "disconnect", net_a, late)
+    assert lookup(env, late, "dbx") == []
+    # a bad link fails the start, as dockerd's ParseLink
+    bad = _name("bad")
+    made = env.d.client().api
+    try:
+        cid = made.create_container("busybox", ["sleep", "600"], name=bad, host_config=made.create_host_config(
+            network_mode=net_a), networking_config={"EndpointsConfig": {net_a: {"Links": ["a:b:c"]}}})["Id"]
+        failed = docker(env, "start", cid, check=False)
+    finally:
+        made.close()
+    assert failed.returncode != 0 and "bad format for links: a:b:c" in failed.stderr, failed.stderr
+
+
 def test_our_cli_end_to_end(env: Env, tmp_path: Path) -> None:
     d = env.d
     net, server, web = _name("cn"), _name("srv"), _name("www")

@@ -132,3 +132,42 @@ def test_kept_resolvers_without_entries_are_attached_forwarding() -> None:
     assert "c2" not in dns.attached
     registry.drop_resolver("c2")
     assert sorted(registry.kept_resolvers()) == ["c1", "c3"]
+
+
+def test_links_are_aliases_of_the_linking_container_alone() -> None:
+    """An entry's links (``--link name:alias`` on that network) resolve for that container only, to
+    what the linked name answers on that network; a link alias is tried before names on every network
+    (Docker's sandbox), and a network where the name is a link alias is not asked for it as a name."""
+    registry, dns, wiring = make()
+    registry.register(entry("n1", "web", "web", ip="10.0.0.2"))
+    registry.register(entry("n3", "api", "api", ip="10.1.0.5"))
+    registry.register(entry("n1", "db", "db", ip="10.0.0.7"))  # a container really called db
+    linker = NameEntry("n1", "lnk", ("lnk",), "10.0.0.3", "/run/x/netns/lnk", (), ("web:db", "/api:/lnk/x", "web"))
+    registry.register(linker)
+    registry.register(entry("n1", "other", "other", ip="10.0.0.4"))
+    view = dns.attached["lnk"][1]
+    assert view.addresses("db") == ["10.0.0.2"]  # the link wins over the container called db
+    assert view.addresses("DB") == ["10.0.0.2"] and view.addresses_on("db", "front") == ["10.0.0.2"]
+    assert view.addresses("x") is None  # api is on no network lnk shares
+    assert view.addresses("web") == ["10.0.0.2"]
+    assert dns.attached["other"][1].addresses("db") == ["10.0.0.7"]
+    assert wiring.links_of("lnk", "front") == {"db": "web", "x": "api", "web": "web"}
+    # on another network too: the alias there answers what the name answers there
+    registry.register(NameEntry("n3", "lnk", ("lnk",), "10.1.0.3", "/run/x/netns/lnk", (), ("api:x",)))
+    assert view.addresses("x") == ["10.1.0.5"] and view.addresses_on("x", "front") is None
+    registry.unregister("n3", "lnk")
+    assert view.addresses("x") is None and wiring.links_of("lnk", "alpha") == {}
+
+
+def test_parse_link_as_dockers() -> None:
+    import pytest
+
+    from dockyard.errors import InvalidParameter
+    from dockyard.networks.names import parse_link
+
+    assert parse_link("web:db") == ("web", "db")
+    assert parse_link("web") == ("web", "web")
+    assert parse_link("/web:/lnk/db") == ("web", "db")
+    for bad, message in (("", "empty string specified for links"), ("a:b:c", "bad format for links: a:b:c")):
+        with pytest.raises(InvalidParameter, match=message):
+            parse_link(bad)
