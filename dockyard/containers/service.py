@@ -386,11 +386,15 @@ class ContainerService:
 
         try:
             spawned = await asyncio.to_thread(spawn, spec, on_init=join_cgroup)
-        except BaseException:
+        except BaseException as exc:
             live.starting = False
-            await asyncio.gather(network_ready, return_exceptions=True)
+            network_failure, = await asyncio.gather(network_ready, return_exceptions=True)
             await blocking.run(cgroup_control.discard, c.id)
             await blocking.run(self.networking.stop, c)
+            if isinstance(network_failure, DockyardError):
+                # the networking failed first (a port held, …) and gave the namespace back, which the
+                # runtime then could not join: its error is the cause
+                raise network_failure from exc
             raise
         try:
             await network_ready
