@@ -46,7 +46,7 @@ from dockyard.containers.health import HealthMonitor
 from dockyard.containers.health_probe import run_probe
 from dockyard.containers.inspect_defaults import fill_host_config
 from dockyard.containers.names import generate_name, validate_name
-from dockyard.containers.networking import ContainerNetworking
+from dockyard.containers.networking import ContainerNetworking, network_of_mode
 from dockyard.containers.record import Container, State
 from dockyard.containers.restart import RestartScheduler
 from dockyard.containers.serializer import Serializer
@@ -264,6 +264,10 @@ class ContainerService:
         endpoints = self.networking.plan(config, host_config, body.get("NetworkingConfig"),
                                          str(body.get("MacAddress") or ""))
         mode = str(host_config["NetworkMode"])
+        if host_config.get("Links") and network_of_mode(mode) not in (None, "bridge"):
+            # dockerd registers legacy links on the default bridge only: on a user network they are
+            # the endpoint's Links (DNS aliases), and inspect's HostConfig.Links is null
+            host_config["Links"] = None
         network_warnings = []
         if mode == "host" and host_config.get("PortBindings"):
             network_warnings.append("Published ports are discarded when using host network mode")

@@ -453,6 +453,7 @@ def test_links_on_a_user_network_are_aliases_of_the_linking_container(env: Env, 
     assert "db" not in docker(env, "exec", linker, "cat", "/etc/hosts").stdout.split()
     assert "DB_NAME=" not in docker(env, "exec", linker, "env").stdout
     assert inspect(env, linker)["NetworkSettings"]["Networks"][net_a]["Links"] == [f"{web}:db", lone]
+    assert inspect(env, linker)["HostConfig"]["Links"] is None  # no legacy link, as dockerd shows
     # the alias follows the linked container: restarted, it answers its address then
     docker(env, "restart", "-t", "0", web)
     assert lookup(env, linker, "db") == [ip_on(env, web, net_a)]
