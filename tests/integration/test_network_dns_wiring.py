@@ -202,12 +202,27 @@ def in_namespace_of(e: Env, container: str, make: Callable[[], T]) -> T:
     return netns.run_in(Path(f"/proc/{pid}/ns/net"), make)
 
 
-def test_dns_flag_servers_are_asked_from_the_containers_namespace(env: Env, nets: tuple[str, str]) -> None:
+def test_dns_flag_servers_are_asked_from_the_containers_namespace(env: Env) -> None:
     """``--dns 127.0.0.1``: the embedded server forwards to a resolver on the *container's* loopback
     (Docker dials ``--dns`` servers inside the sandbox; only the host file's servers are reached from
     the host's namespace). The resolv.conf names 127.0.0.11 and the server in its comment."""
-    net_a, _ = nets
+    net_a, bridge = _name("fwn"), "dyt" + secrets.token_hex(3)
+    docker(env, "network", "create", "-o", f"com.docker.network.bridge.name={bridge}", net_a)
     d = _name("fwd")
+    try:
+        _dns_flag_in_namespace(env, net_a, d)
+        # the namespace worker that made those sockets must not hold the namespace after a stop
+        docker(env, "stop", "-t", "0", d)
+        deadline = time.monotonic() + 5
+        while ports_of(bridge):
+            assert time.monotonic() < deadline, f"{ports_of(bridge)} stayed on {bridge}: the namespace was held"
+            time.sleep(0.1)
+    finally:
+        docker(env, "rm", "-f", d, check=False)
+        docker(env, "network", "rm", net_a, check=False)
+
+
+def _dns_flag_in_namespace(env: Env, net_a: str, d: str) -> None:
     sleeper(env, d, "--network", net_a, "--dns", "127.0.0.1")
     resolv = docker(env, "exec", d, "cat", "/etc/resolv.conf").stdout
     assert "nameserver 127.0.0.11\n" in resolv and "127.0.0.1\n" not in resolv.split("\n\n")[0]
