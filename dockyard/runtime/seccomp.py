@@ -305,6 +305,17 @@ def _install_bpf(program: bytes, set_no_new_privs: bool) -> None:
         raise OSError(err, f"seccomp: loading the filter: {os.strerror(err)}")
 
 
+def exported_bpf(compiled: Filter) -> bytes | None:
+    """The program :func:`export_bpf` made for ``compiled`` in this process, if it did."""
+    return _BPF.get(compiled)
+
+
+def seed_bpf(compiled: Filter, program: bytes) -> None:
+    """Give this process the program another one exported for ``compiled`` (the spawner's child
+    installs the program the daemon compiled)."""
+    _BPF[compiled] = program
+
+
 def load(compiled: Filter, set_no_new_privs: bool = False) -> None:
     """Install ``compiled`` on the calling process. Without ``set_no_new_privs`` the caller needs
     CAP_SYS_ADMIN (as runc, the filter is then loaded before capabilities are dropped). Uses the
