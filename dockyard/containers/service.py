@@ -249,6 +249,7 @@ class ContainerService:
         image_ref = body.get("Image") or ""
         if not image_ref:
             raise InvalidParameter("no image specified" if not body.get("Cmd") else "No command specified")
+        cgroup_control.prime_join()  # a start usually follows a create within milliseconds
         image = self.images.resolve(image_ref)
         config = build_config(body, image.config.get("config") or {})  # the image's container config
         host_config = build_host_config(body.get("HostConfig"))
@@ -360,6 +361,7 @@ class ContainerService:
         if not by_policy:
             self.restarts.on_user_start(c)
         image = self.images.resolve(c.image_id)
+        cgroup_control.prime_join()
         live.starting = True
         live.start_failed = None
         try:
