@@ -305,15 +305,18 @@ def _install_bpf(program: bytes, set_no_new_privs: bool) -> None:
         raise OSError(err, f"seccomp: loading the filter: {os.strerror(err)}")
 
 
-def exported_bpf(compiled: Filter) -> bytes | None:
-    """The program :func:`export_bpf` made for ``compiled`` in this process, if it did."""
-    return _BPF.get(compiled)
+@dataclass(frozen=True)
+class Program:
+    """A compiled profile's BPF program (``struct sock_filter`` entries), exported in the daemon
+    before the fork: what the init installs, a few KB to hand to the spawner where the
+    :class:`Filter` it came from is hundreds of rules to pickle and hash."""
+
+    bpf: bytes
 
 
-def seed_bpf(compiled: Filter, program: bytes) -> None:
-    """Give this process the program another one exported for ``compiled`` (the spawner's child
-    installs the program the daemon compiled)."""
-    _BPF[compiled] = program
+def install(program: Program, set_no_new_privs: bool = False) -> None:
+    """Install ``program`` on the calling process (see :func:`load` for ``set_no_new_privs``)."""
+    _install_bpf(program.bpf, set_no_new_privs)
 
 
 def load(compiled: Filter, set_no_new_privs: bool = False) -> None:

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from dockyard.errors import DockyardError, InvalidParameter
-from dockyard.runtime import seccomp, security, spawner
+from dockyard.runtime import security, spawner
 from dockyard.runtime import syscalls as sc
 from dockyard.runtime.loopback import loopback_up
 from dockyard.runtime.rootfs import setup_rootfs
@@ -296,8 +296,7 @@ def spawn(spec: ContainerSpec, timeout: float = SPAWN_TIMEOUT,
 def _fork_p0(spec: ContainerSpec, hostname: str, shim: Path, fds: tuple[int, int, int]) -> int:
     """Fork P0 (``fds``: its status, go and ready pipe ends), from the spawner when it runs (see
     ``spawner.py``: a fork of the small spawner is cheaper than one of the daemon), else from here."""
-    program = seccomp.exported_bpf(spec.security.seccomp_filter) if spec.security.seccomp_filter else None
-    p0 = spawner.default.fork_p0((spec, hostname, shim), program, fds)
+    p0 = spawner.default.fork_p0((spec, hostname, shim), fds)
     if p0 is not None:
         return p0
     p0 = os.fork()

@@ -9,8 +9,8 @@ only the runtime (``python -I -S``, ~17 MB): forking and exec'ing from it costs 
 Terms:
 
 - *request*: one ``SOCK_SEQPACKET`` message from the daemon: the pickled arguments of
-  :func:`dockyard.runtime.spawn._p0` (the spec, the hostname, the shim's path) and the seccomp
-  program compiled in the daemon, with the three pipe ends P0 needs passed as ``SCM_RIGHTS``; the
+  :func:`dockyard.runtime.spawn.run_p0` (the spec, with the seccomp program the daemon compiled, the
+  hostname, the shim's path), with the three pipe ends P0 needs passed as ``SCM_RIGHTS``; the
   answer is P0's pid, or ``!`` and an error text.
 - P0 (and so the shim) is the spawner's child, not the daemon's: the spawner reaps it; the daemon
   watches it through a pidfd as it watches the shims of a previous daemon run. Only a process that
@@ -81,10 +81,10 @@ class Spawner:
         self._sock = ours
         return True
 
-    def fork_p0(self, args: tuple[Any, ...], seccomp_program: bytes | None, fds: tuple[int, int, int]) -> int | None:
-        """Have the spawner fork P0 running ``spawn._p0(*args, *fds)``; P0's pid, or None when the
+    def fork_p0(self, args: tuple[Any, ...], fds: tuple[int, int, int]) -> int | None:
+        """Have the spawner fork P0 running ``spawn.run_p0(*args, *fds)``; P0's pid, or None when the
         spawner is not available (the caller forks P0 itself). Raises OSError when the fork failed."""
-        payload = pickle.dumps((args, seccomp_program), protocol=pickle.HIGHEST_PROTOCOL)
+        payload = pickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL)
         with self._lock:
             if not self._ensure():
                 return None
@@ -140,7 +140,7 @@ def _reap(signum: int, frame: object) -> None:
 
 def serve(fd: int) -> None:
     """The spawner's loop: one request, one fork, one answer, until the daemon closes the socket."""
-    from dockyard.runtime import seccomp, spawn
+    from dockyard.runtime import spawn
 
     sock = socket.socket(fileno=fd)
     signal.signal(signal.SIGCHLD, _reap)
@@ -156,7 +156,7 @@ def serve(fd: int) -> None:
                 raise OSError(f"expected 3 descriptors, got {len(fds)}")
             for received in fds:  # close-on-exec, as the daemon's own pipe ends are
                 os.set_inheritable(received, False)
-            (args, program) = pickle.loads(data)
+            args = pickle.loads(data)
             pid = os.fork()
         except Exception as err:  # noqa: BLE001 - answered, the daemon raises it
             for extra in fds:
@@ -168,9 +168,6 @@ def serve(fd: int) -> None:
             try:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 sock.close()
-                spec = args[0]
-                if program is not None and spec.security.seccomp_filter is not None:
-                    seccomp.seed_bpf(spec.security.seccomp_filter, program)
                 spawn.run_p0(*args, *fds)
             finally:
                 os._exit(code)
