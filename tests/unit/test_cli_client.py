@@ -248,6 +248,30 @@ def test_default_host_autostarts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert started == [str(path)]
 
 
+def test_default_host_autostarts_on_the_first_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first request (sent without a ping) finds no daemon at the default socket: it is started,
+    pinged, and the request sent again."""
+    from dockyard.cli import autostart
+
+    path = tmp_path / "default.sock"
+    servers: list[FakeServer] = []
+
+    def handler(conn: socket.socket, head: bytes, body: bytes) -> None:
+        if head.startswith(b"GET /_ping"):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nApi-Version: 1.47\r\nContent-Length: 2\r\n\r\nOK")
+        else:
+            conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}')
+
+    def fake_start(address: client.Address) -> None:
+        servers.append(FakeServer(path, handler))
+
+    monkeypatch.setattr(autostart, "start_daemon", fake_start)
+    api = EngineAPI(f"unix://{path}", explicit=False)
+    assert api.json("GET", "/info") == {}
+    assert len(servers) == 1
+    assert [r.split(b" HTTP/")[0] for r in servers[0].requests] == [b"GET /_ping", b"GET /v1.47/info"]
+
+
 def test_daemon_argv_runs_this_python_isolated() -> None:
     """This Python, isolated (no cwd on sys.path, no PYTHON* variables), this checkout's dockyard."""
     import sys
