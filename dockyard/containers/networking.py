@@ -20,6 +20,7 @@ entries on the default bridge; names are served by the embedded DNS (``127.0.0.1
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +55,9 @@ def _strings(value: Any, what: str) -> list[str]:
 
 def _ipv4_of(cfg: dict[str, Any]) -> str:
     return str(((cfg.get("IPAMConfig") or {}).get("IPv4Address")) or "")
+
+
+log = logging.getLogger("dockyard.networks")
 
 
 class ContainerNetworking:
@@ -240,6 +244,10 @@ class ContainerNetworking:
             except BaseException:
                 self.stop(c)
                 raise
+            try:  # the next container's namespace, made while this one's init builds its rootfs
+                svc.refill_sandboxes()
+            except (DockyardError, OSError) as exc:
+                log.warning("cannot make a network namespace ahead: %s", exc)
 
         return str(sandbox), files, finish
 
