@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dockyard import blocking
 from dockyard.errors import Conflict, DockyardError, Forbidden, InvalidParameter, NotFound
 from dockyard.networks import etc_files, ports, resolv_conf
 from dockyard.networks.service import EndpointRequest, NetworkService
@@ -58,6 +59,13 @@ def _ipv4_of(cfg: dict[str, Any]) -> str:
 
 
 log = logging.getLogger("dockyard.networks")
+
+
+def _refill_sandboxes(svc: NetworkService) -> None:
+    try:
+        svc.refill_sandboxes()
+    except (DockyardError, OSError) as exc:
+        log.warning("cannot make a network namespace ahead: %s", exc)
 
 
 class ContainerNetworking:
@@ -244,10 +252,8 @@ class ContainerNetworking:
             except BaseException:
                 self.stop(c)
                 raise
-            try:  # the next container's namespace, made while this one's init builds its rootfs
-                svc.refill_sandboxes()
-            except (DockyardError, OSError) as exc:
-                log.warning("cannot make a network namespace ahead: %s", exc)
+            # The next container's namespace, made on the pool while this one runs (not awaited).
+            blocking.submit(_refill_sandboxes, svc)
 
         return str(sandbox), files, finish
 
