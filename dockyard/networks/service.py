@@ -26,6 +26,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,7 @@ class NetworkService:
         self._networks: dict[str, Network] = {}
         self._pools: dict[str, ipam.AddressPool] = {}
         self._spare_sandboxes: list[Path] = []  # namespaces made ahead (``.spare-…`` in netns_dir)
+        self._going_down: dict[str, list[Future[None]]] = {}  # network id -> ports of released endpoints
         self._closed = False
         self._refilling = False
 
@@ -506,6 +508,7 @@ class NetworkService:
             if self._store.endpoints(network_id=net.id, container_id=container_id):
                 raise Forbidden(f"endpoint with name {container_name} already exists in network {net.name}")
             pool = self._pools[net.id]
+            self._settle(net.id)
             ip = pool.allocate(request.ipv4 or None)
             existing = self._store.endpoints(container_id=container_id)
             ifname = f"eth{len(existing)}"
@@ -563,16 +566,41 @@ class NetworkService:
         the pair with the namespace, off the caller's path; else the pair is deleted now."""
         assert self._store is not None
         self.names.unregister(ep.network_id, ep.container_id)
-        if ep.host_ifname:
-            with contextlib.suppress(DockyardError, OSError):
-                if sandbox_going:
-                    netlink.link_down(ep.host_ifname, netns=self.host_netns)
-                else:
-                    netlink.detach_veth(ep.host_ifname, netns=self.host_netns)
         pool = self._pools.get(ep.network_id)
+        if ep.host_ifname and sandbox_going:
+            # The port goes down in the handle's thread (a few ms: the bridge waits for an RCU grace
+            # period) while the exit goes on; its address comes back to the pool once it is down, and
+            # whoever allocates on this network meanwhile waits for that (see ``_settle``).
+            try:
+                down = netlink.link_down_soon(ep.host_ifname, netns=self.host_netns)
+            except (DockyardError, OSError):
+                pass
+            else:
+                pending = self._going_down.setdefault(ep.network_id, [])
+                pending.append(down)
+
+                def back(done: Future[None], ip: str = ep.ip) -> None:
+                    if pool is not None:
+                        pool.release(ip)
+                    with contextlib.suppress(ValueError):
+                        pending.remove(done)
+
+                down.add_done_callback(back)
+                self._store.delete_endpoint(ep.network_id, ep.container_id)
+                return
+        elif ep.host_ifname:
+            with contextlib.suppress(DockyardError, OSError):
+                netlink.detach_veth(ep.host_ifname, netns=self.host_netns)
         if pool is not None:
             pool.release(ep.ip)
         self._store.delete_endpoint(ep.network_id, ep.container_id)
+
+    def _settle(self, network_id: str) -> None:
+        """Wait until the ports of the endpoints given up on ``network_id`` are down and their
+        addresses back, so an allocation sees the pool as a synchronous release would leave it."""
+        for down in list(self._going_down.get(network_id, ())):
+            with contextlib.suppress(Exception):
+                down.result(timeout=10)
 
     def release(self, container_id: str) -> None:
         """Everything a container's run held: published ports, endpoints (a ``disconnect`` event
