@@ -84,21 +84,30 @@ class Spawner:
     def fork_p0(self, args: tuple[Any, ...], fds: tuple[int, int, int]) -> int | None:
         """Have the spawner fork P0 running ``spawn.run_p0(*args, *fds)``; P0's pid, or None when the
         spawner is not available (the caller forks P0 itself). Raises OSError when the fork failed."""
-        payload = pickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            payload = pickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError) as err:  # a spec the spawner cannot get
+            log.warning("forking this container from the daemon: its spec cannot be sent to the spawner: %s", err)
+            return None
+        if len(payload) > MAX_REQUEST:
+            return None
         with self._lock:
             if not self._ensure():
                 return None
             assert self._sock is not None
             try:
                 socket.send_fds(self._sock, [payload], list(fds))
-                answer = self._sock.recv(4096)
-            except OSError as err:
+            except OSError as err:  # not sent: nothing was forked
                 log.warning("the spawner went away (%s): starting it again", err)
                 self._stop()
                 return None
-        if not answer:
-            self._stop()
-            return None
+            try:
+                answer = self._sock.recv(4096)
+            except OSError:
+                answer = b""
+            if not answer:  # it may have forked P0 before it ended: never fork a second one
+                self._stop()
+                raise OSError("the spawner ended while forking the container")
         if answer.startswith(b"!"):
             raise OSError(answer[1:].decode(errors="replace"))
         return int(answer)

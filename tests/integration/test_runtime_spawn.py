@@ -479,3 +479,26 @@ def test_spawned_through_the_spawner(h: Harness) -> None:
         assert reap(s.shim_pid) is None  # not ours to reap
     finally:
         spawner.default.close()
+
+
+def test_a_dead_spawner_is_started_again(h: Harness) -> None:
+    """The spawner killed between two starts: the next one starts a new spawner and runs as before."""
+    from dockyard.runtime import spawner
+
+    assert spawner.default.start()
+    try:
+        first = spawner.default._proc
+        assert first is not None
+        first.kill()
+        first.wait(5)
+        spec = h.spec(["echo", "again"])
+        s = h.spawn(spec)
+        s.go()
+        deadline = time.monotonic() + 20
+        while read_exit_record(spec.state_dir) is None:
+            assert time.monotonic() < deadline, "the container did not exit in time"
+            time.sleep(0.005)
+        assert stdout_of(spec) == "again\n"
+        assert spawner.default._proc is not None and spawner.default._proc is not first
+    finally:
+        spawner.default.close()
