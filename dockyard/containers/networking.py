@@ -23,11 +23,13 @@ only this container resolves (``HostConfig.Links`` alone is ignored there, as by
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dockyard import blocking
 from dockyard.errors import Conflict, DockyardError, Forbidden, InvalidParameter, NotFound
 from dockyard.networks import etc_files, ports, resolv_conf
 from dockyard.networks.names import parse_link
@@ -58,6 +60,16 @@ def _strings(value: Any, what: str) -> list[str]:
 
 def _ipv4_of(cfg: dict[str, Any]) -> str:
     return str(((cfg.get("IPAMConfig") or {}).get("IPv4Address")) or "")
+
+
+log = logging.getLogger("dockyard.networks")
+
+
+def _refill_sandboxes(svc: NetworkService) -> None:
+    try:
+        svc.refill_sandboxes()
+    except (DockyardError, OSError) as exc:
+        log.warning("cannot make a network namespace ahead: %s", exc)
 
 
 class ContainerNetworking:
@@ -247,6 +259,8 @@ class ContainerNetworking:
             except BaseException:
                 self.stop(c)
                 raise
+            # The next container's namespace, made on the pool while this one runs (not awaited).
+            blocking.submit(_refill_sandboxes, svc)
 
         return str(sandbox), files, finish
 

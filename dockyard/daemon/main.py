@@ -110,6 +110,7 @@ async def serve(cfg: DaemonConfig) -> None:
     from dockyard.images.service import ImageService
     from dockyard.networks.dns import EmbeddedDns
     from dockyard.networks.dns_wiring import wire
+    from dockyard.runtime import spawner
 
     tls_context = cfg.tls.server_context()  # bad certificate files or group: fail before anything starts
     gid = listeners.socket_gid(cfg.group) if any(not h.startswith("tcp://") for h in cfg.hosts) else None
@@ -121,6 +122,7 @@ async def serve(cfg: DaemonConfig) -> None:
     # registered the names of the containers still running.
     resolv_path = Path(os.environ.get("DOCKYARD_HOST_RESOLV_CONF") or "/etc/resolv.conf")
     containers.networking.host_resolv_path = resolv_path
+    spawner.default.start()  # the small process containers are forked from (runtime/spawner.py)
     containers.recover()
     dns_wiring = await blocking.run(wire, EmbeddedDns(host_resolv_conf=resolv_path), containers.networks,
                                     containers.networking.dns_settings)
@@ -173,6 +175,7 @@ async def serve(cfg: DaemonConfig) -> None:
     await containers.close()
     await blocking.run(dns_wiring.close)
     await blocking.drain_records()
+    spawner.default.close()
     for path in sockets:
         try:
             os.unlink(path)
