@@ -33,6 +33,7 @@ from dockyard.build import phases
 from dockyard.build.builder import BuildDirectory, Builder, BuildOptions, run_build
 from dockyard.build.context import unpack_context
 from dockyard.build.instructions import parse_dockerfile
+from dockyard.build.known_digests import KnownDigests
 from dockyard.build.shell_words import go_quote
 from dockyard.build.stream import BuildStream
 from dockyard.containers.service import ContainerService
@@ -121,8 +122,10 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
             context = build_dir / "context"
             body = BodyPipe()
             feeding = asyncio.create_task(body.feed(request.iter_body()))
+            digests = KnownDigests()
             try:
-                text = await blocking.run_stream(unpack_context, body, context, dockerfile_name)  # type: ignore[arg-type]
+                text = await blocking.run_stream(unpack_context, body, context, dockerfile_name,  # type: ignore[arg-type]
+                                                 digests)
                 phases.mark("unpacked")
             except DockyardError as e:
                 # dockerd answers a context without its Dockerfile with a 500; it is the request that
@@ -139,7 +142,8 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
                 dockerfile=dockerfile, context=context, tags=tags, build_args=build_args, labels=labels,
                 target=request.arg("target"), platform=request.arg("platform"),
                 network_mode=request.arg("networkmode") or "default", remove=request.flag("rm", True),
-                force_remove=request.flag("forcerm"), no_cache=request.flag("nocache"), pull=request.flag("pull"))
+                force_remove=request.flag("forcerm"), no_cache=request.flag("nocache"), pull=request.flag("pull"),
+                context_digests=digests)
         except BaseException:
             await blocking.run(directory.remove)
             raise

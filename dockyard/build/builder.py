@@ -48,6 +48,7 @@ from dockyard.build.instructions import (
     Workdir,
     parse_trigger,
 )
+from dockyard.build.known_digests import KnownDigests
 from dockyard.build.rootfs_client import RootfsStep
 from dockyard.build.stages import (
     PROXY_ARGS,
@@ -105,6 +106,8 @@ class BuildOptions:
     force_remove: bool = False
     no_cache: bool = False
     pull: bool = False
+    # the context files' digests, taken as they were unpacked (COPY reads them instead of the files)
+    context_digests: KnownDigests | None = None
 
 
 class _StageOutput:
@@ -429,7 +432,7 @@ class Builder:
             # Nothing of the plan needs a mounted rootfs (no --chown to resolve, no --from, no download):
             # planned here, so a cache hit mounts nothing, and a miss writes this very plan
             planned = await blocking.run(_plan_from_context, context, list(instruction.sources), instruction.dest,
-                                         workdir, is_add, instruction.chmod, heredocs)
+                                         workdir, is_add, instruction.chmod, heredocs, self.opts.context_digests)
             phases.mark("hashed")
             cmd, key = step_of({"checksum": planned.checksum, "source_hash": planned.source_hash})
             found = await self._cached(key)
@@ -443,7 +446,8 @@ class Builder:
                     step.plan_copy, context=context, source_lowers=[str(p) for p in source_lowers]
                     if source_lowers is not None else None, sources=list(instruction.sources),
                     dest=instruction.dest, workdir=workdir, is_add=is_add, chown=instruction.chown,
-                    chmod=instruction.chmod, heredocs=heredocs)
+                    chmod=instruction.chmod, heredocs=heredocs,
+                    known_digests=self.opts.context_digests if source_lowers is None else None)
                 cmd, key = step_of(plan)
                 phases.mark("planned")
                 found = await self._cached(key)
@@ -481,6 +485,9 @@ class Builder:
         if instruction.security == "insecure":
             raise InvalidParameter("granting entitlement security.insecure is not allowed by build daemon "
                                    "configuration")
+        if self.opts.context_digests is not None and any(m.type == "bind" and not m.from_ and not m.readonly
+                                                         for m in instruction.mounts):
+            self.opts.context_digests.forget()  # the command may write into the context
         exports: list[RootfsStep] = []
         try:
             exported = await self._export_bind_sources(instruction.mounts, exports)
@@ -613,11 +620,11 @@ class Builder:
 
 
 def _plan_from_context(context: str, sources: list[str], dest: str, workdir: str, is_add: bool, chmod: str,
-                       heredocs: dict[str, str]) -> CopyPlan:
+                       heredocs: dict[str, str], known_digests: KnownDigests | None) -> CopyPlan:
     """A COPY/ADD from the context without ``--chown`` planned without the step's rootfs (the plan
     :meth:`RootfsStep.plan_copy` would make), for the cache lookup and, on a miss, to be applied."""
     return plan_copy(Path(context), sources, dest, workdir=workdir, is_add=is_add, chown=None,
-                     chmod=parse_chmod(chmod) if chmod else None, heredocs=heredocs)
+                     chmod=parse_chmod(chmod) if chmod else None, heredocs=heredocs, known_digests=known_digests)
 
 
 def _platform_matches(config: dict[str, Any], platform: str) -> bool:

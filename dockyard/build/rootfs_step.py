@@ -163,7 +163,8 @@ class StepMounts:
 
     def plan_copy(self, request: dict[str, Any]) -> CopyPlan:
         """Plan a COPY/ADD (``context`` or ``source_lowers``, ``sources``, ``dest``, ``workdir``,
-        ``is_add``, ``chown``, ``chmod``, ``heredocs``); kept for :meth:`apply`."""
+        ``is_add``, ``chown``, ``chmod``, ``heredocs``, ``known_digests`` of the context's files);
+        kept for :meth:`apply`."""
         root = self._target()
         source = request.get("context") or ""
         from_rootfs = request.get("source_lowers") is not None
@@ -176,7 +177,8 @@ class StepMounts:
         self.plan = plan_copy(Path(source), list(request["sources"]), request["dest"], workdir=request["workdir"],
                               is_add=bool(request["is_add"]), chown=chown, chmod=chmod,
                               heredocs=dict(request.get("heredocs") or {}),
-                              fetch_url=lambda url: download(url, Path(downloads)), from_rootfs=from_rootfs)
+                              fetch_url=lambda url: download(url, Path(downloads)), from_rootfs=from_rootfs,
+                              known_digests=None if from_rootfs else request.get("known_digests"))
         return self.plan
 
     def apply(self, plan: CopyPlan | None = None) -> None:
