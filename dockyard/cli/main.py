@@ -99,7 +99,29 @@ def run_verb(name: str, argv: list[str], host: str | None, debug: bool = False, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``dockyard`` with ``argv`` (default ``sys.argv[1:]``); exit statuses follow Docker's."""
+    """Run ``dockyard`` with ``argv`` (default ``sys.argv[1:]``); exit statuses follow Docker's.
+
+    Run from the command line (``argv`` None), a client verb ends the process itself once its
+    output is flushed: the interpreter's tear-down (every module and object freed) would add some
+    5 ms to each command, and a client holds nothing that needs it (no atexit work, no files
+    open for writing). The daemon (``dockyard daemon``) returns as usual."""
+    status = _main(argv)
+    if argv is None and _client_verb_ran:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                if status == 0:
+                    status = 120  # as Python reports a failed flush at exit
+        os._exit(status)
+    return status
+
+
+_client_verb_ran = False
+
+
+def _main(argv: list[str] | None) -> int:
+    global _client_verb_ran
     args = sys.argv[1:] if argv is None else argv
     try:
         try:
@@ -138,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             from dockyard.cli import tls as tls_config
 
             tls = tls_config.settings(parsed.values, parsed.changed)
+        _client_verb_ran = name != "daemon"
         return run_verb(name, rest, parsed["host"], parsed["debug"], tls)
     except CliFailure as failure:
         if failure.message:
