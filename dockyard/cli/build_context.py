@@ -178,8 +178,11 @@ def _header_bytes(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
     return info.tobuf(tar.format, tar.encoding, tar.errors)  # type: ignore[arg-type]
 
 
-def _header(tar: tarfile.TarFile, path: str, name: str) -> tarfile.TarInfo:
+def _header(tar: tarfile.TarFile, path: str, name: str) -> tarfile.TarInfo | None:
+    """The entry's header, None for a socket (Docker's archiver skips them)."""
     info = tar.gettarinfo(path, arcname=name)
+    if info is None:
+        return None
     info.mtime = int(info.mtime)  # whole seconds, as Docker's CLI writes them (no PAX time records)
     info.uid = info.gid = 0
     info.uname = info.gname = ""
@@ -239,6 +242,8 @@ def _add_tree(tar: tarfile.TarFile, out: _Pieces, context: str, matcher: IgnoreM
                 descend.append(name)
             try:
                 info = _header(tar, full, rel)
+                if info is None:
+                    continue
                 if held is not None and rel == ".dockerignore" and info.isreg():
                     with open(full, "rb") as f:
                         held.append((info, f.read()))

@@ -310,3 +310,15 @@ def test_a_large_file_goes_by_sendfile_and_arrives_whole(daemon: Callable[..., F
     _, _, body = build_request(server)
     assert members(body)["big"] == data
     assert body == from_directory(str(project)).read_all()
+
+
+def test_sockets_in_the_context_are_left_out(project: Path) -> None:
+    import socket as socket_module
+
+    server = socket_module.socket(socket_module.AF_UNIX)
+    try:
+        server.bind(str(project / "src" / "sock"))
+        found, _ = context_members(str(project))
+    finally:
+        server.close()
+    assert "src/sock" not in found and "src/a.py" in found
