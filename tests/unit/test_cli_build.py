@@ -302,11 +302,22 @@ def test_the_tar_is_what_pythons_tar_writer_makes_without_its_record_padding(pro
     assert from_directory(str(project)).read_all() == ref.getvalue()[:end]
 
 
-def test_a_large_file_goes_by_sendfile_and_arrives_whole(daemon: Callable[..., FakeServer], project: Path) -> None:
+def test_a_large_file_goes_by_sendfile_and_arrives_whole(daemon: Callable[..., FakeServer], project: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     data = os.urandom((2 << 20) + 99)
     (project / "big").write_bytes(data)
     server = daemon(STEPS)
+    sent: list[int] = []
+    real_sendfile = os.sendfile
+
+    def sendfile(out_fd: int, in_fd: int, offset: int, count: int) -> int:
+        n = real_sendfile(out_fd, in_fd, offset, count)
+        sent.append(n)
+        return n
+
+    monkeypatch.setattr(os, "sendfile", sendfile)
     assert cli_main.main(["build", "-q", str(project)]) == 0
+    assert sum(sent) == len(data)  # the client's own sockets take the sendfile path
     _, _, body = build_request(server)
     assert members(body)["big"] == data
     assert body == from_directory(str(project)).read_all()
