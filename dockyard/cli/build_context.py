@@ -20,11 +20,11 @@ from __future__ import annotations
 import _socket
 import os
 import sys
-import tarfile
 import time
 
 from dockyard.cli.failure import CliFailure
 from dockyard.cli.ignore_patterns import IgnoreMatcher, parse_ignore_file
+from dockyard.cli.tar_headers import BLOCKSIZE, REGULAR, Entry, EntryMaker, header
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 PREPARE = "unable to prepare context: "
 PIECE = 1 << 20
-_END = tarfile.NUL * (2 * tarfile.BLOCKSIZE)  # the archive's end, without Python's record padding (as Go)
+_END = bytes(2 * BLOCKSIZE)  # the archive's end, without Python's record padding (as Go)
 _COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
 
 
@@ -114,7 +114,7 @@ class _Pieces:
 
 
 def _padding(size: int) -> bytes:
-    return tarfile.NUL * (-size % tarfile.BLOCKSIZE)
+    return bytes(-size % BLOCKSIZE)
 
 
 def _lstat_message(path: str, error: OSError) -> str:
@@ -170,71 +170,44 @@ def _keep_build_files(patterns: list[str], dockerfile_rel: str | None) -> list[s
     return out
 
 
-class _NoOutput:
-    """The file of a TarFile used only to make headers (``gettarinfo``, ``tobuf``): it never writes."""
-
-    def tell(self) -> int:
-        return 0
-
-    def write(self, data: bytes) -> int:
-        raise AssertionError("the header maker writes nothing")
+def _header(maker: EntryMaker, path: str, name: str) -> Entry | None:
+    """The entry of ``path``, None for a socket (Docker's archiver skips them)."""
+    return maker.of(path, name)
 
 
-def _header_maker() -> tarfile.TarFile:
-    """A PAX TarFile that makes headers (and remembers inodes for hard links); nothing goes through it."""
-    return tarfile.TarFile(fileobj=_NoOutput(), mode="w", format=tarfile.PAX_FORMAT)  # type: ignore[arg-type]
+def _entry_bytes(entry: Entry, data: bytes = b"") -> bytes:
+    """A whole entry: header, ``data`` (``entry.size`` bytes) and its padding."""
+    return header(entry) + data + _padding(len(data))
 
 
-def _header_bytes(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
-    return info.tobuf(tar.format, tar.encoding, tar.errors)  # type: ignore[arg-type]
-
-
-def _header(tar: tarfile.TarFile, path: str, name: str) -> tarfile.TarInfo | None:
-    """The entry's header, None for a socket (Docker's archiver skips them)."""
-    info = tar.gettarinfo(path, arcname=name)
-    if info is None:
-        return None
-    info.mtime = int(info.mtime)  # whole seconds, as Docker's CLI writes them (no PAX time records)
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info
-
-
-def _entry_bytes(tar: tarfile.TarFile, info: tarfile.TarInfo, data: bytes = b"") -> bytes:
-    """A whole entry: header, ``data`` (``info.size`` bytes) and its padding."""
-    return _header_bytes(tar, info) + data + _padding(len(data))
-
-
-def _bytes_info(name: str, data: bytes, mode: int = 0o600) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.size, info.mode, info.mtime = len(data), mode, int(time.time())
-    return info
+def _bytes_entry(name: str, data: bytes, mode: int = 0o600) -> Entry:
+    return Entry(name, REGULAR, mode, len(data), int(time.time()))
 
 
 def tar_directory(context: str, matcher: IgnoreMatcher,
                   extra_dockerfile: tuple[str, bytes] | None = None) -> Iterator[bytes | FileSlice]:
     """The context's tar in pieces; ``extra_dockerfile`` (name, text) is added and ignored."""
-    tar = _header_maker()
+    maker = EntryMaker()
     out = _Pieces()
-    held: list[tuple[tarfile.TarInfo, bytes]] = []
-    yield from _add_tree(tar, out, context, matcher, held if extra_dockerfile is not None else None)
+    held: list[tuple[Entry, bytes]] = []
+    yield from _add_tree(maker, out, context, matcher, held if extra_dockerfile is not None else None)
     if extra_dockerfile is not None:
         name, text = extra_dockerfile
-        out.add(_entry_bytes(tar, _bytes_info(name, text), text))
+        out.add(_entry_bytes(_bytes_entry(name, text), text))
         amended = (held[0][1] if held else b"") + b"\n" + name.encode() + b"\n"
         if not held:
-            out.add(_entry_bytes(tar, _bytes_info(".dockerignore", amended), amended))
+            out.add(_entry_bytes(_bytes_entry(".dockerignore", amended), amended))
         else:  # the context's own, with its header
             held[0][0].size = len(amended)
-            out.add(_entry_bytes(tar, held[0][0], amended))
+            out.add(_entry_bytes(held[0][0], amended))
     out.add(_END)
     last = out.take(force=True)
     if last:
         yield last
 
 
-def _add_tree(tar: tarfile.TarFile, out: _Pieces, context: str, matcher: IgnoreMatcher,
-              held: list[tuple[tarfile.TarInfo, bytes]] | None) -> Iterator[bytes | FileSlice]:
+def _add_tree(maker: EntryMaker, out: _Pieces, context: str, matcher: IgnoreMatcher,
+              held: list[tuple[Entry, bytes]] | None) -> Iterator[bytes | FileSlice]:
     """The entries of what the context holds and ``matcher`` keeps; with ``held`` the context's
     ``.dockerignore`` is not added but put there with its header (to be written last, amended).
     A file of ``PIECE`` bytes or more is yielded as a :class:`FileSlice` of the open file."""
@@ -252,7 +225,7 @@ def _add_tree(tar: tarfile.TarFile, out: _Pieces, context: str, matcher: IgnoreM
             if is_dir:
                 descend.append(name)
             try:
-                info = _header(tar, full, rel)
+                info = _header(maker, full, rel)
                 if info is None:
                     continue
                 if held is not None and rel == ".dockerignore" and info.isreg():
@@ -261,7 +234,7 @@ def _add_tree(tar: tarfile.TarFile, out: _Pieces, context: str, matcher: IgnoreM
                 elif info.isreg():
                     fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC)
                     try:
-                        out.add(_header_bytes(tar, info))
+                        out.add(header(info))
                         if info.size < PIECE:
                             out.add(FileSlice(fd, 0, info.size).read() + _padding(info.size))
                         else:
@@ -272,9 +245,8 @@ def _add_tree(tar: tarfile.TarFile, out: _Pieces, context: str, matcher: IgnoreM
                             out.add(_padding(info.size))
                     finally:
                         os.close(fd)
-                elif info.type in (tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.FIFOTYPE,
-                                   tarfile.CHRTYPE, tarfile.BLKTYPE):
-                    out.add(_header_bytes(tar, info))
+                else:
+                    out.add(header(info))
             except OSError as error:
                 raise CliFailure(f"error checking context: {error}", 1) from None
             ready = out.take()
@@ -324,7 +296,7 @@ def from_stdin(stream: BinaryIO, dockerfile: str = "") -> BuildContext:
 
     def pack() -> Iterator[bytes | FileSlice]:
         # Docker's CLI writes it to a temporary context dir
-        yield _entry_bytes(_header_maker(), _bytes_info("Dockerfile", text, 0o644), text) + _END
+        yield _entry_bytes(_bytes_entry("Dockerfile", text, 0o644), text) + _END
 
     return BuildContext(pack, "Dockerfile")
 
@@ -335,6 +307,8 @@ def is_archive(head: bytes) -> bool:
         return True
     if len(head) < 512:
         return False
+    import tarfile  # only for a context read from stdin
+
     try:
         tarfile.TarInfo.frombuf(head, "utf-8", "surrogateescape")
     except tarfile.TarError:

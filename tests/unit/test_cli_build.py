@@ -283,6 +283,11 @@ def test_the_tar_is_what_pythons_tar_writer_makes_without_its_record_padding(pro
     (project / ("long-name-" * 12)).write_bytes(b"long")
     os.link(project / "README.md", project / "hardlink")
     (project / "src" / "link").symlink_to("a.py")
+    (project / "src" / "naïve-é.txt").write_bytes(b"non-ascii name")
+    (project / "src" / "deep" / ("d" * 99)).mkdir(parents=True)  # 100 bytes with its "/": still ustar
+    (project / "src" / "deep" / ("e" * 100)).mkdir()  # 101: a PAX path record
+    os.mkfifo(project / "fifo")
+    os.utime(project / "README.md", (1e12, 1e12))  # an mtime past ustar's 11 octal digits
     ref = io.BytesIO()
     tar = tarfile.TarFile(fileobj=ref, mode="w", format=tarfile.PAX_FORMAT)
     for directory, dirs, files in os.walk(project):
