@@ -872,7 +872,26 @@ class ContainerService:
         c = self.get(ref)
         if c.host_config["LogConfig"].get("Type") == "none":
             raise logdrivers.ReadingUnsupported(logdrivers.NO_READING)
-        return c, logfiles.stream_logs(c.log_path, opts, c.tty, lambda: c.state.running or self.live(c).starting)
+        return c, self._stream_logs(c, opts)
+
+    async def _stream_logs(self, c: Container, opts: logfiles.LogOptions) -> AsyncIterator[bytes]:
+        """The log of ``c``; a follower ends as soon as the run it follows exits (it waits on an exit
+        future besides polling the file)."""
+        live = self.live(c)
+        exited: asyncio.Future[int] | None = None
+        if opts.follow and (c.state.running or live.starting):
+            exited = asyncio.get_running_loop().create_future()
+            live.exit_waiters.append(exited)
+        try:
+            async for chunk in logfiles.stream_logs(c.log_path, opts, c.tty,
+                                                    lambda: c.state.running or self.live(c).starting,
+                                                    exited=exited):
+                yield chunk
+        finally:
+            if exited is not None and not exited.done():
+                exited.cancel()
+                with contextlib.suppress(ValueError):
+                    live.exit_waiters.remove(exited)
 
     # -- attach -----------------------------------------------------------------------------------------------
     async def connect_shim(self, c: Container) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
