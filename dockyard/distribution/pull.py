@@ -14,10 +14,11 @@ The steps, as dockerd takes them:
    ``Range``, retried with back-off.
 3. *unpack and record*: meanwhile each downloaded blob goes, bottom layer first and as soon as it is
    here, through the same code as ``docker load`` (:class:`~dockyard.images.archive_load.ArchiveLoader`):
-   safe extraction, diff-ID check, uncompressed layer blobs (as dockerd, a layer is unpacked from its
-   downloaded file, not from the wire); then one transaction writes the image record, the tag
-   and the *repo digest* (``busybox@sha256:<manifest digest>``). The compressed downloads are then
-   removed (layers are kept uncompressed, as ``load`` and ``import`` keep them).
+   safe extraction, diff-ID check (as dockerd, a layer is unpacked from its downloaded file, not
+   from the wire); then one transaction writes the image record, the tag and the *repo digest*
+   (``busybox@sha256:<manifest digest>``). The downloaded blob *is* the stored layer, compressed
+   as the registry serves it (as containerd keeps it; its diff ID is in the image config), so a
+   pull writes no uncompressed copy of a layer; ``save`` decompresses it, ``push`` sends it as it is.
 
 The whole pull holds a lease; a pull that fails removes what it created, and one that is killed
 leaves only unreferenced files, which the collector clears. Progress goes to a callback as
@@ -439,21 +440,23 @@ class Puller(RegistryWork):
 
     def _pull(self, resolved: Resolved, tag_ref: Reference | None) -> str:
         content, snapshots = self.images.content, self.images.snapshots
-        plan = LoadPlan(resolved.config, [LayerSource(d.digest, d.digest, d.size, verified=True) for d in resolved.layers])
+        plan = LoadPlan(resolved.config, [LayerSource(d.digest, d.digest, d.size, verified=True, media_type=d.media_type)
+                                          for d in resolved.layers])
         diff_ids = plan.diff_ids()
         lease = current_lease()
+        loader = ArchiveLoader(self.images)
         missing: list[Descriptor] = []
-        for desc, diff_id, chain_id in zip(resolved.layers, diff_ids, chain_ids(diff_ids), strict=True):
+        for desc, source, diff_id, chain_id in zip(resolved.layers, plan.layers, diff_ids, chain_ids(diff_ids),
+                                                   strict=True):
             if lease is not None:
                 lease.add("layer", chain_id)
                 lease.add("blob", diff_id)
                 lease.add("blob", desc.digest)
-            if snapshots.has(chain_id) and content.exists(diff_id):
+            if snapshots.has(chain_id) and loader.stored_blob(source, diff_id) is not None:
                 self.emit("Already exists", short_id(desc.digest), progressDetail={})
             elif desc not in missing:
                 missing.append(desc)
                 self.emit("Pulling fs layer", short_id(desc.digest), progressDetail={})
-        loader = ArchiveLoader(self.images)
         failed = threading.Event()
         done = False
         workers = max(1, min(self.settings.max_concurrent_downloads, len(missing)))
@@ -486,7 +489,7 @@ class Puller(RegistryWork):
                             future.result()
                     for one in arriving.values():
                         one.close()
-        finally:  # the compressed downloads: kept only when a record names them (an uncompressed layer)
+        finally:  # the downloads: kept only when a record names them (as a layer's blob)
             for desc in missing:
                 digest = desc.digest
                 if (SHARED.release(digest) and not (done and digest in diff_ids) and content.exists(digest)

@@ -12,8 +12,9 @@ config, then the manifest last, so a registry never names a blob it lacks:
    ``DOCKYARD_UPLOAD_CHUNK_BYTES`` (32 MiB) goes up *chunked*: ``PATCH`` per piece with its
    ``Content-Range``, each to the ``Location`` the last one answered, then ``PUT …&digest=`` alone.
 
-Layers go up gzip-compressed, as Docker sends them: each uncompressed layer of the store is compressed
-into a temporary blob (under a ``push`` lease; removed after), on every core
+Layers go up compressed, as Docker sends them: a compressed layer blob (a pulled layer, kept as the
+registry served it) goes as it is; each uncompressed layer of the store is gzip-compressed into a
+temporary blob (under a ``push`` lease; removed after), on every core
 (:mod:`~dockyard.distribution.parallel_gzip`), deterministically, so pushing it again finds it there. The manifest pushed is an OCI manifest of those blobs and the config, ``PUT`` under the
 tag; its digest becomes the image's repo digest (``name@sha256:…``), as after a Docker push.
 """
