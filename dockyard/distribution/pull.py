@@ -56,6 +56,7 @@ _MAX_CONFIG = 8 << 20
 _MAX_TAG_PAGES = 100
 _CHUNK = 1 << 16
 _PROGRESS_EVERY = 512 << 10
+_PROGRESS_INTERVAL = 0.1
 _SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
             "application/vnd.docker.distribution.manifest.v1+prettyjws")
 
@@ -76,6 +77,27 @@ class ProgressReporter:
             message["id"] = id
         with self._progress_lock:
             self.progress(message)
+
+
+class ProgressThrottle:
+    """When a transfer's byte count is worth a progress message, as dockerd's progress reader
+    decides: after at least 512 KiB more (1% of ``total`` when that is less), at most once every
+    100 ms, and always at the end. Each message is a round trip through the API's event loop, so
+    a message per 512 KiB of a fast transfer holds the transfer up."""
+
+    def __init__(self, total: int, start: int = 0) -> None:
+        self.total = total
+        self._every = min(_PROGRESS_EVERY, max(total // 100, 1))
+        self._reported = start
+        self._next = 0.0
+
+    def due(self, current: int) -> bool:
+        """Whether to report ``current`` now (the caller then reports it)."""
+        if current == self.total or (current - self._reported >= self._every and time.monotonic() >= self._next):
+            self._reported = current
+            self._next = time.monotonic() + _PROGRESS_INTERVAL
+            return True
+        return False
 
 
 @dataclass
@@ -476,6 +498,8 @@ class Puller(RegistryWork):
                     files = _Downloads(self, futures, arriving)
                     stored = loader.store_layers(files, plan)
                     files.finished()
+                    for future in futures.values():  # the unpack may end before its blob is committed
+                        future.result()  # (see Arriving): a record names only blobs in place, durable
                     plan.refs = [r for r in (tag_ref, _digest_ref(resolved)) if r is not None]
                     loader.record([(plan, stored)])
                     done = True
@@ -570,7 +594,7 @@ class Puller(RegistryWork):
 
     def _stream(self, response: Any, writer: IngestWriter, desc: Descriptor, layer_id: str,
                 failed: threading.Event, skip: int = 0, arriving: Arriving | None = None) -> None:
-        reported = writer.size
+        throttle = ProgressThrottle(desc.size, writer.size)
         while True:
             try:
                 chunk = response.read(_CHUNK)
@@ -596,8 +620,7 @@ class Puller(RegistryWork):
             if arriving is not None:
                 writer.flush()
                 arriving.grew(writer.size)
-            if writer.size - reported >= _PROGRESS_EVERY or writer.size == desc.size:
-                reported = writer.size
+            if throttle.due(writer.size):
                 self.emit("Downloading", layer_id, progressDetail={"current": writer.size, "total": desc.size},
                           progress=progress_bar(writer.size, desc.size))
 

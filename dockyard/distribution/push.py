@@ -33,14 +33,13 @@ from dockyard.content import mediatypes as mt
 from dockyard.distribution.auth import Credentials
 from dockyard.distribution.client import RegistryError, RepositoryClient, Unreachable
 from dockyard.distribution.parallel_gzip import gzip_stream
-from dockyard.distribution.pull import RegistryWork, progress_bar
+from dockyard.distribution.pull import ProgressThrottle, RegistryWork, progress_bar
 from dockyard.errors import DockyardError, InvalidParameter, NotFound
 from dockyard.images.reference import Reference, parse_normalized
 from dockyard.images.service import short_id
 from dockyard.images.store import LayerRecord
 from dockyard.metadata import leases
 
-_PROGRESS_EVERY = 512 << 10
 DEFAULT_UPLOAD_CHUNK = 32 << 20
 
 
@@ -51,17 +50,16 @@ def _with_digest(url: str, digest: str) -> str:
 class _Counting:
     """A blob being uploaded: reads through, reporting how far it got."""
 
-    def __init__(self, raw: BinaryIO, report: Any) -> None:
+    def __init__(self, raw: BinaryIO, report: Any, total: int) -> None:
         self._raw = raw
         self._report = report
+        self._throttle = ProgressThrottle(total)
         self.count = 0
-        self._reported = 0
 
     def read(self, n: int = -1) -> bytes:
         data = self._raw.read(n)
         self.count += len(data)
-        if self.count - self._reported >= _PROGRESS_EVERY or not data:
-            self._reported = self.count
+        if data and self._throttle.due(self.count):
             self._report(self.count)
         return data
 
@@ -215,7 +213,7 @@ class Pusher(RegistryWork):
             else:  # monolithic: one PUT with the whole blob
                 client.request("PUT", _with_digest(url, blob.digest),
                                {"Content-Type": mt.OCTET_STREAM, "Content-Length": str(blob.size)},
-                               _Counting(raw, report), ok=(201,)).close()  # type: ignore[arg-type]
+                               _Counting(raw, report, blob.size), ok=(201,)).close()  # type: ignore[arg-type]
         if not quiet:
             self.emit("Pushed", layer_id, progressDetail={})
 
