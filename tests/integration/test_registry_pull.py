@@ -155,8 +155,9 @@ def test_docker_cli_pulls_runs_and_pulls_on_run(registry: Registry, puller: Daem
 def test_pulled_layer_is_kept_compressed_saved_and_pushed_as_is(registry: Registry, puller: Daemon,
                                                                   tmp_path: Path) -> None:
     """A pulled layer is stored as the registry's compressed blob and no uncompressed copy is written;
-    ``save`` writes its plain tar under the diff ID (``load`` takes it back) and ``push`` sends the
-    blob as it is: the pushed manifest names the registry's own layer digests."""
+    ``save`` writes its plain tar under the diff ID (``load`` takes it back, reusing the stored blob
+    while the image is there) and ``push`` sends the blob as it is: the pushed manifest names the
+    registry's own layer digests."""
     ref = f"{registry.host}/oci/busybox:1"
     puller.cli("pull", ref, timeout=120, check=True)
     raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
@@ -184,6 +185,9 @@ def test_pulled_layer_is_kept_compressed_saved_and_pushed_as_is(registry: Regist
     layers = json.loads(raw)["layers"]
     assert [layer["digest"] for layer in layers] == remote_layers
     assert {layer["mediaType"] for layer in layers} == {"application/vnd.oci.image.layer.v1.tar+gzip"}
+    puller.cli("load", "-i", str(saved), check=True)  # the same layers: the pulled blobs serve the load too
+    blobs = {p.name for p in (puller.root / "data" / "content" / "blobs" / "sha256").iterdir()}
+    assert not {d.split(":")[1] for d in diff_ids} & blobs
     puller.cli("rmi", "-f", image.id, check=True)
     puller.cli("load", "-i", str(saved), check=True)
     assert run_output(puller, ref, "echo", "saved and loaded") == "saved and loaded\n"
