@@ -403,7 +403,7 @@ class ContainerService:
             if isinstance(network_error, DockyardError):
                 # The endpoints failed first (a port already allocated…) and took the namespace the
                 # init was joining with them: theirs is the error to report.
-                raise network_error from None
+                raise network_error from spawn_error
             raise
         try:
             await network_ready

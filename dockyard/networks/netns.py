@@ -207,14 +207,6 @@ class Worker:
         self._jobs.put((fn, result))  # type: ignore[arg-type]
         return result
 
-    def submit(self, fn: Callable[[], T]) -> Future[T]:
-        """Queue ``fn`` for the worker and return at once; its outcome is the future's."""
-        if not self._thread.is_alive():
-            raise DockyardError(f"the worker for network namespace {self.path} is closed")
-        result: Future[T] = Future()
-        self._jobs.put((fn, result))  # type: ignore[arg-type]
-        return result
-
     def close(self) -> None:
         if self._thread.is_alive():
             self._jobs.put(None)
