@@ -202,6 +202,15 @@ def in_namespace_of(e: Env, container: str, make: Callable[[], T]) -> T:
     return netns.run_in(Path(f"/proc/{pid}/ns/net"), make)
 
 
+
+def _wait_until_bridge_empty(bridge: str) -> None:
+    """Wait (5 s at most) until no port is left on ``bridge``: a stopped container's namespace was let go."""
+    deadline = time.monotonic() + 5
+    while ports_of(bridge):
+        assert time.monotonic() < deadline, f"{ports_of(bridge)} stayed on {bridge}: the namespace was held"
+        time.sleep(0.1)
+
+
 def test_dns_flag_servers_are_asked_from_the_containers_namespace(env: Env) -> None:
     """``--dns 127.0.0.1``: the embedded server forwards to a resolver on the *container's* loopback
     (Docker dials ``--dns`` servers inside the sandbox; only the host file's servers are reached from
@@ -213,10 +222,7 @@ def test_dns_flag_servers_are_asked_from_the_containers_namespace(env: Env) -> N
         _dns_flag_in_namespace(env, net_a, d)
         # the namespace worker that made those sockets must not hold the namespace after a stop
         docker(env, "stop", "-t", "0", d)
-        deadline = time.monotonic() + 5
-        while ports_of(bridge):
-            assert time.monotonic() < deadline, f"{ports_of(bridge)} stayed on {bridge}: the namespace was held"
-            time.sleep(0.1)
+        _wait_until_bridge_empty(bridge)
     finally:
         docker(env, "rm", "-f", d, check=False)
         docker(env, "network", "rm", net_a, check=False)
@@ -339,10 +345,7 @@ def test_a_runs_end_lets_its_namespace_go(env: Env) -> None:
         before = ports_of(bridge)
         assert len(before) == 1
         docker(env, "stop", "-t", "0", a)
-        deadline = time.monotonic() + 5
-        while ports_of(bridge):
-            assert time.monotonic() < deadline, f"{before} stayed on {bridge}: the namespace was held"
-            time.sleep(0.1)
+        _wait_until_bridge_empty(bridge)
     finally:
         docker(env, "rm", "-f", a, check=False)
         docker(env, "network", "rm", net, check=False)
