@@ -142,10 +142,11 @@ def main() -> int:
     parser.add_argument("-n", type=int, default=1, help="runs per engine and kind")
     parser.add_argument("--daemon-repo", type=Path, default=REPO,
                         help="the checkout whose dockyard daemon to run (default: this one)")
+    parser.add_argument("--only-dockyard", action="store_true", help="leave out dockerd and Podman")
     args = parser.parse_args()
     bench = BuildBench(args.n, args.daemon_repo.resolve())
     try:
-        for step in (bench.dockyard, bench.dockerd, bench.podman):
+        for step in (bench.dockyard,) if args.only_dockyard else (bench.dockyard, bench.dockerd, bench.podman):
             try:
                 step()
             except Exception as exc:

@@ -40,7 +40,7 @@ from dockyard.images.busybox_rootfs import write_busybox_rootfs_tar  # noqa: E40
 from dockyard.networks import netns  # noqa: E402
 from dockyard.networks.naming import Naming  # noqa: E402
 
-DOCKYARD = os.environ.get("DOCKYARD_BENCH_CLI", str(REPO / ".venv" / "bin" / "dockyard"))
+DOCKYARD = os.environ.get("DOCKYARD_BENCH_CLI", "")  # default: a launcher as install.sh puts on PATH
 DOCKER = "/usr/local/bin/docker" if os.path.exists("/usr/local/bin/docker") else "docker"
 
 
@@ -92,6 +92,15 @@ def remove_networks(root: Path) -> None:
         firewall.reset()
     finally:
         firewall.close()
+
+
+def write_launcher(path: Path) -> str:
+    """The ``dockyard`` command as install.sh installs it (``python -IS``: no site scan, the CLI needs
+    only the stdlib and this checkout), so the bench times what users run."""
+    path.write_text(f"#!{sys.executable} -IS\nimport sys\nsys.path.insert(0, {str(REPO)!r})\n"
+                    "from dockyard.cli.main import main\nsys.exit(main())\n")
+    path.chmod(0o755)
+    return str(path)
 
 
 def timed(argv: list[str], n: int, env: dict[str, str] | None = None) -> list[float]:
@@ -170,6 +179,7 @@ class Bench:
         self.results: dict[str, dict[str, object]] = {}
         self.cleanups: list[Callable[[], object]] = []
         self.dockyard_root = self.tmp / "dockyard"
+        self.cli = DOCKYARD or write_launcher(self.tmp / "dockyard-cli")
 
     def pinned_netns(self, name: str) -> Path:
         """A new network namespace of the bench's, pinned under its temporary root (removed at the
@@ -204,21 +214,21 @@ class Bench:
         wait_for(lambda: ping(sock), "dockyard daemon")
         env = {**os.environ, "DOCKYARD_HOST": f"unix://{sock}", "DOCKER_HOST": f"unix://{sock}"}
         with self.tar.open("rb") as f:
-            subprocess.run([DOCKYARD, "import", "-", "busybox:latest"], stdin=f, check=True, env=env, capture_output=True)
-        none_argv = [DOCKYARD, "run", "--rm", "--network", "none", "busybox", "true"]
-        bridge_argv = [DOCKYARD, "run", "--rm", "busybox", "true"]
+            subprocess.run([self.cli, "import", "-", "busybox:latest"], stdin=f, check=True, env=env, capture_output=True)
+        none_argv = [self.cli, "run", "--rm", "--network", "none", "busybox", "true"]
+        bridge_argv = [self.cli, "run", "--rm", "busybox", "true"]
         none_samples, bridge_samples = taking_turns(none_argv, bridge_argv, self.n, env)
         self.record("dockyard run --rm --network none", none_samples)
         self.record("dockyard run --rm (default bridge)", bridge_samples)
         if self.bridge_load:
             for _ in range(self.bridge_load):
-                subprocess.run([DOCKYARD, "run", "-d", "busybox", "sleep", "3600"], check=True, env=env,
+                subprocess.run([self.cli, "run", "-d", "busybox", "sleep", "3600"], check=True, env=env,
                                capture_output=True)
             self.record(f"  ... with {self.bridge_load} on the bridge", timed(bridge_argv, self.n, env))
-            ids = subprocess.run([DOCKYARD, "ps", "-q"], env=env, capture_output=True, text=True).stdout.split()
-            subprocess.run([DOCKYARD, "rm", "-f", *ids], env=env, capture_output=True, timeout=600)
+            ids = subprocess.run([self.cli, "ps", "-q"], env=env, capture_output=True, text=True).stdout.split()
+            subprocess.run([self.cli, "rm", "-f", *ids], env=env, capture_output=True, timeout=600)
         self.record("docker CLI -> dockyard", timed([DOCKER, "run", "--rm", "--network", "none", "busybox", "true"], self.n, env))
-        self.record("dockyard version (CLI round trip)", timed([DOCKYARD, "version"], self.n, env))
+        self.record("dockyard version (CLI round trip)", timed([self.cli, "version"], self.n, env))
 
     def dockerd(self) -> None:
         """A private dockerd in a network namespace of its own, with its default bridge (``docker0``)

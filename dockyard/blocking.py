@@ -11,7 +11,7 @@ Terms:
 
 - *the record writer*: one thread that writes records (a container's row in the metadata database,
   an exec's ``exec.json``) in the order they were queued, with :func:`write_soon` (the loop goes on at
-  once) or :func:`write` (the loop awaits it). One thread, so a record written later never lands
+  once), :func:`write` (the loop awaits it) or :func:`write_queued` (queued now, awaited later). One thread, so a record written later never lands
   before one written earlier; and no SQLite commit or file write runs on the event loop.
 
 A job must never wait for another job of the same pool (that could deadlock a full pool); it may
@@ -62,6 +62,12 @@ async def run(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     return await _submit(False, fn, *args, **kwargs)
 
 
+def submit(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+    """``fn(*args, **kwargs)`` on the filesystem pool, started now; a thread may wait for its
+    ``result()`` (never a job of this pool: see above), the loop through ``asyncio.wrap_future``."""
+    return _pool(False).submit(functools.partial(contextvars.copy_context().run, fn, *args, **kwargs))
+
+
 async def run_stream(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Like :func:`run`, on the pool for jobs that last as long as a client's stream."""
     return await _submit(True, fn, *args, **kwargs)
@@ -93,6 +99,13 @@ async def write(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """``fn(*args, **kwargs)`` on the record writer, after every write queued before it."""
     call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
     return await asyncio.get_running_loop().run_in_executor(_writer(), call)
+
+
+def write_queued(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]:
+    """``fn(*args, **kwargs)`` queued on the record writer at once (before anything queued after
+    this call returns), for the loop to await later: it goes on meanwhile."""
+    call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+    return asyncio.get_running_loop().run_in_executor(_writer(), call)
 
 
 async def drain_records() -> None:

@@ -29,9 +29,11 @@ from dockyard.api.byte_pipes import BodyPipe
 from dockyard.api.distribution import pull_reference
 from dockyard.api.http import Request, Response, StreamResponse
 from dockyard.api.router import Router
+from dockyard.build import phases
 from dockyard.build.builder import BuildDirectory, Builder, BuildOptions, run_build
 from dockyard.build.context import unpack_context
 from dockyard.build.instructions import parse_dockerfile
+from dockyard.build.known_digests import KnownDigests
 from dockyard.build.shell_words import go_quote
 from dockyard.build.stream import BuildStream
 from dockyard.containers.service import ContainerService
@@ -45,6 +47,9 @@ from dockyard.images.service import ImageService
 BUILDKIT_REFUSED = ("buildkit not supported by daemon: dockyard has the classic builder only; "
                     "build with DOCKER_BUILDKIT=0 docker build")
 DOCKER_HUB_AUTH = "https://index.docker.io/v1/"
+
+# Builds whose stream has ended but whose directory is still being removed (asyncio holds tasks weakly).
+_finishing: set[asyncio.Task[None]] = set()
 
 
 def _string_map(request: Request, name: str, keep_null: bool = True) -> dict[str, str]:
@@ -99,6 +104,7 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
 
     @router.route("POST", "/build")
     async def build(request: Request) -> Response:
+        phases.start()
         if request.arg("version") == "2":
             raise InvalidParameter(BUILDKIT_REFUSED)
         if request.arg("remote"):
@@ -116,8 +122,11 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
             context = build_dir / "context"
             body = BodyPipe()
             feeding = asyncio.create_task(body.feed(request.iter_body()))
+            digests = KnownDigests()
             try:
-                text = await blocking.run_stream(unpack_context, body, context, dockerfile_name)  # type: ignore[arg-type]
+                text = await blocking.run_stream(unpack_context, body, context, dockerfile_name,  # type: ignore[arg-type]
+                                                 digests)
+                phases.mark("unpacked")
             except DockyardError as e:
                 # dockerd answers a context without its Dockerfile with a 500; it is the request that
                 # is wrong, so here it is a 400 with the same words
@@ -127,12 +136,14 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
             finally:
                 body.abandon()
                 await feeding
+                phases.mark("body-read")
             dockerfile = parse_dockerfile(text.decode(errors="replace"), dockerfile_name)
             options = BuildOptions(
                 dockerfile=dockerfile, context=context, tags=tags, build_args=build_args, labels=labels,
                 target=request.arg("target"), platform=request.arg("platform"),
                 network_mode=request.arg("networkmode") or "default", remove=request.flag("rm", True),
-                force_remove=request.flag("forcerm"), no_cache=request.flag("nocache"), pull=request.flag("pull"))
+                force_remove=request.flag("forcerm"), no_cache=request.flag("nocache"), pull=request.flag("pull"),
+                context_digests=digests)
         except BaseException:
             await blocking.run(directory.remove)
             raise
@@ -164,16 +175,25 @@ def register(router: Router, root: Path, images: ImageService, containers: Conta
             try:
                 await run_build(builder)
             finally:
+                phases.mark("built")
                 await blocking.run(directory.remove)
+                phases.mark("removed")
+                phases.finish()
 
         task = asyncio.create_task(run())
+        _finishing.add(task)
+        task.add_done_callback(_finishing.discard)
 
         async def chunks() -> Any:
+            ended = False
             try:
                 async for chunk in stream.chunks():
                     yield chunk
+                ended = True
             finally:
-                if not task.done():  # the client went away: the build stops
+                # The stream ends once the build has; its directory is then still being removed,
+                # which the response does not wait for (the task is held in _finishing until done).
+                if not ended and not task.done():  # the client went away: the build stops
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)
 

@@ -33,7 +33,9 @@ import h11
 
 log = logging.getLogger("dockyard.api")
 
-READ_SIZE = 65536
+# What one read of a connection may take: a request body (a build context, an image) then moves
+# through h11 in a few large events instead of many 64 KB ones (the reader's buffer limit is 1 MB).
+READ_SIZE = 1 << 20
 HEAD_READ_LIMIT = 2.0  # seconds a hijacked stream waits for the client to read the response head
 
 

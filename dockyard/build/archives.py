@@ -12,31 +12,68 @@ bytes written bounded).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
+from dockyard.build.known_digests import KnownDigests
 from dockyard.snapshots.copy_extract import CopyExtractor
 from dockyard.snapshots.extract import StrictTarInfo
 from dockyard.snapshots.streams import decompressed
 
 
+class _HashedMember:
+    """A member's data as the extractor reads it, fed to ``digest`` on the way."""
+
+    def __init__(self, raw: Any, digest: Any) -> None:
+        self._raw, self._digest = raw, digest
+
+    def read(self, n: int = -1) -> bytes:
+        data: bytes = self._raw.read(n)
+        self._digest.update(data)
+        return data
+
+
+class _HashingTar:
+    """The tar as :meth:`LayerExtractor._make_file` uses it, with the member's data hashed."""
+
+    def __init__(self, tar: tarfile.TarFile, digest: Any) -> None:
+        self._tar, self._digest = tar, digest
+
+    def extractfile(self, member: tarfile.TarInfo) -> _HashedMember | None:
+        raw = self._tar.extractfile(member)
+        return None if raw is None else _HashedMember(raw, self._digest)
+
+
 @dataclass
 class BuildTarExtractor(CopyExtractor):
-    """A :class:`CopyExtractor` that keeps relative symlinks climbing above the destination."""
+    """A :class:`CopyExtractor` that keeps relative symlinks climbing above the destination; with
+    ``digests``, every regular file's sha256 is recorded there as it is written."""
+
+    digests: KnownDigests | None = None
 
     def _make_symlink(self, tar: tarfile.TarFile, member: tarfile.TarInfo, path: str) -> None:
         os.symlink(member.linkname, path)
         self._set_metadata(path, member)
 
+    def _make_file(self, tar: tarfile.TarFile, member: tarfile.TarInfo, path: str) -> None:
+        if self.digests is None:
+            super()._make_file(tar, member, path)
+            return
+        digest = hashlib.sha256()
+        super()._make_file(_HashingTar(tar, digest), member, path)  # type: ignore[arg-type]
+        self.digests.record(path, digest.hexdigest())
 
-def extract_tar(stream: BinaryIO, into: Path, *, privileged: bool) -> None:
+
+def extract_tar(stream: BinaryIO, into: Path, *, privileged: bool, digests: KnownDigests | None = None) -> None:
     """Unpack the tar in ``stream`` (plain, gzip, bzip2, xz or zstd) into the directory ``into``.
 
-    ``privileged``: keep the tar's owners and create device nodes (else both are skipped)."""
-    BuildTarExtractor(into, privileged=privileged).extract_stream(decompressed(stream))
+    ``privileged``: keep the tar's owners and create device nodes (else both are skipped);
+    ``digests``: where the regular files' content digests are recorded."""
+    BuildTarExtractor(into, privileged=privileged, digests=digests).extract_stream(decompressed(stream))
 
 
 def is_archive(path: str) -> bool:

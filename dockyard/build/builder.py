@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from dockyard import blocking
+from dockyard.build import phases
 from dockyard.build.cache import BuildCache, step_key
-from dockyard.build.copying import is_url, parse_chmod, plan_copy
+from dockyard.build.copying import CopyPlan, is_url, parse_chmod, plan_copy
 from dockyard.build.dockerfile import parse_heredoc_marker
 from dockyard.build.instructions import (
     Add,
@@ -47,6 +48,7 @@ from dockyard.build.instructions import (
     Workdir,
     parse_trigger,
 )
+from dockyard.build.known_digests import KnownDigests
 from dockyard.build.rootfs_client import RootfsStep
 from dockyard.build.stages import (
     PROXY_ARGS,
@@ -104,6 +106,8 @@ class BuildOptions:
     force_remove: bool = False
     no_cache: bool = False
     pull: bool = False
+    # the context files' digests, taken as they were unpacked (COPY reads them instead of the files)
+    context_digests: KnownDigests | None = None
 
 
 class _StageOutput:
@@ -219,6 +223,7 @@ class Builder:
         self.out.text(f"Successfully built {short_id(image_id)}\n")
         if self.out.quiet:
             self.out.always(image_id + "\n")
+        phases.mark("tag")
         for ref in self.opts.tags:
             await blocking.run(self.images.tag, image_id, ref.familiar_name(), ref.tag or "latest")
             self.containers.events.publish("image", "tag", image_id, {"name": ref.familiar()})
@@ -239,6 +244,7 @@ class Builder:
         stage = _current_stage.get()
         number = self.step[stage]
         self.step[stage] = number + 1
+        phases.mark(f"step{number}")
         self._text(f"Step {number}/{self.total} : {original}\n")
 
     async def _stages(self, resolved: list[ResolvedStage], order: list[int], args: dict[str, str]) -> None:
@@ -359,8 +365,11 @@ class Builder:
         state.config["Image"] = state.image_id or ""
         step = BuildStep(state.image_id, copy.deepcopy(state.config), self._probe_config(state, cmd), upper,
                          container_id, state.author, self.platform)
+        phases.mark("commit")
         image_id, size = await blocking.run(commit_step, self.images, step)
+        phases.mark("committed")
         await blocking.run(self.cache.record, key, image_id, state.image_id or "", " ".join(cmd), size)
+        phases.mark("recorded")
         state.image_id = image_id
 
     def _lowers(self, image_id: str | None) -> list[Path]:
@@ -378,6 +387,7 @@ class Builder:
         step = RootfsStep(self.dir, await blocking.run(self._lowers, state.image_id))
         try:
             await blocking.run(step.mkdir, path)
+            phases.mark("mkdir")
             await self._commit(state, cmd, key, step.upper, "")
         finally:
             await blocking.run(step.cleanup)
@@ -417,29 +427,36 @@ class Builder:
             cmd = nop_cmd_string(state.config, f"{command} {chown_text}{plan['source_hash']} in {instruction.dest} ")
             return cmd, step_key(state.image_id or "", " ".join(cmd), [], str(plan["checksum"]))
 
+        planned: CopyPlan | None = None
         if source_lowers is None and not instruction.chown and not any(is_url(src) for src in instruction.sources):
             # Nothing of the plan needs a mounted rootfs (no --chown to resolve, no --from, no download):
-            # planned here, so a cache hit costs no helper process
-            plan = await blocking.run(_plan_from_context, context, list(instruction.sources), instruction.dest,
-                                      workdir, is_add, instruction.chmod, heredocs)
-            cmd, key = step_of(plan)
+            # planned here, so a cache hit mounts nothing, and a miss writes this very plan
+            planned = await blocking.run(_plan_from_context, context, list(instruction.sources), instruction.dest,
+                                         workdir, is_add, instruction.chmod, heredocs, self.opts.context_digests)
+            phases.mark("hashed")
+            cmd, key = step_of({"checksum": planned.checksum, "source_hash": planned.source_hash})
             found = await self._cached(key)
             if found is not None:
                 state.image_id = found
                 return
         step = RootfsStep(self.dir, await blocking.run(self._lowers, state.image_id))
         try:
-            plan = await blocking.run(
-                step.plan_copy, context=context, source_lowers=[str(p) for p in source_lowers]
-                if source_lowers is not None else None, sources=list(instruction.sources), dest=instruction.dest,
-                workdir=workdir, is_add=is_add, chown=instruction.chown, chmod=instruction.chmod, heredocs=heredocs)
-            cmd, key = step_of(plan)
-            found = await self._cached(key)
-            if found is not None:
-                await blocking.run(step.skip)
-                state.image_id = found
-                return
-            await blocking.run(step.apply)
+            if planned is None:
+                plan = await blocking.run(
+                    step.plan_copy, context=context, source_lowers=[str(p) for p in source_lowers]
+                    if source_lowers is not None else None, sources=list(instruction.sources),
+                    dest=instruction.dest, workdir=workdir, is_add=is_add, chown=instruction.chown,
+                    chmod=instruction.chmod, heredocs=heredocs,
+                    known_digests=self.opts.context_digests if source_lowers is None else None)
+                cmd, key = step_of(plan)
+                phases.mark("planned")
+                found = await self._cached(key)
+                if found is not None:
+                    await blocking.run(step.skip)
+                    state.image_id = found
+                    return
+            await blocking.run(step.apply, planned)
+            phases.mark("applied")
             await self._commit(state, cmd, key, step.upper, "")
         finally:
             await blocking.run(step.cleanup)
@@ -468,6 +485,9 @@ class Builder:
         if instruction.security == "insecure":
             raise InvalidParameter("granting entitlement security.insecure is not allowed by build daemon "
                                    "configuration")
+        if self.opts.context_digests is not None and any(m.type == "bind" and not m.from_ and not m.readonly
+                                                         for m in instruction.mounts):
+            self.opts.context_digests.forget()  # the command may write into the context
         exports: list[RootfsStep] = []
         try:
             exported = await self._export_bind_sources(instruction.mounts, exports)
@@ -517,13 +537,16 @@ class Builder:
             "AttachStdout": True, "AttachStderr": True,
         }
         container, _warnings = await self.containers.create(None, body)
+        phases.mark("created")
         cid = container.id
         self._text(f" ---> Running in {cid[:12]}\n")
         ok = command_failed = False
         try:
             await self.containers.start(cid)
+            phases.mark("started")
             await self._follow(cid)
             status = await self.containers.wait(cid)
+            phases.mark("exited")
             code = int(status.get("StatusCode") or 0)
             if code != 0:
                 command_failed = True
@@ -537,6 +560,7 @@ class Builder:
             asked = (ok and self.opts.remove) or self.opts.force_remove
             if asked or not (ok or command_failed):
                 await asyncio.shield(self._remove(cid, announce=asked))
+                phases.mark("removed")
 
     async def _remove(self, cid: str, announce: bool) -> None:
         with contextlib.suppress(DockyardError):
@@ -596,12 +620,11 @@ class Builder:
 
 
 def _plan_from_context(context: str, sources: list[str], dest: str, workdir: str, is_add: bool, chmod: str,
-                       heredocs: dict[str, str]) -> dict[str, Any]:
-    """A COPY/ADD from the context planned in the daemon (what ``rootfs_step`` answers: checksum and
-    history hash), for the cache lookup."""
-    plan = plan_copy(Path(context), sources, dest, workdir=workdir, is_add=is_add, chown=None,
-                     chmod=parse_chmod(chmod) if chmod else None, heredocs=heredocs)
-    return {"checksum": plan.checksum, "source_hash": plan.source_hash}
+                       heredocs: dict[str, str], known_digests: KnownDigests | None) -> CopyPlan:
+    """A COPY/ADD from the context without ``--chown`` planned without the step's rootfs (the plan
+    :meth:`RootfsStep.plan_copy` would make), for the cache lookup and, on a miss, to be applied."""
+    return plan_copy(Path(context), sources, dest, workdir=workdir, is_add=is_add, chown=None,
+                     chmod=parse_chmod(chmod) if chmod else None, heredocs=heredocs, known_digests=known_digests)
 
 
 def _platform_matches(config: dict[str, Any], platform: str) -> bool:

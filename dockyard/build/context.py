@@ -28,6 +28,7 @@ from typing import BinaryIO
 
 from dockyard.build.archives import extract_tar
 from dockyard.build.dockerignore import PatternMatcher, go_clean, read_ignore_file
+from dockyard.build.known_digests import KnownDigests
 from dockyard.build.scope import resolve_in_scope
 from dockyard.errors import DockyardError, InvalidParameter
 
@@ -36,12 +37,13 @@ MAX_DOCKERFILE = 64 << 20
 MAX_IGNORE_FILE = 16 << 20
 
 
-def unpack_context(tar_stream: BinaryIO, into: Path, dockerfile: str = DEFAULT_DOCKERFILE) -> bytes:
+def unpack_context(tar_stream: BinaryIO, into: Path, dockerfile: str = DEFAULT_DOCKERFILE,
+                   digests: KnownDigests | None = None) -> bytes:
     """Unpack the context tar ``tar_stream`` into the directory ``into`` (created if missing) and
     apply the daemon's ``.dockerignore`` rule; returns the Dockerfile's bytes (read before that
-    rule may delete it from ``into``)."""
+    rule may delete it from ``into``). ``digests`` gets the content digest of every file written."""
     into.mkdir(parents=True, exist_ok=True)
-    extract_tar(tar_stream, into, privileged=False)
+    extract_tar(tar_stream, into, privileged=False, digests=digests)
     name = dockerfile or DEFAULT_DOCKERFILE
     found = _dockerfile_path(into, name)
     if found is None:

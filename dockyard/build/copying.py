@@ -70,6 +70,7 @@ from pathlib import Path
 
 from dockyard.build.archives import extract_tar, is_archive
 from dockyard.build.globs import contains_wildcards, go_match
+from dockyard.build.known_digests import KnownDigests
 from dockyard.build.scope import relative_to_scope, resolve_in_scope, scoped_components
 from dockyard.errors import DockyardError, InvalidParameter
 from dockyard.runtime.users import parse_group, parse_passwd
@@ -195,17 +196,19 @@ def parse_chmod(text: str) -> int:
 def plan_copy(source_root: Path, sources: list[str], dest: str, *, workdir: str, is_add: bool,
               chown: tuple[int, int] | None, chmod: int | None, excludes: Callable[[str], bool] | None = None,
               heredocs: dict[str, str] | None = None, fetch_url: Callable[[str], Path] | None = None,
-              from_rootfs: bool = False) -> CopyPlan:
+              from_rootfs: bool = False, known_digests: KnownDigests | None = None) -> CopyPlan:
     """Plan a COPY (``is_add`` False) or ADD of ``sources`` (paths, globs, URLs for ADD) and
     ``heredocs`` (name -> text, already expanded) to ``dest``.
 
     ``source_root`` is the build context, or with ``from_rootfs`` another stage's or image's
     rootfs (COPY --from: errors do not name the build context, and owners are kept unless
     ``chown``). ``excludes(path)`` says whether a context path is excluded by .dockerignore.
-    Reads (and hashes) every source now; :meth:`CopyPlan.apply` writes them later.
+    Reads (and hashes) every source now, but for the files whose digest ``known_digests`` holds
+    (the context's, hashed as they were unpacked); :meth:`CopyPlan.apply` writes them later.
     """
     command = "ADD" if is_add else "COPY"
-    planner = _Planner(os.path.abspath(source_root), command, is_add, chown, chmod, excludes, from_rootfs)
+    planner = _Planner(os.path.abspath(source_root), command, is_add, chown, chmod, excludes, from_rootfs,
+                       known_digests)
     normalized = normalize_dest(workdir, dest)
     dir_form = normalized.endswith("/")
     items: list[CopyItem] = []
@@ -235,7 +238,16 @@ class _Planner:
     chmod: int | None
     excludes: Callable[[str], bool] | None
     from_rootfs: bool
+    known_digests: KnownDigests | None = None
     _visible_dirs: dict[str, bool] = field(default_factory=dict)
+
+    def _digest(self, host: str, st: os.stat_result) -> str:
+        """The sha256 (hex) of the regular file ``host`` (``st``: its lstat)."""
+        if self.known_digests is not None:
+            known = self.known_digests.get(host, st)
+            if known is not None:
+                return known
+        return _file_digest(host)
 
     # -- sources -----------------------------------------------------------------------------
 
@@ -277,7 +289,7 @@ class _Planner:
             raise InvalidParameter(f"{self.command} failed: archive/tar: sockets not supported: {rel}")
         name = posixpath.basename(rel)
         if self.is_add and stat.S_ISREG(st.st_mode) and is_archive(host):
-            return CopyItem(ARCHIVE, name=name, source=host, digest=_file_digest(host))
+            return CopyItem(ARCHIVE, name=name, source=host, digest=self._digest(host, st))
         return CopyItem(FILE, name=name, entries=(self._entry("", host, st),))
 
     def _not_found(self, rel: str) -> InvalidParameter:
@@ -377,7 +389,7 @@ class _Planner:
         if fmt == stat.S_IFDIR:
             return Entry(rel, DIR, mode, uid, gid, mtime)
         if fmt == stat.S_IFREG:
-            return Entry(rel, FILE, mode, uid, gid, mtime, source=host, digest=_file_digest(host),
+            return Entry(rel, FILE, mode, uid, gid, mtime, source=host, digest=self._digest(host, st),
                          capability=_capability(host))
         kind = {stat.S_IFIFO: FIFO, stat.S_IFCHR: CHAR, stat.S_IFBLK: BLOCK}[fmt]
         return Entry(rel, kind, mode, uid, gid, mtime, rdev=st.st_rdev if kind != FIFO else 0)

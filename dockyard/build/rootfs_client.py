@@ -1,77 +1,53 @@
-"""The builder's side of :mod:`dockyard.build.rootfs_step`: one helper process per COPY/ADD/WORKDIR.
+"""The builder's side of :mod:`dockyard.build.rootfs_step`: one step thread per COPY/ADD/WORKDIR.
 
 :class:`RootfsStep` owns the step's scratch dirs (``upper``, ``work``, ``merged``, ``source``)
 under the build's directory; the upper dir is what the builder commits afterwards, and
-:meth:`RootfsStep.cleanup` removes them all.
+:meth:`RootfsStep.cleanup` removes them all. Its methods block (they wait for the step thread):
+the builder calls them on the filesystem pool.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import contextlib
 import shutil
-import subprocess
-import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import dockyard
-from dockyard.errors import DockyardError, InvalidParameter, NotFound
+from dockyard.build.copying import CopyPlan
+from dockyard.build.rootfs_step import StepMounts, StepThread
+from dockyard.errors import DockyardError
 
-_STATUS = {400: InvalidParameter, 404: NotFound}
+T = TypeVar("T")
 
 
 class RootfsStep:
-    """One step's rootfs changes, done by the helper (see :mod:`dockyard.build.rootfs_step`)."""
+    """One step's rootfs changes, done in a step thread (see :mod:`dockyard.build.rootfs_step`)."""
 
     def __init__(self, build_dir: Path, lowers: list[Path]) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="step-", dir=build_dir))
         self.upper = self.dir / "upper"
         for name in ("upper", "work", "merged", "source", "scratch"):
             (self.dir / name).mkdir(mode=0o755 if name == "upper" else 0o700)
-        self.lowers = [str(p) for p in lowers]
-        self._proc: subprocess.Popen[str] | None = None
+        self.mounts = StepMounts([str(p) for p in lowers], {name: str(self.dir / name) for name in
+                                                            ("upper", "work", "merged", "source", "scratch")})
+        self._thread: StepThread | None = None
 
-    def _request(self, **fields: Any) -> dict[str, Any]:
-        return {"lowers": self.lowers, "upper": str(self.upper), "work": str(self.dir / "work"),
-                "merged": str(self.dir / "merged"), "source": str(self.dir / "source"),
-                "scratch": str(self.dir / "scratch"), **fields}
-
-    def _start(self, request: dict[str, Any]) -> subprocess.Popen[str]:
-        package_parent = str(Path(dockyard.__file__).resolve().parent.parent)
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": package_parent,
-               "PYTHONDONTWRITEBYTECODE": "1"}
-        for key in ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):
-            if key in os.environ:
-                env[key] = os.environ[key]
-        proc = subprocess.Popen([sys.executable, "-m", "dockyard.build.rootfs_step"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd="/")
-        assert proc.stdin is not None
-        proc.stdin.write(json.dumps(request) + "\n")
-        proc.stdin.flush()
-        self._proc = proc
-        return proc
-
-    def _answer(self) -> dict[str, Any]:
-        proc = self._proc
-        assert proc is not None and proc.stdout is not None and proc.stderr is not None
-        line = proc.stdout.readline()
-        if not line:
-            err = proc.stderr.read().strip()
-            proc.wait()
-            raise DockyardError(f"failed to prepare the build step's rootfs: {err.splitlines()[-1] if err else 'no answer'}")
-        answer: dict[str, Any] = json.loads(line)
-        if "error" in answer:
-            proc.wait()
-            raise _STATUS.get(int(answer.get("status") or 500), DockyardError)(str(answer["error"]))
-        return answer
+    def _call(self, fn: Callable[[], T]) -> T:
+        """``fn`` in the step thread (started on first use); an OSError is a failed copy, in the
+        words Docker uses."""
+        if self._thread is None:
+            self._thread = StepThread()
+        try:
+            return self._thread.call(fn)
+        except OSError as e:
+            raise DockyardError(f"failed to copy files: {e.strerror or e}") from None
 
     def mkdir(self, path: str) -> None:
         """WORKDIR: create ``path`` in the rootfs unless it exists."""
-        self._start(self._request(op="workdir", path=path))
         try:
-            self._answer()
+            self._call(lambda: self.mounts.workdir(path))
         finally:
             self._finish()
 
@@ -79,52 +55,41 @@ class RootfsStep:
         """``path`` of the layers copied into this step's dir (see ``rootfs_step``); the copy's path."""
         into = self.dir / "export"
         into.mkdir(mode=0o755)
-        self._start(self._request(op="export", path=path, into=str(into)))
         try:
-            return str(self._answer()["path"])
+            return self._call(lambda: self.mounts.export(path, str(into)))
         finally:
             self._finish()
 
     def plan_copy(self, **copy: Any) -> dict[str, Any]:
-        """Plan a COPY/ADD (fields as :mod:`dockyard.build.rootfs_step` reads them); returns
+        """Plan a COPY/ADD (fields as :meth:`StepMounts.plan_copy` reads them); returns
         ``{"checksum", "source_hash"}``. Then :meth:`apply` or :meth:`skip`."""
-        self._start(self._request(op="copy", **copy))
         try:
-            return self._answer()
+            plan = self._call(lambda: self.mounts.plan_copy(copy))
         except BaseException:
             self._finish()
             raise
+        return {"checksum": plan.checksum, "source_hash": plan.source_hash}
 
-    def apply(self) -> None:
-        assert self._proc is not None and self._proc.stdin is not None
+    def apply(self, plan: CopyPlan | None = None) -> None:
+        """Write the planned copy (or ``plan``, one made outside the step) into the step's rootfs."""
         try:
-            self._proc.stdin.write("apply\n")
-            self._proc.stdin.flush()
-            self._answer()
+            self._call(lambda: self.mounts.apply(plan))
         finally:
             self._finish()
 
     def skip(self) -> None:
-        if self._proc is not None and self._proc.stdin is not None:
-            self._proc.stdin.write("skip\n")
-            self._proc.stdin.flush()
         self._finish()
 
     def _finish(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
+        """Unmount the step's overlays and end its thread."""
+        thread, self._thread = self._thread, None
+        if thread is None:
             return
-        for stream in (proc.stdin, proc.stdout, proc.stderr):
-            if stream is not None:
-                try:
-                    stream.close()
-                except OSError:
-                    pass
         try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            with contextlib.suppress(OSError):  # what stays mounted dies with the thread's namespace
+                thread.call(self.mounts.unmount)
+        finally:
+            thread.close()
 
     def cleanup(self) -> None:
         self._finish()

@@ -17,108 +17,104 @@ Terms:
 
 from __future__ import annotations
 
-import io
+import _socket
 import os
-import queue
-import tarfile
-import threading
+import sys
 import time
 
 from dockyard.cli.failure import CliFailure
 from dockyard.cli.ignore_patterns import IgnoreMatcher, parse_ignore_file
+from dockyard.cli.tar_headers import BLOCKSIZE, REGULAR, Entry, EntryMaker, header
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from typing import BinaryIO
+    from typing import Any, BinaryIO
 
 PREPARE = "unable to prepare context: "
 PIECE = 1 << 20
+_END = bytes(2 * BLOCKSIZE)  # the archive's end, without Python's record padding (as Go)
 _COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
 
 
-class BuildContext:
-    """A context ready to send: :meth:`chunks` yields its tar once, made by ``produce(write)`` in a
-    thread as the request sends it (the tar is never spooled); ``size`` counts the bytes yielded;
-    ``dockerfile`` is the ``dockerfile`` query parameter's value ("" to let the daemon choose)."""
+class FileSlice:
+    """``size`` bytes of the open file ``fd`` from ``offset``, as a piece of the body: the request
+    sends it with ``sendfile(2)`` (:meth:`send_to`) instead of reading it into the process."""
 
-    def __init__(self, produce: Callable[[Callable[[bytes], object]], None], dockerfile: str) -> None:
+    __slots__ = ("fd", "offset", "size")
+
+    def __init__(self, fd: int, offset: int, size: int) -> None:
+        self.fd, self.offset, self.size = fd, offset, size
+
+    def read(self) -> bytes:
+        data = os.pread(self.fd, self.size, self.offset)
+        if len(data) != self.size:
+            raise CliFailure("error checking context: unexpected end of data", 1)
+        return data
+
+    def send_to(self, sock: Any) -> None:
+        """Write the bytes to ``sock``: by ``sendfile`` to a plain socket, else (TLS) read and sent."""
+        if not _plain_socket(sock):
+            sock.sendall(self.read())
+            return
+        offset, left = self.offset, self.size
+        while left > 0:
+            sent = os.sendfile(sock.fileno(), self.fd, offset, left)
+            if sent == 0:
+                raise CliFailure("error checking context: unexpected end of data", 1)
+            offset += sent
+            left -= sent
+
+
+def _plain_socket(sock: object) -> bool:
+    """Whether ``sock`` is a socket without TLS on it (the client makes ``_socket.socket`` objects;
+    ``socket.socket`` is checked only when that module is loaded anyway: importing it costs ~4 ms)."""
+    kind = type(sock)
+    if kind is _socket.socket:
+        return True
+    std = sys.modules.get("socket")
+    return std is not None and kind is std.socket
+
+
+class BuildContext:
+    """A context ready to send: :meth:`chunks` yields its tar once, made by ``produce()`` as the
+    request sends it (the tar is never spooled): header and small-file bytes gathered in pieces of
+    up to ``PIECE`` bytes, a large file's content as a :class:`FileSlice`; ``size`` counts the bytes
+    yielded; ``dockerfile`` is the ``dockerfile`` query parameter's value ("" to let the daemon choose)."""
+
+    def __init__(self, produce: Callable[[], Iterator[bytes | FileSlice]], dockerfile: str) -> None:
         self.produce = produce
         self.dockerfile = dockerfile
         self.size = 0
 
-    def chunks(self) -> Iterator[bytes]:
-        pieces: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
-        failure: list[BaseException] = []
-        stop = threading.Event()
-
-        def put(piece: bytes | None) -> None:
-            while not stop.is_set():
-                try:
-                    pieces.put(piece, timeout=0.1)
-                    return
-                except queue.Full:
-                    continue
-            raise _Abandoned
-
-        def run() -> None:
-            try:
-                self.produce(put)
-            except _Abandoned:
-                return
-            except BaseException as error:
-                failure.append(error)
-            try:
-                put(None)
-            except _Abandoned:
-                pass
-
-        worker = threading.Thread(target=run, name="build-context", daemon=True)
-        worker.start()
-        try:
-            while (piece := pieces.get()) is not None:
-                self.size += len(piece)
-                yield piece
-        finally:
-            stop.set()
-            worker.join()
-        if failure:
-            raise failure[0]
+    def chunks(self) -> Iterator[bytes | FileSlice]:
+        for piece in self.produce():
+            self.size += len(piece) if isinstance(piece, bytes) else piece.size
+            yield piece
 
     def read_all(self) -> bytes:
-        return b"".join(self.chunks())
+        return b"".join(p if isinstance(p, bytes) else p.read() for p in self.chunks())
 
 
-class _Abandoned(Exception):
-    """The consumer went away: the producer stops."""
+class _Pieces:
+    """Bytes gathered until a piece of ``PIECE`` bytes is full (:meth:`take`)."""
 
-
-class _Sink:
-    """What ``tarfile`` writes into: pieces of ``PIECE`` bytes handed to ``put``; with ``limit`` set,
-    bytes past it are dropped (Python's record padding, which Go's tar writer does not write)."""
-
-    def __init__(self, put: Callable[[bytes], object]) -> None:
-        self.put = put
-        self.pos = 0
-        self.limit: int | None = None
+    def __init__(self) -> None:
         self.buffer = bytearray()
 
-    def write(self, data: bytes) -> int:
-        if self.limit is not None:
-            data = data[:max(0, self.limit - self.pos)]
+    def add(self, data: bytes) -> None:
         self.buffer += data
-        self.pos += len(data)
-        if len(self.buffer) >= PIECE:
-            self.flush()
-        return len(data)
 
-    def tell(self) -> int:
-        return self.pos
-
-    def flush(self) -> None:
-        if self.buffer:
-            self.put(bytes(self.buffer))
+    def take(self, force: bool = False) -> bytes | None:
+        if self.buffer and (force or len(self.buffer) >= PIECE):
+            data = bytes(self.buffer)
             self.buffer.clear()
+            return data
+        return None
+
+
+def _padding(size: int) -> bytes:
+    return bytes(-size % BLOCKSIZE)
 
 
 def _lstat_message(path: str, error: OSError) -> str:
@@ -174,63 +170,47 @@ def _keep_build_files(patterns: list[str], dockerfile_rel: str | None) -> list[s
     return out
 
 
-def _writer(out: _Sink) -> tarfile.TarFile:
-    """A PAX tar writer into ``out`` (typeshed wants a readable, seekable file; mode "w" only writes
-    and tells)."""
-    return tarfile.TarFile(fileobj=out, mode="w", format=tarfile.PAX_FORMAT,  # type: ignore[arg-type]
-                           copybufsize=PIECE)
+def _header(maker: EntryMaker, path: str, name: str) -> Entry | None:
+    """The entry of ``path``, None for a socket (Docker's archiver skips them)."""
+    return maker.of(path, name)
 
 
-def _finish(tar: tarfile.TarFile, out: _Sink) -> None:
-    """Close ``tar`` without Python's record padding: the archive ends with its two zero blocks, as
-    Go's tar writer (so Docker's CLI) ends it."""
-    out.limit = tar.offset + 2 * tarfile.BLOCKSIZE
-    tar.close()
-    out.flush()
+def _entry_bytes(entry: Entry, data: bytes = b"") -> bytes:
+    """A whole entry: header, ``data`` (``entry.size`` bytes) and its padding."""
+    return header(entry) + data + _padding(len(data))
 
 
-def _header(tar: tarfile.TarFile, path: str, name: str) -> tarfile.TarInfo:
-    info = tar.gettarinfo(path, arcname=name)
-    info.mtime = int(info.mtime)  # whole seconds, as Docker's CLI writes them (no PAX time records)
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info
+def _bytes_entry(name: str, data: bytes, mode: int = 0o600) -> Entry:
+    return Entry(name, REGULAR, mode, len(data), int(time.time()))
 
 
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o600) -> None:
-    info = tarfile.TarInfo(name)
-    info.size, info.mode, info.mtime = len(data), mode, int(time.time())
-    tar.addfile(info, io.BytesIO(data))
+def tar_directory(context: str, matcher: IgnoreMatcher,
+                  extra_dockerfile: tuple[str, bytes] | None = None) -> Iterator[bytes | FileSlice]:
+    """The context's tar in pieces; ``extra_dockerfile`` (name, text) is added and ignored."""
+    maker = EntryMaker()
+    out = _Pieces()
+    held: list[tuple[Entry, bytes]] = []
+    yield from _add_tree(maker, out, context, matcher, held if extra_dockerfile is not None else None)
+    if extra_dockerfile is not None:
+        name, text = extra_dockerfile
+        out.add(_entry_bytes(_bytes_entry(name, text), text))
+        amended = (held[0][1] if held else b"") + b"\n" + name.encode() + b"\n"
+        if not held:
+            out.add(_entry_bytes(_bytes_entry(".dockerignore", amended), amended))
+        else:  # the context's own, with its header
+            held[0][0].size = len(amended)
+            out.add(_entry_bytes(held[0][0], amended))
+    out.add(_END)
+    last = out.take(force=True)
+    if last:
+        yield last
 
 
-def tar_directory(context: str, matcher: IgnoreMatcher, put: Callable[[bytes], object],
-                  extra_dockerfile: tuple[str, bytes] | None = None) -> None:
-    """Write the context's tar in pieces to ``put``; ``extra_dockerfile`` (name, text) is added and
-    ignored."""
-    out = _Sink(put)
-    tar = _writer(out)
-    try:
-        ignore_file = _add_tree(tar, context, matcher, extra_dockerfile is not None)
-        if extra_dockerfile is not None:
-            name, text = extra_dockerfile
-            _add_bytes(tar, name, text)
-            amended = (ignore_file[1] if ignore_file else b"") + b"\n" + name.encode() + b"\n"
-            if ignore_file is None:
-                _add_bytes(tar, ".dockerignore", amended)
-            else:  # the context's own, with its header
-                ignore_file[0].size = len(amended)
-                tar.addfile(ignore_file[0], io.BytesIO(amended))
-    except BaseException:
-        tar.close()
-        raise
-    _finish(tar, out)
-
-
-def _add_tree(tar: tarfile.TarFile, context: str, matcher: IgnoreMatcher,
-              hold_ignore_file: bool) -> tuple[tarfile.TarInfo, bytes] | None:
-    """Add what the context holds and ``matcher`` keeps; with ``hold_ignore_file`` the context's
-    ``.dockerignore`` is not added but returned with its header (to be written last, amended)."""
-    ignore_file: tuple[tarfile.TarInfo, bytes] | None = None
+def _add_tree(maker: EntryMaker, out: _Pieces, context: str, matcher: IgnoreMatcher,
+              held: list[tuple[Entry, bytes]] | None) -> Iterator[bytes | FileSlice]:
+    """The entries of what the context holds and ``matcher`` keeps; with ``held`` the context's
+    ``.dockerignore`` is not added but put there with its header (to be written last, amended).
+    A file of ``PIECE`` bytes or more is yielded as a :class:`FileSlice` of the open file."""
     for directory, dirs, files in os.walk(context):
         rel_dir = os.path.relpath(directory, context)
         descend = []
@@ -245,20 +225,34 @@ def _add_tree(tar: tarfile.TarFile, context: str, matcher: IgnoreMatcher,
             if is_dir:
                 descend.append(name)
             try:
-                info = _header(tar, full, rel)
-                if hold_ignore_file and rel == ".dockerignore" and info.isreg():
+                info = _header(maker, full, rel)
+                if info is None:
+                    continue
+                if held is not None and rel == ".dockerignore" and info.isreg():
                     with open(full, "rb") as f:
-                        ignore_file = (info, f.read())
+                        held.append((info, f.read()))
                 elif info.isreg():
-                    with open(full, "rb") as f:
-                        tar.addfile(info, f)
-                elif info.type in (tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.FIFOTYPE,
-                                   tarfile.CHRTYPE, tarfile.BLKTYPE):
-                    tar.addfile(info)
+                    fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC)
+                    try:
+                        out.add(header(info))
+                        if info.size < PIECE:
+                            out.add(FileSlice(fd, 0, info.size).read() + _padding(info.size))
+                        else:
+                            ready = out.take(force=True)
+                            if ready:
+                                yield ready
+                            yield FileSlice(fd, 0, info.size)  # sent before this generator goes on
+                            out.add(_padding(info.size))
+                    finally:
+                        os.close(fd)
+                else:
+                    out.add(header(info))
             except OSError as error:
                 raise CliFailure(f"error checking context: {error}", 1) from None
+            ready = out.take()
+            if ready:
+                yield ready
         dirs[:] = sorted(descend)
-    return ignore_file
 
 
 def from_directory(context_dir: str, dockerfile: str = "", dockerfile_text: bytes | None = None) -> BuildContext:
@@ -280,8 +274,7 @@ def from_directory(context_dir: str, dockerfile: str = "", dockerfile_text: byte
         extra = (".dockerfile." + os.urandom(10).hex(), dockerfile_text or b"")
         rel = None
     matcher = IgnoreMatcher(_keep_build_files(patterns, rel))
-    return BuildContext(lambda put: tar_directory(context, matcher, put, extra),
-                        extra[0] if extra else (rel or ""))
+    return BuildContext(lambda: tar_directory(context, matcher, extra), extra[0] if extra else (rel or ""))
 
 
 def from_stdin(stream: BinaryIO, dockerfile: str = "") -> BuildContext:
@@ -293,19 +286,17 @@ def from_stdin(stream: BinaryIO, dockerfile: str = "") -> BuildContext:
             break
         head += more
     if is_archive(head):
-        def copy(put: Callable[[bytes], object]) -> None:
-            put(head)
+        def copy() -> Iterator[bytes | FileSlice]:
+            yield head
             while piece := stream.read(PIECE):
-                put(piece)
+                yield piece
 
         return BuildContext(copy, dockerfile)
     text = head + stream.read()
 
-    def pack(put: Callable[[bytes], object]) -> None:
-        out = _Sink(put)
-        tar = _writer(out)
-        _add_bytes(tar, "Dockerfile", text, 0o644)  # Docker's CLI writes it to a temporary context dir
-        _finish(tar, out)
+    def pack() -> Iterator[bytes | FileSlice]:
+        # Docker's CLI writes it to a temporary context dir
+        yield _entry_bytes(_bytes_entry("Dockerfile", text, 0o644), text) + _END
 
     return BuildContext(pack, "Dockerfile")
 
@@ -316,6 +307,8 @@ def is_archive(head: bytes) -> bool:
         return True
     if len(head) < 512:
         return False
+    import tarfile  # only for a context read from stdin
+
     try:
         tarfile.TarInfo.frombuf(head, "utf-8", "surrogateescape")
     except tarfile.TarError:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from dockyard.cli.tls import TLSSettings
 
-    Body = bytes | Iterable[bytes] | None
+    Body = bytes | Iterable[Any] | None  # an iterable of bytes or of file slices (with send_to, size)
 
 USER_AGENT = "dockyard-cli/0.1.0"
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
@@ -355,7 +355,18 @@ def _send_request(sock: Any, address: Address, method: str, target: str, body: B
     sock.sendall(data)
     if body is None:
         return
-    for piece in body:
+    pieces: Iterable[Any] = body
+    for piece in pieces:
+        send_to = getattr(piece, "send_to", None)
+        if send_to is not None:  # a slice of a file (build_context.FileSlice): sent by sendfile(2)
+            size: int = getattr(piece, "size")  # noqa: B009 - duck-typed (the client imports no verb's types)
+            if size:
+                if chunked:
+                    sock.sendall(b"%x\r\n" % size)
+                send_to(sock)
+                if chunked:
+                    sock.sendall(b"\r\n")
+            continue
         if not piece:
             continue
         sock.sendall(b"%x\r\n%b\r\n" % (len(piece), piece) if chunked else piece)

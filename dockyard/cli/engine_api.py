@@ -6,6 +6,12 @@ Terms:
   else the *default* ``unix:///run/dockyard.sock``. Only the default is *autostarted*.
 - *negotiation*: ``GET /_ping`` returns the daemon's ``Api-Version``; requests then go to
   ``/v{min(ours, theirs)}/...`` like Docker's client does.
+- *optimistic first request*: a command's first request goes to ``/v{ours}/...`` without the ping
+  (a round trip saved on every command) when it can be sent again: a daemon that finds our version
+  too new answers 400 before doing anything ("client version … is too new"), and a daemon that is
+  not there is started (the default host) — either way the ping negotiates and the request is sent
+  once more. A request with a streamed body, or whose answer the caller checks itself, negotiates
+  first as before.
 """
 
 from __future__ import annotations
@@ -101,9 +107,24 @@ class EngineAPI:
 
     # -- requests ------------------------------------------------------------------------
 
-    def target(self, path: str, params: Any = ()) -> str:
+    def target(self, path: str, params: Any = (), optimistic: bool = False) -> str:
+        """The request target; ``optimistic``: our own version when none is negotiated yet."""
         items = params.items() if isinstance(params, dict) else params
-        return f"/v{self.negotiate()}{path}{client.query_string(items)}"
+        version = (self.api_version or CLIENT_API_VERSION) if optimistic else self.negotiate()
+        return f"/v{version}{path}{client.query_string(items)}"
+
+    def _retry_negotiated(self, error: OSError | None, status: int = 0, message: str = "") -> bool:
+        """After an optimistic first request failed: whether negotiating (which starts the default
+        daemon when it is absent) and sending it again may help — it does so first."""
+        if self.api_version is not None:
+            return False
+        if error is not None:
+            if self.explicit or self._tried_autostart or not self._autostartable(error):
+                return False
+        elif not (status == 400 and message.startswith("client version ") and " is too new" in message):
+            return False
+        self.negotiate()
+        return True
 
     def request(self, method: str, path: str, params: Any = (), body: Any = None,
                 raw_body: Any = None, headers: dict[str, str] | None = None,
@@ -112,19 +133,26 @@ class EngineAPI:
 
         With ``check`` a 4xx/5xx answer raises ``DaemonError`` carrying the daemon's message.
         """
-        target = self.target(path, params)
         all_headers = dict(headers or {})
         payload = raw_body
         if body is not None:
             payload = jsoncodec.dumps(body).encode("utf-8")
             all_headers.setdefault("Content-Type", "application/json")
-        try:
-            response = client.request(self.address, method, target, payload, all_headers)
-        except OSError as error:
-            raise self._transport_failure(error) from None
-        if check and not response.ok:
-            raise DaemonError(response.status, response.error_message())
-        return response
+        optimistic = check and (payload is None or isinstance(payload, bytes | bytearray))
+        while True:
+            target = self.target(path, params, optimistic)
+            try:
+                response = client.request(self.address, method, target, payload, all_headers)
+            except OSError as error:
+                if optimistic and self._retry_negotiated(error):
+                    continue
+                raise self._transport_failure(error) from None
+            if check and not response.ok:
+                message = response.error_message()
+                if optimistic and self._retry_negotiated(None, response.status, message):
+                    continue
+                raise DaemonError(response.status, message)
+            return response
 
     def json(self, method: str, path: str, params: Any = (), body: Any = None) -> Any:
         return self.request(method, path, params, body).json()
@@ -132,16 +160,22 @@ class EngineAPI:
     def hijack(self, method: str, path: str, params: Any = (),
                body: Any = None) -> client.Hijacked:
         """Upgrade to a raw stream (attach); raises ``DaemonError`` if the daemon refuses."""
-        target = self.target(path, params)
         payload = jsoncodec.dumps(body).encode("utf-8") if body is not None else None
         headers = {"Content-Type": "application/json"} if payload is not None else {}
-        try:
-            response, pipe = client.hijack(self.address, method, target, payload, headers)
-        except OSError as error:
-            raise self._transport_failure(error) from None
-        if pipe is None:
-            if response.ok:
-                response.close()
-                raise CliFailure(f"error during hijack: unexpected status {response.status}", 1)
-            raise DaemonError(response.status, response.error_message())
-        return pipe
+        while True:
+            target = self.target(path, params, optimistic=True)
+            try:
+                response, pipe = client.hijack(self.address, method, target, payload, headers)
+            except OSError as error:
+                if self._retry_negotiated(error):
+                    continue
+                raise self._transport_failure(error) from None
+            if pipe is None:
+                if response.ok:
+                    response.close()
+                    raise CliFailure(f"error during hijack: unexpected status {response.status}", 1)
+                message = response.error_message()
+                if self._retry_negotiated(None, response.status, message):
+                    continue
+                raise DaemonError(response.status, message)
+            return pipe

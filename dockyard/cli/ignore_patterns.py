@@ -18,10 +18,11 @@ answers). The rules are moby/patternmatcher's:
 
 from __future__ import annotations
 
-import re
-import warnings
-
 from dockyard.cli.failure import CliFailure
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
 
 _REGEX_SPECIAL = set(".+()|{}$")
 _WILDCARDS = set("*?[]\\")
@@ -71,6 +72,9 @@ def parse_ignore_file(text: str) -> list[str]:
 
 
 def _regex(pattern: str) -> re.Pattern[str]:
+    import re  # here: a context without patterns never pays for importing it (~4 ms with enum)
+    import warnings
+
     pieces = []
     at, end = 0, len(pattern)
     while at < end:

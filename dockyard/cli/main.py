@@ -17,6 +17,8 @@ from dockyard.cli.flags import Flag, FlagSet
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import NoReturn
+
     from dockyard.cli.tls import TLSSettings
 
 VERSION = "0.1.0"
@@ -98,30 +100,61 @@ def run_verb(name: str, argv: list[str], host: str | None, debug: bool = False, 
     return int(module.main(Invocation(resolved, explicit, debug, tls), name, parsed))  # type: ignore[attr-defined]
 
 
+# Verbs that run a server in this process: their threads and exit handlers need the interpreter's
+# orderly shutdown.
+SERVING_VERBS = frozenset({"daemon", "registry"})
+
+
+def exit_now(status: int) -> NoReturn:
+    """End the process at once with ``status``, stdout and stderr flushed first. A client command
+    holds nothing the interpreter's orderly shutdown is needed for (its threads are daemon threads,
+    it registers no exit handlers), and that shutdown — every module and object torn down — costs
+    the command milliseconds at its very end (~2–4 ms after ``run --rm``'s answer)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:  # whoever read our output went away, as in ``main``
+            status = 141
+        except (OSError, ValueError):
+            pass
+    os._exit(status)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run ``dockyard`` with ``argv`` (default ``sys.argv[1:]``); exit statuses follow Docker's."""
+    """Run ``dockyard`` with ``argv`` (default ``sys.argv[1:]``); exit statuses follow Docker's.
+
+    From the command line (``argv`` None) a client verb ends the process itself (:func:`exit_now`)."""
     args = sys.argv[1:] if argv is None else argv
+    status, verb = _main(args)
+    if argv is None and verb.partition(" ")[0] not in SERVING_VERBS:
+        exit_now(status)
+    return status
+
+
+def _main(args: list[str]) -> tuple[int, str]:
+    """``main``'s work: the exit status, and the verb that ran (``""`` when none did)."""
+    verb = ""
     try:
         try:
             parsed = GLOBAL_FLAGS.parse(args)
         except HelpRequested:
             sys.stdout.write(top_help())
-            return 0
+            return 0, verb
         except FlagError as error:
             _err(f"{error.message}\nSee 'dockyard --help'.")
-            return 125
+            return 125, verb
         if parsed["version"]:
             sys.stdout.write(f"dockyard version {VERSION}\n")
-            return 0
+            return 0, verb
         if not parsed.args:
             sys.stdout.write(top_help())
-            return 0
+            return 0, verb
         name, rest = parsed.args[0], parsed.args[1:]
         if name == "help":
             if rest and rest[0] in VERBS:
-                return run_verb(rest[0], ["--help"], None)
+                return run_verb(rest[0], ["--help"], None), verb
             sys.stdout.write(top_help())
-            return 0
+            return 0, verb
         if rest and f"{name} {rest[0]}" in VERBS:  # a verb group's subcommand: ``volume ls``
             name, rest = f"{name} {rest[0]}", rest[1:]
         elif rest and not rest[0].startswith("-") and any(v.startswith(name + " ") for v in VERBS):
@@ -129,27 +162,28 @@ def main(argv: list[str] | None = None) -> int:
             usage = "volume COMMAND" if name == "volume" else name
             _err(f"dockyard: unknown command: dockyard {name} {rest[0]}\n\nUsage:  dockyard {usage}\n\n"
                  f"Run 'dockyard {name} --help' for more information")
-            return 1
+            return 1, verb
         if name not in VERBS:
             _err(f"dockyard: unknown command: dockyard {name}\n\nRun 'dockyard --help' for more information")
-            return 1
+            return 1, verb
         tls = None
         if parsed.changed & {"tls", "tlsverify"} or "DOCKER_TLS_VERIFY" in os.environ or "DOCKER_TLS" in os.environ:
             from dockyard.cli import tls as tls_config
 
             tls = tls_config.settings(parsed.values, parsed.changed)
-        return run_verb(name, rest, parsed["host"], parsed["debug"], tls)
+        verb = name
+        return run_verb(name, rest, parsed["host"], parsed["debug"], tls), verb
     except CliFailure as failure:
         if failure.message:
             _err(failure.message)
-        return failure.status
+        return failure.status, verb
     except KeyboardInterrupt:
-        return 130
+        return 130, verb
     except BrokenPipeError:
         # Whoever read our output went away (``dockyard ps | head -1``): leave quietly.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 141
+        return 141, verb
 
 
 if __name__ == "__main__":

@@ -15,11 +15,17 @@ from typing import Any
 from dockyard.containers.record import Container, State
 from dockyard.containers.resources import RESOURCE_FIELDS, Machine, resources_of, validate
 from dockyard.errors import Conflict, DockyardError, InvalidParameter
-from dockyard.runtime.cgroups import Cgroup
+from dockyard.runtime.cgroups import Cgroup, attach_primer
 from dockyard.runtime.devices import cgroup_rules
 from dockyard.runtime.limits import Resources, apply
 
 log = logging.getLogger("dockyard.cgroups")
+
+
+def prime_join() -> None:
+    """A container is about to start: have the kernel's wait that its cgroup join would make begin
+    now, in the background (see ``runtime/cgroups.AttachPrimer``)."""
+    attach_primer.prime()
 
 
 def prepare(c: Container, devices: list[Any]) -> Cgroup:

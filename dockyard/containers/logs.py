@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 from dockyard import blocking
 from dockyard.formats import timestamps
@@ -212,8 +213,12 @@ def read_log(path: Path, opts: LogOptions) -> AsyncIterator[LogEntry]:
 
 
 async def stream_logs(path: Path, opts: LogOptions, tty: bool, running: Callable[[], bool],
-                      poll: float = 0.05) -> AsyncIterator[bytes]:
-    """The log as the API sends it; with ``follow``, keeps reading until the container stops."""
+                      poll: float = 0.05, exited: asyncio.Future[Any] | None = None) -> AsyncIterator[bytes]:
+    """The log as the API sends it; with ``follow``, keeps reading until the container stops.
+
+    The file is read again every ``poll`` seconds while the container runs; ``exited``, a future
+    resolved when its run ends, cuts that wait short, so the stream ends as soon as the container
+    does (a build's RUN step waits for that end)."""
     follow = opts.follow and not (opts.until and opts.until <= time.time())
     try:
         follower = await blocking.run(_Follower, path) if follow else None
@@ -237,6 +242,9 @@ async def stream_logs(path: Path, opts: LogOptions, tty: bool, running: Callable
             if not entries:
                 if stopped:
                     return
-                await asyncio.sleep(poll)
+                if exited is not None and not exited.done():
+                    await asyncio.wait([exited], timeout=poll)
+                else:
+                    await asyncio.sleep(poll)
     finally:
         follower.close()

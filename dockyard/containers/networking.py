@@ -10,23 +10,29 @@ Terms:
   create (``NetworkingConfig.EndpointsConfig``) or ``connect``: ``Aliases``, ``IPAMConfig``,
   ``MacAddress``, ``Links``, plus the ``NetworkID``.
 - *live network state* (``Container.net``): what a run got — the sandbox (pinned namespace) path, each
-  endpoint's address, MAC and veth, the published ports. Emptied when the run ends.
+  endpoint's address, MAC and veth, the published ports, whether it has had the embedded resolver
+  (``resolver``). Emptied when the run ends.
 
 Docker's rules kept here: ``--ip`` and ``--network-alias`` need a user-defined network; ports, DNS
 settings, extra hosts, a hostname and a MAC conflict with ``container:`` mode; links write ``/etc/hosts``
-entries on the default bridge; names are served by the embedded DNS (``127.0.0.11``) on user networks.
+entries on the default bridge; names are served by the embedded DNS (``127.0.0.11``) on user networks,
+where a network's ``EndpointSettings.Links`` (``--link name:alias``, ``connect --link``) are DNS aliases
+only this container resolves (``HostConfig.Links`` alone is ignored there, as by dockerd).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dockyard import blocking
 from dockyard.errors import Conflict, DockyardError, Forbidden, InvalidParameter, NotFound
 from dockyard.networks import etc_files, ports, resolv_conf
+from dockyard.networks.names import parse_link
 from dockyard.networks.service import EndpointRequest, NetworkService
 
 if TYPE_CHECKING:
@@ -58,6 +64,16 @@ def _ipv4_of(cfg: dict[str, Any]) -> str:
 
 def _ipv6_of(cfg: dict[str, Any]) -> str:
     return str(((cfg.get("IPAMConfig") or {}).get("IPv6Address")) or "")
+
+
+log = logging.getLogger("dockyard.networks")
+
+
+def _refill_sandboxes(svc: NetworkService) -> None:
+    try:
+        svc.refill_sandboxes()
+    except (DockyardError, OSError) as exc:
+        log.warning("cannot make a network namespace ahead: %s", exc)
 
 
 class ContainerNetworking:
@@ -210,6 +226,8 @@ class ContainerNetworking:
         if not c.endpoints_config:
             c.endpoints_config = self.plan(c.config, c.host_config, None)
         nets = [(svc.get(name), cfg) for name, cfg in c.endpoints_config.items()]  # "network x not found"
+        for _, cfg in nets:
+            self._request(cfg)  # a bad link fails here, before anything runs
         first_net = nets[0][0] if nets else None
         settings.embedded_dns = first_net is not None and not first_net.default
         link_env: list[str] = []
@@ -248,10 +266,13 @@ class ContainerNetworking:
                     published = [p.as_dict() for p in svc.publish(c.id, first.ip, wanted, first.ip6)]
                     settings.ip, settings.ip6 = first.ip, first.ip6
                     files["/etc/hosts"].write_text(etc_files.hosts_text(settings))  # same inode: seen inside
-                c.net = {**c.net, "endpoints": endpoints, "ports": published}
+                c.net = {**c.net, "endpoints": endpoints, "ports": published,
+                         "resolver": any(not net.default for net, _ in nets)}
             except BaseException:
                 self.stop(c)
                 raise
+            # The next container's namespace, made on the pool while this one runs (not awaited).
+            blocking.submit(_refill_sandboxes, svc)
 
         return str(sandbox), files, finish
 
@@ -289,8 +310,11 @@ class ContainerNetworking:
 
     @staticmethod
     def _request(cfg: dict[str, Any]) -> EndpointRequest:
+        links = _strings(cfg.get("Links"), "Links")
+        for link in links:  # as dockerd, a bad one fails the start or the connect
+            parse_link(link)
         return EndpointRequest(aliases=list(cfg.get("Aliases") or []), ipv4=_ipv4_of(cfg), ipv6=_ipv6_of(cfg),
-                               mac=str(cfg.get("MacAddress") or ""), links=list(cfg.get("Links") or []))
+                               mac=str(cfg.get("MacAddress") or ""), links=links)
 
     @staticmethod
     def _dns_names(c: Container, default: bool, cfg: dict[str, Any]) -> list[str]:
@@ -357,6 +381,14 @@ class ContainerNetworking:
                     env.append(f"{prefix}_ENV_{key}={value}")
         return env
 
+    def recovered(self, c: Container) -> None:
+        """A container still running at a daemon's start: when its run had the embedded resolver
+        (``net["resolver"]``: it joined a user network), the registry keeps it, so the DNS server
+        serves it again even with no user network left (dockerd keeps the sandbox's resolver)."""
+        sandbox = (c.net or {}).get("sandbox")
+        if sandbox and (c.net or {}).get("resolver"):
+            self.networks.names.keep_resolver(c.id, str(sandbox))
+
     def stop(self, c: Container) -> None:
         """The run ended: give back its sandbox, endpoints and ports."""
         if (c.net or {}).get("sandbox"):  # (a run that never got one has nothing to give back)
@@ -397,7 +429,8 @@ class ContainerNetworking:
             request.upstreams = etc_files.upstream_servers(etc_files.host_resolv_conf(self.host_resolv_path), list(c.host_config.get("Dns") or []))
             ep = self.networks.connect(net, c.id, c.name, Path(sandbox), request, default_route=False,
                                        dns_names=self._dns_names(c, net.default, entry))
-            c.net = {**c.net, "endpoints": {**(c.net.get("endpoints") or {}), net.name: self._endpoint_state(ep, net.id)}}
+            c.net = {**c.net, "endpoints": {**(c.net.get("endpoints") or {}), net.name: self._endpoint_state(ep, net.id)},
+                     "resolver": bool(c.net.get("resolver")) or not net.default}
             if not net.default:
                 self._switch_to_embedded_resolv(c)
         c.endpoints_config = {**c.endpoints_config, net.name: entry}

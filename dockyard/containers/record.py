@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,14 @@ from dockyard.formats import timestamps
 from dockyard.metadata import MetadataDB, opened
 from dockyard.networks import ports
 from dockyard.networks.ports import Published
+
+
+def _fields_of(value: Any) -> dict[str, Any]:
+    """A dataclass instance's fields as a dict (one level: ``json.dumps`` comes back here for the
+    dataclasses within)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in fields(value)}
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 @dataclass
@@ -107,8 +115,9 @@ class Container:
         return opened(self.dir.parent.parent)
 
     def snapshot(self) -> str:
-        """The record as JSON, taken now (on the event loop, which owns the object)."""
-        return json.dumps(asdict(self))
+        """The record as JSON, taken now (on the event loop, which owns the object): the text
+        ``dataclasses.asdict`` would give, without its deep copy of every value (~7× slower)."""
+        return json.dumps(_fields_of(self), default=_fields_of)
 
     def save_soon(self) -> None:
         """Queue the write of the record as it is now (see ``blocking.write_soon``): for the event

@@ -46,7 +46,7 @@ from dockyard.containers.health import HealthMonitor
 from dockyard.containers.health_probe import run_probe
 from dockyard.containers.inspect_defaults import fill_host_config
 from dockyard.containers.names import generate_name, validate_name
-from dockyard.containers.networking import ContainerNetworking
+from dockyard.containers.networking import ContainerNetworking, network_of_mode
 from dockyard.containers.record import Container, State
 from dockyard.containers.restart import RestartScheduler
 from dockyard.containers.serializer import Serializer
@@ -57,7 +57,6 @@ from dockyard.images.service import ImageService
 from dockyard.metadata import leases
 from dockyard.networks.service import NetworkOptions, NetworkService
 from dockyard.runtime import shim as shimproto
-from dockyard.runtime.cgroups import Cgroup
 from dockyard.runtime.spawn import reap, spawn
 from dockyard.runtime.spec import ContainerSpec, ProcessSpec
 from dockyard.runtime.syscalls import pidfd_open
@@ -234,6 +233,9 @@ class ContainerService:
                         self._finish_remove(c, volumes=True)
         # What containers that died meanwhile left: endpoints, ports, namespaces, veths.
         self.networks.cleanup({c.id for c in self._containers.values() if c.state.running})
+        for c in self._containers.values():
+            if c.state.running:
+                self.networking.recovered(c)
         self.restarts.boot(list(self._containers.values()))
 
     def _shim_alive(self, c: Container) -> bool:
@@ -250,6 +252,7 @@ class ContainerService:
         image_ref = body.get("Image") or ""
         if not image_ref:
             raise InvalidParameter("no image specified" if not body.get("Cmd") else "No command specified")
+        cgroup_control.prime_join()  # a start usually follows a create within milliseconds
         image = self.images.resolve(image_ref)
         config = build_config(body, image.config.get("config") or {})  # the image's container config
         host_config = build_host_config(body.get("HostConfig"))
@@ -261,6 +264,10 @@ class ContainerService:
         endpoints = self.networking.plan(config, host_config, body.get("NetworkingConfig"),
                                          str(body.get("MacAddress") or ""))
         mode = str(host_config["NetworkMode"])
+        if host_config.get("Links") and network_of_mode(mode) not in (None, "bridge"):
+            # dockerd registers legacy links on the default bridge only: on a user network they are
+            # the endpoint's Links (DNS aliases), and inspect's HostConfig.Links is null
+            host_config["Links"] = None
         network_warnings = []
         if mode == "host" and host_config.get("PortBindings"):
             network_warnings.append("Published ports are discarded when using host network mode")
@@ -361,21 +368,25 @@ class ContainerService:
         if not by_policy:
             self.restarts.on_user_start(c)
         image = self.images.resolve(c.image_id)
+        cgroup_control.prime_join()
         live.starting = True
         live.start_failed = None
         try:
-            spec, cgroup, network_finish = await blocking.run(self._prepare_start, c, image)
+            spec, network_finish = await blocking.run(self._prepare_start, c, image)
         except BaseException:
             live.starting = False
             raise
-        # The endpoints are made while the runtime builds the container (both take milliseconds of
-        # kernel time); the process runs (go) only once both are done.
+        # The cgroup (~1–2 ms of mkdirs and limits) is made while the runtime forks the init, and
+        # the endpoints while it builds the container (both take milliseconds of kernel time); the
+        # init joins the cgroup once both it and the cgroup exist, and runs (go) once all is done.
+        cgroup_made = blocking.submit(cgroup_control.prepare, c, spec.devices)
         network_ready = asyncio.ensure_future(blocking.run(network_finish or (lambda: None)))
         # A failure from here until the process runs gives the network back (an exit does it later).
 
         def join_cgroup(pid: int) -> None:
             # Before go(), so everything the container runs inherits it; during spawn(), so the
             # kernel's wait on the first cgroup.procs write overlaps the rootfs set-up.
+            cgroup = cgroup_made.result()  # its DockyardError (nothing left of the cgroup) fails the start
             try:
                 cgroup.join(pid)
             except OSError as err:
@@ -383,15 +394,16 @@ class ContainerService:
 
         try:
             spawned = await asyncio.to_thread(spawn, spec, on_init=join_cgroup)
-        except BaseException:
+        except BaseException as spawn_error:
             live.starting = False
-            (networked,) = await asyncio.gather(network_ready, return_exceptions=True)
+            network_error, _ = await asyncio.gather(network_ready, asyncio.wrap_future(cgroup_made),
+                                                    return_exceptions=True)
             await blocking.run(cgroup_control.discard, c.id)
             await blocking.run(self.networking.stop, c)
-            if isinstance(networked, DockyardError):
-                # the networking failed first (an address in use, a port taken) and took the
-                # namespace away from the runtime: its error is the one to tell
-                raise networked from None
+            if isinstance(network_error, DockyardError):
+                # The endpoints failed first (a port already allocated…) and took the namespace the
+                # init was joining with them: theirs is the error to report.
+                raise network_error from spawn_error
             raise
         try:
             await network_ready
@@ -404,8 +416,10 @@ class ContainerService:
         # FinishedAt stays that of the last run (dockerd's SetRunning), so a restart shows when it stopped.
         c.state = State(status="running", pid=spawned.pid, shim_pid=spawned.shim_pid,
                         started_at=timestamps.now(), exit_code=0, finished_at=c.state.finished_at)
-        # The record is written before the shim is watched: no exit can change it meanwhile.
-        await blocking.write(c.save, c.snapshot())
+        # The record is queued before the shim is watched, so the record of an exit lands after it;
+        # it is written while the container is released and awaited once it runs (dockerd, too,
+        # checkpoints a container after its task started).
+        saved = blocking.write_queued(c.save, c.snapshot())
         self._watch(c)
         self.health.start(c)
         self.event(c, "start")
@@ -429,6 +443,11 @@ class ContainerService:
             c.state.error = exc.message
             c.save_soon()
             raise
+        finally:
+            try:
+                await saved
+            except Exception as err:  # the container runs: as dockerd, log that its record is stale
+                log.error("cannot store the record of container %s: %s", c.id[:12], err)
 
     async def _apply_console_size(self, c: Container) -> None:
         """Give a tty container the size its client asked for at create (``HostConfig.ConsoleSize``,
@@ -439,19 +458,19 @@ class ContainerService:
         with contextlib.suppress(DockyardError, OSError):
             await self.resize(c.id, size[0], size[1])
 
-    def _prepare_start(self, c: Container, image: Any) -> tuple[ContainerSpec, Cgroup, Callable[[], None] | None]:
-        """The blocking half of a start, on the pool: the writable layer, /etc files, the cgroup
-        with its limits (in place before the init joins it), and the runtime's spec."""
+    def _prepare_start(self, c: Container, image: Any) -> tuple[ContainerSpec, Callable[[], None] | None]:
+        """The blocking half of a start, on the pool: the writable layer, /etc files and the
+        runtime's spec (the cgroup is made beside the fork: see ``_start``)."""
         lowerdirs, upper, work, rootfs = self.images.prepare_container(c.id, image)
         network, etc_files, finish = self.networking.start(c)
         try:
-            return (*self._runtime_spec(c, lowerdirs, upper, work, rootfs, network, etc_files), finish)
+            return self._runtime_spec(c, lowerdirs, upper, work, rootfs, network, etc_files), finish
         except BaseException:
             self.networking.stop(c)
             raise
 
     def _runtime_spec(self, c: Container, lowerdirs: list[Path], upper: Path, work: Path, rootfs: Path, network: str,
-                      etc_files: dict[str, Path]) -> tuple[ContainerSpec, Cgroup]:
+                      etc_files: dict[str, Path]) -> ContainerSpec:
         logging = logdrivers.settings(c.host_config["LogConfig"]["Type"] or "json-file",
                                       c.host_config["LogConfig"]["Config"])
         spec = ContainerSpec(
@@ -473,7 +492,7 @@ class ContainerService:
         )
         for stale in (c.dir / "exit", c.attach_socket):
             stale.unlink(missing_ok=True)
-        return spec, cgroup_control.prepare(c, spec.devices)
+        return spec
 
     # -- exit handling ---------------------------------------------------------------------------
     def _watch(self, c: Container) -> None:
@@ -853,7 +872,26 @@ class ContainerService:
         c = self.get(ref)
         if c.host_config["LogConfig"].get("Type") == "none":
             raise logdrivers.ReadingUnsupported(logdrivers.NO_READING)
-        return c, logfiles.stream_logs(c.log_path, opts, c.tty, lambda: c.state.running or self.live(c).starting)
+        return c, self._stream_logs(c, opts)
+
+    async def _stream_logs(self, c: Container, opts: logfiles.LogOptions) -> AsyncIterator[bytes]:
+        """The log of ``c``; a follower ends as soon as the run it follows exits (it waits on an exit
+        future besides polling the file)."""
+        live = self.live(c)
+        exited: asyncio.Future[int] | None = None
+        if opts.follow and (c.state.running or live.starting):
+            exited = asyncio.get_running_loop().create_future()
+            live.exit_waiters.append(exited)
+        try:
+            async for chunk in logfiles.stream_logs(c.log_path, opts, c.tty,
+                                                    lambda: c.state.running or self.live(c).starting,
+                                                    exited=exited):
+                yield chunk
+        finally:
+            if exited is not None and not exited.done():
+                exited.cancel()
+                with contextlib.suppress(ValueError):
+                    live.exit_waiters.remove(exited)
 
     # -- attach -----------------------------------------------------------------------------------------------
     async def connect_shim(self, c: Container) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:

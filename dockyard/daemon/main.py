@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import fcntl
 import logging
 import os
@@ -25,6 +26,8 @@ from dockyard.daemon.tls_transport import start_tls_server
 from dockyard.errors import DockyardError
 
 log = logging.getLogger("dockyard.daemon")
+_M_TRIM_THRESHOLD = -1  # mallopt(3)'s parameter numbers (glibc's malloc.h)
+_M_MMAP_THRESHOLD = -3
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -110,6 +113,7 @@ async def serve(cfg: DaemonConfig) -> None:
     from dockyard.images.service import ImageService
     from dockyard.networks.dns import EmbeddedDns
     from dockyard.networks.dns_wiring import wire
+    from dockyard.runtime import spawner
 
     tls_context = cfg.tls.server_context()  # bad certificate files or group: fail before anything starts
     gid = listeners.socket_gid(cfg.group) if any(not h.startswith("tcp://") for h in cfg.hosts) else None
@@ -122,6 +126,7 @@ async def serve(cfg: DaemonConfig) -> None:
     # registered the names of the containers still running.
     resolv_path = Path(os.environ.get("DOCKYARD_HOST_RESOLV_CONF") or "/etc/resolv.conf")
     containers.networking.host_resolv_path = resolv_path
+    spawner.default.start()  # the small process containers are forked from (runtime/spawner.py)
     containers.recover()
     dns_wiring = await blocking.run(wire, EmbeddedDns(host_resolv_conf=resolv_path), containers.networks,
                                     containers.networking.dns_settings)
@@ -174,11 +179,31 @@ async def serve(cfg: DaemonConfig) -> None:
     await containers.close()
     await blocking.run(dns_wiring.close)
     await blocking.drain_records()
+    spawner.default.close()
     for path in sockets:
         try:
             os.unlink(path)
         except FileNotFoundError:
             pass
+
+
+def keep_freed_memory() -> None:
+    """Have glibc's malloc keep freed memory for reuse instead of handing it back at once.
+
+    The daemon streams layers through threads in pieces of 64 KiB to 1 MiB. With glibc's default
+    (dynamic) thresholds such pieces are mapped and unmapped, or trimmed off the top of a thread's
+    arena, and the next one faults its pages in again: ~14,000 page faults and ~0.06 s of system
+    time per 100 MB pulled. A fixed mmap threshold of 4 MiB and trim threshold of 16 MiB keep those
+    pages (at most 16 MiB an arena held beyond what is in use). ``MALLOC_*_`` variables still win.
+    """
+    if any(name in os.environ for name in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return  # not glibc
+    mallopt(_M_TRIM_THRESHOLD, 16 << 20)
+    mallopt(_M_MMAP_THRESHOLD, 4 << 20)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         print("dockyard daemon: the daemon needs root (namespaces, mounts, overlayfs)", file=sys.stderr)
         return 1
     config.root.mkdir(parents=True, exist_ok=True, mode=0o711)
+    keep_freed_memory()
     setup_logging(config.root, "debug" if config.debug else config.log_level)
     try:
         lock = lock_root(config.root)

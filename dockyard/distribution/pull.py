@@ -14,10 +14,11 @@ The steps, as dockerd takes them:
    ``Range``, retried with back-off.
 3. *unpack and record*: meanwhile each downloaded blob goes, bottom layer first and as soon as it is
    here, through the same code as ``docker load`` (:class:`~dockyard.images.archive_load.ArchiveLoader`):
-   safe extraction, diff-ID check, uncompressed layer blobs (as dockerd, a layer is unpacked from its
-   downloaded file, not from the wire); then one transaction writes the image record, the tag
-   and the *repo digest* (``busybox@sha256:<manifest digest>``). The compressed downloads are then
-   removed (layers are kept uncompressed, as ``load`` and ``import`` keep them).
+   safe extraction, diff-ID check (as dockerd, a layer is unpacked from its downloaded file, not
+   from the wire); then one transaction writes the image record, the tag and the *repo digest*
+   (``busybox@sha256:<manifest digest>``). The downloaded blob *is* the stored layer, compressed
+   as the registry serves it (as containerd keeps it; its diff ID is in the image config), so a
+   pull writes no uncompressed copy of a layer; ``save`` decompresses it, ``push`` sends it as it is.
 
 The whole pull holds a lease; a pull that fails removes what it created, and one that is killed
 leaves only unreferenced files, which the collector clears. Progress goes to a callback as
@@ -53,8 +54,9 @@ ACCEPT = ", ".join([mt.OCI_INDEX, mt.DOCKER_MANIFEST_LIST, mt.OCI_MANIFEST, mt.D
 _MAX_MANIFEST = 4 << 20
 _MAX_CONFIG = 8 << 20
 _MAX_TAG_PAGES = 100
-_CHUNK = 1 << 16
+_CHUNK = 1 << 20  # read, hashed and written 1 MiB at a time: fewer hand-offs of the GIL to the unpack
 _PROGRESS_EVERY = 512 << 10
+_PROGRESS_INTERVAL = 0.1
 _SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
             "application/vnd.docker.distribution.manifest.v1+prettyjws")
 
@@ -75,6 +77,27 @@ class ProgressReporter:
             message["id"] = id
         with self._progress_lock:
             self.progress(message)
+
+
+class ProgressThrottle:
+    """When a transfer's byte count is worth a progress message, as dockerd's progress reader
+    decides: after at least 512 KiB more (1% of ``total`` when that is less), at most once every
+    100 ms, and always at the end. Each message is a round trip through the API's event loop, so
+    a message per 512 KiB of a fast transfer holds the transfer up."""
+
+    def __init__(self, total: int, start: int = 0) -> None:
+        self.total = total
+        self._every = min(_PROGRESS_EVERY, max(total // 100, 1))
+        self._reported = start
+        self._next = 0.0
+
+    def due(self, current: int) -> bool:
+        """Whether to report ``current`` now (the caller then reports it)."""
+        if current == self.total or (current - self._reported >= self._every and time.monotonic() >= self._next):
+            self._reported = current
+            self._next = time.monotonic() + _PROGRESS_INTERVAL
+            return True
+        return False
 
 
 @dataclass
@@ -439,21 +462,23 @@ class Puller(RegistryWork):
 
     def _pull(self, resolved: Resolved, tag_ref: Reference | None) -> str:
         content, snapshots = self.images.content, self.images.snapshots
-        plan = LoadPlan(resolved.config, [LayerSource(d.digest, d.digest, d.size, verified=True) for d in resolved.layers])
+        plan = LoadPlan(resolved.config, [LayerSource(d.digest, d.digest, d.size, verified=True, media_type=d.media_type)
+                                          for d in resolved.layers])
         diff_ids = plan.diff_ids()
         lease = current_lease()
+        loader = ArchiveLoader(self.images)
         missing: list[Descriptor] = []
-        for desc, diff_id, chain_id in zip(resolved.layers, diff_ids, chain_ids(diff_ids), strict=True):
+        for desc, source, diff_id, chain_id in zip(resolved.layers, plan.layers, diff_ids, chain_ids(diff_ids),
+                                                   strict=True):
             if lease is not None:
                 lease.add("layer", chain_id)
                 lease.add("blob", diff_id)
                 lease.add("blob", desc.digest)
-            if snapshots.has(chain_id) and content.exists(diff_id):
+            if snapshots.has(chain_id) and loader.stored_blob(source, diff_id) is not None:
                 self.emit("Already exists", short_id(desc.digest), progressDetail={})
             elif desc not in missing:
                 missing.append(desc)
                 self.emit("Pulling fs layer", short_id(desc.digest), progressDetail={})
-        loader = ArchiveLoader(self.images)
         failed = threading.Event()
         done = False
         workers = max(1, min(self.settings.max_concurrent_downloads, len(missing)))
@@ -473,6 +498,8 @@ class Puller(RegistryWork):
                     files = _Downloads(self, futures, arriving)
                     stored = loader.store_layers(files, plan)
                     files.finished()
+                    for future in futures.values():  # the unpack may end before its blob is committed
+                        future.result()  # (see Arriving): a record names only blobs in place, durable
                     plan.refs = [r for r in (tag_ref, _digest_ref(resolved)) if r is not None]
                     loader.record([(plan, stored)])
                     done = True
@@ -486,7 +513,7 @@ class Puller(RegistryWork):
                             future.result()
                     for one in arriving.values():
                         one.close()
-        finally:  # the compressed downloads: kept only when a record names them (an uncompressed layer)
+        finally:  # the downloads: kept only when a record names them (as a layer's blob)
             for desc in missing:
                 digest = desc.digest
                 if (SHARED.release(digest) and not (done and digest in diff_ids) and content.exists(digest)
@@ -567,7 +594,7 @@ class Puller(RegistryWork):
 
     def _stream(self, response: Any, writer: IngestWriter, desc: Descriptor, layer_id: str,
                 failed: threading.Event, skip: int = 0, arriving: Arriving | None = None) -> None:
-        reported = writer.size
+        throttle = ProgressThrottle(desc.size, writer.size)
         while True:
             try:
                 chunk = response.read(_CHUNK)
@@ -593,8 +620,7 @@ class Puller(RegistryWork):
             if arriving is not None:
                 writer.flush()
                 arriving.grew(writer.size)
-            if writer.size - reported >= _PROGRESS_EVERY or writer.size == desc.size:
-                reported = writer.size
+            if throttle.due(writer.size):
                 self.emit("Downloading", layer_id, progressDetail={"current": writer.size, "total": desc.size},
                           progress=progress_bar(writer.size, desc.size))
 

@@ -12,8 +12,9 @@ config, then the manifest last, so a registry never names a blob it lacks:
    ``DOCKYARD_UPLOAD_CHUNK_BYTES`` (32 MiB) goes up *chunked*: ``PATCH`` per piece with its
    ``Content-Range``, each to the ``Location`` the last one answered, then ``PUT …&digest=`` alone.
 
-Layers go up gzip-compressed, as Docker sends them: each uncompressed layer of the store is compressed
-into a temporary blob (under a ``push`` lease; removed after), on every core
+Layers go up compressed, as Docker sends them: a compressed layer blob (a pulled layer, kept as the
+registry served it) goes as it is; each uncompressed layer of the store is gzip-compressed into a
+temporary blob (under a ``push`` lease; removed after), on every core
 (:mod:`~dockyard.distribution.parallel_gzip`), deterministically, so pushing it again finds it there. The manifest pushed is an OCI manifest of those blobs and the config, ``PUT`` under the
 tag; its digest becomes the image's repo digest (``name@sha256:…``), as after a Docker push.
 """
@@ -32,14 +33,13 @@ from dockyard.content import mediatypes as mt
 from dockyard.distribution.auth import Credentials
 from dockyard.distribution.client import RegistryError, RepositoryClient, Unreachable
 from dockyard.distribution.parallel_gzip import gzip_stream
-from dockyard.distribution.pull import RegistryWork, progress_bar
+from dockyard.distribution.pull import ProgressThrottle, RegistryWork, progress_bar
 from dockyard.errors import DockyardError, InvalidParameter, NotFound
 from dockyard.images.reference import Reference, parse_normalized
 from dockyard.images.service import short_id
 from dockyard.images.store import LayerRecord
 from dockyard.metadata import leases
 
-_PROGRESS_EVERY = 512 << 10
 DEFAULT_UPLOAD_CHUNK = 32 << 20
 
 
@@ -50,17 +50,16 @@ def _with_digest(url: str, digest: str) -> str:
 class _Counting:
     """A blob being uploaded: reads through, reporting how far it got."""
 
-    def __init__(self, raw: BinaryIO, report: Any) -> None:
+    def __init__(self, raw: BinaryIO, report: Any, total: int) -> None:
         self._raw = raw
         self._report = report
+        self._throttle = ProgressThrottle(total)
         self.count = 0
-        self._reported = 0
 
     def read(self, n: int = -1) -> bytes:
         data = self._raw.read(n)
         self.count += len(data)
-        if self.count - self._reported >= _PROGRESS_EVERY or not data:
-            self._reported = self.count
+        if data and self._throttle.due(self.count):
             self._report(self.count)
         return data
 
@@ -214,7 +213,7 @@ class Pusher(RegistryWork):
             else:  # monolithic: one PUT with the whole blob
                 client.request("PUT", _with_digest(url, blob.digest),
                                {"Content-Type": mt.OCTET_STREAM, "Content-Length": str(blob.size)},
-                               _Counting(raw, report), ok=(201,)).close()  # type: ignore[arg-type]
+                               _Counting(raw, report, blob.size), ok=(201,)).close()  # type: ignore[arg-type]
         if not quiet:
             self.emit("Pushed", layer_id, progressDetail={})
 

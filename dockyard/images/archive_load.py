@@ -11,12 +11,16 @@ Terms (see :mod:`dockyard.images.archive_save` for the two formats):
 
 Every layer of every image is unpacked and verified before any image record or tag is written.
 When anything fails, the layers and blobs this load created (and no image uses) are removed,
-so a refused archive leaves the store as it was. Layers are stored uncompressed (media type
-``application/vnd.oci.image.layer.v1.tar``), so their blob digest is their diff ID.
+so a refused archive leaves the store as it was. A loaded layer is stored uncompressed (media type
+``application/vnd.oci.image.layer.v1.tar``), so its blob digest is its diff ID. A pulled layer
+(a *kept* source: a verified content-store blob) is stored as it came, compressed, as containerd
+keeps it: its blob digest is the registry's and its diff ID only in the image config; ``save``
+decompresses it on the way out and ``push`` sends it as it is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import posixpath
 import tempfile
@@ -49,6 +53,7 @@ class LayerSource:
     digest: str | None = None
     size: int | None = None
     verified: bool = False  # the file is known to have ``digest`` (a content store blob): not hashed again
+    media_type: str = ""  # what the manifest calls it (a verified blob kept as the layer's blob)
 
 
 @dataclass
@@ -264,7 +269,7 @@ class ArchiveLoader:
             raise
 
     def store_layers(self, archive: LayerFiles, plan: LoadPlan) -> list[LayerRecord]:
-        content, snapshots = self.images.content, self.images.snapshots
+        snapshots = self.images.snapshots
         diff_ids = plan.diff_ids()
         records = []
         parent: str | None = None
@@ -273,46 +278,78 @@ class ArchiveLoader:
             if lease is not None:  # before looking: from now on the collector keeps what is there
                 lease.add("layer", chain_id)
                 lease.add("blob", diff_id)
-            if not (snapshots.has(chain_id) and content.exists(diff_id)):
+                if source.verified and source.digest is not None:
+                    lease.add("blob", source.digest)
+            blob = self.stored_blob(source, diff_id) if snapshots.has(chain_id) else None
+            if blob is None:
                 if not snapshots.has(chain_id):
                     self._new_chains.append(chain_id)
-                if not content.exists(diff_id):
-                    self._new_blobs.append(diff_id)
-                self._store_layer(archive, source, diff_id, chain_id, parent)
-            records.append(LayerRecord(diff_id, mt.OCI_LAYER, content.size(diff_id), diff_id, chain_id))
+                blob = self._store_layer(archive, source, diff_id, chain_id, parent)
+            records.append(LayerRecord(blob.digest, blob.media_type, blob.size, diff_id, chain_id))
             parent = chain_id
         return records
 
-    def _store_layer(self, archive: LayerFiles, source: LayerSource, diff_id: str, chain_id: str,
-                     parent: str | None) -> None:
-        """Unpack one layer (verifying its diff ID) and keep its uncompressed tar as a blob.
+    def stored_blob(self, source: LayerSource, diff_id: str) -> Descriptor | None:
+        """A blob already stored for the layer with ``diff_id``, or None: the kept source itself
+        (a pull's compressed blob, so the image keeps the registry's layer digests), the plain tar
+        (named by the diff ID), or the blob another image records for that diff ID."""
+        content = self.images.content
+        if source.verified and source.digest is not None and content.exists(source.digest):
+            kept = _kept_media_type(source, self._compression(source.digest))
+            if kept is not None:
+                return Descriptor(kept, source.digest, content.size(source.digest))
+        if content.exists(diff_id):
+            return Descriptor(mt.OCI_LAYER, diff_id, content.size(diff_id))
+        lease = current_lease()
+        for row in self.images.metadata.query("SELECT DISTINCT digest, media_type FROM image_layers "
+                                              "WHERE diff_id = ?", (diff_id,)):
+            digest = str(row[0])
+            if lease is not None:
+                lease.add("blob", digest)
+            if content.exists(digest):
+                return Descriptor(str(row[1]), digest, content.size(digest))
+        return None
 
-        An uncompressed layer file *is* the blob: it is linked into the content store rather
-        than written again. A compressed one is decompressed into a new blob while unpacking.
+    def _compression(self, digest: str) -> str:
+        with self.images.content.open(digest) as f:
+            return compression_of(f.read(6))
+
+    def _store_layer(self, archive: LayerFiles, source: LayerSource, diff_id: str, chain_id: str,
+                     parent: str | None) -> Descriptor:
+        """Unpack one layer (verifying its diff ID) and store its blob; returns the blob.
+
+        A kept source (a verified gzip, zstd or plain blob of a pull) is the blob as it is. Else
+        an uncompressed layer file *is* the blob: it is linked into the content store rather than
+        written again; a compressed one is decompressed into a new blob while unpacking.
         """
         content, snapshots = self.images.content, self.images.snapshots
-        with archive.open(source.path) as raw:
-            plain = compression_of(raw.read(6)) == "none"
+        with archive.open(source.path) as raw, contextlib.ExitStack() as stack:
+            kind = compression_of(raw.read(6))
             raw.seek(0)
+            kept = _kept_media_type(source, kind)
+            # The plain tar's bytes go to a new blob as the unpack hashes them for the diff ID.
+            blob = stack.enter_context(content.writer(hashed=False)) if kind != "none" and kept is None else None
             packed = PassThroughReader(raw) if source.verified else HashingReader(raw)  # type: ignore[arg-type]
-            # The plain tar's bytes go to the new blob as the unpack hashes them for the diff ID.
-            with content.writer(hashed=False) as blob:
-                unpacked = snapshots.unpack(chain_id, packed, parent=parent,  # type: ignore[arg-type]
-                                            tee=None if plain else blob)
-                _drain(packed)
-                if unpacked != diff_id:  # unpack refuses a mismatch already; this guards the blob's name
-                    raise CorruptContent(f"digest mismatch: expected {diff_id}, got {unpacked}")
-                found = packed.digest if isinstance(packed, HashingReader) else source.digest
-                if source.digest is not None and found != source.digest:
-                    raise CorruptContent(f"digest mismatch: expected {source.digest}, got {found}")
-                if source.size is not None and packed.count != source.size:
-                    raise CorruptContent(f"size mismatch: expected {source.size} bytes, got {packed.count}")
-                if not plain:
-                    blob.commit(expected=diff_id)
-        if plain:
-            if found != diff_id:  # unpack checked the same bytes; this guards the shortcut
+            unpacked = snapshots.unpack(chain_id, packed, parent=parent, tee=blob)  # type: ignore[arg-type]
+            _drain(packed)
+            if unpacked != diff_id:  # unpack refuses a mismatch already; this guards the blob's name
+                raise CorruptContent(f"digest mismatch: expected {diff_id}, got {unpacked}")
+            found = packed.digest if isinstance(packed, HashingReader) else source.digest
+            if source.digest is not None and found != source.digest:
+                raise CorruptContent(f"digest mismatch: expected {source.digest}, got {found}")
+            if source.size is not None and packed.count != source.size:
+                raise CorruptContent(f"size mismatch: expected {source.size} bytes, got {packed.count}")
+            if kind == "none" and found != diff_id:  # unpack checked the same bytes; this guards the shortcut
                 raise CorruptContent(f"digest mismatch: expected {diff_id}, got {found}")
+            if kept is not None and source.digest is not None:
+                return Descriptor(kept, source.digest, packed.count)
+            if not content.exists(diff_id):
+                self._new_blobs.append(diff_id)
+            if blob is not None:
+                blob.commit(expected=diff_id)
+        if blob is None:
             content.adopt(archive.path(source.path), diff_id)
+        return Descriptor(mt.OCI_LAYER, diff_id, content.size(diff_id))
 
     def record(self, stored: list[tuple[LoadPlan, list[LayerRecord]]]) -> list[str]:
         store = self.images.store
@@ -358,6 +395,23 @@ class ArchiveLoader:
             for digest in self._new_blobs:
                 if digest not in used_blobs:
                     self.images.content.delete(digest)
+
+
+def _kept_media_type(source: LayerSource, kind: str) -> str | None:
+    """The media type a kept source is stored under (the OCI name of what its bytes are: the
+    manifest's label is not trusted), or None when it is not kept: not a verified blob, or
+    compressed in a way no OCI layer media type names (bzip2, xz), which is stored decompressed."""
+    if not source.verified:
+        return None
+    nondistributable = source.media_type in (mt.OCI_LAYER_NONDISTRIBUTABLE, mt.OCI_LAYER_NONDISTRIBUTABLE_GZIP,
+                                             mt.DOCKER_LAYER_FOREIGN)
+    if kind == "gzip":
+        return mt.OCI_LAYER_NONDISTRIBUTABLE_GZIP if nondistributable else mt.OCI_LAYER_GZIP
+    if kind == "zstd" and not nondistributable:
+        return mt.OCI_LAYER_ZSTD
+    if kind == "none":
+        return mt.OCI_LAYER_NONDISTRIBUTABLE if nondistributable else mt.OCI_LAYER
+    return None
 
 
 def _drain(reader: PassThroughReader) -> None:

@@ -18,9 +18,10 @@ import json
 import os
 import stat
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from dockyard.content import mediatypes as mt
 from dockyard.formats import timestamps
@@ -72,19 +73,6 @@ def merge_config(user: dict[str, Any], container: dict[str, Any]) -> dict[str, A
         if not out.get(key) and container.get(key):
             out[key] = container[key]
     return out
-
-
-class _Tee:
-    """A reader copying what it reads into a content-store writer."""
-
-    def __init__(self, stream: BinaryIO, sink: Any) -> None:
-        self.stream, self.sink = stream, sink
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.stream.read(n)
-        if data:
-            self.sink.write(data)
-        return data
 
 
 def commit(images: ImageService, req: CommitRequest) -> str:
@@ -220,9 +208,12 @@ def _commit_step(images: ImageService, step: BuildStep) -> tuple[str, int]:
 def _store_upper(images: ImageService, upper: Path, parent: str | None, spool: Path,
                  prefix: str) -> tuple[LayerRecord, int] | None:
     """The layer of a container's upper dir on ``parent``: tarred in a spool file, unpacked as a
-    snapshot and stored as a blob; with the tar's size. None when the upper dir holds nothing."""
-    with tempfile.TemporaryFile(dir=spool, prefix=prefix) as layer_tar:
-        writer = TreeTarWriter.to_stream(layer_tar, overlay_whiteouts=True)  # type: ignore[arg-type]
+    snapshot, and the spool file itself stored as the (uncompressed) blob, whose digest is the diff
+    ID the unpack computed (linked into the content store, neither copied nor hashed again); with
+    the tar's size. None when the upper dir holds nothing. The spool is flushed to the disk while
+    it is unpacked, so the store's own fsync of the blob finds little left to write."""
+    with tempfile.NamedTemporaryFile(dir=spool, prefix=prefix) as layer_tar:
+        writer = TreeTarWriter.to_file(layer_tar, overlay_whiteouts=True)  # type: ignore[arg-type]
         writer.skip = lambda path, st: not stat.S_ISDIR(st.st_mode) and is_init_placeholder(path, st)
         fd = os.open(upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
@@ -233,9 +224,22 @@ def _store_upper(images: ImageService, upper: Path, parent: str | None, spool: P
         if writer.entries == 0:
             return None
         size = layer_tar.tell()
-        layer_tar.seek(0)
-        with images.content.writer() as blob:
-            diff_id = images.snapshots.unpack(None, _Tee(layer_tar, blob), parent=parent,  # type: ignore[arg-type]
+        layer_tar.flush()
+        syncing = threading.Thread(target=_fsync_quietly, args=(layer_tar.fileno(),), name="commit-fsync")
+        syncing.start()
+        try:
+            layer_tar.seek(0)
+            diff_id = images.snapshots.unpack(None, layer_tar, parent=parent,  # type: ignore[arg-type]
                                               extractor=CommittedLayerExtractor)
-            stored = blob.commit(expected=diff_id)
+        finally:
+            syncing.join()
+        stored = images.content.adopt(Path(layer_tar.name), diff_id)
         return LayerRecord(stored.digest, mt.OCI_LAYER, stored.size, diff_id, next_chain_id(parent, diff_id)), size
+
+
+def _fsync_quietly(fd: int) -> None:
+    """Start the spool's data on its way to the disk (the blob store fsyncs it again, and reports)."""
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass

@@ -7,7 +7,8 @@ every layer is verified — but it can leave *leftovers*:
 - its spool directory (``tmp/load-*``) and content-store ingest files (``content/ingest/*``);
 - *orphan layers*: unpacked layers no image record lists and no container stands on (also what
   a forced ``rmi`` leaves under a container, once that container is removed);
-- the uncompressed blobs of such orphan layers.
+- the uncompressed blobs of such orphan layers (a compressed one, of a pulled layer, is left to
+  the collector, :mod:`dockyard.images.garbage`, as any blob no record names).
 
 At start-up nothing is in flight, so all of them can go.
 """

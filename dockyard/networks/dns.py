@@ -10,7 +10,12 @@ Terms:
 - the *serving thread*: one thread per daemon running an asyncio loop of its own (never the daemon's),
   started at the first attach. It reads every attachment's sockets, answers from the views
   (``dns_answer``) and forwards the rest (``dns_forward``). It stays in the daemon's namespace, so
-  forwards reach the host's loopback resolvers (127.0.0.53), which Docker's cannot.
+  forwards to the host's resolvers reach its loopback ones (127.0.0.53), which Docker's cannot.
+- a *namespace worker*: a thread sitting in an attachment's namespace (``netns.Worker``), made at
+  the first forward to the container's own ``--dns`` servers and ended with the attachment. Those
+  forwards leave from the container's namespace, as Docker's do (its ``ExecFunc``): ``--dns
+  127.0.0.1`` means a resolver on the container's loopback, and a server reachable only from the
+  container's networks is reached.
 
 Bounds (a container may be hostile): at most 128 forwards waiting or in flight per container, 256 in
 flight in all, 16 TCP connections per container, each closed after 10 s idle; a reply that cannot be
@@ -40,8 +45,10 @@ from dockyard.networks.dns_forward import (
     TIMEOUT,
     Forwarder,
     HostResolvers,
+    Opener,
     Upstream,
     container_upstreams,
+    open_here,
 )
 from dockyard.networks.resolv_conf import INTERNAL_NAMESERVER, container_resolv_conf, sets_ndots
 from dockyard.runtime.loopback import loopback_up
@@ -67,6 +74,8 @@ class _Attachment:
     ndots_set: bool
     udp: socket.socket
     tcp: socket.socket
+    netns: Path | None = None  # where forwards to the container's own servers leave from (None: here)
+    worker: asyncio.Future[netns_mod.Worker] | None = None  # the namespace worker, once asked for
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     pending: int = 0
     tcp_open: int = 0
@@ -121,8 +130,8 @@ class EmbeddedDns:
     def attach(self, key: str, netns: Path, view: NameView, upstreams: list[str] | None = None, *,
                ndots_set: bool = False) -> None:
         """Bind the listeners inside ``netns`` (a pinned netns path, or /proc/<pid>/ns/net) and serve
-        queries with ``view``. ``upstreams``: the container's --dns servers; None = the host's resolvers
-        (``[]``: forward nothing, every name not ours gets SERVFAIL — a container on internal networks
+        queries with ``view``. ``upstreams``: the container's --dns servers, asked from inside ``netns``;
+        None = the host's resolvers, asked from the daemon's namespace (``[]``: forward nothing, every name not ours gets SERVFAIL — a container on internal networks
         only). ``ndots_set``: the container's resolv.conf options name ndots (see ``sets_ndots``).
         Attaching a key again replaces its attachment. The daemon's own namespace is refused (a
         ``--network host`` container has no embedded DNS, as in Docker)."""
@@ -141,15 +150,17 @@ class EmbeddedDns:
         except OSError as exc:
             raise DockyardError(f"cannot serve DNS on {LISTEN_ADDRESS}:{PORT} in network namespace {netns}: "
                                 f"{exc.strerror or exc}") from exc
-        self.attach_sockets(key, udp, tcp, view, parsed, ndots_set=ndots_set, where=str(netns))
+        self.attach_sockets(key, udp, tcp, view, parsed, ndots_set=ndots_set, where=str(netns),
+                            netns=Path(netns))
 
     def attach_sockets(self, key: str, udp: socket.socket, tcp: socket.socket, view: NameView,
                        upstreams: list[Upstream] | None = None, *, ndots_set: bool = False,
-                       where: str = "") -> None:
+                       where: str = "", netns: Path | None = None) -> None:
         """Serve on sockets the caller made (a bound UDP socket and a listening TCP socket, both
         non-blocking, owned by the server from now on): what ``attach`` does after binding, and what
-        tests without root use with sockets on the host's loopback."""
-        att = _Attachment(key, where, view, upstreams, ndots_set, udp, tcp)
+        tests without root use with sockets on the host's loopback. ``netns``: the namespace forwards
+        to ``upstreams`` leave from (None: the serving thread's)."""
+        att = _Attachment(key, where, view, upstreams, ndots_set, udp, tcp, netns)
         with self._lock:
             if self._closed:
                 udp.close()
@@ -272,14 +283,45 @@ class EmbeddedDns:
             sock.close()
         for task in list(att.tasks):
             task.cancel()
+        if att.worker is not None:
+            if att.worker.done() and not att.worker.cancelled() and att.worker.exception() is None:
+                att.worker.result().close()
+            else:
+                att.worker.add_done_callback(_close_worker)
 
     def _spawn(self, att: _Attachment, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         att.tasks.add(task)
         task.add_done_callback(att.tasks.discard)
 
-    def _upstreams(self, att: _Attachment) -> list[Upstream]:
-        return att.upstreams if att.upstreams is not None else self.host_resolvers.current()
+    def _upstreams(self, att: _Attachment) -> tuple[list[Upstream], Opener]:
+        """Where the attachment's forwards go, and the opener of their sockets: the container's own
+        servers from its namespace, the host's resolvers from the daemon's."""
+        if att.upstreams is None:
+            return self.host_resolvers.current(), open_here
+        if att.netns is None:
+            return att.upstreams, open_here
+
+        async def open_inside(upstream: Upstream, kind: socket.SocketKind) -> tuple[socket.socket, tuple[Any, ...]]:
+            try:
+                worker = await self._worker(att)
+                return await asyncio.wrap_future(worker.submit(lambda: (socket.socket(upstream.family, kind),
+                                                                        upstream.sockaddr())))
+            except DockyardError as exc:  # the namespace is gone: this upstream fails, as a refusal would
+                if att.worker is not None and att.worker.done():
+                    att.worker = None  # asked again at the next forward
+                raise OSError(str(exc)) from exc
+
+        return att.upstreams, open_inside
+
+    def _worker(self, att: _Attachment) -> asyncio.Future[netns_mod.Worker]:
+        """The attachment's namespace worker, made once (off the serving thread: it joins a namespace)."""
+        if att.worker is None:
+            assert att.netns is not None
+            path = att.netns
+            att.worker = asyncio.ensure_future(
+                asyncio.get_running_loop().run_in_executor(None, lambda: netns_mod.Worker(path, "dns-upstream")))
+        return att.worker
 
     def _on_udp(self, att: _Attachment) -> None:
         for _ in range(_BATCH):
@@ -310,8 +352,9 @@ class EmbeddedDns:
 
     async def _forward_udp(self, att: _Attachment, decision: Forward, peer: Any) -> None:
         try:
-            wire = await self._forwarder.forward(decision.query, decision.wire, self._upstreams(att), tcp=False,
-                                                 limit=decision.limit)
+            upstreams, opener = self._upstreams(att)
+            wire = await self._forwarder.forward(decision.query, decision.wire, upstreams, tcp=False,
+                                                 limit=decision.limit, opener=opener)
         except Exception:
             log.exception("embedded DNS %s: forwarding %s failed", att.key, decision.query.question[0])
             wire = _servfail(decision)
@@ -362,8 +405,9 @@ class EmbeddedDns:
                 else:
                     att.pending += 1
                     try:
-                        out = await self._forwarder.forward(decision.query, decision.wire, self._upstreams(att),
-                                                            tcp=True, limit=decision.limit)
+                        upstreams, opener = self._upstreams(att)
+                        out = await self._forwarder.forward(decision.query, decision.wire, upstreams,
+                                                            tcp=True, limit=decision.limit, opener=opener)
                     finally:
                         att.pending -= 1
                 await asyncio.wait_for(loop.sock_sendall(conn, struct.pack("!H", len(out)) + out), TCP_IDLE)
@@ -388,6 +432,12 @@ async def _read(conn: socket.socket, size: int) -> bytes:
             raise EOFError
         chunks += data
     return bytes(chunks)
+
+
+def _close_worker(made: asyncio.Future[netns_mod.Worker]) -> None:
+    """A namespace worker that came after its attachment was closed ends at once."""
+    if not made.cancelled() and made.exception() is None:
+        made.result().close()
 
 
 def _refused(decision: Forward) -> bytes:

@@ -1,12 +1,16 @@
-"""Forwarding a container's query to its upstream nameservers, from the daemon's own namespace.
+"""Forwarding a container's query to its upstream nameservers.
 
 Terms:
 
 - an *upstream*: a nameserver the embedded DNS server asks for names that are not ours — the
   container's ``--dns`` servers, else the host's (the ``nameserver`` lines of the daemon's
-  ``/etc/resolv.conf``, loopback ones such as systemd-resolved's 127.0.0.53 included: the forwarding
-  sockets are made in the daemon's namespace, where those listen). At most the first three are used,
-  one after the other, as Docker does.
+  ``/etc/resolv.conf``, loopback ones such as systemd-resolved's 127.0.0.53 included). At most the
+  first three are used, one after the other, as Docker does.
+- an *opener* (:data:`Opener`): makes the socket a forward goes out on, and so chooses the network
+  namespace it leaves from. The default makes it in the calling thread (the daemon's namespace, where
+  the host's resolvers listen); the server gives a container's ``--dns`` servers an opener that makes
+  it inside the container's namespace, as Docker does (``--dns 127.0.0.1`` is a resolver on the
+  container's own loopback; only the host file's servers are reached from the host's namespace).
 - :class:`HostResolvers` reads the host's file again whenever it changes (its inode, size or mtime).
 - :class:`Forwarder` runs in the DNS server's event loop: over UDP a query goes out with an ID of its
   own (the client's is put back on the reply), only a reply matching it is taken, a truncated one is
@@ -28,9 +32,10 @@ import secrets
 import socket
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dns.exception
 import dns.flags
@@ -47,6 +52,9 @@ MAX_UPSTREAMS = 3  # Docker's maxExtDNS
 TIMEOUT = 4.0  # seconds per upstream, Docker's extIOTimeout
 MAX_IN_FLIGHT = 256
 
+# (upstream, SOCK_DGRAM | SOCK_STREAM) -> a new blocking-or-not socket and the address to connect it to
+Opener = Callable[["Upstream", socket.SocketKind], Awaitable[tuple[socket.socket, tuple[Any, ...]]]]
+
 
 @dataclass(frozen=True)
 class Upstream:
@@ -60,8 +68,8 @@ class Upstream:
         return socket.AF_INET6 if ":" in self.address else socket.AF_INET
 
     def sockaddr(self) -> tuple[str, int] | tuple[str, int, int, int]:
-        """The address for ``connect``: an IPv6 zone (``%eth0``, an interface of the daemon's namespace,
-        or its index) becomes the scope ID, which Python does not read from the text."""
+        """The address for ``connect``: an IPv6 zone (``%eth0``, an interface of the namespace of the
+        calling thread, or its index) becomes the scope ID, which Python does not read from the text."""
         if self.family == socket.AF_INET:
             return self.address, self.port
         host, _, zone = self.address.partition("%")
@@ -72,6 +80,11 @@ class Upstream:
         if self.port == 53:
             return self.address
         return f"[{self.address}]:{self.port}" if self.family == socket.AF_INET6 else f"{self.address}:{self.port}"
+
+
+async def open_here(upstream: Upstream, kind: socket.SocketKind) -> tuple[socket.socket, tuple[Any, ...]]:
+    """The default :data:`Opener`: a socket of the calling thread's namespace."""
+    return socket.socket(upstream.family, kind), upstream.sockaddr()
 
 
 def parse_upstream(text: str) -> Upstream:
@@ -137,8 +150,9 @@ class Forwarder:
         self._last_full_warning = 0.0
 
     async def forward(self, query: dns.message.Message, wire: bytes, upstreams: Sequence[Upstream], *,
-                      tcp: bool, limit: int) -> bytes:
-        """The reply to send the client: an upstream's (with the client's ID), else SERVFAIL/REFUSED."""
+                      tcp: bool, limit: int, opener: Opener = open_here) -> bytes:
+        """The reply to send the client: an upstream's (with the client's ID), else SERVFAIL/REFUSED.
+        ``opener`` makes the sockets (see the module's terms)."""
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.max_in_flight)
         for upstream in upstreams[:MAX_UPSTREAMS]:
@@ -155,7 +169,7 @@ class Forwarder:
                     log.warning("embedded DNS: more than %d queries forwarded at once", self.max_in_flight)
                 return to_wire(reply_with(query, dns.rcode.REFUSED, recursion_available=False), limit)
             try:
-                answer = await self._ask(upstream, query, wire, tcp=tcp, limit=limit)
+                answer = await self._ask(upstream, query, wire, tcp=tcp, limit=limit, opener=opener)
             finally:
                 self._slots.release()
             if answer is not None:
@@ -163,18 +177,18 @@ class Forwarder:
         return to_wire(reply_with(query, dns.rcode.SERVFAIL, recursion_available=False), limit)
 
     async def _ask(self, upstream: Upstream, query: dns.message.Message, wire: bytes, *, tcp: bool,
-                   limit: int) -> bytes | None:
+                   limit: int, opener: Opener) -> bytes | None:
         ident = secrets.randbits(16)
         out = struct.pack("!H", ident) + wire[2:]
         deadline = asyncio.get_running_loop().time() + self.timeout
         try:
             if tcp:
-                return _usable(await _tcp_exchange(upstream, out, deadline), query, ident)
+                return _usable(await _tcp_exchange(upstream, out, deadline, opener), query, ident)
             async with asyncio.timeout_at(deadline):
-                answer = await _udp_exchange(upstream, out, query, ident)
+                answer = await _udp_exchange(upstream, out, query, ident, opener)
             if answer is None or not _truncated(answer):
                 return answer
-            whole = _usable(await _tcp_exchange(upstream, out, loop_time() + self.timeout), query, ident)
+            whole = _usable(await _tcp_exchange(upstream, out, loop_time() + self.timeout, opener), query, ident)
             return whole if whole is not None and len(whole) <= limit else answer
         except (OSError, TimeoutError, EOFError) as exc:
             log.debug("embedded DNS: upstream %s: %s", upstream, exc)
@@ -218,12 +232,14 @@ def _usable(wire: bytes, query: dns.message.Message, ident: int) -> bytes | None
     return wire
 
 
-async def _udp_exchange(upstream: Upstream, out: bytes, query: dns.message.Message, ident: int) -> bytes | None:
+async def _udp_exchange(upstream: Upstream, out: bytes, query: dns.message.Message, ident: int,
+                        opener: Opener) -> bytes | None:
     """The upstream's reply to ``out`` (None: it failed); the caller bounds the time."""
     loop = asyncio.get_running_loop()
-    with socket.socket(upstream.family, socket.SOCK_DGRAM) as sock:
+    sock, address = await opener(upstream, socket.SOCK_DGRAM)
+    with sock:
         sock.setblocking(False)
-        sock.connect(upstream.sockaddr())
+        sock.connect(address)
         await loop.sock_sendall(sock, out)
         while True:  # datagrams that are not the answer (late, forged, garbled) are skipped
             data = await loop.sock_recv(sock, 65535)
@@ -244,12 +260,14 @@ async def _read_exactly(sock: socket.socket, size: int) -> bytes:
     return bytes(chunks)
 
 
-async def _tcp_exchange(upstream: Upstream, out: bytes, deadline: float) -> bytes:
+async def _tcp_exchange(upstream: Upstream, out: bytes, deadline: float, opener: Opener) -> bytes:
     loop = asyncio.get_running_loop()
-    with socket.socket(upstream.family, socket.SOCK_STREAM) as sock:
+    async with asyncio.timeout_at(deadline):
+        sock, address = await opener(upstream, socket.SOCK_STREAM)
+    with sock:
         sock.setblocking(False)
         async with asyncio.timeout_at(deadline):
-            await loop.sock_connect(sock, upstream.sockaddr())
+            await loop.sock_connect(sock, address)
             await loop.sock_sendall(sock, struct.pack("!H", len(out)) + out)
             size = struct.unpack("!H", await _read_exactly(sock, 2))[0]
             return await _read_exactly(sock, size)

@@ -9,6 +9,10 @@ Terms:
   tried in the order its ``networks()`` gives (Docker: the first network that knows the name answers,
   with the addresses of every endpoint there carrying that name). Its PTR name for an address is
   ``<container name>.<network>``, as Docker's.
+- a container's *link aliases* on a network (``--link name:alias`` there): ``links(network)`` maps
+  ``alias`` to ``name``; as Docker's sandbox, a name is first looked up as a link alias on each of
+  the container's networks (answering what the linked name answers there), and only then as a name
+  — skipping a network where it is a link alias.
 
 :class:`NameTable` is daemon-wide and thread-safe: the network service changes it while the DNS
 server's thread reads it.
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -89,23 +93,34 @@ class NameTable:
                     return f"{record.name}.{network}"
         return None
 
-    def view(self, networks: Callable[[], Sequence[str]]) -> NetworkView:
-        """The view of a container whose networks (names, in lookup order) ``networks()`` gives now.
+    def view(self, networks: Callable[[], Sequence[str]],
+             links: Callable[[str], Mapping[str, str]] | None = None) -> NetworkView:
+        """The view of a container whose networks (names, in lookup order) ``networks()`` gives now,
+        and whose link aliases on a network ``links(network)`` gives (alias → linked name, lowercase).
 
         Docker's order is its sandbox's endpoint order: a higher ``--gw-priority`` first, internal
         networks after the others, then by network name (so ``my.dotted`` before ``mynet``)."""
-        return NetworkView(self, networks)
+        return NetworkView(self, networks, links)
 
 
 class NetworkView:
     """One container's view of a :class:`NameTable` (a ``ScopedNameView`` for the DNS server)."""
 
-    def __init__(self, table: NameTable, networks: Callable[[], Sequence[str]]) -> None:
+    def __init__(self, table: NameTable, networks: Callable[[], Sequence[str]],
+                 links: Callable[[str], Mapping[str, str]] | None = None) -> None:
         self.table = table
         self.networks = networks
+        self.links = links or (lambda network: {})
 
     def addresses(self, name: str) -> list[str] | None:
-        for network in self.networks():
+        networks = self.networks()
+        for network in networks:  # link aliases first, on every network
+            found = self._by_link(network, name)
+            if found is not None:
+                return found
+        for network in networks:
+            if name.lower() in self.links(network):
+                continue
             found = self.table.lookup(network, name)
             if found is not None:
                 return found
@@ -114,7 +129,13 @@ class NetworkView:
     def addresses_on(self, name: str, network: str) -> list[str] | None:
         if network not in self.networks():
             return None
+        if name.lower() in self.links(network):
+            return self._by_link(network, name)
         return self.table.lookup(network, name)
+
+    def _by_link(self, network: str, name: str) -> list[str] | None:
+        target = self.links(network).get(name.lower())
+        return None if target is None else self.table.lookup(network, target)
 
     def name_of(self, address: str) -> str | None:
         for network in self.networks():

@@ -24,6 +24,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -124,11 +125,18 @@ class Handle:
         return self._worker.call(lambda: fn(self._ipr))
 
     def call(self, fn: Callable[[IPRoute], T], what: str) -> T:
+        return self._worker.call(self._guarded(fn, what))
+
+    def submit(self, fn: Callable[[IPRoute], T], what: str) -> Future[T]:
+        """:meth:`call` without waiting: the outcome is the future's."""
+        return self._worker.submit(self._guarded(fn, what))
+
+    def _guarded(self, fn: Callable[[IPRoute], T], what: str) -> Callable[[], T]:
         def guarded() -> T:
             guard(self._ipr, self.expected, what)
             return fn(self._ipr)
 
-        return self._worker.call(guarded)
+        return guarded
 
     def close(self) -> None:
         if self._worker.alive:
@@ -254,6 +262,16 @@ def link_down(name: str, *, netns: Path = ns.HOST) -> None:
     For a veth whose other end sits in a namespace about to go: deleting the pair costs the kernel an
     RCU grace period (~25 ms here), while the namespace's own teardown deletes it in the background."""
 
+    handle(netns).call(_set_down(name), f"setting {name} down")
+
+
+def link_down_soon(name: str, *, netns: Path = ns.HOST) -> Future[None]:
+    """:func:`link_down` queued on the namespace's handle: the caller goes on while the kernel takes
+    the port down (a few ms: the bridge waits for an RCU grace period)."""
+    return handle(netns).submit(_set_down(name), f"setting {name} down")
+
+
+def _set_down(name: str) -> Callable[[IPRoute], None]:
     def down(ipr: IPRoute) -> None:
         idx = _index(ipr, name)
         if idx is None:
@@ -264,7 +282,7 @@ def link_down(name: str, *, netns: Path = ns.HOST) -> None:
             if not _missing(exc):
                 raise
 
-    handle(netns).call(down, f"setting {name} down")
+    return down
 
 
 def detach_veth(host_ifname: str, *, netns: Path = ns.HOST) -> None:

@@ -87,6 +87,21 @@ def create(path: Path) -> None:
         raise
 
 
+def move(source: Path, path: Path) -> None:
+    """Pin the namespace pinned at ``source`` at ``path`` instead (``path`` must not exist yet; its
+    parent must): a bind mount of the pin, then ``source`` removed. On failure ``path`` is not left
+    behind and ``source`` still pins the namespace."""
+    path = Path(path)
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+    os.close(fd)
+    try:
+        sc.mount(str(source), str(path), None, sc.MS_BIND)
+    except BaseException:
+        remove(path)
+        raise
+    remove(Path(source))
+
+
 def remove(path: Path) -> None:
     """Unmount the namespace pinned at ``path`` and delete the file; nothing to do if it is gone.
 
@@ -182,11 +197,15 @@ class Worker:
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` in the worker (inside the namespace) and return its result."""
+        return self.submit(fn).result()
+
+    def submit(self, fn: Callable[[], T]) -> Future[T]:
+        """Queue ``fn`` for the worker (inside the namespace); its result comes in the future."""
         if not self._thread.is_alive():
             raise DockyardError(f"the worker for network namespace {self.path} is closed")
         result: Future[T] = Future()
         self._jobs.put((fn, result))  # type: ignore[arg-type]
-        return result.result()
+        return result
 
     def close(self) -> None:
         if self._thread.is_alive():

@@ -27,6 +27,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,10 @@ class EndpointRequest:
     upstreams: list[str] = field(default_factory=list)  # DNS servers the embedded resolver forwards to
 
 
+SPARE_PREFIX = ".spare-"
+"""The pins of namespaces made ahead, beside the containers' ``<id>`` pins in ``netns_dir``."""
+
+
 class NetworkService:
     """Networks of the daemon root ``root`` (see the module docstring)."""
 
@@ -102,6 +107,10 @@ class NetworkService:
         self._pools6: dict[str, ipam.AddressPool] = {}  # networks with IPv6
         self.relay = LoopbackRelay(host_netns)  # [::1] of ports published over IPv6 (relay.py)
         self._v6_listenable: bool | None = None
+        self._spare_sandboxes: list[Path] = []  # namespaces made ahead (``.spare-…`` in netns_dir)
+        self._going_down: dict[str, list[Future[None]]] = {}  # network id -> ports of released endpoints
+        self._closed = False
+        self._refilling = False
 
     # -- start-up -----------------------------------------------------------------------------------
 
@@ -247,8 +256,9 @@ class NetworkService:
                     log.info("removing stale bridge %s", bridge)
                     self._firewall.remove_network(bridge)
                     netlink.delete_link(bridge, netns=self.host_netns)
+            spares = set(self._spare_sandboxes)
             for pin in self.netns_dir.iterdir():
-                if pin.name not in running:
+                if pin.name not in running and pin not in spares:  # a previous run's spares go too
                     with contextlib.suppress(OSError):
                         netns.remove(pin)
             known = {ep.host_ifname for ep in self._store.endpoints()}
@@ -270,6 +280,8 @@ class NetworkService:
         brings them back —, so a stopped daemon leaves nothing on the host; with containers still
         running (they outlive the daemon) everything stays for them."""
         with self._lock:
+            self._closed = True
+            self._drop_spare_sandboxes()
             if take_down_if_idle and self._started and self._store is not None and not self._store.endpoints():
                 try:
                     self.reset()
@@ -555,12 +567,51 @@ class NetworkService:
         return self.netns_dir / container_id
 
     def create_sandbox(self, container_id: str) -> Path:
-        """A pinned network namespace for the container (``lo`` up); an old pin of it is replaced."""
+        """A pinned network namespace for the container (``lo`` up); an old pin of it is replaced.
+        One made ahead (:meth:`refill_sandboxes`) is taken when there is one: making a namespace
+        costs a start ~1.5–3 ms (a thread, ``unshare``, ``lo`` up, the pin's mount)."""
         self.start()
         path = self.sandbox_path(container_id)
         netns.remove(path)
+        with self._lock:
+            spare = self._spare_sandboxes.pop() if self._spare_sandboxes else None
+        if spare is not None:
+            try:
+                netns.move(spare, path)
+                return path
+            except OSError as exc:
+                log.warning("cannot use the namespace made ahead (%s): making one", exc)
+                with contextlib.suppress(OSError):
+                    netns.remove(spare)
         netns.create(path)
         return path
+
+    def refill_sandboxes(self) -> None:
+        """Make a namespace ahead for the next container's sandbox if there is none (called off the
+        start's critical path, beside the runtime's work); a stop of the service removes it."""
+        with self._lock:
+            if self._spare_sandboxes or self._closed or self._refilling:
+                return
+            self._refilling = True
+        try:
+            self.start()
+            spare = self.netns_dir / f"{SPARE_PREFIX}{secrets.token_hex(4)}"
+            netns.create(spare)  # outside the lock: other containers' network work goes on meanwhile
+            with self._lock:
+                if not self._closed:
+                    self._spare_sandboxes.append(spare)
+                    return
+            netns.remove(spare)
+        finally:
+            with self._lock:
+                self._refilling = False
+
+    def _drop_spare_sandboxes(self) -> None:
+        with self._lock:
+            spares, self._spare_sandboxes = self._spare_sandboxes, []
+        for spare in spares:
+            with contextlib.suppress(OSError):
+                netns.remove(spare)
 
     def connect(self, net: Network, container_id: str, container_name: str, sandbox: Path,
                 request: EndpointRequest, default_route: bool, dns_names: list[str]) -> Endpoint:
@@ -577,6 +628,7 @@ class NetworkService:
             pool6 = self._pools6.get(net.id)
             if request.ipv6 and pool6 is None:
                 raise InvalidParameter(f"network {net.name} has no IPv6 (--ip6 needs a network made with --ipv6)")
+            self._settle(net.id)
             ip = pool.allocate(request.ipv4 or None)
             try:
                 ip6 = pool6.allocate(request.ipv6 or None) if pool6 is not None else ""
@@ -628,7 +680,7 @@ class NetworkService:
             return
         self.names.register(NameEntry(ep.network_id, ep.container_id, tuple(ep.dns_names), ep.ip,
                                       str(sandbox or self.sandbox_path(ep.container_id)), tuple(ep.upstreams),
-                                      ip6=ep.ip6))
+                                      tuple(ep.links), ip6=ep.ip6))
 
     def endpoints(self, container_id: str) -> list[Endpoint]:
         return self.store.endpoints(container_id=container_id)
@@ -648,19 +700,46 @@ class NetworkService:
         the pair with the namespace, off the caller's path; else the pair is deleted now."""
         assert self._store is not None
         self.names.unregister(ep.network_id, ep.container_id)
-        if ep.host_ifname:
-            with contextlib.suppress(DockyardError, OSError):
-                if sandbox_going:
-                    netlink.link_down(ep.host_ifname, netns=self.host_netns)
-                else:
-                    netlink.detach_veth(ep.host_ifname, netns=self.host_netns)
         pool = self._pools.get(ep.network_id)
+        pool6 = self._pools6.get(ep.network_id)
+        if ep.host_ifname and sandbox_going:
+            # The port goes down in the handle's thread (a few ms: the bridge waits for an RCU grace
+            # period) while the exit goes on; its address comes back to the pool once it is down, and
+            # whoever allocates on this network meanwhile waits for that (see ``_settle``).
+            try:
+                down = netlink.link_down_soon(ep.host_ifname, netns=self.host_netns)
+            except (DockyardError, OSError):
+                pass
+            else:
+                pending = self._going_down.setdefault(ep.network_id, [])
+                pending.append(down)
+
+                def back(done: Future[None], ip: str = ep.ip, ip6: str = ep.ip6) -> None:
+                    if pool is not None:
+                        pool.release(ip)
+                    if pool6 is not None and ip6:
+                        pool6.release(ip6)
+                    with contextlib.suppress(ValueError):
+                        pending.remove(done)
+
+                down.add_done_callback(back)
+                self._store.delete_endpoint(ep.network_id, ep.container_id)
+                return
+        elif ep.host_ifname:
+            with contextlib.suppress(DockyardError, OSError):
+                netlink.detach_veth(ep.host_ifname, netns=self.host_netns)
         if pool is not None:
             pool.release(ep.ip)
-        pool6 = self._pools6.get(ep.network_id)
         if pool6 is not None and ep.ip6:
             pool6.release(ep.ip6)
         self._store.delete_endpoint(ep.network_id, ep.container_id)
+
+    def _settle(self, network_id: str) -> None:
+        """Wait until the ports of the endpoints given up on ``network_id`` are down and their
+        addresses back, so an allocation sees the pool as a synchronous release would leave it."""
+        for down in list(self._going_down.get(network_id, ())):
+            with contextlib.suppress(Exception):
+                down.result(timeout=10)
 
     def release(self, container_id: str) -> None:
         """Everything a container's run held: published ports, endpoints (a ``disconnect`` event
@@ -673,6 +752,7 @@ class NetworkService:
             gone = self._store.endpoints(container_id=container_id)
             for ep in gone:
                 self._drop_endpoint(ep, sandbox_going=True)
+            self.names.drop_resolver(container_id)
             netns.remove(self.sandbox_path(container_id))
         for ep in gone:
             net = self._networks.get(ep.network_id)

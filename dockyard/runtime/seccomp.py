@@ -305,6 +305,20 @@ def _install_bpf(program: bytes, set_no_new_privs: bool) -> None:
         raise OSError(err, f"seccomp: loading the filter: {os.strerror(err)}")
 
 
+@dataclass(frozen=True)
+class Program:
+    """A compiled profile's BPF program (``struct sock_filter`` entries), exported in the daemon
+    before the fork: what the init installs, a few KB to hand to the spawner where the
+    :class:`Filter` it came from is hundreds of rules to pickle and hash."""
+
+    bpf: bytes
+
+
+def install(program: Program, set_no_new_privs: bool = False) -> None:
+    """Install ``program`` on the calling process (see :func:`load` for ``set_no_new_privs``)."""
+    _install_bpf(program.bpf, set_no_new_privs)
+
+
 def load(compiled: Filter, set_no_new_privs: bool = False) -> None:
     """Install ``compiled`` on the calling process. Without ``set_no_new_privs`` the caller needs
     CAP_SYS_ADMIN (as runc, the filter is then loaded before capabilities are dropped). Uses the

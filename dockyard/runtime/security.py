@@ -28,7 +28,7 @@ from dockyard.errors import InvalidParameter
 from dockyard.runtime import capabilities as caps
 from dockyard.runtime import seccomp
 from dockyard.runtime import syscalls as sc
-from dockyard.runtime.seccomp import Filter
+from dockyard.runtime.seccomp import Program
 
 DEFAULT_MASKED_PATHS: tuple[str, ...] = (
     "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -84,7 +84,7 @@ class SecuritySpec:
     sysctls: dict[str, str] = field(default_factory=dict)
     init: bool = False                # --init: run /sbin/docker-init as PID 1, the command as its child
     init_binary: str = ""             # its host path; prepare() finds (or builds) it when empty
-    seccomp_filter: Filter | None = None  # compiled by prepare(), before the fork
+    seccomp_filter: Program | None = None  # compiled and exported by prepare(), before the fork
 
 
 def prepare(security: SecuritySpec) -> None:
@@ -96,8 +96,8 @@ def prepare(security: SecuritySpec) -> None:
                                "it itself (it is not in dockyard's bounding set)")
     if security.seccomp != seccomp.UNCONFINED:
         text = security.seccomp or seccomp.read_default()
-        security.seccomp_filter = seccomp.compile_profile(text, security.capabilities)
-        seccomp.export_bpf(security.seccomp_filter)  # the init installs this program after the fork
+        # the init installs the program after the fork
+        security.seccomp_filter = Program(seccomp.export_bpf(seccomp.compile_profile(text, security.capabilities)))
     else:
         security.seccomp_filter = None
     if security.init and not security.init_binary:
@@ -224,14 +224,14 @@ def _set_rlimits(ulimits: list[Ulimit]) -> None:
             raise OSError(f"setting ulimit {limit.name}={limit.soft}:{limit.hard}: {err}") from None
 
 
-def confine_process(security: SecuritySpec, uid: int, gid: int, sgids: list[int]) -> seccomp.Filter | None:
+def confine_process(security: SecuritySpec, uid: int, gid: int, sgids: list[int]) -> seccomp.Program | None:
     """After "go": rlimits, then (as runc) seccomp while the init still has CAP_SYS_ADMIN unless
     no_new_privs is wanted, the bounding set, the ids, and the final capability sets. Returns the
     filter still to load by :func:`last_step` (with no_new_privs), or None."""
     _set_rlimits(security.ulimits)
     compiled = security.seccomp_filter
     if compiled is not None and not security.no_new_privileges:
-        seccomp.load(compiled, set_no_new_privs=False)
+        seccomp.install(compiled, set_no_new_privs=False)
         compiled = None
     wanted = caps.mask(security.capabilities)
     caps.drop_bounding(wanted)
@@ -243,12 +243,12 @@ def confine_process(security: SecuritySpec, uid: int, gid: int, sgids: list[int]
     return compiled
 
 
-def last_step(security: SecuritySpec, pending: seccomp.Filter | None) -> None:
+def last_step(security: SecuritySpec, pending: seccomp.Program | None) -> None:
     """Right before execve: no_new_privs, then the filter that needed it."""
     if security.no_new_privileges:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
     if pending is not None:
-        seccomp.load(pending, set_no_new_privs=True)
+        seccomp.install(pending, set_no_new_privs=True)
 
 
 def extra_gids(group_add: list[str], group_file: Path = Path("/etc/group")) -> list[int]:

@@ -7,9 +7,10 @@ Process tree (``docs/architecture.md``)::
                                                            pivot_root, user, cwd, stdio;
                                                            "ready"; waits for "go"; execve
 
-Terms: *P0* is the daemon's direct child that becomes the shim, so ``Spawned.shim_pid`` is a child
-of the daemon and **the daemon must reap it** (``reap(shim_pid)``, or its own child watcher), or it
-stays a zombie after the container exits. *P2* is the container's init; its host pid is
+Terms: *P0* is the process that becomes the shim: the caller's direct child, so ``Spawned.shim_pid``
+**must be reaped by the caller** (``reap(shim_pid)``, or its own child watcher), or it stays a zombie
+after the container exits — unless the caller started the *spawner* (``spawner.py``, as the daemon
+does), whose child P0 then is (the spawner reaps it; ``reap`` finds no child and returns None). *P2* is the container's init; its host pid is
 ``Spawned.pid``; its parent is the shim. The *status pipe* carries one-line messages from P0/P2 to
 the daemon (``P<pid>``, ``R`` ready, ``F<text>`` failure, ``E<code>:<text>`` exec failure) and
 reaches EOF once P2 has exec'd. The *go pipe* releases P2: one byte ``G``; EOF without it means abort.
@@ -35,9 +36,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from dockyard.errors import DockyardError, InvalidParameter
-from dockyard.runtime import security
+from dockyard.runtime import security, spawner
 from dockyard.runtime import syscalls as sc
 from dockyard.runtime.loopback import loopback_up
 from dockyard.runtime.rootfs import setup_rootfs
@@ -256,19 +258,11 @@ def spawn(spec: ContainerSpec, timeout: float = SPAWN_TIMEOUT,
     ready_r, ready_w = os.pipe()
     channel = _Channel(status_r, go_w)
     try:
-        p0 = os.fork()
+        p0 = _fork_p0(spec, hostname, shim, (status_w, go_r, ready_w))
     except OSError:
         for fd in (status_r, status_w, go_r, go_w, ready_r, ready_w):
             os.close(fd)
         raise
-    if p0 == 0:
-        code = 1
-        try:
-            _p0(spec, hostname, shim, status_w, go_r, ready_w)
-        except BaseException as err:  # noqa: B036 - nothing may escape a forked child
-            _report(status_w, "F" + _describe(err))
-        finally:
-            os._exit(code)
     for fd in (status_w, go_r, ready_w):
         os.close(fd)
 
@@ -297,6 +291,29 @@ def spawn(spec: ContainerSpec, timeout: float = SPAWN_TIMEOUT,
             raise DockyardError(f"container {spec.id[:12]} did not start within {timeout}s") from err
         raise DockyardError(f"starting container {spec.id[:12]}: {err}") from err
     return Spawned(shim_pid=p0, pid=pid2, channel=channel, state_dir=state_dir)
+
+
+def _fork_p0(spec: ContainerSpec, hostname: str, shim: Path, fds: tuple[int, int, int]) -> int:
+    """Fork P0 (``fds``: its status, go and ready pipe ends), from the spawner when it runs (see
+    ``spawner.py``: a fork of the small spawner is cheaper than one of the daemon), else from here."""
+    p0 = spawner.default.fork_p0((spec, hostname, shim), fds)
+    if p0 is not None:
+        return p0
+    p0 = os.fork()
+    if p0 == 0:
+        run_p0(spec, hostname, shim, *fds)
+    return p0
+
+
+def run_p0(spec: ContainerSpec, hostname: str, shim: Path, status_w: int, go_r: int, ready_w: int) -> NoReturn:
+    """The body of a freshly forked P0 (from the daemon or the spawner): never returns."""
+    code = 1
+    try:
+        _p0(spec, hostname, shim, status_w, go_r, ready_w)
+    except BaseException as err:  # noqa: B036 - nothing may escape a forked child
+        _report(status_w, "F" + _describe(err))
+    finally:
+        os._exit(code)
 
 
 def _set_oom_score_adj(pid: int, value: int) -> None:

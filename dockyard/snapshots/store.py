@@ -20,6 +20,7 @@ transaction commits. A container's lowerdirs and the chain it stands on are its 
 from __future__ import annotations
 
 import errno
+import io
 import os
 import re
 import tarfile
@@ -39,6 +40,7 @@ from dockyard.snapshots.removal import remove_tree
 from dockyard.snapshots.streams import HashingReader, Writable, decompressed
 
 _CONTAINER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+_TAR_BUFFER = 1 << 16  # tarfile reads 10 KiB at a time; larger pieces cost more in allocation than they save
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,9 @@ class SnapshotStore:
             limits = LayerLimits.from_env()
             reader = HashingReader(SizeCap(decompressed(tar_stream, limits), limits), tee)  # type: ignore[arg-type]
             try:
-                extractor(diff).extract_stream(reader)  # type: ignore[arg-type]
+                # tarfile reads 10 KiB at a time: through a buffer, the hash (and everything beneath
+                # it) works in pieces six times larger and hands the GIL around less often.
+                extractor(diff).extract_stream(io.BufferedReader(reader, buffer_size=_TAR_BUFFER))  # type: ignore[arg-type]
                 reader.drain()
             except (tarfile.TarError, EOFError) as e:
                 raise CorruptContent(f"invalid tar: {e}") from None

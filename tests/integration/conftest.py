@@ -61,13 +61,33 @@ def host_network_state() -> dict[str, Any]:
     })
 
 
+def _foreign_prefixes(state: dict[str, Any]) -> set[str]:
+    """The link-name prefixes (``dy`` + 6 hex) of the dockyard daemons whose bridges (``dyb-`` + 8 hex,
+    the names of non-default roots) were up before the session: other daemons on this machine (other
+    work running beside the suite), whose bridges change state and whose veths come and go meanwhile."""
+    names = {link.get("ifname", "") for link in state["addr"]}
+    return {"dy" + name[4:10] for name in names if name.startswith("dyb-") and len(name) == 12}
+
+
+def _without_foreign(state: dict[str, Any], prefixes: set[str]) -> dict[str, Any]:
+    """``state`` without the links (and routes through them) of those other daemons."""
+    def foreign(name: str) -> bool:
+        return name.startswith("dyb-") and "dy" + name[4:10] in prefixes or name[:8] in prefixes
+
+    return {**state, "addr": [link for link in state["addr"] if not foreign(link.get("ifname", ""))],
+            "route": [r for r in state["route"] if not foreign(r.get("dev", ""))],
+            "route6": [r for r in state["route6"] if not foreign(r.get("dev", ""))]}
+
+
 @pytest.fixture(scope="session", autouse=True)
 def host_network_unchanged() -> Iterator[None]:
     """The whole suite leaves the host's interfaces, addresses, routes and nft ruleset (outside our
-    tables) as it found them."""
+    tables) as it found them (other dockyard daemons' links, up before the session, left out)."""
     before = host_network_state()
+    prefixes = _foreign_prefixes(before)
     yield
-    after = host_network_state()
+    after = _without_foreign(host_network_state(), prefixes)
+    before = _without_foreign(before, prefixes)
     for key in before:
         assert after[key] == before[key], f"the test suite changed the host's {key}"
 

@@ -229,6 +229,21 @@ def test_rebuild_uses_the_cache_and_nocache_does_not(daemon: Daemon) -> None:
     assert image_id(fresh) != image_id(first)
 
 
+def test_finished_builds_leave_no_directory_behind(daemon: Daemon) -> None:
+    """Each build's directory (its unpacked context, its steps' dirs) is removed once its stream
+    has ended, even though the response does not wait for that."""
+    import time
+
+    files: dict[str, str | bytes] = {"Dockerfile": "FROM busybox\nCOPY big /big\nWORKDIR /w\n",
+                                     "big": os.urandom(1 << 20)}
+    for n in range(5):
+        build(daemon, files, nocache=n % 2 == 0)
+    deadline = time.monotonic() + 10
+    while left := sorted(p.name for p in (daemon.root / "data" / "tmp").glob("build-*")):
+        assert time.monotonic() < deadline, left
+        time.sleep(0.05)
+
+
 def test_onbuild_triggers_run_in_the_child_build(daemon: Daemon) -> None:
     build(daemon, {"Dockerfile": "FROM busybox\nONBUILD RUN echo triggered > /t\nONBUILD COPY child.txt /\n"},
           tag="parent:1")

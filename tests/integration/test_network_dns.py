@@ -186,12 +186,27 @@ def test_two_views_in_two_namespaces(lab: Lab, server: EmbeddedDns, table: NameT
 
 
 def test_container_dns_servers_replace_the_hosts(lab: Lab, server: EmbeddedDns, table: NameTable) -> None:
-    own = lab.upstream("198.51.100.7")
+    """A container's own servers are asked from inside its namespace (as Docker's ``--dns``): a server
+    on the container's loopback answers, one on the same address of the host's loopback is not asked."""
     ns = lab.netns("dns")
-    server.attach("c-web", ns, table.view(lambda: ["front"]), [own.address])
+    for _ in range(20):
+        address = loopback_address()
+        try:
+            decoy = FakeUpstream(address, 53, answer_a("198.51.100.99"))  # the daemon's namespace
+        except OSError:
+            continue
+        break
+    else:
+        raise OSError("no free 127.x address for an upstream")
+    lab.upstreams.append(decoy)
+    own = inside(ns, lambda: FakeUpstream(address, 53, answer_a("198.51.100.7")))
+    lab.upstreams.append(own)
+    server.attach("c-web", ns, table.view(lambda: ["front"]), [address])
     assert resolve(ns, "example.org") == ["198.51.100.7"]
+    assert resolve(ns, "example.net", tcp=True) == ["198.51.100.7"]
+    assert [t for t, _ in own.queries] == ["udp", "tcp"]
     assert resolve(ns, "web") == ["10.31.0.2"]
-    assert lab.upstreams[0].queries == []
+    assert lab.upstreams[0].queries == [] and decoy.queries == []
     # no upstream at all (a container on internal networks only): SERVFAIL, names still answered
     server.attach("c-web", ns, table.view(lambda: ["front"]), [])
     assert ask(ns, "example.org").rcode() == dns.rcode.SERVFAIL

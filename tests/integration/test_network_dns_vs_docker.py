@@ -7,7 +7,7 @@ and ``client`` on both. Docker's resolver is asked from inside ``client``'s name
 namespace of the test's own, with a view of the same names and addresses (read from ``docker
 inspect``). Names not ours are forwarded: the client's ``--dns`` is an upstream of the test's own in
 the dockerd's host namespace (on mynet's gateway), ours forwards to the same kind of upstream on a
-127.x address. The dockerd here is Debian's 20.10; the behaviour compared is the same in 28
+127.x address inside our namespace (a container's own servers are asked from its namespace). The dockerd here is Debian's 20.10; the behaviour compared is the same in 28
 (libnetwork's resolver.go).
 """
 
@@ -146,14 +146,9 @@ def ours(docker_world: DockerWorld, tmp_path_factory: pytest.TempPathFactory) ->
     server = EmbeddedDns(host_resolv_conf=path.parent / "no-resolv.conf")
     upstream = None
     try:
-        for _ in range(20):
-            try:
-                upstream = FakeUpstream(f"127.{random.randint(60, 250)}.{random.randint(0, 255)}.9", 53,
-                                        upstream_names)
-                break
-            except OSError:
-                continue
-        assert upstream is not None
+        # the client's --dns server, inside its namespace: our server asks a container's own servers there
+        address = f"127.{random.randint(60, 250)}.{random.randint(0, 255)}.9"
+        upstream = netns.run_in(path, lambda: FakeUpstream(address, 53, upstream_names))
         # Docker's endpoint order for two plain user networks: by network name
         server.attach("client", path, docker_world.table.view(lambda: ["my.dotted", "mynet"]), [upstream.address])
         yield path

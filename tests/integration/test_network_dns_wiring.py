@@ -14,16 +14,19 @@ import json
 import secrets
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import dns.exception
 import dns.message
+import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
 import pytest
 
+from dockyard.networks import netns
 from tests.fake_dns import FakeUpstream
 from tests.integration.daemon_harness import Daemon
 
@@ -32,6 +35,7 @@ pytestmark = pytest.mark.root
 EXTERNAL = "external.example."
 EXTERNAL_IP = "192.0.2.44"
 VIA_DNS_FLAG_IP = "192.0.2.55"
+T = TypeVar("T")
 
 
 def _upstream_handler(answer: str) -> Any:
@@ -176,31 +180,95 @@ def test_forwarded_to_host_resolvers_and_to_dns_flag(env: Env, nets: tuple[str, 
     before = len(env.upstream.queries)
     assert lookup(env, c, EXTERNAL.rstrip(".")) == [EXTERNAL_IP]
     assert any(q.question[0].name.to_text().lower() == EXTERNAL for _, q in env.upstream.queries[before:])
-    # --dns: that server instead of the host's (the file still names 127.0.0.11 only)
-    own = _loopback_upstream(VIA_DNS_FLAG_IP)
+    # the host file changing is followed without a restart
+    other = _loopback_upstream("192.0.2.66")
     try:
-        d = _name("fwd")
-        sleeper(env, d, "--network", net_a, "--dns", own.address)
-        assert lookup(env, d, EXTERNAL.rstrip(".")) == [VIA_DNS_FLAG_IP]
-        resolv = docker(env, "exec", d, "cat", "/etc/resolv.conf").stdout
-        assert "nameserver 127.0.0.11\n" in resolv and own.address not in resolv.split("\n\n")[0]
-        assert f"# ExtServers: [{own.address}]" in resolv
-        # the host file changing is followed without a restart
-        other = _loopback_upstream("192.0.2.66")
+        old = env.resolv.read_text()
+        env.resolv.write_text(f"nameserver {other.address}\n")
         try:
-            old = env.resolv.read_text()
-            env.resolv.write_text(f"nameserver {other.address}\n")
-            try:
-                deadline = time.monotonic() + 10
-                while lookup(env, c, EXTERNAL.rstrip(".")) != ["192.0.2.66"]:
-                    assert time.monotonic() < deadline, "the host file's change was not followed"
-                    time.sleep(0.3)
-            finally:
-                env.resolv.write_text(old)
+            deadline = time.monotonic() + 10
+            while lookup(env, c, EXTERNAL.rstrip(".")) != ["192.0.2.66"]:
+                assert time.monotonic() < deadline, "the host file's change was not followed"
+                time.sleep(0.3)
         finally:
-            other.close()
+            env.resolv.write_text(old)
+    finally:
+        other.close()
+
+
+def in_namespace_of(e: Env, container: str, make: Callable[[], T]) -> T:
+    """``make()`` run in a thread that joined ``container``'s network namespace (for sockets there)."""
+    pid = inspect(e, container)["State"]["Pid"]
+    return netns.run_in(Path(f"/proc/{pid}/ns/net"), make)
+
+
+
+def _wait_until_bridge_empty(bridge: str) -> None:
+    """Wait (5 s at most) until no port is left on ``bridge``: a stopped container's namespace was let go."""
+    deadline = time.monotonic() + 5
+    while ports_of(bridge):
+        assert time.monotonic() < deadline, f"{ports_of(bridge)} stayed on {bridge}: the namespace was held"
+        time.sleep(0.1)
+
+
+def test_dns_flag_servers_are_asked_from_the_containers_namespace(env: Env) -> None:
+    """``--dns 127.0.0.1``: the embedded server forwards to a resolver on the *container's* loopback
+    (Docker dials ``--dns`` servers inside the sandbox; only the host file's servers are reached from
+    the host's namespace). The resolv.conf names 127.0.0.11 and the server in its comment."""
+    net_a, bridge = _name("fwn"), "dyt" + secrets.token_hex(3)
+    docker(env, "network", "create", "-o", f"com.docker.network.bridge.name={bridge}", net_a)
+    d = _name("fwd")
+    try:
+        _dns_flag_in_namespace(env, net_a, d)
+        # the namespace worker that made those sockets must not hold the namespace after a stop
+        docker(env, "stop", "-t", "0", d)
+        _wait_until_bridge_empty(bridge)
+    finally:
+        docker(env, "rm", "-f", d, check=False)
+        docker(env, "network", "rm", net_a, check=False)
+
+
+def _dns_flag_in_namespace(env: Env, net_a: str, d: str) -> None:
+    sleeper(env, d, "--network", net_a, "--dns", "127.0.0.1")
+    resolv = docker(env, "exec", d, "cat", "/etc/resolv.conf").stdout
+    assert "nameserver 127.0.0.11\n" in resolv and "127.0.0.1\n" not in resolv.split("\n\n")[0]
+    assert "# ExtServers: [127.0.0.1]" in resolv
+    own = in_namespace_of(env, d, lambda: FakeUpstream("127.0.0.1", 53, _upstream_handler(VIA_DNS_FLAG_IP)))
+    try:
+        assert lookup(env, d, EXTERNAL.rstrip(".")) == [VIA_DNS_FLAG_IP]
+        assert any(q.question[0].name.to_text().lower() == EXTERNAL for _, q in own.queries)
+        assert lookup(env, d, d) == [ip_on(env, d, net_a)]  # names of ours stay ours
+        # over TCP too (busybox asks over UDP: dnspython from inside the namespace)
+        query = dns.message.make_query(EXTERNAL, "A")
+        answer = in_namespace_of(env, d, lambda: dns.query.tcp(query, "127.0.0.11", timeout=5))
+        assert [rd.to_text() for rrset in answer.answer for rd in rrset] == [VIA_DNS_FLAG_IP]
+        assert any(t == "tcp" for t, _ in own.queries)  # a TCP query is forwarded over TCP
     finally:
         own.close()
+    # the host's 127.0.0.1:53 does not answer for it (the daemon's namespace was not asked)
+    try:
+        host_answer = dns.query.udp(dns.message.make_query(EXTERNAL, "A"), "127.0.0.1", timeout=1)
+        assert VIA_DNS_FLAG_IP not in host_answer.to_text()
+    except (OSError, dns.exception.Timeout):
+        pass
+
+
+def test_dns_flag_servers_on_an_internal_network(env: Env) -> None:
+    """A container on internal networks only forwards nothing to the host's resolvers, but its own
+    ``--dns`` servers are still asked from its namespace (Docker's resolver without external access
+    skips only host-namespace servers)."""
+    internal, c = _name("ind"), _name("ind")
+    docker(env, "network", "create", "--internal", internal)
+    try:
+        sleeper(env, c, "--network", internal, "--dns", "127.0.0.1")
+        own = in_namespace_of(env, c, lambda: FakeUpstream("127.0.0.1", 53, _upstream_handler(VIA_DNS_FLAG_IP)))
+        try:
+            assert lookup(env, c, EXTERNAL.rstrip(".")) == [VIA_DNS_FLAG_IP]
+        finally:
+            own.close()
+    finally:
+        docker(env, "rm", "-f", c, check=False)
+        docker(env, "network", "rm", internal, check=False)
 
 
 def test_ndots_set_keeps_unknown_single_labels_home(env: Env, nets: tuple[str, str]) -> None:
@@ -277,10 +345,7 @@ def test_a_runs_end_lets_its_namespace_go(env: Env) -> None:
         before = ports_of(bridge)
         assert len(before) == 1
         docker(env, "stop", "-t", "0", a)
-        deadline = time.monotonic() + 5
-        while ports_of(bridge):
-            assert time.monotonic() < deadline, f"{before} stayed on {bridge}: the namespace was held"
-            time.sleep(0.1)
+        _wait_until_bridge_empty(bridge)
     finally:
         docker(env, "rm", "-f", a, check=False)
         docker(env, "network", "rm", net, check=False)
@@ -350,6 +415,100 @@ def test_daemon_restart_keeps_resolution(env: Env, nets: tuple[str, str]) -> Non
     assert lookup(env, a, "bee") == [b_ip]
     docker(env, "rm", "-f", b)  # teardown after the restart still takes the name away
     assert lookup(env, a, "bee") == []
+
+
+def test_daemon_restart_serves_containers_left_without_user_networks(env: Env, nets: tuple[str, str]) -> None:
+    """A daemon killed and started again serves every running container whose sandbox had the
+    resolver, also those that disconnected from their last user network before (dockerd keeps the
+    sandbox's resolver): one started on a user network, one started on the default bridge and
+    connected to one (its resolv.conf rewritten to 127.0.0.11). A default-bridge container that never
+    joined one gets none."""
+    net_a, _ = nets
+    a, b, plain = _name("ka"), _name("kb"), _name("kp")
+    sleeper(env, a, "--network", net_a)
+    sleeper(env, b)
+    sleeper(env, plain)
+    docker(env, "network", "connect", net_a, b)
+    docker(env, "network", "disconnect", net_a, a)
+    docker(env, "network", "disconnect", net_a, b)
+    for c in (a, b):
+        assert lookup(env, c, EXTERNAL.rstrip(".")) == [EXTERNAL_IP]
+    env.d.kill9()
+    env.d.start()
+    for c in (a, b):
+        assert "nameserver 127.0.0.11\n" in docker(env, "exec", c, "cat", "/etc/resolv.conf").stdout
+        assert lookup(env, c, EXTERNAL.rstrip(".")) == [EXTERNAL_IP], c
+        assert lookup(env, c, c) == []  # no names of ours: it is on no user network
+    assert_nothing_listens(env, plain)
+    # a connect after the restart gives names again on the same attachment; a stop lets it go
+    docker(env, "network", "connect", net_a, a)
+    assert lookup(env, a, a) == [ip_on(env, a, net_a)]
+    docker(env, "restart", "-t", "0", b)  # a new run on the default bridge only: no resolver
+    assert_nothing_listens(env, b)
+
+
+def test_links_on_a_user_network_are_aliases_of_the_linking_container(env: Env, nets: tuple[str, str]) -> None:
+    """``--link name:alias`` on a user network (Docker's CLI sends it as the network's
+    ``EndpointSettings.Links``) is, as in Docker, no hosts entry and no environment but a DNS alias only
+    the linking container resolves, to what the linked name answers there; ``network connect --link``
+    too; inspect shows them in ``NetworkSettings.Networks[net].Links``; a daemon restart keeps them;
+    ``HostConfig.Links`` alone (an API client's) is ignored there, as by dockerd."""
+    net_a, net_b = nets
+    web, linker, other, late, lone, api_only = (_name(p) for p in ("web", "lnk", "oth", "lat", "lon", "api"))
+    sleeper(env, web, "--network", net_a)
+    sleeper(env, linker, "--network", net_a, "--link", f"{web}:db", "--link", lone)
+    sleeper(env, other, "--network", net_a)
+    sleeper(env, lone, "--network", net_b)  # on no network the linker is on
+    web_ip = ip_on(env, web, net_a)
+    assert lookup(env, linker, "db") == [web_ip]
+    assert lookup(env, linker, "DB") == [web_ip]
+    assert lookup(env, linker, f"db.{net_a}") == [web_ip]
+    assert lookup(env, linker, web) == [web_ip]  # the linked name itself, as on any shared network
+    assert lookup(env, linker, lone) == []
+    assert lookup(env, other, "db") == [] and lookup(env, web, "db") == []  # the linker's alone
+    got = docker(env, "exec", linker, "ping", "-c1", "-W1", "db", check=False)
+    assert got.returncode == 0 and f"({web_ip})" in got.stdout, got.stdout + got.stderr
+    assert "db" not in docker(env, "exec", linker, "cat", "/etc/hosts").stdout.split()
+    assert "DB_NAME=" not in docker(env, "exec", linker, "env").stdout
+    assert inspect(env, linker)["NetworkSettings"]["Networks"][net_a]["Links"] == [f"{web}:db", lone]
+    assert inspect(env, linker)["HostConfig"]["Links"] is None  # no legacy link, as dockerd shows
+    # the alias follows the linked container: restarted, it answers its address then
+    docker(env, "restart", "-t", "0", web)
+    assert lookup(env, linker, "db") == [ip_on(env, web, net_a)]
+    web_ip = ip_on(env, web, net_a)
+    # network connect --link: an alias on that network only, for that container
+    sleeper(env, late, "--network", net_b)
+    docker(env, "network", "connect", "--link", f"{web}:dbx", net_a, late)
+    assert lookup(env, late, "dbx") == [web_ip]
+    assert lookup(env, linker, "dbx") == []
+    assert inspect(env, late)["NetworkSettings"]["Networks"][net_a]["Links"] == [f"{web}:dbx"]
+    assert inspect(env, late)["NetworkSettings"]["Networks"][net_b]["Links"] is None
+    # HostConfig.Links alone on a user network: nothing (dockerd registers no legacy link there)
+    api = env.d.client().api
+    try:
+        made = api.create_container("busybox", ["sleep", "600"], name=api_only,
+                                    host_config=api.create_host_config(network_mode=net_a, links={web: "hdb"}))
+        api.start(made["Id"])
+    finally:
+        api.close()
+    assert lookup(env, api_only, "hdb") == []
+    # a daemon restart keeps the links (the endpoints' records)
+    env.d.kill9()
+    env.d.start()
+    assert lookup(env, linker, "db") == [web_ip]
+    assert lookup(env, late, "dbx") == [web_ip]
+    docker(env, "network", "disconnect", net_a, late)
+    assert lookup(env, late, "dbx") == []
+    # a bad link fails the start, as dockerd's ParseLink
+    bad = _name("bad")
+    made = env.d.client().api
+    try:
+        cid = made.create_container("busybox", ["sleep", "600"], name=bad, host_config=made.create_host_config(
+            network_mode=net_a), networking_config={"EndpointsConfig": {net_a: {"Links": ["a:b:c"]}}})["Id"]
+        failed = docker(env, "start", cid, check=False)
+    finally:
+        made.close()
+    assert failed.returncode != 0 and "bad format for links: a:b:c" in failed.stderr, failed.stderr
 
 
 def test_our_cli_end_to_end(env: Env, tmp_path: Path) -> None:

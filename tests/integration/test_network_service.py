@@ -83,3 +83,21 @@ def test_names_ip_range_and_a_restart_of_the_service(service: NetworkService, tm
         fourth.close()
     finally:
         again.close()
+
+
+def test_an_address_given_back_at_exit_is_free_for_the_next_connect(service: NetworkService) -> None:
+    """A released run's port goes down in the background; a connect right after waits for it, so
+    the address is free again at once, as a synchronous release would leave it (the lowest free
+    address, and the same static address twice in a row)."""
+    service.create({"Name": "quick", "IPAM": {"Config": [{"Subnet": "10.234.7.0/24"}]}})
+    net = service.get("quick")
+    sandboxes = {str(n) * 64: service.create_sandbox(str(n) * 64) for n in range(6)}  # made ahead: no gap
+    ips = []
+    for n, (cid, sandbox) in enumerate(list(sandboxes.items())[:3]):
+        ips.append(service.connect(net, cid, f"c{n}", sandbox, EndpointRequest(), True, []).ip)
+        service.release(cid)
+    assert ips == ["10.234.7.2"] * 3
+    for n, (cid, sandbox) in enumerate(list(sandboxes.items())[3:]):
+        assert service.connect(net, cid, f"s{n}", sandbox, EndpointRequest(ipv4="10.234.7.9"), True, []).ip == "10.234.7.9"
+        service.release(cid)
+    service.remove("quick")

@@ -152,6 +152,49 @@ def test_docker_cli_pulls_runs_and_pulls_on_run(registry: Registry, puller: Daem
     assert f"manifest for {registry.host}/oci/busybox:nope not found: manifest unknown" in missing.stderr
 
 
+def test_pulled_layer_is_kept_compressed_saved_and_pushed_as_is(registry: Registry, puller: Daemon,
+                                                                  tmp_path: Path) -> None:
+    """A pulled layer is stored as the registry's compressed blob and no uncompressed copy is written;
+    ``save`` writes its plain tar under the diff ID (``load`` takes it back, reusing the stored blob
+    while the image is there) and ``push`` sends the blob as it is: the pushed manifest names the
+    registry's own layer digests."""
+    ref = f"{registry.host}/oci/busybox:1"
+    puller.cli("pull", ref, timeout=120, check=True)
+    raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
+                         check=True, capture_output=True, timeout=60).stdout
+    remote_layers = [layer["digest"] for layer in json.loads(raw)["layers"]]
+    image = puller.client().images.get(ref)
+    diff_ids = image.attrs["RootFS"]["Layers"]
+    assert remote_layers != diff_ids  # the registry's layers are compressed
+    blobs = {p.name for p in (puller.root / "data" / "content" / "blobs" / "sha256").iterdir()}
+    assert {d.split(":")[1] for d in remote_layers} <= blobs
+    assert not {d.split(":")[1] for d in diff_ids} & blobs
+    saved = tmp_path / "saved.tar"
+    puller.cli("save", "-o", str(saved), ref, check=True)
+    with tarfile.open(saved) as tar:
+        for diff_id in diff_ids:
+            member = tar.extractfile("blobs/sha256/" + diff_id.split(":")[1])
+            assert member is not None
+            assert "sha256:" + hashlib.sha256(member.read()).hexdigest() == diff_id
+    target = f"{registry.host}/kept/busybox:1"
+    puller.cli("tag", ref, target, check=True)
+    pushed = puller.cli("push", target, timeout=120)
+    assert pushed.returncode == 0, pushed.stderr
+    raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{target}"],
+                         check=True, capture_output=True, timeout=60).stdout
+    layers = json.loads(raw)["layers"]
+    assert [layer["digest"] for layer in layers] == remote_layers
+    assert {layer["mediaType"] for layer in layers} == {"application/vnd.oci.image.layer.v1.tar+gzip"}
+    puller.cli("load", "-i", str(saved), check=True)  # the same layers: the pulled blobs serve the load too
+    blobs = {p.name for p in (puller.root / "data" / "content" / "blobs" / "sha256").iterdir()}
+    assert not {d.split(":")[1] for d in diff_ids} & blobs
+    puller.cli("rmi", "-f", image.id, check=True)
+    puller.cli("load", "-i", str(saved), check=True)
+    assert run_output(puller, ref, "echo", "saved and loaded") == "saved and loaded\n"
+    check = puller.cli("system", "check")
+    assert "No problems found" in check.stdout, check.stdout
+
+
 def test_docker_py_pull_by_tag_and_digest(registry: Registry, puller: Daemon) -> None:
     client = puller.client()
     digest = remote_digest(registry.host, "oci/busybox:1")
@@ -456,7 +499,8 @@ def test_killed_pull_leaves_pieces_the_collector_clears(fake: FakeRegistry, pull
 
 def test_two_pulls_of_one_image_share_the_download(fake: FakeRegistry, puller: Daemon) -> None:
     """The second pull waits for the first one's download of a layer instead of fetching it again
-    (Docker's shared downloads); both then have the image, and no compressed blob is left over."""
+    (Docker's shared downloads); both then have the image, whose layer is the one downloaded blob,
+    kept compressed (no uncompressed copy is stored)."""
     fake.faults.add("stall")  # the first blob GET sends half the layer, then waits for `release`
     first = subprocess.Popen([*puller.cli_argv(), "pull", f"{fake.host}/bb:v2"], env=puller.env(),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -482,7 +526,10 @@ def test_two_pulls_of_one_image_share_the_download(fake: FakeRegistry, puller: D
     assert len(fresh_gets) == 1, fake.requests  # the first pull's; it resumed the rest with Range
     assert run_output(puller, f"{fake.host}/bb:v2", "echo", "shared") == "shared\n"
     blobs = puller.root / "data" / "content" / "blobs" / "sha256"
-    assert big[0].split(":")[1] not in {p.name for p in blobs.iterdir()}  # the compressed layer is gone
+    stored = {p.name for p in blobs.iterdir()}
+    assert big[0].split(":")[1] in stored  # the compressed layer is the image's layer blob
+    diff_id = puller.client().images.get(f"{fake.host}/bb:v2").attrs["RootFS"]["Layers"][0]
+    assert diff_id.split(":")[1] not in stored  # and no uncompressed copy of it was written
     check = puller.cli("system", "check")
     assert check.returncode == 0 and "No problems found" in check.stdout, check.stdout + check.stderr
     assert puller.cli("rmi", f"{fake.host}/bb:v2").returncode == 0

@@ -454,3 +454,51 @@ def test_spawn_latency(h: Harness, capsys: pytest.CaptureFixture[str]) -> None:
         print(f"\nspawn()+go() to exec: median {median * 1000:.1f} ms, "
               f"min {min(times) * 1000:.1f} ms, max {max(times) * 1000:.1f} ms (n=20)")
     assert median < 1.0
+
+
+def test_spawned_through_the_spawner(h: Harness) -> None:
+    """With the spawner started (as the daemon does), P0 is the spawner's child, not ours: the
+    container runs the same (seccomp from the daemon's compiled program, no pipe end of ours left
+    open in it, ``go`` returning once it exec'd) and the spawner reaps the shim."""
+    from dockyard.runtime import spawner
+
+    assert spawner.default.start()
+    try:
+        spec = h.spec(["sh", "-c", "echo hi; grep '^Seccomp:' /proc/self/status; ls /proc/self/fd; exit 3"])
+        s = h.spawn(spec)
+        assert s.shim_pid not in children_of(os.getpid())
+        s.go()
+        deadline = time.monotonic() + 20
+        while (record := read_exit_record(spec.state_dir)) is None:
+            assert time.monotonic() < deadline, "the container did not exit in time"
+            time.sleep(0.005)
+        assert record.exit_code == 3
+        lines = stdout_of(spec).split()
+        assert lines[:3] == ["hi", "Seccomp:", "2"]
+        assert sorted(lines[3:]) == ["0", "1", "2", "3"]  # stdio and ls's own directory: nothing leaked
+        assert reap(s.shim_pid) is None  # not ours to reap
+    finally:
+        spawner.default.close()
+
+
+def test_a_dead_spawner_is_started_again(h: Harness) -> None:
+    """The spawner killed between two starts: the next one starts a new spawner and runs as before."""
+    from dockyard.runtime import spawner
+
+    assert spawner.default.start()
+    try:
+        first = spawner.default._proc
+        assert first is not None
+        first.kill()
+        first.wait(5)
+        spec = h.spec(["echo", "again"])
+        s = h.spawn(spec)
+        s.go()
+        deadline = time.monotonic() + 20
+        while read_exit_record(spec.state_dir) is None:
+            assert time.monotonic() < deadline, "the container did not exit in time"
+            time.sleep(0.005)
+        assert stdout_of(spec) == "again\n"
+        assert spawner.default._proc is not None and spawner.default._proc is not first
+    finally:
+        spawner.default.close()

@@ -30,7 +30,7 @@ async def _messages(work: object) -> list[dict[str, object]]:
     stream = BuildStream()
     work(stream)  # type: ignore[operator]
     stream.close()
-    return [json.loads(chunk) async for chunk in stream.chunks()]
+    return [json.loads(line) async for chunk in stream.chunks() for line in chunk.splitlines()]
 
 
 def test_stage_output_in_dockerfile_order() -> None:
@@ -69,9 +69,24 @@ def test_quiet_keeps_only_the_id_and_errors() -> None:
         stream.aux("sha256:ab")
         stream.always("sha256:ab\n")
         stream.close()
-        return [json.loads(chunk) async for chunk in stream.chunks()]
+        return [json.loads(line) async for chunk in stream.chunks() for line in chunk.splitlines()]
 
     assert asyncio.run(run()) == [{"aux": {"ID": "sha256:ab"}}, {"stream": "sha256:ab\n"}]
+
+
+def test_messages_queued_together_go_out_as_one_chunk_of_lines() -> None:
+    async def run() -> list[bytes]:
+        stream = BuildStream()
+        stream.text("Step 1/2 : FROM x\n")
+        stream.text(" ---> abc\n")
+        chunks = stream.chunks()
+        first = await chunks.__anext__()
+        stream.text("Step 2/2 : ENV a=b\n")
+        stream.close()
+        return [first] + [chunk async for chunk in chunks]
+
+    assert asyncio.run(run()) == [b'{"stream": "Step 1/2 : FROM x\\n"}\n{"stream": " ---> abc\\n"}\n',
+                                  b'{"stream": "Step 2/2 : ENV a=b\\n"}\n']
 
 
 def test_registry_config_credentials_by_registry() -> None:

@@ -274,3 +274,67 @@ def test_symlinks_and_fifos_go_as_entries(project: Path) -> None:
     with tarfile.open(fileobj=io.BytesIO(from_directory(str(project)).read_all())) as tar:
         kinds = {m.name: (m.type, m.linkname) for m in tar}
     assert kinds["fifo"] == (tarfile.FIFOTYPE, "") and kinds["src/gone"] == (tarfile.SYMTYPE, "nowhere")
+
+
+def test_the_tar_is_what_pythons_tar_writer_makes_without_its_record_padding(project: Path) -> None:
+    """Headers and padding made per entry, large files sent by sendfile: the same bytes as tarfile's
+    writer (PAX, owners 0, whole-second mtimes) gives, ending with two zero blocks as Go's does."""
+    (project / "big").write_bytes(os.urandom((1 << 20) + 5))
+    (project / ("long-name-" * 12)).write_bytes(b"long")
+    os.link(project / "README.md", project / "hardlink")
+    (project / "src" / "link").symlink_to("a.py")
+    (project / "src" / "naïve-é.txt").write_bytes(b"non-ascii name")
+    (project / "src" / "deep" / ("d" * 99)).mkdir(parents=True)  # 100 bytes with its "/": still ustar
+    (project / "src" / "deep" / ("e" * 100)).mkdir()  # 101: a PAX path record
+    os.mkfifo(project / "fifo")
+    os.utime(project / "README.md", (1e12, 1e12))  # an mtime past ustar's 11 octal digits
+    ref = io.BytesIO()
+    tar = tarfile.TarFile(fileobj=ref, mode="w", format=tarfile.PAX_FORMAT)
+    for directory, dirs, files in os.walk(project):
+        rel_dir = os.path.relpath(directory, project)
+        for name in sorted(dirs + files):
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            info = tar.gettarinfo(os.path.join(directory, name), arcname=rel)
+            info.mtime, info.uid, info.gid, info.uname, info.gname = int(info.mtime), 0, 0, "", ""
+            if info.isreg():
+                with open(os.path.join(directory, name), "rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info)
+        dirs.sort()
+    end = tar.offset + 2 * tarfile.BLOCKSIZE
+    tar.close()
+    assert from_directory(str(project)).read_all() == ref.getvalue()[:end]
+
+
+def test_a_large_file_goes_by_sendfile_and_arrives_whole(daemon: Callable[..., FakeServer], project: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    data = os.urandom((2 << 20) + 99)
+    (project / "big").write_bytes(data)
+    server = daemon(STEPS)
+    sent: list[int] = []
+    real_sendfile = os.sendfile
+
+    def sendfile(out_fd: int, in_fd: int, offset: int, count: int) -> int:
+        n = real_sendfile(out_fd, in_fd, offset, count)
+        sent.append(n)
+        return n
+
+    monkeypatch.setattr(os, "sendfile", sendfile)
+    assert cli_main.main(["build", "-q", str(project)]) == 0
+    assert sum(sent) == len(data)  # the client's own sockets take the sendfile path
+    _, _, body = build_request(server)
+    assert members(body)["big"] == data
+    assert body == from_directory(str(project)).read_all()
+
+
+def test_sockets_in_the_context_are_left_out(project: Path) -> None:
+    import socket as socket_module
+
+    server = socket_module.socket(socket_module.AF_UNIX)
+    try:
+        server.bind(str(project / "src" / "sock"))
+        found, _ = context_members(str(project))
+    finally:
+        server.close()
+    assert "src/sock" not in found and "src/a.py" in found

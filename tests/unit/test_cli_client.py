@@ -170,9 +170,15 @@ def test_hijack_refused_keeps_error(serve: Callable[[Handler], FakeServer]) -> N
 
 
 def test_engine_api_negotiates_and_raises_daemon_errors(serve: Callable[[Handler], FakeServer]) -> None:
+    """The first request goes out with our version and no ping; a daemon that finds it too new (as
+    dockerd answers, 400) is pinged, and the request sent again with the version negotiated."""
+    too_new = b'{"message":"client version 1.47 is too new. Maximum supported API version is 1.41"}'
+
     def handler(conn: socket.socket, head: bytes, body: bytes) -> None:
         if head.startswith(b"GET /_ping"):
             conn.sendall(b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Length: 2\r\n\r\nOK")
+        elif head.startswith(b"POST /v1.47/"):
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: %d\r\n\r\n%s" % (len(too_new), too_new))
         else:
             conn.sendall(b'HTTP/1.1 404 Not Found\r\nContent-Length: 35\r\n\r\n{"message":"No such container: zz"}')
     server = serve(handler)
@@ -182,7 +188,25 @@ def test_engine_api_negotiates_and_raises_daemon_errors(serve: Callable[[Handler
     assert caught.value.message == "Error response from daemon: No such container: zz"
     assert caught.value.status_code == 404
     assert api.api_version == "1.41"
-    assert server.requests[1].startswith(b"POST /v1.41/containers/zz/stop HTTP/1.1")
+    assert [r.split(b" HTTP/")[0] for r in server.requests] == [
+        b"POST /v1.47/containers/zz/stop", b"GET /_ping", b"POST /v1.41/containers/zz/stop"]
+
+
+def test_engine_api_first_request_without_ping(serve: Callable[[Handler], FakeServer]) -> None:
+    """A daemon that takes our version answers the first request at once: no ping, and a later
+    error (a 400 of another kind) is the daemon's, not a reason to negotiate."""
+    def handler(conn: socket.socket, head: bytes, body: bytes) -> None:
+        if b"/containers/create" in head:
+            conn.sendall(b'HTTP/1.1 201 Created\r\nContent-Length: 11\r\n\r\n{"Id":"ab"}')
+        else:
+            conn.sendall(b'HTTP/1.1 400 Bad Request\r\nContent-Length: 19\r\n\r\n{"message":"nope!"}')
+    server = serve(handler)
+    api = EngineAPI(f"unix://{server.path}", explicit=True)
+    assert api.json("POST", "/containers/create", body={"Image": "x"}) == {"Id": "ab"}
+    with pytest.raises(DaemonError, match="nope!"):
+        api.json("POST", "/containers/ab/start")
+    assert [r.split(b" HTTP/")[0] for r in server.requests] == [
+        b"POST /v1.47/containers/create", b"POST /v1.47/containers/ab/start"]
 
 
 def test_engine_api_newer_server_uses_our_version(serve: Callable[[Handler], FakeServer]) -> None:
@@ -222,6 +246,30 @@ def test_default_host_autostarts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     api = EngineAPI(f"unix://{path}", explicit=False)
     assert api.negotiate() == "1.47"
     assert started == [str(path)]
+
+
+def test_default_host_autostarts_on_the_first_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first request (sent without a ping) finds no daemon at the default socket: it is started,
+    pinged, and the request sent again."""
+    from dockyard.cli import autostart
+
+    path = tmp_path / "default.sock"
+    servers: list[FakeServer] = []
+
+    def handler(conn: socket.socket, head: bytes, body: bytes) -> None:
+        if head.startswith(b"GET /_ping"):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nApi-Version: 1.47\r\nContent-Length: 2\r\n\r\nOK")
+        else:
+            conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}')
+
+    def fake_start(address: client.Address) -> None:
+        servers.append(FakeServer(path, handler))
+
+    monkeypatch.setattr(autostart, "start_daemon", fake_start)
+    api = EngineAPI(f"unix://{path}", explicit=False)
+    assert api.json("GET", "/info") == {}
+    assert len(servers) == 1
+    assert [r.split(b" HTTP/")[0] for r in servers[0].requests] == [b"GET /_ping", b"GET /v1.47/info"]
 
 
 def test_daemon_argv_runs_this_python_isolated() -> None:

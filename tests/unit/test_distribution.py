@@ -19,6 +19,7 @@ from dockyard.api.distribution import pull_reference
 from dockyard.cli import registry_auth
 from dockyard.cli.progress import display
 from dockyard.daemon.config import load_config
+from dockyard.distribution import pull as pull_module
 from dockyard.distribution.auth import Credentials, TokenCache, decode_registry_auth, parse_challenges
 from dockyard.distribution.client import error_message
 from dockyard.distribution.endpoints import RegistrySettings, validate_mirror
@@ -271,3 +272,21 @@ def test_search_terms_limits_and_filters_as_dockerd() -> None:
                                           "is_automated": False}
     with pytest.raises(InvalidParameter, match="invalid filter 'is-official=maybe'"):
         select(results, {"is-official": ["maybe"]}, 25)
+
+
+def test_progress_is_throttled_as_dockerd_throttles_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At most one message per 100 ms, each after 512 KiB more (1% of a small total), and always the end."""
+    now = [100.0]
+    monkeypatch.setattr(pull_module.time, "monotonic", lambda: now[0])
+    big = pull_module.ProgressThrottle(100 << 20)
+    assert big.due(64 << 10) is False  # less than 512 KiB
+    assert big.due(600 << 10) is True
+    assert big.due(2 << 20) is False  # within 100 ms of the last message
+    now[0] += 0.1
+    assert big.due(2 << 20) is True
+    assert big.due(100 << 20) is True  # the end, however soon
+    small = pull_module.ProgressThrottle(1000, start=0)
+    assert small.due(9) is False and small.due(10) is True  # 1% of the total
+    resumed = pull_module.ProgressThrottle(100 << 20, start=50 << 20)
+    now[0] += 1
+    assert resumed.due((50 << 20) + (64 << 10)) is False  # counted from where the download resumed

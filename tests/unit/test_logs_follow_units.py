@@ -66,3 +66,33 @@ def test_follow_of_a_finished_log_ends_with_its_last_line(tmp_path: Path) -> Non
         return [c async for c in stream_logs(path, LogOptions(follow=True, tail=2), tty=True, running=lambda: False)]
 
     assert b"".join(asyncio.run(main())) == b"3\n4\n"
+
+
+def test_a_follower_ends_when_the_run_exits_not_at_its_next_poll(tmp_path: Path) -> None:
+    """With an ``exited`` future the follower stops waiting for its next read as soon as the run ends
+    (here the poll is an hour: only the future can end the wait), and still reads what was written
+    before the exit."""
+    path = tmp_path / "c-json.log"
+    path.write_text('{"log":"a\\n","stream":"stdout","time":"2026-01-01T00:00:00Z"}\n')
+    state = {"running": True}
+
+    async def main() -> bytes:
+        exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        chunks: list[bytes] = []
+
+        async def read() -> None:
+            async for chunk in stream_logs(path, LogOptions(follow=True), tty=True, running=lambda: state["running"],
+                                           poll=3600, exited=exited):
+                chunks.append(chunk)
+
+        reader = asyncio.create_task(read())
+        while not chunks:
+            await asyncio.sleep(0.01)
+        with path.open("a") as f:
+            f.write('{"log":"b\\n","stream":"stdout","time":"2026-01-01T00:00:01Z"}\n')
+        state["running"] = False
+        exited.set_result(0)
+        await reader
+        return b"".join(chunks)
+
+    assert asyncio.run(main()) == b"a\nb\n"

@@ -83,6 +83,27 @@ def test_forwarded_answer_keeps_the_clients_id(upstreams: list[FakeUpstream]) ->
     assert len(upstreams[1].queries) == 0
 
 
+def test_sockets_come_from_the_opener(upstreams: list[FakeUpstream]) -> None:
+    """The server chooses the namespace a forward leaves from by the opener: every socket of a
+    forward, over UDP and TCP, is the opener's."""
+    opened: list[tuple[str, socket.SocketKind]] = []
+
+    async def opener(upstream: Upstream, kind: socket.SocketKind) -> tuple[socket.socket, tuple[object, ...]]:
+        opened.append((str(upstream), kind))
+        return socket.socket(upstream.family, kind), upstream.sockaddr()
+
+    query = dns.message.make_query("example.org", "A")
+    wire = query.to_wire()
+
+    async def run(tcp: bool) -> bytes:
+        return await Forwarder(timeout=0.5).forward(query, wire, [parse_upstream(upstreams[1].spec)], tcp=tcp,
+                                                    limit=512, opener=opener)
+
+    assert a_of(dns.message.from_wire(asyncio.run(run(False)))) == ["192.0.2.2"]
+    assert a_of(dns.message.from_wire(asyncio.run(run(True)))) == ["192.0.2.2"]
+    assert opened == [(upstreams[1].spec, socket.SOCK_DGRAM), (upstreams[1].spec, socket.SOCK_STREAM)]
+
+
 def test_an_ipv6_upstream_over_udp_and_tcp() -> None:
     with FakeUpstream("::1", handler=answer_a("192.0.2.6")) as v6:
         q = dns.message.make_query("example.com", "A")

@@ -89,6 +89,7 @@ def template_data(client_api: str, info: dict[str, Any]) -> dict[str, Any]:
 def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
     api = invocation.api
     try:
+        api.negotiate()  # the server's API version is shown
         info = api.json("GET", "/version")
     except CliFailure as failure:
         sys.stdout.write("\n".join(client_section(None)) + "\n")
