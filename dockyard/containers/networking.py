@@ -333,6 +333,23 @@ class ContainerNetworking:
                 "IPv6Gateway": ep.gateway6, "GlobalIPv6Address": ep.ip6, "GlobalIPv6PrefixLen": ep.prefixlen6,
                 "DNSNames": ep.dns_names or None, "HostIfname": ep.host_ifname}
 
+    def legacy_links(self, links: Any, name: str) -> list[str]:
+        """``HostConfig.Links`` of a container named ``name`` on the default bridge as dockerd keeps
+        them: each ``/<linked>:/<name>/<alias>`` (``web:db`` → ``/web:/c/db``), the linked container
+        found by name or ID when the container is created."""
+        out: list[str] = []
+        for text in _strings(links, "Links"):
+            linked, alias = parse_link(text)
+            try:
+                other = self.get(linked)
+            except NotFound:
+                raise InvalidParameter(f"could not get container for {linked}: No such container: {linked}") from None
+            if str(other.host_config.get("NetworkMode") or "").startswith("container:"):
+                raise InvalidParameter("conflicting options: container cannot be linked to a container using "
+                                       "--net=container:")
+            out.append(f"/{other.name}:/{name}/{alias}")
+        return out
+
     def _links(self, c: Container) -> list[tuple[str, list[str]]]:
         out = []
         for link in c.host_config.get("Links") or []:

@@ -277,6 +277,8 @@ class ContainerService:
             self.check_name_free(name)
         else:
             name = generate_name({c.name for c in self._containers.values()} | self._reserved_names)
+        if host_config.get("Links"):  # legacy links (on the default bridge): kept in dockerd's form
+            host_config["Links"] = self.networking.legacy_links(host_config["Links"], name)
         cid = secrets.token_hex(32)
         while cid in self._containers or cid[:12].isdigit():
             cid = secrets.token_hex(32)

@@ -326,6 +326,10 @@ def test_links_on_default_bridge(daemon: Daemon) -> None:
         run(daemon, "run", "-d", "--name", client, "--link", f"{target}:db-alias", "-e", "DB_ALIAS_ENV_FOO=mine",
             "busybox", "sleep", "600")
         ip = inspect(daemon, "container", target)["NetworkSettings"]["IPAddress"]
+        # kept in dockerd's form; a link to no container fails the create, in dockerd's words
+        assert inspect(daemon, "container", client)["HostConfig"]["Links"] == [f"/{target}:/{client}/db-alias"]
+        bad = run(daemon, "create", "--link", "no-such-db:db", "busybox", check=False)
+        assert bad.returncode != 0 and "could not get container for no-such-db" in bad.stderr
         hosts = run(daemon, "exec", client, "cat", "/etc/hosts").stdout
         assert f"{ip}\tdb-alias " in hosts
         env = set(run(daemon, "exec", client, "env").stdout.splitlines())
