@@ -24,6 +24,7 @@ from typing import BinaryIO
 
 from dockyard.content.descriptor import BlobInfo
 from dockyard.content.digests import digest_from_hex, hex_of, validate_digest
+from dockyard.content.writeback import start_writeback
 from dockyard.errors import CorruptContent, NotFound
 
 CHUNK = 1 << 20
@@ -53,6 +54,7 @@ class IngestWriter:
         self._file: BinaryIO | None = open(self._path, "xb")  # noqa: SIM115 - closed in commit/abort
         self._hash = hashlib.sha256() if hashed else None
         self._size = 0
+        self._flushed = 0  # bytes whose writeback :meth:`flush` started
         self.committed: BlobInfo | None = None
 
     @property
@@ -71,9 +73,12 @@ class IngestWriter:
         return self._path
 
     def flush(self) -> None:
-        """Hand what was written to the file, for a reader of :attr:`path`."""
+        """Hand what was written to the file, for a reader of :attr:`path`, and start its writeback
+        (see :mod:`dockyard.content.writeback`): the commit's fsync then finds little left to write."""
         if self._file is not None:
             self._file.flush()
+            start_writeback(self._file.fileno(), self._flushed, self._size - self._flushed)
+            self._flushed = self._size
 
     def write(self, data: bytes) -> int:
         if self._file is None:

@@ -40,6 +40,7 @@ from typing import Any, BinaryIO, TypeVar
 
 from dockyard.content import Descriptor, IngestWriter, sha256_digest
 from dockyard.content import mediatypes as mt
+from dockyard.content.writeback import drop_cached
 from dockyard.distribution.auth import Credentials, TokenCache
 from dockyard.distribution.client import RETRIES, RegistryError, RepositoryClient, Unreachable
 from dockyard.distribution.endpoints import RegistrySettings
@@ -55,6 +56,7 @@ _MAX_MANIFEST = 4 << 20
 _MAX_CONFIG = 8 << 20
 _MAX_TAG_PAGES = 100
 _CHUNK = 1 << 20  # read, hashed and written 1 MiB at a time: fewer hand-offs of the GIL to the unpack
+_DROP_BEHIND = 4 << 20  # a follower keeps this much behind it cached (a tar header may be read again)
 _PROGRESS_EVERY = 512 << 10
 _PROGRESS_INTERVAL = 0.1
 _SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
@@ -184,11 +186,16 @@ class Arriving:
 
 
 class _Follower(io.RawIOBase):
-    """Reads an :class:`Arriving` blob from its start, as far as it has arrived."""
+    """Reads an :class:`Arriving` blob from its start, as far as it has arrived.
+
+    Each byte is read once: the cached pages well behind the reader are dropped as it goes (see
+    :func:`~dockyard.content.writeback.drop_cached`; the download started their writeback), so
+    the unpack's files reuse them."""
 
     def __init__(self, arriving: Arriving) -> None:
         self._arriving = arriving
         self._offset = 0
+        self._dropped = 0  # the cached pages of the bytes before this offset were let go
 
     def readable(self) -> bool:
         return True
@@ -199,6 +206,9 @@ class _Follower(io.RawIOBase):
         assert self._arriving.file is not None
         n = self._arriving.file.readinto(memoryview(buffer)[:self._arriving.size - self._offset])  # type: ignore[attr-defined]
         self._offset += n or 0
+        if self._offset - self._dropped >= 2 * _DROP_BEHIND:
+            self._dropped = self._offset - _DROP_BEHIND
+            drop_cached(self._arriving.file.fileno(), self._dropped)
         return n or 0
 
     def seekable(self) -> bool:
