@@ -82,6 +82,31 @@ def test_a_failing_run_exits_with_its_code(d: Daemon, tmp_path: Path) -> None:
     assert out.stderr == "The command '/bin/sh -c echo before; exit 3' returned a non-zero code: 3\n"
 
 
+def test_progress_plain_shows_buildkits_vertices(d: Daemon, context: Path, tmp_path: Path) -> None:
+    (context / "Dockerfile").write_text("FROM busybox AS base\nRUN echo plain-$RANDOM-out\nFROM base\nCOPY big /big\n")
+    iid = tmp_path / "iid"
+    first = d.cli("build", "--progress=plain", "--no-cache", "--network", "none", "-t", "plain:1",
+                  "--iidfile", str(iid), str(context), timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == ""  # as BuildKit: the build goes to stderr
+    err = first.stderr
+    assert "#1 [base 1/4] FROM busybox AS base\n" in err
+    assert re.search(r"^#2 \[base 2/4\] RUN echo plain-\$RANDOM-out\n#2 \d+\.\d{3} plain-\d+-out\n#2 DONE \d+\.\ds$",
+                     err, re.M), err
+    assert re.search(r"^#4 \[4/4\] COPY big /big\n#4 DONE", err, re.M), err
+    image_id = d.client().images.get("plain:1").id
+    assert iid.read_text() == image_id
+    assert f"#5 writing image {image_id} done\n#5 naming to docker.io/library/plain:1 done\n" in err
+    again = d.cli("build", "--progress=plain", "--network", "none", str(context), timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.count(" CACHED\n") == 2 and "#2 CACHED\n" in again.stderr and "#4 CACHED\n" in again.stderr
+    (context / "Dockerfile").write_text("FROM busybox\nRUN echo failing-out; exit 4\n")
+    failed = d.cli("build", "--progress=plain", "--network", "none", str(context), timeout=120)
+    assert failed.returncode == 4
+    assert re.search(r"^#2 \d+\.\d{3} failing-out\n#2 ERROR: The command '/bin/sh -c echo failing-out; exit 4' "
+                     r"returned a non-zero code: 4$", failed.stderr, re.M), failed.stderr
+
+
 def test_builder_prune_clears_what_builds_cached(d: Daemon, context: Path) -> None:
     assert d.cli("build", "--network", "none", "-t", "prune:1", str(context), timeout=120).returncode == 0
     out = d.cli("builder", "prune", "-a", "-f")

@@ -9,8 +9,11 @@ JSON-message stream — is shown as it comes: ``stream`` text as is (``Step 1/5 
 image ID from ``aux``. An ``error`` line ends the build: its text goes to stderr and the exit
 status is its ``errorDetail.code`` (the failing ``RUN``'s exit code), else 1.
 
-``-q`` (or ``--progress=quiet``) shows only the image ID; ``--iidfile`` writes it to a file;
-``--progress=auto|plain|tty`` are accepted (the classic output is the same for all).
+``-q`` (or ``--progress=quiet``) shows only the image ID; ``--iidfile`` writes it to a file.
+``--progress=plain`` shows the build on stderr as BuildKit's plain printer does, ``tty`` as its
+screen redrawn in place (plain when stderr is not a terminal), and ``auto`` (the default) the tty
+view on a terminal and the classic output above otherwise, which scripts read (see
+:mod:`dockyard.cli.build_progress`); in those views stdout stays empty, as with BuildKit.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from dockyard.cli.flags import Flag, FlagSet
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any, TextIO
 
+    from dockyard.cli.build_progress import BuildView
     from dockyard.cli.client import Response
     from dockyard.cli.flags import Parsed
     from dockyard.cli.invocation import Invocation
@@ -131,10 +136,8 @@ class BuildFailed(Exception):
         self.code = code
 
 
-def render(response: Response, out: TextIO, show: bool) -> str:
-    """Show the build's messages on ``out`` (only when ``show``); returns the image ID (from ``aux``,
-    else the last ``stream`` line that is one). Raises :class:`BuildFailed` on an error line."""
-    image_id = ""
+def messages(response: Response) -> Iterator[dict[str, Any]]:
+    """The JSON messages of the build's answer; an ``error`` one raises :class:`BuildFailed`."""
     for line in response.lines():
         try:
             message = jsoncodec.loads(line)
@@ -147,9 +150,21 @@ def render(response: Response, out: TextIO, show: bool) -> str:
         if error:
             code = detail.get("code")
             raise BuildFailed(str(error), code if isinstance(code, int) and code > 0 else 1)
-        aux = message.get("aux")
-        if isinstance(aux, dict) and isinstance(aux.get("ID"), str):
-            image_id = aux["ID"]
+        yield message
+
+
+def _aux_id(message: dict[str, Any]) -> str:
+    aux = message.get("aux")
+    return aux["ID"] if isinstance(aux, dict) and isinstance(aux.get("ID"), str) else ""
+
+
+def render(response: Response, out: TextIO, show: bool) -> str:
+    """Show the build's messages on ``out`` (only when ``show``) as Docker's classic CLI; returns
+    the image ID (from ``aux``, else the last ``stream`` line that is one). Raises
+    :class:`BuildFailed` on an error line."""
+    image_id = ""
+    for message in messages(response):
+        image_id = _aux_id(message) or image_id
         text = message.get("stream")
         if isinstance(text, str):
             if text.strip().startswith("sha256:") and not image_id:
@@ -162,6 +177,40 @@ def render(response: Response, out: TextIO, show: bool) -> str:
         if show:
             out.flush()
     return image_id
+
+
+def render_steps(response: Response, view: BuildView) -> str:
+    """Show the build as BuildKit does (``--progress=plain|tty``, see
+    :mod:`dockyard.cli.build_progress`); returns the image ID. A failure ends its step first."""
+    try:
+        for message in messages(response):
+            view.image_id = _aux_id(message) or view.image_id
+            text = message.get("stream")
+            if isinstance(text, str):
+                view.stream(text)
+            elif message.get("status") and not message.get("progressDetail"):
+                prefix = f"{message['id']}: " if message.get("id") else ""
+                view.status(f"{prefix}{message['status']}")
+    except BuildFailed as failure:
+        view.fail(failure.message)
+        view.close()
+        raise
+    view.finish()
+    view.close()
+    return view.image_id
+
+
+def step_view(mode: str, err: TextIO) -> BuildView | None:
+    """The view ``--progress`` asks for: ``plain``; ``tty`` on a terminal (else plain, as BuildKit);
+    ``auto`` is the tty view on a terminal and the classic output otherwise (None)."""
+    from dockyard.cli.build_progress import PlainProgress, TtyProgress
+
+    terminal = err.isatty()
+    if mode == "plain" or (mode == "tty" and not terminal):
+        return PlainProgress(err)
+    if mode in ("tty", "auto") and terminal:
+        return TtyProgress(err, width=os.get_terminal_size(err.fileno()).columns)
+    return None
 
 
 def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
@@ -181,11 +230,15 @@ def main(invocation: Invocation, verb: str, parsed: Parsed) -> int:
     response = invocation.api.request(
         "POST", "/build", query(parsed, context.dockerfile, dict(os.environ)), raw_body=context.chunks(),
         headers={"Content-Type": "application/x-tar"})
+    view = None if hush else step_view(parsed["progress"], sys.stderr)
     try:
-        if not hush:  # as Docker's CLI ends its upload progress line
-            sys.stdout.write(f"Sending build context to Docker daemon  {units.human_size(context.size, 4)}\r\r\n")
-            sys.stdout.flush()
-        image_id = render(response, sys.stdout, not hush)
+        if view is not None:
+            image_id = render_steps(response, view)
+        else:
+            if not hush:  # as Docker's CLI ends its upload progress line
+                sys.stdout.write(f"Sending build context to Docker daemon  {units.human_size(context.size, 4)}\r\r\n")
+                sys.stdout.flush()
+            image_id = render(response, sys.stdout, not hush)
     except BuildFailed as failure:
         raise CliFailure(failure.message, failure.code) from None
     finally:
