@@ -236,3 +236,6 @@ def test_which_view_each_mode_gives(monkeypatch: pytest.MonkeyPatch) -> None:
         view = build_verb.step_view(mode, terminal)
         assert isinstance(view, TtyProgress) and view.width == 100
     assert type(build_verb.step_view("plain", terminal)) is PlainProgress
+    monkeypatch.setattr(build_verb.os, "get_terminal_size", lambda fd: type("S", (), {"columns": 0})())
+    view = build_verb.step_view("tty", terminal)  # a pty that does not know its size
+    assert isinstance(view, TtyProgress) and view.width == 80

@@ -209,7 +209,7 @@ def step_view(mode: str, err: TextIO) -> BuildView | None:
     if mode == "plain" or (mode == "tty" and not terminal):
         return PlainProgress(err)
     if mode in ("tty", "auto") and terminal:
-        return TtyProgress(err, width=os.get_terminal_size(err.fileno()).columns)
+        return TtyProgress(err, width=os.get_terminal_size(err.fileno()).columns or 80)  # a pty may say 0
     return None
 
 
