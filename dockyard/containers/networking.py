@@ -238,7 +238,10 @@ class ContainerNetworking:
         if first_net is not None and not first_net.internal:
             wanted = ports.requests(c.host_config.get("PortBindings"), bool(c.host_config.get("PublishAllPorts")),
                                     c.config.get("ExposedPorts"), svc.host_binding_ip(first_net))
-        sandbox = svc.create_sandbox(c.id)
+        # the first endpoint asks nothing particular: a namespace already on that network will do
+        first_cfg = nets[0][1] if nets else {}
+        plain = first_net is not None and not (first_cfg.get("MacAddress") or _ipv4_of(first_cfg) or _ipv6_of(first_cfg))
+        sandbox = svc.create_sandbox(c.id, attached_to=first_net.id if plain and first_net is not None else "")
         c.net = {"mode": c.host_config.get("NetworkMode") or "default", "sandbox": str(sandbox),
                  "sandbox_id": secrets.token_hex(32), "endpoints": {}, "ports": [], "link_env": link_env}
         try:

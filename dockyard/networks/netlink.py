@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from dockyard.errors import DockyardError
 from dockyard.networks import netns as ns
+from dockyard.networks.rtnl import RtnlError, RtnlSocket, random_mac
 
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
@@ -86,9 +87,9 @@ def _iproute() -> IPRoute:
     return IPRoute()
 
 
-def guard(ipr: IPRoute, expected: tuple[int, int], what: str) -> None:
-    """The namespace guard: refuse unless ``ipr``'s socket is in the namespace ``expected``."""
-    check_namespace(socket_namespace(ipr.fileno()), expected, what)
+def guard(sock: IPRoute | RtnlSocket, expected: tuple[int, int], what: str) -> None:
+    """The namespace guard: refuse unless the netlink socket ``sock`` is in the namespace ``expected``."""
+    check_namespace(socket_namespace(sock.fileno()), expected, what)
 
 
 class Handle:
@@ -102,6 +103,7 @@ class Handle:
         self.path = Path(path)
         self.expected = ns.identity(self.path)
         self._worker = ns.Worker(self.path, name=f"netlink {path}")
+        self._rtnl: RtnlSocket | None = None
         try:
             self._ipr: IPRoute = self._worker.call(self._open)
         except BaseException:
@@ -116,6 +118,30 @@ class Handle:
             ipr.close()
             raise
         return ipr
+
+    def _open_rtnl(self) -> RtnlSocket:
+        sock = RtnlSocket()
+        try:
+            guard(sock, self.expected, "opening a netlink socket")
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def request(self, fn: Callable[[RtnlSocket], T], what: str) -> T:
+        """``fn(sock)`` in the worker on its :class:`RtnlSocket` (opened on first use), after the
+        namespace guard: for the requests of a container's start and exit (see :mod:`rtnl`)."""
+        return self.submit_request(fn, what).result()
+
+    def submit_request(self, fn: Callable[[RtnlSocket], T], what: str) -> Future[T]:
+        """:meth:`request` without waiting: the outcome is the future's."""
+        def guarded() -> T:
+            if self._rtnl is None:
+                self._rtnl = self._open_rtnl()
+            guard(self._rtnl, self.expected, what)
+            return fn(self._rtnl)
+
+        return self._worker.submit(guarded)
 
     @property
     def alive(self) -> bool:
@@ -141,6 +167,8 @@ class Handle:
     def close(self) -> None:
         if self._worker.alive:
             self._worker.call(self._ipr.close)
+            if self._rtnl is not None:
+                self._worker.call(self._rtnl.close)
             self._worker.close()
 
     def __enter__(self) -> Handle:
@@ -193,8 +221,16 @@ def _missing(exc: Exception) -> bool:
     return type(exc).__name__ == "NetlinkError" and getattr(exc, "code", None) in (errno.ENODEV, errno.ENOENT)
 
 
+def _index_here(name: str) -> int | None:
+    """The index of the link ``name`` in the calling thread's namespace (an ioctl), or None."""
+    try:
+        return socket.if_nametoindex(name)
+    except OSError:
+        return None
+
+
 def link_exists(name: str, *, netns: Path = ns.HOST) -> bool:
-    return handle(netns).read(lambda ipr: _index(ipr, name) is not None)
+    return handle(netns).read(lambda _: _index_here(name) is not None)
 
 
 def ensure_bridge(name: str, gateway_cidr: str, mtu: int = 1500, *, gateway6_cidr: str | None = None,
@@ -262,24 +298,24 @@ def link_down(name: str, *, netns: Path = ns.HOST) -> None:
     For a veth whose other end sits in a namespace about to go: deleting the pair costs the kernel an
     RCU grace period (~25 ms here), while the namespace's own teardown deletes it in the background."""
 
-    handle(netns).call(_set_down(name), f"setting {name} down")
+    handle(netns).request(_set_down(name), f"setting {name} down")
 
 
 def link_down_soon(name: str, *, netns: Path = ns.HOST) -> Future[None]:
     """:func:`link_down` queued on the namespace's handle: the caller goes on while the kernel takes
     the port down (a few ms: the bridge waits for an RCU grace period)."""
-    return handle(netns).submit(_set_down(name), f"setting {name} down")
+    return handle(netns).submit_request(_set_down(name), f"setting {name} down")
 
 
-def _set_down(name: str) -> Callable[[IPRoute], None]:
-    def down(ipr: IPRoute) -> None:
-        idx = _index(ipr, name)
-        if idx is None:
+def _set_down(name: str) -> Callable[[RtnlSocket], None]:
+    def down(sock: RtnlSocket) -> None:
+        index = _index_here(name)
+        if index is None:
             return
         try:
-            ipr.link("set", index=idx, state="down")
-        except Exception as exc:
-            if not _missing(exc):
+            sock.set_down(index, name)
+        except RtnlError as exc:
+            if exc.errno not in (errno.ENODEV, errno.ENOENT):
                 raise
 
     return down
@@ -293,64 +329,85 @@ def detach_veth(host_ifname: str, *, netns: Path = ns.HOST) -> None:
 def attach_veth(netns_path: Path, bridge: str, host_ifname: str, ifname: str, address_cidr: str,
                 gateway: str | None, mac: str | None, mtu: int = 1500, *, hairpin: bool = True,
                 address6_cidr: str | None = None, gateway6: str | None = None,
-                host_netns: Path = ns.HOST) -> str:
+                host_netns: Path = ns.HOST, join: bool = True) -> str:
     """Connect the namespace at ``netns_path`` to ``bridge`` with a veth pair; returns the MAC inside.
 
     The host end ``host_ifname`` joins the bridge and comes up (hairpin mode on, so a container can
     reach itself through a published port); the other end is created directly inside the namespace as
-    ``ifname`` with ``address_cidr``, ``mac`` (or the kernel's) and ``mtu``, comes up, and gets a
-    default route via ``gateway`` when one is given. ``address6_cidr`` (a network with IPv6): IPv6 on
-    for ``ifname``, that address without duplicate address detection (usable at once, as dockerd adds
-    it) and a default IPv6 route via ``gateway6`` when given; without it IPv6 is off on ``ifname``,
-    as Docker 28 does. On failure the pair is deleted.
+    ``ifname`` with ``address_cidr``, ``mac`` (or a random one, as the kernel would pick) and ``mtu``,
+    comes up, and gets a default route via ``gateway`` when one is given. ``address6_cidr`` (a network
+    with IPv6): IPv6 on for ``ifname``, that address without duplicate address detection (usable at
+    once, as dockerd adds it) and a default IPv6 route via ``gateway6`` when given; without it IPv6 is
+    off on ``ifname``, as Docker 28 does. On failure the pair is deleted.
+
+    With ``join`` false the host end stays down and on no bridge (the namespace is made ahead, and
+    nothing reaches it): :func:`join_bridge` puts it there when a container takes it.
+
+    The requests go through :class:`rtnl.RtnlSocket` (a container's start waits for them), each
+    after the namespace guard.
     """
     iface = ipaddress.IPv4Interface(address_cidr)
     iface6 = ipaddress.IPv6Interface(address6_cidr) if address6_cidr else None
+    mac = mac or random_mac()
     host = handle(host_netns)
     target = ns.identity(netns_path)
     nsfd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        def create(ipr: IPRoute) -> None:
-            master = _index(ipr, bridge)
+        def create(sock: RtnlSocket) -> None:
+            master = _index_here(bridge)
             if master is None:
                 raise DockyardError(f"bridge {bridge} not found")
-            peer: dict[str, Any] = {"ifname": ifname, "net_ns_fd": nsfd, "mtu": mtu}
-            if mac:
-                peer["address"] = mac
-            ipr.link("add", ifname=host_ifname, kind="veth", mtu=mtu, master=master, state="up", peer=peer)
-            if hairpin:
-                idx = _index(ipr, host_ifname)
-                assert idx is not None
-                ipr.brport("set", index=idx, mode=1)  # IFLA_BRPORT_MODE: hairpin
+            sock.add_veth(host_ifname, ifname, peer_netns_fd=nsfd, peer_mac=mac, mtu=mtu,
+                          master=master if join else None)
+            if hairpin and join:
+                index = _index_here(host_ifname)
+                if index is None:
+                    raise DockyardError(f"veth {host_ifname} did not appear")
+                sock.set_hairpin(index, host_ifname)
 
-        host.call(create, f"creating veth {host_ifname}")
+        host.request(create, f"creating veth {host_ifname}")
     finally:
         os.close(nsfd)
 
-    def configure() -> str:
-        with _iproute() as ipr:
-            guard(ipr, target, f"configuring {ifname}")
-            link = _get(ipr, ifname)
-            if link is None:
+    def configure() -> None:
+        with RtnlSocket() as sock:
+            guard(sock, target, f"configuring {ifname}")
+            index = _index_here(ifname)
+            if index is None:
                 raise DockyardError(f"{ifname} did not appear in network namespace {netns_path}")
-            idx = link["index"]
             set_ipv6(ifname, iface6 is not None)  # this thread is in the container's namespace
-            ipr.addr("add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+            sock.add_address(index, iface, ifname)
             if iface6 is not None:
-                ipr.addr("add", index=idx, address=str(iface6.ip), prefixlen=iface6.network.prefixlen,
-                         flags=IFA_F_NODAD)
-            ipr.link("set", index=idx, state="up")
+                sock.add_address(index, iface6, ifname, flags=IFA_F_NODAD)
+            sock.set_up(index, ifname)
             if gateway:
-                ipr.route("add", dst="0.0.0.0/0", gateway=gateway, oif=idx)
+                sock.add_default_route(gateway, index, ifname)
             if iface6 is not None and gateway6:
-                ipr.route("add", dst="::/0", gateway=gateway6, oif=idx, family=socket.AF_INET6)
-            return str(link.get("address"))
+                sock.add_default_route(gateway6, index, ifname)
 
     try:
-        return ns.run_in(netns_path, configure)
+        ns.run_in(netns_path, configure)
     except BaseException:
         detach_veth(host_ifname, netns=host_netns)
         raise
+    return mac
+
+
+def join_bridge(bridge: str, host_ifname: str, *, hairpin: bool = True, netns: Path = ns.HOST) -> None:
+    """Put the host end of a veth made with ``attach_veth(join=False)`` on ``bridge``, up, hairpin
+    mode on as :func:`attach_veth` sets it."""
+
+    def join(sock: RtnlSocket) -> None:
+        master, index = _index_here(bridge), _index_here(host_ifname)
+        if master is None:
+            raise DockyardError(f"bridge {bridge} not found")
+        if index is None:
+            raise DockyardError(f"veth {host_ifname} not found")
+        sock.join_bridge(index, master, host_ifname)
+        if hairpin:
+            sock.set_hairpin(index, host_ifname)
+
+    handle(netns).request(join, f"putting {host_ifname} on {bridge}")
 
 
 def host_routes(*, netns: Path = ns.HOST) -> list[ipaddress.IPv4Network]:

@@ -9,7 +9,9 @@ Traffic only runs on loopback and between namespaces these tests made.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import json
 import os
 import secrets
 import shutil
@@ -24,8 +26,10 @@ from pathlib import Path
 import pytest
 from pyroute2 import IPRoute
 
+from dockyard.errors import DockyardError
 from dockyard.networks import ipam, netlink, netns
 from dockyard.networks.firewall import Firewall, PortForward, _LibNftables
+from dockyard.networks.rtnl import RtnlError, RtnlSocket
 from tests.integration.daemon_harness import DOCKER
 
 pytestmark = pytest.mark.root
@@ -123,6 +127,50 @@ def test_guard_refuses_a_socket_of_another_namespace(lab: Lab) -> None:
         with pytest.raises(netlink.NamespaceMismatch):
             netlink.guard(ipr, netns.identity(path), "configuring eth0")
         netlink.guard(ipr, netns.identity(netns.HOST), "configuring eth0")
+    with RtnlSocket() as sock:  # the start path's socket: the same guard
+        with pytest.raises(netlink.NamespaceMismatch):
+            netlink.guard(sock, netns.identity(path), "configuring eth0")
+        netlink.guard(sock, netns.identity(netns.HOST), "configuring eth0")
+    inside = netns.run_in(path, RtnlSocket)
+    try:
+        with pytest.raises(netlink.NamespaceMismatch):
+            netlink.guard(inside, netns.identity(netns.HOST), "configuring eth0")
+        netlink.guard(inside, netns.identity(path), "configuring eth0")
+    finally:
+        inside.close()
+
+
+def test_rtnl_requests_report_the_kernels_refusal(lab: Lab) -> None:
+    """Each request of the start path waits for its ACK and turns an errno into an RtnlError that
+    names the operation; the socket goes on serving after one (the sequence numbers stay in step)."""
+    path = lab.netns("c1")
+    peer = lab.netns("c2")
+
+    def work() -> None:
+        with RtnlSocket() as sock:
+            fd = os.open(peer, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                sock.add_veth("va", "eth0", peer_netns_fd=fd, peer_mac="02:00:00:00:00:05", mtu=1400, master=None)
+                with pytest.raises(RtnlError, match="cannot create veth va: File exists") as caught:
+                    sock.add_veth("va", "eth1", peer_netns_fd=fd, peer_mac="02:00:00:00:00:06", mtu=1400, master=None)
+                assert caught.value.errno == errno.EEXIST
+            finally:
+                os.close(fd)
+            with pytest.raises(RtnlError, match="cannot set nothing up: No such device") as missing:
+                sock.set_up(4000, "nothing")
+            assert missing.value.errno == errno.ENODEV
+            index = socket.if_nametoindex("va")
+            sock.add_address(index, ipaddress.IPv4Interface("10.213.252.1/24"), "va")
+            with pytest.raises(RtnlError, match="File exists"):
+                sock.add_address(index, ipaddress.IPv4Interface("10.213.252.1/24"), "va")
+            sock.set_up(index, "va")
+
+    netns.run_in(path, work)
+    here = json.loads(in_ns(path, "ip", "-j", "addr", "show", "va").stdout)[0]
+    assert here["mtu"] == 1400 and "UP" in here["flags"]
+    assert [(a["local"], a["prefixlen"]) for a in here["addr_info"] if a["family"] == "inet"] == [("10.213.252.1", 24)]
+    there = json.loads(in_ns(peer, "ip", "-j", "link", "show", "eth0").stdout)[0]
+    assert there["address"] == "02:00:00:00:00:05" and there["mtu"] == 1400 and "UP" not in there["flags"]
 
 
 def test_bridge_and_veths_connect_two_namespaces(lab: Lab) -> None:
@@ -160,6 +208,34 @@ def test_bridge_and_veths_connect_two_namespaces(lab: Lab) -> None:
     netlink.delete_link(bridge)
     netlink.delete_link(bridge)
     assert not netlink.link_exists(bridge) and subnet not in netlink.host_routes()
+
+
+def test_a_veth_made_ahead_joins_its_bridge_when_taken(lab: Lab) -> None:
+    """``attach_veth(join=False)`` (a namespace made ahead): the inside is ready — address, up, the
+    default route — but the host end is down and on no bridge, so nothing reaches it; ``join_bridge``
+    makes it a port (up, hairpin on) as ``attach_veth`` would have."""
+    subnet = lab.subnet()
+    gateway = ipam.default_gateway(subnet)
+    bridge = lab.link("br")
+    netlink.ensure_bridge(bridge, f"{gateway}/{subnet.prefixlen}")
+    a = lab.netns("a")
+    host_end = lab.link("va")
+    ip = str(subnet.network_address + 2)
+    mac = netlink.attach_veth(a, bridge, host_end, "eth0", f"{ip}/{subnet.prefixlen}", gateway, None, 1400, join=False)
+    link = json.loads(subprocess.run(["ip", "-j", "link", "show", host_end], capture_output=True, text=True).stdout)[0]
+    assert "master" not in link and "UP" not in link["flags"]
+    inside = json.loads(in_ns(a, "ip", "-j", "addr", "show", "eth0").stdout)[0]
+    assert inside["address"] == mac and "UP" in inside["flags"] and inside["mtu"] == 1400
+    assert f"default via {gateway} dev eth0" in in_ns(a, "ip", "route").stdout
+    assert not ping(a, gateway)
+    netlink.join_bridge(bridge, host_end)
+    link = json.loads(subprocess.run(["ip", "-j", "link", "show", host_end], capture_output=True, text=True).stdout)[0]
+    assert link["master"] == bridge and "UP" in link["flags"]
+    assert "hairpin on" in subprocess.run(["bridge", "-d", "link", "show", "dev", host_end],
+                                          capture_output=True, text=True).stdout
+    assert ping(a, gateway)
+    with pytest.raises(DockyardError, match="not found"):
+        netlink.join_bridge(bridge, lab.link("vnone"))
 
 
 def test_a_failed_attach_leaves_no_veth(lab: Lab) -> None:
