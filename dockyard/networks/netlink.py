@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from pyroute2 import IPRoute
 
 T = TypeVar("T")
+S = TypeVar("S", "IPRoute", RtnlSocket)
 
 SIOCGSKNS = 0x894C  # ioctl: an fd of the network namespace a socket belongs to
 IFA_F_NODAD = 0x02  # an IPv6 address usable at once: no duplicate address detection (as dockerd adds them)
@@ -105,22 +106,14 @@ class Handle:
         self._worker = ns.Worker(self.path, name=f"netlink {path}")
         self._rtnl: RtnlSocket | None = None
         try:
-            self._ipr: IPRoute = self._worker.call(self._open)
+            self._ipr: IPRoute = self._worker.call(lambda: self._open(_iproute))
         except BaseException:
             self._worker.close()
             raise
 
-    def _open(self) -> IPRoute:
-        ipr = _iproute()
-        try:
-            guard(ipr, self.expected, "opening a netlink socket")
-        except BaseException:
-            ipr.close()
-            raise
-        return ipr
-
-    def _open_rtnl(self) -> RtnlSocket:
-        sock = RtnlSocket()
+    def _open(self, make: Callable[[], S]) -> S:
+        """A socket made by ``make`` (in the worker), closed again unless it passes the guard."""
+        sock = make()
         try:
             guard(sock, self.expected, "opening a netlink socket")
         except BaseException:
@@ -137,7 +130,7 @@ class Handle:
         """:meth:`request` without waiting: the outcome is the future's."""
         def guarded() -> T:
             if self._rtnl is None:
-                self._rtnl = self._open_rtnl()
+                self._rtnl = self._open(RtnlSocket)
             guard(self._rtnl, self.expected, what)
             return fn(self._rtnl)
 
@@ -152,10 +145,6 @@ class Handle:
 
     def call(self, fn: Callable[[IPRoute], T], what: str) -> T:
         return self._worker.call(self._guarded(fn, what))
-
-    def submit(self, fn: Callable[[IPRoute], T], what: str) -> Future[T]:
-        """:meth:`call` without waiting: the outcome is the future's."""
-        return self._worker.submit(self._guarded(fn, what))
 
     def _guarded(self, fn: Callable[[IPRoute], T], what: str) -> Callable[[], T]:
         def guarded() -> T:

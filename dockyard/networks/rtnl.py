@@ -12,7 +12,7 @@ and routes pay about ten times per container, all holding the GIL beside the run
 request costs tens of microseconds; the encoding is still pyroute2's.
 
 The socket belongs to the network namespace of the thread that made it (see :mod:`netns`); the
-caller checks that namespace (``netlink.guard_fd``) before the first request.
+caller checks that namespace (``netlink.guard``) before the first request.
 """
 
 from __future__ import annotations

@@ -663,46 +663,39 @@ class NetworkService:
     def _attach_ahead(self, net: Network, sandbox: Path) -> Endpoint:
         """An endpoint of no container yet: ``eth0`` of ``sandbox`` on ``net`` with the default route."""
         with self._lock:
-            self._settle(net.id)
-            ip, ip6 = self._pools[net.id].allocate(), ""
-            pool6 = self._pools6.get(net.id)
-            try:
-                ip6 = pool6.allocate() if pool6 is not None else ""
-                host_ifname = self._free_veth_name()
-            except BaseException:
-                self._release_addresses(net.id, ip, ip6)
-                raise
-        ep = Endpoint(network_id=net.id, container_id="", container_name="", endpoint_id="", ip=ip,
-                      host_ifname=host_ifname, ifname="eth0", ip6=ip6)
+            return self._new_endpoint(net, sandbox, EndpointRequest(), "eth0", routed=not net.internal, join=False)
+
+    def _new_endpoint(self, net: Network, sandbox: Path, request: EndpointRequest, ifname: str, routed: bool,
+                      join: bool = True) -> Endpoint:
+        """Addresses from ``net``'s pools (``request``'s or the lowest free), a free veth name, and the
+        veth made, addressed and up as ``ifname`` in ``sandbox`` (``attach_veth``); the endpoint has no
+        container fields yet. Without ``join`` its host end stays down and off the bridge (made ahead:
+        see ``refill_sandboxes``). Called with the lock held; on failure nothing of it is left."""
+        self._settle(net.id)
+        pool6 = self._pools6.get(net.id)
+        ip, ip6 = self._pools[net.id].allocate(request.ipv4 or None), ""
         try:
-            self._attach(net, sandbox, ep, routed=not net.internal, mac=None, join=False)
+            ip6 = pool6.allocate(request.ipv6 or None) if pool6 is not None else ""
+            ep = Endpoint(network_id=net.id, container_id="", container_name="", endpoint_id="", ip=ip,
+                          prefixlen=ipaddress.IPv4Network(net.subnet).prefixlen, gateway=net.gateway,
+                          host_ifname=self._free_veth_name(), ifname=ifname, ip6=ip6)
+            if pool6 is not None:
+                ep.prefixlen6, ep.gateway6 = pool6.subnet.prefixlen, net.gateway6
+            mtu = int(net.options.get(MTU_OPT) or self.options.mtu)
+            try:
+                ep.mac = netlink.attach_veth(sandbox, net.bridge, ep.host_ifname, ifname, f"{ip}/{ep.prefixlen}",
+                                             net.gateway if routed else None, request.mac or None, mtu,
+                                             address6_cidr=f"{ip6}/{ep.prefixlen6}" if ip6 else None,
+                                             gateway6=net.gateway6 if routed and ip6 else None,
+                                             host_netns=self.host_netns, join=join)
+            except BaseException:
+                with contextlib.suppress(DockyardError, OSError):
+                    netlink.detach_veth(ep.host_ifname, netns=self.host_netns)
+                raise
         except BaseException:
             self._release_addresses(net.id, ip, ip6)
             raise
         return ep
-
-    def _attach(self, net: Network, sandbox: Path, ep: Endpoint, routed: bool, mac: str | None,
-                join: bool = True) -> None:
-        """The veth of ``ep`` (its addresses, names chosen): made, addressed and up; fills in the prefix
-        lengths, gateways and the MAC. Without ``join`` its host end stays down and off the bridge
-        (made ahead: see ``refill_sandboxes``). On failure nothing of it is left (the addresses stay
-        taken)."""
-        ep.prefixlen = ipaddress.IPv4Network(net.subnet).prefixlen
-        ep.gateway = net.gateway
-        pool6 = self._pools6.get(net.id)
-        if pool6 is not None:
-            ep.prefixlen6, ep.gateway6 = pool6.subnet.prefixlen, net.gateway6
-        mtu = int(net.options.get(MTU_OPT) or self.options.mtu)
-        try:
-            ep.mac = netlink.attach_veth(sandbox, net.bridge, ep.host_ifname, ep.ifname, f"{ep.ip}/{ep.prefixlen}",
-                                         net.gateway if routed else None, mac, mtu,
-                                         address6_cidr=f"{ep.ip6}/{ep.prefixlen6}" if ep.ip6 else None,
-                                         gateway6=net.gateway6 if routed and ep.ip6 else None,
-                                         host_netns=self.host_netns, join=join)
-        except BaseException:
-            with contextlib.suppress(DockyardError, OSError):
-                netlink.detach_veth(ep.host_ifname, netns=self.host_netns)
-            raise
 
     def _release_addresses(self, network_id: str, ip: str, ip6: str) -> None:
         pool, pool6 = self._pools.get(network_id), self._pools6.get(network_id)
@@ -743,9 +736,7 @@ class NetworkService:
             assert self._store is not None
             if self._store.endpoints(network_id=net.id, container_id=container_id):
                 raise Forbidden(f"endpoint with name {container_name} already exists in network {net.name}")
-            pool = self._pools[net.id]
-            pool6 = self._pools6.get(net.id)
-            if request.ipv6 and pool6 is None:
+            if request.ipv6 and net.id not in self._pools6:
                 raise InvalidParameter(f"network {net.name} has no IPv6 (--ip6 needs a network made with --ipv6)")
             existing = self._store.endpoints(container_id=container_id)
             routed = default_route and not net.internal
@@ -755,22 +746,7 @@ class NetworkService:
                 self._give_back(ready, None)  # not what this endpoint asks: its eth0 goes first
                 ready = None
             if ready is None:
-                self._settle(net.id)
-                ip, ip6 = pool.allocate(request.ipv4 or None), ""
-                try:
-                    ip6 = pool6.allocate(request.ipv6 or None) if pool6 is not None else ""
-                    host_ifname = self._free_veth_name()
-                except BaseException:
-                    self._release_addresses(net.id, ip, ip6)
-                    raise
-                ep = Endpoint(network_id=net.id, container_id=container_id, container_name=container_name,
-                              endpoint_id="", ip=ip, host_ifname=host_ifname, ifname=f"eth{len(existing)}",
-                              ip6=ip6)
-                try:
-                    self._attach(net, sandbox, ep, routed, request.mac or None)
-                except BaseException:
-                    self._release_addresses(net.id, ip, ip6)
-                    raise
+                ep = self._new_endpoint(net, sandbox, request, f"eth{len(existing)}", routed)
             else:
                 ep = ready
                 try:
